@@ -1,0 +1,5 @@
+"""Reusable Pulumi components of sglang-platform. Importing this package registers nothing."""
+
+from components.sglang_group import API_CLIENT_LABEL, SglangInferenceGroup, SglangInferenceGroupArgs
+
+__all__ = ["API_CLIENT_LABEL", "SglangInferenceGroup", "SglangInferenceGroupArgs"]

@@ -1,0 +1,303 @@
+"""SglangInferenceGroup: one served model as a LeaderWorkerSet plus its API Service and guards."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.sglang_args import API_KEY_ENV, LAUNCH, WORKER_INDEX_ENV, fabric_env, launch_args
+from config.models import InferenceGroup
+
+LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
+LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+# Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
+API_CLIENT_LABEL = "sglang-platform.io/api-client"
+API_KEY_SECRET_KEY = "api-key"
+
+
+@dataclass
+class SglangInferenceGroupArgs:
+    group: InferenceGroup
+    namespace: str
+    image: str
+    # Secret value for --api-key (a pulumi secret); None serves without authentication.
+    api_key: pulumi.Input[str] | None = None
+    # Namespaces (besides the group's own labelled clients) whose pods may reach the API port.
+    client_namespaces: Sequence[str] = ()
+    # Extra pod annotations (e.g. the Volcano queue).
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    # Resources that must exist first (LWS controller, scheduler, GPU operator).
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class SglangInferenceGroup(pulumi.ComponentResource):
+    base_url: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    port: pulumi.Output[int]
+    served_model_name: pulumi.Output[str]
+    api_key_secret_name: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: SglangInferenceGroupArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sglang-platform:index:SglangInferenceGroup", name, None, opts)
+        g = args.group
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        ns = args.namespace
+        labels = _labels(g)
+
+        secret_name = None
+        if args.api_key is not None:
+            secret_name = f"{g.name}-api-key"
+            k8s.core.v1.Secret(
+                f"{name}-api-key",
+                metadata=_meta(secret_name, ns, labels),
+                type="Opaque",
+                string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(args.api_key)},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        spec = lws_spec(g, args.image, secret_name, args.pod_annotations)
+        self.leader_worker_set = k8s.apiextensions.CustomResource(
+            f"{name}-lws",
+            api_version="leaderworkerset.x-k8s.io/v1",
+            kind="LeaderWorkerSet",
+            metadata=_meta(g.name, ns, labels),
+            spec=spec,
+            opts=child,
+        )
+
+        service_name = f"{g.name}-api"
+        k8s.core.v1.Service(
+            f"{name}-api",
+            metadata=_meta(service_name, ns, labels),
+            spec={
+                "type": g.service.type,
+                "selector": {LWS_NAME_LABEL: g.name, LWS_WORKER_INDEX_LABEL: "0"},
+                "ports": [{"name": "http", "port": g.ports.http, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        if g.pod_disruption_budget:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata=_meta(f"{g.name}-pdb", ns, labels),
+                spec=pdb_spec(g),
+                opts=child,
+            )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata=_meta(f"{g.name}-ingress", ns, labels),
+            spec=network_policy_spec(g, args.client_namespaces),
+            opts=child,
+        )
+
+        self.service_name = pulumi.Output.from_input(service_name)
+        self.port = pulumi.Output.from_input(g.ports.http)
+        self.base_url = pulumi.Output.from_input(f"http://{service_name}.{ns}.svc.cluster.local:{g.ports.http}/v1")
+        self.served_model_name = pulumi.Output.from_input(g.model.served_name)
+        self.api_key_secret_name = pulumi.Output.from_input(secret_name)
+        self.register_outputs(
+            {
+                "base_url": self.base_url,
+                "service_name": self.service_name,
+                "port": self.port,
+                "served_model_name": self.served_model_name,
+                "api_key_secret_name": self.api_key_secret_name,
+            }
+        )
+
+
+def _labels(g: InferenceGroup) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "sglang",
+        "app.kubernetes.io/instance": g.name,
+        "app.kubernetes.io/part-of": "sglang-platform",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def _meta(name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+def lws_spec(g: InferenceGroup, image: str, api_key_secret: str | None, pod_annotations: dict[str, str]) -> dict:
+    leader = pod_template(g, image, api_key_secret, pod_annotations, leader=True)
+    template: dict[str, Any] = {"size": g.nodes, "restartPolicy": g.restart_policy}
+    if g.nodes > 1:
+        template["leaderTemplate"] = leader
+        template["workerTemplate"] = pod_template(g, image, api_key_secret, pod_annotations, leader=False)
+    else:
+        # A group of one is just its leader; LWS uses the worker template for it.
+        template["workerTemplate"] = leader
+    return {
+        "replicas": g.replicas,
+        # Workers start once the leader pod exists, so they can resolve LWS_LEADER_ADDRESS.
+        "startupPolicy": "LeaderCreated",
+        "rolloutStrategy": {
+            "type": "RollingUpdate",
+            "rollingUpdateConfiguration": {
+                "maxSurge": g.rollout.max_surge,
+                "maxUnavailable": g.rollout.max_unavailable,
+            },
+        },
+        "leaderWorkerTemplate": template,
+    }
+
+
+def pod_template(
+    g: InferenceGroup, image: str, api_key_secret: str | None, annotations: dict[str, str], *, leader: bool
+) -> dict:
+    role = "leader" if leader else "worker"
+    labels = _labels(g) | {"role": role, "app.kubernetes.io/component": role}
+    volumes = [
+        _model_volume(g),
+        # 64 MiB default /dev/shm is too small for NCCL and SGLang's shared-memory IPC.
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": g.resources.shm_size}},
+    ]
+    spec: dict[str, Any] = {
+        "containers": [_container(g, image, api_key_secret, leader=leader)],
+        "volumes": volumes,
+        # SGLang never talks to the Kubernetes API.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 60,
+    }
+    if g.scheduler == "volcano":
+        spec["schedulerName"] = "volcano"
+    if g.node_selector:
+        spec["nodeSelector"] = dict(g.node_selector)
+    if g.tolerations:
+        spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
+    metadata: dict[str, Any] = {"labels": labels}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"metadata": metadata, "spec": spec}
+
+
+def _model_volume(g: InferenceGroup) -> dict:
+    vol = g.model_volume
+    if vol.type == "hostPath":
+        return {"name": "models", "hostPath": {"path": vol.host_path, "type": "Directory"}}
+    return {"name": "models", "persistentVolumeClaim": {"claimName": vol.claim_name, "readOnly": True}}
+
+
+def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, leader: bool) -> dict:
+    env: list[dict] = []
+    if g.nodes > 1 and not leader:
+        env.append(
+            {
+                "name": WORKER_INDEX_ENV,
+                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{LWS_WORKER_INDEX_LABEL}']"}},
+            }
+        )
+    env.append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    env += fabric_env(g)
+    if api_key_secret:
+        env.append(
+            {
+                "name": API_KEY_ENV,
+                "valueFrom": {"secretKeyRef": {"name": api_key_secret, "key": "api-key"}},
+            }
+        )
+
+    gpu = str(g.gpus_per_node)
+    quantities = {"cpu": g.resources.cpu, "memory": g.resources.memory, "nvidia.com/gpu": gpu}
+    capabilities: dict[str, list[str]] = {"drop": ["ALL"]}
+    if g.network.fabric == "infiniband":
+        quantities[g.network.rdma_resource] = str(g.network.rdma_devices_per_node)
+        # RDMA pins (locks) memory for registered buffers; without IPC_LOCK NCCL falls back to sockets.
+        capabilities["add"] = ["IPC_LOCK"]
+
+    ports = [{"name": "http", "containerPort": g.ports.http, "protocol": "TCP"}]
+    if leader and g.nodes > 1:
+        ports.append({"name": "dist-init", "containerPort": g.ports.dist_init, "protocol": "TCP"})
+
+    return {
+        "name": "sglang-leader" if leader else "sglang-worker",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(LAUNCH),
+        "args": launch_args(g, leader=leader, api_key=api_key_secret is not None),
+        "env": env,
+        "ports": ports,
+        "resources": {"requests": dict(quantities), "limits": dict(quantities)},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": capabilities},
+        "volumeMounts": [
+            {"name": "models", "mountPath": g.model_volume.mount_path, "readOnly": True},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+        **probes(g),
+    }
+
+
+def probes(g: InferenceGroup) -> dict:
+    """/health answers only once the weights are loaded, so the startup probe carries the load budget and
+    liveness starts after it; the reference's TCP readiness probe passed before the model could serve."""
+    period = g.probes.period_seconds
+    health = {"path": "/health", "port": "http"}
+    return {
+        "startupProbe": {
+            "httpGet": dict(health),
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": math.ceil(g.probes.startup_timeout_minutes * 60 / period),
+        },
+        "readinessProbe": {
+            "httpGet": dict(health),
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": dict(health),
+            "periodSeconds": max(period, 30),
+            "timeoutSeconds": 10,
+            "failureThreshold": 5,
+        },
+    }
+
+
+def pdb_spec(g: InferenceGroup) -> dict:
+    """Evicting any pod restarts its whole group (RecreateGroupOnPodRestart). With one group nothing may be
+    evicted; with several, one pod at a time, and the restarted group's pods then hold the budget at zero
+    until it serves again, so a drain never takes two groups down."""
+    return {
+        "maxUnavailable": 0 if g.replicas == 1 else 1,
+        "selector": {"matchLabels": {LWS_NAME_LABEL: g.name}},
+    }
+
+
+def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> dict:
+    members = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}}
+    clients: list[dict] = [{"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}}]
+    if client_namespaces:
+        clients.append(
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "In",
+                            "values": sorted(set(client_namespaces)),
+                        }
+                    ]
+                }
+            }
+        )
+    return {
+        "podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}},
+        "policyTypes": ["Ingress"],
+        "ingress": [
+            # NCCL opens connections on ephemeral ports between every pair of group members.
+            {"from": [members]},
+            {"from": clients, "ports": [{"protocol": "TCP", "port": g.ports.http}]},
+        ],
+    }

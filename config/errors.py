@@ -1,0 +1,114 @@
+"""Configuration problems, each tied to the stack key it is about, reported all at once."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+PROJECT = "sglang-platform"
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    loc: Loc
+    message: str
+
+    @property
+    def key(self) -> str:
+        return key_path(self.loc)
+
+
+def key_path(loc: Loc) -> str:
+    """``("inferenceGroups", 0, "gpusPerNode")`` -> ``sglang-platform:inferenceGroups[0].gpusPerNode``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return f"{PROJECT}:{out}"
+
+
+class ConfigError(Exception):
+    """The stack configuration is invalid; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (_sortable(p.loc), p.message))
+        count = len(self.problems)
+        lines = [f"invalid stack configuration ({count} problem{'s' if count != 1 else ''}):"]
+        lines += [f"  - {p.key}: {p.message}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def _sortable(loc: Loc) -> tuple:
+    return tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in loc)
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model class behind Optional[...] / list[...] / dict[str, ...] / Annotated[...]."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            models = [a for a in get_args(annotation) if a is not type(None)]
+            annotation = models[0] if len(models) == 1 else annotation
+            if len(models) != 1:
+                return annotation
+        elif origin in (list, tuple, set, frozenset):
+            annotation = get_args(annotation)[0]
+        elif origin is dict:
+            annotation = get_args(annotation)[1]
+        else:
+            return annotation
+
+
+def _model_at(root: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The model class whose keys live at ``loc`` (indexes into lists are skipped)."""
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = next(
+            (f for n, f in model.model_fields.items() if part in (n, f.alias)),
+            None,
+        )
+        if field is None:
+            return None
+        model = _unwrap(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def allowed_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def problems_from_validation(error: ValidationError, root: type[BaseModel], prefix: Loc = ()) -> list[Problem]:
+    problems = []
+    for err in error.errors(include_url=False):
+        loc: Loc = prefix + tuple(err["loc"])
+        kind = err["type"]
+        message = err["msg"]
+        if kind == "extra_forbidden":
+            parent = _model_at(root, tuple(err["loc"])[:-1])
+            allowed = ", ".join(allowed_keys(parent)) if parent else "see Pulumi.yaml"
+            message = f"unknown key (a typo?); allowed here: {allowed}"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif kind == "string_pattern_mismatch":
+            message = f"{err['input']!r} does not match {err['ctx']['pattern']}"
+            if loc and loc[-1] == "name":
+                message += " (a DNS-1123 label: lower-case letters, digits and '-')"
+        else:
+            message = f"{message} (got {err.get('input')!r})" if "input" in err and kind != "model_type" else message
+        problems.append(Problem(loc, message))
+    return problems

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import copy
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools import harness  # noqa: E402
+
+API_KEY = "sk-test-7f3a9c2e-never-in-plaintext"
+
+
+def stack_values(name: str) -> dict:
+    """The sglang-platform keys of Pulumi.<name>.yaml, without the project prefix."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{name}.yaml").read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in data.items()}
+
+
+@functools.cache
+def _cached_run(stack: str, with_key: bool) -> harness.RunResult:
+    secrets = {"apiKey": API_KEY} if with_key else {}
+    result, _ = harness.run_stack(stack, secrets=secrets)
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.fixture(scope="session")
+def prod() -> harness.RunResult:
+    return _cached_run("prod", True)
+
+
+@pytest.fixture(scope="session")
+def dev() -> harness.RunResult:
+    return _cached_run("dev", False)
+
+
+def run_with(stack: str, mutate, secrets: dict | None = None) -> harness.RunResult:
+    """Run a stack after ``mutate(values)`` edits a deep copy of its keys."""
+    values = copy.deepcopy(stack_values(stack))
+    mutate(values)
+    config = {f"sglang-platform:{k}": harness._encode(v) for k, v in values.items()}
+    secret_keys = []
+    for key, value in (secrets or {}).items():
+        config[f"sglang-platform:{key}"] = value
+        secret_keys.append(f"sglang-platform:{key}")
+    return harness.run(config, secret_keys, stack=stack)
+
+
+def lws(result: harness.RunResult, name: str) -> dict:
+    return result.k8s_object("LeaderWorkerSet", name)
+
+
+def container(pod_template: dict) -> dict:
+    (only,) = pod_template["spec"]["containers"]
+    return only
+
+
+def env_map(c: dict) -> dict:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}

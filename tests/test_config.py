@@ -1,0 +1,252 @@
+"""The config models and cross-field rules, with plain pytest (no Pulumi)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import ROOT, stack_values
+
+from config import ConfigError, InferenceGroup, PlatformConfig, validate
+
+
+def problems(raw: dict, secrets: set[str] = frozenset()) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        validate(raw, set(secrets))
+    return str(info.value).splitlines()[1:]
+
+
+def prod_with(**group_changes) -> dict:
+    raw = copy.deepcopy(stack_values("prod"))
+    raw["inferenceGroups"][0].update(group_changes)
+    return raw
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_shipped_stacks_validate(stack):
+    cfg = validate(stack_values(stack), {"apiKey"})
+    assert cfg.inference_groups
+
+
+def test_prod_is_the_reference_topology():
+    g = validate(stack_values("prod"), {"apiKey"}).inference_groups[0]
+    assert (g.nodes, g.gpus_per_node, g.tp_size) == (2, 8, 16)
+    assert g.network.fabric == "infiniband"
+    assert g.network.hcas == ["mlx5_0", "mlx5_1", "mlx5_4", "mlx5_5"]
+    assert g.model.source == "modelscope"
+
+
+def test_every_problem_is_reported_at_once_with_its_key():
+    raw = prod_with(gpusPerNode=0, name="Bad_Name", typo=1, resources={"cpu": "4", "memory": "lots"})
+    raw["versions"] = {"sglangImage": "lmsysorg/sglang:latest"}
+    lines = problems(raw, {"apiKey"})
+    assert lines == [
+        "  - sglang-platform:inferenceGroups[0].gpusPerNode: Input should be greater than or equal to 1 (got 0)",
+        "  - sglang-platform:inferenceGroups[0].name: 'Bad_Name' does not match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ "
+        "(a DNS-1123 label: lower-case letters, digits and '-')",
+        "  - sglang-platform:inferenceGroups[0].resources.memory: 'lots' is not a Kubernetes quantity (a number "
+        "with an optional suffix: Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or an exponent such as 1e3)",
+        "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: name, model, modelVolume, "
+        "replicas, nodes, gpusPerNode, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
+        "distTimeoutSeconds, enableMetrics, extraArgs, network, resources, ports, probes, service, scheduler, "
+        "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations",
+        "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
+        "pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest",
+    ]
+
+
+def test_header_counts_problems():
+    with pytest.raises(ConfigError) as info:
+        validate(prod_with(gpusPerNode=0), {"apiKey"})
+    assert str(info.value).splitlines()[0] == "invalid stack configuration (1 problem):"
+
+
+def test_parallelism_must_match_the_gpus():
+    assert problems(prod_with(tensorParallel=8), {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].tensorParallel: tensorParallel 8 must equal nodes x gpusPerNode "
+        "= 2 x 8 = 16 (SGLang shards the model over every GPU of the group)"
+    ]
+
+
+def test_tensor_parallel_defaults_to_all_gpus_of_the_group():
+    raw = prod_with()
+    del raw["inferenceGroups"][0]["tensorParallel"]
+    assert validate(raw, {"apiKey"}).inference_groups[0].tp_size == 16
+
+
+def test_group_name_length_leaves_room_for_lws_names():
+    lines = problems(prod_with(name="a" * 41), {"apiKey"})
+    assert lines == [
+        f"  - sglang-platform:inferenceGroups[0].name: String should have at most 40 characters (got {'a' * 41!r})"
+    ]
+    validate(prod_with(name="a" * 40), {"apiKey"})
+
+
+def test_duplicate_names_and_served_names():
+    raw = copy.deepcopy(stack_values("prod"))
+    raw["inferenceGroups"].append(copy.deepcopy(raw["inferenceGroups"][0]))
+    assert problems(raw, {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].model.servedName: served model name 'deepseek-r1' is used by 2 "
+        "groups; each must be unique",
+        "  - sglang-platform:inferenceGroups[0].name: group name 'deepseek-r1' is used by 2 groups; "
+        "each must be unique",
+        "  - sglang-platform:inferenceGroups[1].model.servedName: served model name 'deepseek-r1' is used by 2 "
+        "groups; each must be unique",
+        "  - sglang-platform:inferenceGroups[1].name: group name 'deepseek-r1' is used by 2 groups; "
+        "each must be unique",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("image", "ok"),
+    [
+        ("lmsysorg/sglang:v0.4.3.post2-cu124", True),
+        ("registry.local:5000/sglang@sha256:" + "a" * 64, True),
+        ("lmsysorg/sglang:main", False),
+        ("lmsysorg/sglang", False),
+        ("registry.local:5000/sglang", False),
+        ("lmsysorg/sglang:latest", False),
+    ],
+)
+def test_images_must_be_pinned(image, ok):
+    raw = prod_with()
+    raw["versions"] = {"sglangImage": image, "sglangVersion": "0.4.3.post2"}
+    if ok:
+        validate(raw, {"apiKey"})
+    else:
+        (line,) = problems(raw, {"apiKey"})
+        assert line.startswith("  - sglang-platform:versions.sglangImage: image ")
+
+
+def test_digest_without_version_needs_sglang_version():
+    raw = prod_with()
+    raw["versions"] = {"sglangImage": "lmsysorg/sglang@sha256:" + "b" * 64}
+    assert problems(raw, {"apiKey"}) == [
+        "  - sglang-platform:versions.sglangVersion: cannot tell the SGLang release of 'lmsysorg/sglang@sha256:"
+        + "b" * 64
+        + "': set versions.sglangVersion (e.g. 0.4.3.post2) so flags can be checked against it"
+    ]
+
+
+def test_ports_in_range_and_distinct():
+    assert problems(prod_with(ports={"http": 70000, "distInit": 0}), {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].ports.distInit: Input should be greater than or equal to 1 (got 0)",
+        "  - sglang-platform:inferenceGroups[0].ports.http: Input should be less than or equal to 65535 (got 70000)",
+    ]
+    assert problems(prod_with(ports={"http": 9000, "distInit": 9000}), {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].ports.distInit: port 9000 is also ports.http; the two must differ"
+    ]
+
+
+def test_dist_timeout_follows_the_pinned_release():
+    assert problems(prod_with(distTimeoutSeconds=3600), {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
+        "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)"
+    ]
+    raw = prod_with(distTimeoutSeconds=3600)
+    raw["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.4.post1-cu124"}
+    assert validate(raw, {"apiKey"}).inference_groups[0].dist_timeout_seconds == 3600
+
+
+def test_extra_args_may_not_shadow_typed_settings():
+    lines = problems(
+        prod_with(
+            extraArgs=[
+                "--tp",
+                "8",
+                "--chunked-prefill-size",
+                "8192",
+                "--port=1",
+                "stray",
+                "--enable-torch-compile",
+                "x",
+            ]
+        ),
+        {"apiKey"},
+    )
+    assert lines == [
+        "  - sglang-platform:inferenceGroups[0].extraArgs[0]: --tp would override --tp-size, which the platform "
+        "sets from typed settings; use the typed key instead",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[4]: --port would override --port, which the platform "
+        "sets from typed settings; use the typed key instead",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' is neither a --flag nor the value of the flag "
+        "before it",
+    ]
+
+
+def test_shm_must_fit_in_memory():
+    assert problems(prod_with(resources={"cpu": "8", "memory": "64Gi", "shmSize": "64Gi"}), {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].resources.shmSize: 64Gi must be below resources.memory (64Gi): "
+        "a memory-backed /dev/shm counts against the pod's memory limit"
+    ]
+
+
+def test_fabric_rules():
+    tcp_with_ib = prod_with()
+    tcp_with_ib["inferenceGroups"][0]["network"] = {"fabric": "tcp", "hcas": ["mlx5_0"]}
+    assert problems(tcp_with_ib, {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].network.hcas: only allowed with fabric infiniband"
+    ]
+    ib_without_devices = prod_with()
+    ib_without_devices["inferenceGroups"][0]["network"] = {"fabric": "infiniband", "hcas": ["mlx5_0"]}
+    assert problems(ib_without_devices, {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].network.rdmaDevicesPerNode: fabric infiniband needs at least 1 "
+        "(without an RDMA device NCCL silently falls back to TCP)"
+    ]
+
+
+def test_model_volume_rules():
+    assert problems(prod_with(modelVolume={"type": "pvc", "hostPath": "/x"}), {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].modelVolume.claimName: required when type is pvc",
+        "  - sglang-platform:inferenceGroups[0].modelVolume.hostPath: only allowed when type is hostPath",
+    ]
+    assert problems(prod_with(modelVolume={"type": "hostPath", "hostPath": "relative/dir"}), {"apiKey"}) == [
+        "  - sglang-platform:inferenceGroups[0].modelVolume.hostPath: 'relative/dir' must be an absolute path "
+        "without '..'"
+    ]
+
+
+def test_api_key_secret_rules():
+    assert problems(stack_values("prod")) == [
+        "  - sglang-platform:apiKey: required secret is not set (requireApiKey is true): run "
+        "`pulumi config set --secret sglang-platform:apiKey <key>` or set sglang-platform:requireApiKey to false"
+    ]
+    raw = stack_values("dev") | {"apiKey": "plaintext"}
+    assert problems(raw) == [
+        "  - sglang-platform:apiKey: is a secret but is stored in plaintext: run `pulumi config rm "
+        "sglang-platform:apiKey` and `pulumi config set --secret sglang-platform:apiKey <value>`"
+    ]
+
+
+def test_unknown_top_level_key_lists_allowed_keys():
+    assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
+        "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
+        "apiAccess, versions, inferenceGroups, and the secrets apiKey"
+    ]
+
+
+def test_models_are_usable_from_python_with_snake_case():
+    g = InferenceGroup(
+        name="tiny",
+        model={"path": "m", "served_name": "tiny"},
+        model_volume={"type": "pvc", "claim_name": "w"},
+        gpus_per_node=1,
+        resources={"cpu": "2", "memory": "8Gi", "shm_size": "1Gi"},
+    )
+    assert g.model_path == "/models/m"
+
+
+def test_pulumi_yaml_declares_every_top_level_key_with_the_model_defaults():
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    fields = {f.alias: f for f in PlatformConfig.model_fields.values()}
+    assert set(declared) == {f"sglang-platform:{k}" for k in fields}
+    for alias, field in fields.items():
+        decl = declared[f"sglang-platform:{alias}"]
+        assert decl["description"]
+        if field.is_required():
+            assert "default" not in decl, alias
+        else:
+            default = field.get_default(call_default_factory=True)
+            expected = default.model_dump(exclude_defaults=True) if hasattr(default, "model_dump") else default
+            assert decl["default"] == expected, alias

@@ -1,0 +1,275 @@
+"""SglangInferenceGroup as rendered for the shipped stacks: the specs that would reach the API server."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import API_KEY, container, env_map, lws, run_with
+
+from tools import harness
+
+PROD_COMMON = [
+    "--model-path",
+    "/mnt/catcat_data/model/DeepSeek-R1",
+    "--served-model-name",
+    "deepseek-r1",
+    "--tp-size",
+    "16",
+    "--dist-init-addr",
+    "$(LWS_LEADER_ADDRESS):20000",
+    "--nnodes",
+    "2",
+]
+PROD_TAIL = [
+    "--trust-remote-code",
+    "--context-length",
+    "131072",
+    "--enable-metrics",
+    "--host",
+    "0.0.0.0",
+    "--port",
+    "8000",
+    "--api-key",
+    "$(SGLANG_API_KEY)",
+]
+
+
+def test_prod_leader_worker_set_matches_the_reference(prod):
+    obj = lws(prod, "deepseek-r1")
+    assert obj["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
+    assert obj["metadata"]["namespace"] == "deepseek"
+    spec = obj["spec"]
+    assert spec["replicas"] == 1
+    assert spec["startupPolicy"] == "LeaderCreated"
+    assert spec["rolloutStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdateConfiguration": {"maxSurge": 0, "maxUnavailable": 2},
+    }
+    tpl = spec["leaderWorkerTemplate"]
+    assert tpl["size"] == 2
+    assert tpl["restartPolicy"] == "RecreateGroupOnPodRestart"
+    for pod in (tpl["leaderTemplate"], tpl["workerTemplate"]):
+        assert pod["spec"]["schedulerName"] == "volcano"
+        c = container(pod)
+        assert c["image"] == "lmsysorg/sglang:v0.4.3.post2-cu124"
+        assert c["command"] == ["python3", "-m", "sglang.launch_server"]
+        quantities = {"cpu": "128", "memory": "1Ti", "nvidia.com/gpu": "8", "rdma/ib": "4"}
+        assert c["resources"] == {"limits": quantities, "requests": quantities}
+        assert c["securityContext"]["capabilities"] == {"add": ["IPC_LOCK"], "drop": ["ALL"]}
+        assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "512Gi"}} in pod["spec"]["volumes"]
+        assert {"name": "models", "hostPath": {"path": "/mnt/catcat_data/model", "type": "Directory"}} in pod["spec"][
+            "volumes"
+        ]
+
+
+def test_prod_exact_flags_leader_and_worker(prod):
+    tpl = lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
+    assert container(tpl["leaderTemplate"])["args"] == [*PROD_COMMON, "--node-rank", "0", *PROD_TAIL]
+    assert container(tpl["workerTemplate"])["args"] == [*PROD_COMMON, "--node-rank", "$(LWS_WORKER_INDEX)", *PROD_TAIL]
+
+
+def test_prod_fabric_environment(prod):
+    tpl = lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
+    for pod in (tpl["leaderTemplate"], tpl["workerTemplate"]):
+        env = env_map(container(pod))
+        assert {k: env[k] for k in env if isinstance(env[k], str)} == {
+            "GLOO_SOCKET_IFNAME": "eth0",
+            "NCCL_SOCKET_IFNAME": "eth0",
+            "NCCL_DEBUG": "INFO",
+            "NCCL_IB_DISABLE": "0",
+            "NCCL_IB_HCA": "mlx5_0,mlx5_1,mlx5_4,mlx5_5",
+            "NCCL_IB_CUDA_SUPPORT": "1",
+            "NCCL_IB_GID_INDEX": "0",
+            "NCCL_NET_GDR_LEVEL": "2",
+            "NCCL_P2P_LEVEL": "NVL",
+            "SGLANG_USE_MODELSCOPE": "true",
+        }
+        assert env["SGLANG_API_KEY"] == {"secretKeyRef": {"key": "api-key", "name": "deepseek-r1-api-key"}}
+    worker_env = env_map(container(tpl["workerTemplate"]))
+    assert worker_env["LWS_WORKER_INDEX"] == {
+        "fieldRef": {"fieldPath": "metadata.labels['leaderworkerset.sigs.k8s.io/worker-index']"}
+    }
+
+
+def test_probes_cover_the_weight_load(prod):
+    tpl = lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
+    for pod in (tpl["leaderTemplate"], tpl["workerTemplate"]):
+        c = container(pod)
+        startup = c["startupProbe"]
+        assert startup["httpGet"] == {"path": "/health", "port": "http"}
+        # 90 minutes configured in Pulumi.prod.yaml
+        assert startup["periodSeconds"] * startup["failureThreshold"] == 90 * 60
+        assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+        assert "initialDelaySeconds" not in c["livenessProbe"]
+
+
+def test_dev_is_a_single_pod_group_on_tcp(dev):
+    obj = lws(dev, "qwen-small")
+    tpl = obj["spec"]["leaderWorkerTemplate"]
+    assert tpl["size"] == 1
+    assert "leaderTemplate" not in tpl
+    c = container(tpl["workerTemplate"])
+    assert c["args"] == [
+        "--model-path",
+        "/models/Qwen2.5-1.5B-Instruct",
+        "--served-model-name",
+        "qwen2.5-1.5b-instruct",
+        "--tp-size",
+        "1",
+        "--context-length",
+        "32768",
+        "--mem-fraction-static",
+        "0.85",
+        "--enable-metrics",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
+    env = env_map(c)
+    assert env["NCCL_IB_DISABLE"] == "1"
+    assert "SGLANG_USE_MODELSCOPE" not in env and "SGLANG_API_KEY" not in env
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert "rdma/ib" not in c["resources"]["limits"]
+    assert "schedulerName" not in tpl["workerTemplate"]["spec"]
+    assert {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in tpl[
+        "workerTemplate"
+    ]["spec"]["volumes"]
+
+
+def test_api_service_selects_leaders_only(prod):
+    svc = prod.k8s_object("Service", "deepseek-r1-api")
+    assert svc["spec"] == {
+        "type": "ClusterIP",
+        "selector": {
+            "leaderworkerset.sigs.k8s.io/name": "deepseek-r1",
+            "leaderworkerset.sigs.k8s.io/worker-index": "0",
+        },
+        "ports": [{"name": "http", "port": 8000, "protocol": "TCP", "targetPort": "http"}],
+    }
+
+
+def test_service_type_follows_the_stack():
+    def nodeport(values):
+        values["inferenceGroups"][0]["service"] = {"type": "NodePort"}
+
+    result = run_with("dev", nodeport)
+    assert result.k8s_object("Service", "qwen-small-api")["spec"]["type"] == "NodePort"
+
+
+def test_disruption_budget(prod):
+    pdb = prod.k8s_object("PodDisruptionBudget", "deepseek-r1-pdb")
+    assert pdb["spec"] == {
+        "maxUnavailable": 0,
+        "selector": {"matchLabels": {"leaderworkerset.sigs.k8s.io/name": "deepseek-r1"}},
+    }
+
+    def two_replicas(values):
+        values["inferenceGroups"][0]["replicas"] = 2
+
+    result = run_with("prod", two_replicas, secrets={"apiKey": API_KEY})
+    assert result.k8s_object("PodDisruptionBudget", "deepseek-r1-pdb")["spec"]["maxUnavailable"] == 1
+
+
+def test_network_policy_admits_group_members_and_clients():
+    def allow(values):
+        values["apiAccess"] = {"allowedNamespaces": ["ai-apps", "batch"]}
+
+    result = run_with("prod", allow, secrets={"apiKey": API_KEY})
+    spec = result.k8s_object("NetworkPolicy", "deepseek-r1-ingress")["spec"]
+    members = {"podSelector": {"matchLabels": {"leaderworkerset.sigs.k8s.io/name": "deepseek-r1"}}}
+    assert spec["podSelector"] == members["podSelector"]
+    assert spec["policyTypes"] == ["Ingress"]
+    assert spec["ingress"] == [
+        {"from": [members]},
+        {
+            "from": [
+                {"podSelector": {"matchLabels": {"sglang-platform.io/api-client": "true"}}},
+                {
+                    "namespaceSelector": {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ai-apps", "batch"]}
+                        ]
+                    }
+                },
+            ],
+            "ports": [{"port": 8000, "protocol": "TCP"}],
+        },
+    ]
+
+
+def test_api_key_is_secret_everywhere(prod):
+    secret = prod.named("deepseek-r1-api-key")
+    assert harness.is_secret(secret.inputs["stringData"])
+    assert secret.plain["stringData"] == {"api-key": API_KEY}
+    rendered = json.dumps([r.spec for r in prod.resources])
+    assert API_KEY not in rendered
+    assert API_KEY not in json.dumps(prod.outputs)
+
+
+def test_outputs_give_in_cluster_urls(prod, dev):
+    assert prod.outputs["inferenceGroups"] == {
+        "deepseek-r1": {
+            "baseUrl": "http://deepseek-r1-api.deepseek.svc.cluster.local:8000/v1",
+            "servedModelName": "deepseek-r1",
+            "service": "deepseek-r1-api",
+        }
+    }
+    assert dev.outputs["inferenceGroups"]["qwen-small"]["baseUrl"] == (
+        "http://qwen-small-api.sglang-dev.svc.cluster.local:8000/v1"
+    )
+
+
+def test_several_groups_get_their_own_objects():
+    def add_small(values):
+        small = {
+            "name": "r1-distill",
+            "model": {"path": "DeepSeek-R1-Distill-Qwen-7B", "servedName": "r1-distill"},
+            "modelVolume": {"type": "pvc", "claimName": "models"},
+            "gpusPerNode": 1,
+            "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
+        }
+        values["inferenceGroups"].append(small)
+
+    result = run_with("prod", add_small, secrets={"apiKey": API_KEY})
+    assert result.error is None
+    assert {o["metadata"]["name"] for o in harness.kubernetes_objects(result) if o["kind"] == "LeaderWorkerSet"} == {
+        "deepseek-r1",
+        "r1-distill",
+    }
+    assert set(result.outputs["inferenceGroups"]) == {"deepseek-r1", "r1-distill"}
+    assert container(lws(result, "r1-distill")["spec"]["leaderWorkerTemplate"]["workerTemplate"])["args"][:6] == [
+        "--model-path",
+        "/models/DeepSeek-R1-Distill-Qwen-7B",
+        "--served-model-name",
+        "r1-distill",
+        "--tp-size",
+        "1",
+    ]
+
+
+def test_namespace_pod_security_level(prod, dev):
+    assert (
+        prod.k8s_object("Namespace", "deepseek")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        == "privileged"
+    )
+    assert (
+        dev.k8s_object("Namespace", "sglang-dev")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        == "baseline"
+    )
+
+
+def test_children_are_parented_and_named_from_the_component(prod):
+    group = [r for r in prod.resources if r.type == "sglang-platform:index:SglangInferenceGroup"]
+    assert [g.name for g in group] == ["deepseek-r1"]
+    children = [r for r in prod.resources if r.parent == group[0].urn]
+    assert sorted(c.name for c in children) == [
+        "deepseek-r1-api",
+        "deepseek-r1-api-key",
+        "deepseek-r1-lws",
+        "deepseek-r1-netpol",
+        "deepseek-r1-pdb",
+    ]
+    namespace_urn = prod.named("serving-namespace").urn
+    assert namespace_urn in prod.named("deepseek-r1-lws").dependencies

@@ -1,0 +1,68 @@
+"""House rules for components, checked on the source and on a real run."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+COMPONENT_FILES = sorted((ROOT / "components").glob("*.py"))
+
+
+def component_classes():
+    for path in COMPONENT_FILES:
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(b, ast.Attribute) and b.attr == "ComponentResource" for b in node.bases
+            ):
+                yield path, node
+
+
+@pytest.mark.parametrize(("path", "cls"), list(component_classes()), ids=lambda v: getattr(v, "name", ""))
+def test_component_contract(path, cls):
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    assert [a.arg for a in init.args.args] == ["self", "name", "args", "opts"]
+    calls = [n for n in ast.walk(init) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
+    super_init = next(c for c in calls if c.func.attr == "__init__")
+    assert super_init.args[0].value == f"sglang-platform:index:{cls.name}"
+    last = init.body[-1]
+    assert isinstance(last, ast.Expr) and last.value.func.attr == "register_outputs"
+    assert sum(1 for c in calls if c.func.attr == "register_outputs") == 1
+    source = ast.unparse(init)
+    assert "pulumi.Config" not in source
+
+
+def test_no_component_reads_pulumi_config():
+    for path in COMPONENT_FILES:
+        assert "Config(" not in path.read_text(), path
+
+
+def test_importing_the_packages_has_no_side_effects():
+    code = (
+        "import components, config, pulumi.runtime.settings as s;"
+        "assert s.get_monitor() is None and s.get_root_resource() is None;"
+        "print('clean')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "clean"
+
+
+def test_every_child_is_parented_to_its_component(prod):
+    components = {r.urn for r in prod.resources if r.type.startswith("sglang-platform:index:")}
+    for res in prod.resources:
+        if res.type.startswith("kubernetes:") and res.name != "serving-namespace":
+            assert res.parent in components, res.name
+
+
+def test_readme_configuration_reference_is_current():
+    from tools.config_reference import BEGIN, END, reference
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme[readme.index(BEGIN) : readme.index(END) + len(END)] == reference(), (
+        "run: python tools/config_reference.py --write README.md"
+    )
