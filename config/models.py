@@ -11,10 +11,10 @@ import re
 from typing import Annotated, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field
 
 from config import bom
+from config.base import Base
 from config.quantity import parse_quantity
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -23,12 +23,6 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # 4-digit replica indexes and the "-api" Service suffix.
 GROUP_NAME_MAX = 40
 FLOATING_TAGS = frozenset({"latest", "main", "master", "nightly", "dev", "edge", "stable", "head"})
-
-
-class Base(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, strict=False
-    )
 
 
 def _quantity(value: str) -> str:
