@@ -30,7 +30,7 @@ def _num(value: float) -> str:
     return format(value, "g")
 
 
-def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo) -> list[dict]:
+def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo, scraped: Sequence[str]) -> list[dict]:
     ns = f'namespace="{namespace}"'
     by = "namespace, model_name"
     rules: list[dict] = [
@@ -74,9 +74,7 @@ def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo) -> list[dict]:
         },
     ]
     for group in groups:
-        leaders = (
-            f'kube_pod_labels{{{ns}, {LWS_NAME}="{group}", {LWS_WORKER_INDEX}="0"}}'
-        )
+        leaders = f'kube_pod_labels{{{ns}, {LWS_NAME}="{group}", {LWS_WORKER_INDEX}="0"}}'
         rules.append(
             {
                 "alert": "SGLangNoReadyLeader",
@@ -93,6 +91,8 @@ def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo) -> list[dict]:
                 },
             }
         )
+        if group not in scraped:
+            continue
         rules.append(
             {
                 "alert": "SGLangMetricsDown",
@@ -138,8 +138,12 @@ def gpu_rules(slo: Slo) -> list[dict]:
     ]
 
 
-def rule_groups(namespace: str, groups: Sequence[str], slo: Slo, gpu: bool = True) -> list[dict]:
-    out = [{"name": "sglang-slo", "rules": sglang_rules(namespace, groups, slo)}]
+def rule_groups(
+    namespace: str, groups: Sequence[str], slo: Slo, gpu: bool = True, scraped: Sequence[str] | None = None
+) -> list[dict]:
+    """``groups``: every inference group; ``scraped``: those with a PodMonitor (default: all)."""
+    scraped = groups if scraped is None else scraped
+    out = [{"name": "sglang-slo", "rules": sglang_rules(namespace, groups, slo, scraped)}]
     if gpu:
         out.append({"name": "gpu-health", "rules": gpu_rules(slo)})
     return out

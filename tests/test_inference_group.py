@@ -189,7 +189,11 @@ def test_network_policy_admits_group_members_and_clients():
                 {
                     "namespaceSelector": {
                         "matchExpressions": [
-                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ai-apps", "batch"]}
+                            {
+                                "key": "kubernetes.io/metadata.name",
+                                "operator": "In",
+                                "values": ["ai-apps", "batch", "monitoring"],  # Prometheus, monitoring is on
+                            }
                         ]
                     }
                 },
