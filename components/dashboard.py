@@ -32,7 +32,7 @@ class Panel:
 def _quantiles(histogram: str) -> tuple[tuple[str, str], ...]:
     return tuple(
         (
-            f"histogram_quantile({q}, sum by (model_name, le) (rate({histogram}_bucket{{{{sel}}}}[{RATE}])))",
+            f"histogram_quantile({q}, sum by (model_name, le) (rate({histogram}_bucket{{sel}}[{RATE}])))",
             f"p{round(q * 100)} {{{{model_name}}}}",
         )
         for q in (0.5, 0.9, 0.99)
