@@ -1,8 +1,8 @@
 """The SGLang + GPU Grafana dashboard, built as code with grafana-foundation-sdk (Grafana 11.6 schema).
 
-``PANELS`` is the single description of what is shown: the builder turns it into dashboard JSON, the tests
-check every expression with promtool and against the pinned releases' metric names, and the README
-explains each panel from the same text.
+``SGLANG_PANELS`` and ``GPU_PANELS`` are the single description of what is shown: the builder turns them into
+dashboard JSON, the tests check every expression with promtool and against the pinned releases' metric
+names, and a test keeps the README's panel table in step with the titles.
 """
 
 from __future__ import annotations

@@ -345,3 +345,14 @@ def test_disabled_monitoring_needs_no_password_and_renders_nothing():
     assert not [o for o in harness.kubernetes_objects(result) if o["kind"] in ("PodMonitor", "PrometheusRule")]
     policy = result.k8s_object("NetworkPolicy", "deepseek-r1-ingress")["spec"]["ingress"][1]["from"]
     assert not [c for c in policy if "namespaceSelector" in c]
+
+
+def test_readme_explains_every_panel_and_alert():
+    readme = (harness.ROOT / "README.md").read_text()
+    section = readme[readme.index("## Chat UI and monitoring") : readme.index("## Layout")]
+    rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
+    for panel in (*dashboard.SGLANG_PANELS, *dashboard.GPU_PANELS):
+        assert panel.title in rows, panel.title
+    for group in alerts.rule_groups("ns", ["g"], Slo()):
+        for rule in group["rules"]:
+            assert rule["alert"] in rows, rule["alert"]
