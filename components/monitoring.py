@@ -114,10 +114,9 @@ class MonitoringStack(pulumi.ComponentResource):
             data={"sglang-platform.json": json.dumps(dashboard.build(args.serving_namespace, s.dcgm.enabled))},
             opts=in_ns,
         )
-        k8s.apiextensions.CustomResource(
+        _operator_object(
             f"{name}-rules",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
+            "PrometheusRule",
             metadata={"name": "sglang-platform", "namespace": ns, "labels": dict(labels)},
             spec={
                 "groups": alerts.rule_groups(
@@ -133,10 +132,9 @@ class MonitoringStack(pulumi.ComponentResource):
         for target in args.targets:
             if not target.metrics:
                 continue
-            k8s.apiextensions.CustomResource(
+            _operator_object(
                 f"{name}-{target.name}-podmonitor",
-                api_version="monitoring.coreos.com/v1",
-                kind="PodMonitor",
+                "PodMonitor",
                 metadata={
                     "name": alerts.metrics_monitor_name(target.name),
                     "namespace": args.serving_namespace,
@@ -148,10 +146,9 @@ class MonitoringStack(pulumi.ComponentResource):
                 opts=after_release,
             )
         if s.dcgm.enabled:
-            k8s.apiextensions.CustomResource(
+            _operator_object(
                 f"{name}-dcgm-exporter",
-                api_version="monitoring.coreos.com/v1",
-                kind="ServiceMonitor",
+                "ServiceMonitor",
                 metadata={"name": "dcgm-exporter", "namespace": ns, "labels": dict(labels)},
                 spec={
                     "namespaceSelector": {"matchNames": [s.dcgm.namespace]},
@@ -171,6 +168,15 @@ class MonitoringStack(pulumi.ComponentResource):
                 "grafana_service": self.grafana_service,
             }
         )
+
+
+def _operator_object(
+    resource_name: str, kind: str, metadata: dict, spec: pulumi.Input[dict], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    """A prometheus-operator custom resource (its CRDs come with the chart)."""
+    return k8s.apiextensions.CustomResource(
+        resource_name, api_version="monitoring.coreos.com/v1", kind=kind, metadata=metadata, spec=spec, opts=opts
+    )
 
 
 def chart_values(s: Monitoring) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import API_CLIENT_LABEL, API_KEY_SECRET_KEY
+from components.sglang_group import API_CLIENT_LABEL, API_KEY_SECRET_KEY, _meta
 from config.webui import OpenWebUi
 
 NAME = "open-webui"
@@ -111,13 +111,6 @@ class OpenWebUI(pulumi.ComponentResource):
         self.service_name = pulumi.Output.from_input(NAME)
         self.url = pulumi.Output.from_input(url)
         self.register_outputs({"service_name": self.service_name, "url": self.url})
-
-
-def _meta(name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    return meta
 
 
 def key_env_name(backend: str) -> str:

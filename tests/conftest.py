@@ -18,6 +18,14 @@ from tools import harness  # noqa: E402
 API_KEY = "sk-test-7f3a9c2e-never-in-plaintext"
 WEBUI_SECRET_KEY = "webui-test-4c1d8e-never-in-plaintext"
 GRAFANA_PASSWORD = "grafana-test-91b2aa-never-in-plaintext"
+# A second, one-GPU group for tests that need several.
+SMALL_GROUP = {
+    "name": "r1-distill",
+    "model": {"path": "DeepSeek-R1-Distill-Qwen-7B", "servedName": "r1-distill"},
+    "modelVolume": {"type": "pvc", "claimName": "models"},
+    "gpusPerNode": 1,
+    "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
+}
 FRONT_END_SECRETS = {"webuiSecretKey": WEBUI_SECRET_KEY, "grafanaAdminPassword": GRAFANA_PASSWORD}
 
 

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import API_KEY, WEBUI_SECRET_KEY, container, env_map, run_with
+from conftest import API_KEY, SMALL_GROUP, WEBUI_SECRET_KEY, container, env_map, run_with
 
 from tools import harness
-
-SMALL = {
-    "name": "r1-distill",
-    "model": {"path": "DeepSeek-R1-Distill-Qwen-7B", "servedName": "r1-distill"},
-    "modelVolume": {"type": "pvc", "claimName": "models"},
-    "gpusPerNode": 1,
-    "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
-}
 
 
 def ui_container(result) -> dict:
@@ -56,7 +48,7 @@ def test_prod_ui_talks_to_its_one_group_with_the_key_from_the_secret(prod):
 
 
 def test_several_groups_each_get_their_url_and_key_in_the_same_order():
-    result = run_with("prod", lambda v: v["inferenceGroups"].append(dict(SMALL)), secrets={"apiKey": API_KEY})
+    result = run_with("prod", lambda v: v["inferenceGroups"].append(dict(SMALL_GROUP)), secrets={"apiKey": API_KEY})
     assert result.error is None, result.error
     env = env_map(ui_container(result))
     assert env["OPENAI_API_BASE_URLS"] == (
