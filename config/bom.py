@@ -15,7 +15,19 @@ SGLANG_IMAGE: Final = "lmsysorg/sglang:v0.4.3.post2-cu124"
 # The Kubernetes release the reference cluster runs; rendered objects are validated against its schemas.
 KUBERNETES_VERSION: Final = "1.30.6"
 
+# The download Job and the hostPath download init containers: a small Python image; the client library of
+# the model's source is pip-installed at the pinned version below unless the image already has it (point
+# versions.modelDownloaderImage at an image with them preinstalled for clusters without PyPI access).
+MODEL_DOWNLOADER_IMAGE: Final = "python:3.12.8-slim-bookworm"
+HUGGINGFACE_HUB: Final = "huggingface_hub==2.4.0"
+MODELSCOPE: Final = "modelscope==1.40.2"
+BOTO3: Final = "boto3==1.44.8"
+
 DEFAULTS: Final[dict[str, str]] = {
     "sglangImage": SGLANG_IMAGE,
     "kubernetes": KUBERNETES_VERSION,
+    "modelDownloaderImage": MODEL_DOWNLOADER_IMAGE,
+    "huggingfaceHub": HUGGINGFACE_HUB,
+    "modelscope": MODELSCOPE,
+    "boto3": BOTO3,
 }

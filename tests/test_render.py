@@ -24,6 +24,9 @@ def test_prod_render_writes_every_object(tmp_path):
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
         ("Namespace", "deepseek"),
         ("Secret", "deepseek-r1-api-key"),
+        # From the modelscopeToken placeholder: with the real secret unset, pulumi up creates no such Secret.
+        ("Secret", "deepseek-r1-model-credentials"),
+        ("ConfigMap", "deepseek-r1-model-download"),
         ("Service", "deepseek-r1-api"),
         ("LeaderWorkerSet", "deepseek-r1"),
         ("NetworkPolicy", "deepseek-r1-ingress"),
