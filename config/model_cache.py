@@ -186,18 +186,19 @@ def check_capacity(g: InferenceGroup, size: float, origin: str) -> list[Problem]
         (n for n in range(g.nodes + 1, MAX_NODES + 1) if size / (n * g.gpus_per_node) <= _weights_room(g, n)[2]),
         None,
     )
-    fraction_origin = "" if g.mem_fraction_static is not None else f", SGLang's default for tp {g.total_gpus}"
+    fraction_origin = "" if g.mem_fraction_static is not None else f", SGLang's default at tp {g.total_gpus}"
+    nodes = f"{g.nodes} node{'s' if g.nodes != 1 else ''}"
     message = (
-        f"the weights of {g.model.path} ({_gib(size)}, {origin}) need {_gib(per_gpu)} per GPU on "
-        f"{g.nodes} x {g.gpus_per_node} GPUs, but a {g.gpu_memory_gib:g} GiB GPU keeps {_gib(pool)} for weights "
-        f"and KV cache (gpuMemoryGiB {g.gpu_memory_gib:g} x memFractionStatic {fraction:g}{fraction_origin}) "
-        f"of which at least {KV_CACHE_MIN_SHARE:.0%} must stay for the KV cache, leaving {_gib(room)} for weights"
+        f"the weights of {g.model.path} ({_gib(size)}, {origin}) need {_gib(per_gpu)} per GPU on {nodes} x "
+        f"{g.gpus_per_node} GPUs, but each GPU keeps {_gib(pool)} for weights and KV cache (gpuMemoryGiB "
+        f"{g.gpu_memory_gib:g} x memFractionStatic {fraction:g}{fraction_origin}), of which at least "
+        f"{KV_CACHE_MIN_SHARE:.0%} must stay for the KV cache, leaving {_gib(room)} for weights"
     )
     if needed is None:
         message += f"; it does not fit on {MAX_NODES} nodes either: use GPUs with more memory or a quantized model"
     else:
         message += (
-            f"; it needs at least {needed} nodes of {g.gpus_per_node} GPUs "
+            f"; {g.model.path} needs at least {needed} nodes of {g.gpus_per_node} GPUs "
             f"(set nodes: {needed} and tensorParallel: {needed * g.gpus_per_node})"
         )
     return [Problem(("nodes",), message)]
