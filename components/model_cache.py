@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import _meta
+from components.sglang_group import _labels, _meta
 from config.models import InferenceGroup
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
@@ -122,12 +122,9 @@ class ModelCache(pulumi.ComponentResource):
 
 
 def cache_labels(g: InferenceGroup) -> dict[str, str]:
-    return {
+    return _labels(g) | {
         "app.kubernetes.io/name": "sglang-model-cache",
-        "app.kubernetes.io/instance": g.name,
         "app.kubernetes.io/component": "model-download",
-        "app.kubernetes.io/part-of": "sglang-platform",
-        "app.kubernetes.io/managed-by": "pulumi",
     }
 
 

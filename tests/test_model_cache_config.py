@@ -30,6 +30,18 @@ def dev() -> dict:
 G = "sglang-platform:inferenceGroups[0]"
 
 
+def with_second_group(raw: dict, *, keep_pvc: bool = False, download: dict | None = None, **model) -> dict:
+    """``raw`` plus a copy of its first group named qwen-too on the same claim, with these changes."""
+    second = copy.deepcopy(raw["inferenceGroups"][0])
+    second["name"] = "qwen-too"
+    second["model"].update(model)
+    second["model"]["download"].update(download or {})
+    if not keep_pvc:
+        del second["modelVolume"]["pvc"]
+    raw["inferenceGroups"].append(second)
+    return raw
+
+
 def test_the_prod_topology_fits():
     g = validate(prod(), {"apiKey"}).inference_groups[0]
     assert (g.nodes, g.gpus_per_node, g.gpu_memory_gib) == (2, 8, 80)
@@ -92,13 +104,7 @@ def test_the_pvc_must_hold_the_weights_with_headroom():
 
 
 def test_groups_sharing_a_claim_add_up():
-    raw = dev()
-    second = copy.deepcopy(raw["inferenceGroups"][0])
-    second["name"] = "qwen-too"
-    second["model"].update(path="Other", servedName="other", sizeGiB=16)
-    del second["modelVolume"]["pvc"]
-    second["model"]["download"]["repo"] = "team/other"
-    raw["inferenceGroups"].append(second)
+    raw = with_second_group(dev(), path="Other", servedName="other", sizeGiB=16, download={"repo": "team/other"})
     assert problems(raw) == [
         f"{G}.modelVolume.pvc.size: claim 'models' of 20Gi (20.0 GiB) cannot hold the weights (Other 16.0 GiB, "
         "Qwen2.5-1.5B-Instruct 2.9 GiB) plus 10% headroom: it needs at least 20.8 GiB"
@@ -106,12 +112,7 @@ def test_groups_sharing_a_claim_add_up():
 
 
 def test_one_claim_created_twice():
-    raw = dev()
-    second = copy.deepcopy(raw["inferenceGroups"][0])
-    second["name"] = "qwen-too"
-    second["model"].update(path="Other", servedName="other")
-    second["model"]["download"]["repo"] = "team/other"
-    raw["inferenceGroups"].append(second)
+    raw = with_second_group(dev(), keep_pvc=True, path="Other", servedName="other", download={"repo": "team/other"})
     message = "claim 'models' is created by 2 groups; let one create it and the others only name it in claimName"
     assert problems(raw) == [
         f"{G}.modelVolume.pvc.create: {message}",
@@ -120,13 +121,7 @@ def test_one_claim_created_twice():
 
 
 def test_two_downloads_into_one_directory():
-    raw = dev()
-    second = copy.deepcopy(raw["inferenceGroups"][0])
-    second["name"] = "qwen-too"
-    second["model"]["servedName"] = "other"
-    second["model"]["download"]["revision"] = "b" * 40
-    del second["modelVolume"]["pvc"]
-    raw["inferenceGroups"].append(second)
+    raw = with_second_group(dev(), servedName="other", download={"revision": "b" * 40})
     message = (
         "groups qwen-small, qwen-too share the directory 'Qwen2.5-1.5B-Instruct' on one volume but download "
         "different weights into it; give each its own model.path or the same source and revision"
