@@ -56,6 +56,7 @@ BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 
+# config.models imports this module, so its Base cannot be imported here; the same settings.
 class _Base(BaseModel):
     model_config = ConfigDict(
         extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, strict=False
@@ -122,7 +123,7 @@ class Pvc(_Base):
     size: Annotated[str, AfterValidator(_quantity)] | None = Field(
         None, description="Requested size, e.g. 800Gi; must hold the weights plus 10%."
     )
-    access_mode: Literal["ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"] = Field(
+    access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field(
         "ReadWriteMany", description="Access mode; ReadWriteOnce only works when the Job and pods share one node."
     )
     retain: bool = Field(True, description="Keep the claim (and the weights) when the stack is destroyed.")

@@ -141,7 +141,7 @@ class Model(Base):
 
 
 class ModelVolume(Base):
-    type: Literal["hostPath", "pvc"] = Field(description="hostPath (weights pre-staged on every node) or pvc.")
+    type: Literal["hostPath", "pvc"] = Field(description="hostPath (a copy on every node) or pvc (one shared claim).")
     host_path: AbsolutePath | None = Field(None, description="Node directory holding the model directories.")
     claim_name: DnsLabel | None = Field(None, description="PersistentVolumeClaim holding the weights.")
     mount_path: AbsolutePath = Field("/models", description="Where the volume is mounted (read-only).")
@@ -289,7 +289,9 @@ class PlatformConfig(Base):
     api_access: ApiAccess = Field(default_factory=ApiAccess)
     versions: Versions = Field(default_factory=Versions)
     inference_groups: list[InferenceGroup] = Field(min_length=1, description="Served models.")
-    preflight: Preflight = Field(default_factory=Preflight)
+    preflight: Preflight = Field(
+        default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
+    )
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.

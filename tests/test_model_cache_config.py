@@ -194,8 +194,7 @@ def test_field_rules_of_the_new_keys():
         f"{G}.model.download.bucket: 'Bad_Bucket' does not match ^[a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9]$",
         f"{G}.model.download.maxWorkers: Input should be greater than or equal to 1 (got 0)",
         f"{G}.model.download.prefix: '/abs' must be a key prefix without a leading '/' or '..'",
-        f"{G}.modelVolume.pvc.accessMode: Input should be 'ReadWriteMany', 'ReadWriteOnce' or 'ReadWriteOncePod' "
-        "(got 'ReadOnlyMany')",
+        f"{G}.modelVolume.pvc.accessMode: Input should be 'ReadWriteMany' or 'ReadWriteOnce' (got 'ReadOnlyMany')",
         f"{G}.modelVolume.pvc.size: 'lots' is not a Kubernetes quantity (a number with an optional suffix: Ki Mi Gi "
         "Ti Pi Ei, n u m k M G T P E, or an exponent such as 1e3)",
         "sglang-platform:versions.huggingfaceHub: 'huggingface_hub>=2' does not match "
