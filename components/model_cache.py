@@ -253,6 +253,9 @@ def job_spec(g: InferenceGroup, container: dict) -> dict:
     }
     if d.service_account_name:
         pod["serviceAccountName"] = d.service_account_name
+    if g.tolerations:
+        # The Job may run on any node that mounts the claim; on clusters of tainted GPU nodes only those exist.
+        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
     return {
         # Each retry resumes where the last one stopped; a flaky hub or store gets many chances.
         "backoffLimit": 20,

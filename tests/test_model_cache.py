@@ -52,7 +52,7 @@ def test_dev_download_job_fetches_the_pinned_revision(dev):
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["automountServiceAccountToken"] is False
-    assert "serviceAccountName" not in pod
+    assert "serviceAccountName" not in pod and "tolerations" not in pod
     assert pod["volumes"] == [
         {"name": "models", "persistentVolumeClaim": {"claimName": "models"}},
         SCRIPT_VOLUME,
@@ -239,14 +239,15 @@ def test_s3_job_with_keys_from_the_stack_secrets():
 
 
 def test_s3_job_with_an_existing_secret_and_a_service_account():
-    result = run_with(
-        "dev",
-        s3_group(credentialsSecret="team-s3", serviceAccountName="weights-reader"),
-        secrets={"s3AccessKeyId": "ignored", "s3SecretAccessKey": "ignored"},
-    )
+    def mutate(v):
+        s3_group(credentialsSecret="team-s3", serviceAccountName="weights-reader")(v)
+        v["inferenceGroups"][0]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+
+    result = run_with("dev", mutate, secrets={"s3AccessKeyId": "ignored", "s3SecretAccessKey": "ignored"})
     assert result.error is None, result.error
     pod = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "weights-reader"
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
     assert ref_env(pod["containers"][0]) == {
         name: {"secretKeyRef": {"name": "team-s3", "key": name}}
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
