@@ -33,6 +33,12 @@ class SglangInferenceGroupArgs:
     pod_annotations: dict[str, str] = field(default_factory=dict)
     # Resources that must exist first (LWS controller, scheduler, GPU operator).
     depends_on: Sequence[pulumi.Resource] = ()
+    # Init containers run before SGLang in every pod (e.g. ModelCache's download gate), and the volumes they
+    # mount besides "models" and "shm".
+    init_containers: Sequence[dict] = ()
+    extra_volumes: Sequence[dict] = ()
+    # Startup probe budget in minutes; None: the group's probes.startupTimeoutMinutes.
+    startup_timeout_minutes: int | None = None
 
 
 class SglangInferenceGroup(pulumi.ComponentResource):
@@ -60,7 +66,8 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
-        spec = lws_spec(g, args.image, secret_name, args.pod_annotations)
+        extras = PodExtras(list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes)
+        spec = lws_spec(g, args.image, secret_name, args.pod_annotations, extras)
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-lws",
             api_version="leaderworkerset.x-k8s.io/v1",
@@ -127,12 +134,30 @@ def _meta(name: str, namespace: str, labels: dict[str, str], annotations: dict[s
     return meta
 
 
-def lws_spec(g: InferenceGroup, image: str, api_key_secret: str | None, pod_annotations: dict[str, str]) -> dict:
-    leader = pod_template(g, image, api_key_secret, pod_annotations, leader=True)
+@dataclass(frozen=True)
+class PodExtras:
+    """What other components add to every pod of a group."""
+
+    init_containers: list[dict] = field(default_factory=list)
+    volumes: list[dict] = field(default_factory=list)
+    startup_timeout_minutes: int | None = None
+
+
+def lws_spec(
+    g: InferenceGroup,
+    image: str,
+    api_key_secret: str | None,
+    pod_annotations: dict[str, str],
+    extras: PodExtras | None = None,
+) -> dict:
+    extras = extras or PodExtras()
+    leader = pod_template(g, image, api_key_secret, pod_annotations, leader=True, extras=extras)
     template: dict[str, Any] = {"size": g.nodes, "restartPolicy": g.restart_policy}
     if g.nodes > 1:
         template["leaderTemplate"] = leader
-        template["workerTemplate"] = pod_template(g, image, api_key_secret, pod_annotations, leader=False)
+        template["workerTemplate"] = pod_template(
+            g, image, api_key_secret, pod_annotations, leader=False, extras=extras
+        )
     else:
         # A group of one is just its leader; LWS uses the worker template for it.
         template["workerTemplate"] = leader
@@ -152,17 +177,27 @@ def lws_spec(g: InferenceGroup, image: str, api_key_secret: str | None, pod_anno
 
 
 def pod_template(
-    g: InferenceGroup, image: str, api_key_secret: str | None, annotations: dict[str, str], *, leader: bool
+    g: InferenceGroup,
+    image: str,
+    api_key_secret: str | None,
+    annotations: dict[str, str],
+    *,
+    leader: bool,
+    extras: PodExtras | None = None,
 ) -> dict:
+    extras = extras or PodExtras()
     role = "leader" if leader else "worker"
     labels = _labels(g) | {"role": role, "app.kubernetes.io/component": role}
     volumes = [
         _model_volume(g),
         # 64 MiB default /dev/shm is too small for NCCL and SGLang's shared-memory IPC.
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": g.resources.shm_size}},
+        *extras.volumes,
     ]
+    container = _container(g, image, api_key_secret, leader=leader) | probes(g, extras.startup_timeout_minutes)
     spec: dict[str, Any] = {
-        "containers": [_container(g, image, api_key_secret, leader=leader)],
+        **({"initContainers": [dict(c) for c in extras.init_containers]} if extras.init_containers else {}),
+        "containers": [container],
         "volumes": volumes,
         # SGLang never talks to the Kubernetes API.
         "automountServiceAccountToken": False,
@@ -185,7 +220,9 @@ def pod_template(
 def _model_volume(g: InferenceGroup) -> dict:
     vol = g.model_volume
     if vol.type == "hostPath":
-        return {"name": "models", "hostPath": {"path": vol.host_path, "type": "Directory"}}
+        # A platform-managed download creates the directory on a fresh node; hand-staged weights must exist.
+        kind = "DirectoryOrCreate" if g.model.download is not None else "Directory"
+        return {"name": "models", "hostPath": {"path": vol.host_path, "type": kind}}
     return {"name": "models", "persistentVolumeClaim": {"claimName": vol.claim_name, "readOnly": True}}
 
 
@@ -234,21 +271,21 @@ def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, lea
             {"name": "models", "mountPath": g.model_volume.mount_path, "readOnly": True},
             {"name": "shm", "mountPath": "/dev/shm"},
         ],
-        **probes(g),
     }
 
 
-def probes(g: InferenceGroup) -> dict:
+def probes(g: InferenceGroup, startup_timeout_minutes: int | None = None) -> dict:
     """/health answers only once the weights are loaded, so the startup probe carries the load budget and
     liveness starts after it; the reference's TCP readiness probe passed before the model could serve."""
     period = g.probes.period_seconds
+    minutes = startup_timeout_minutes if startup_timeout_minutes is not None else g.probes.startup_timeout_minutes
     health = {"path": "/health", "port": "http"}
     return {
         "startupProbe": {
             "httpGet": dict(health),
             "periodSeconds": period,
             "timeoutSeconds": 5,
-            "failureThreshold": math.ceil(g.probes.startup_timeout_minutes * 60 / period),
+            "failureThreshold": math.ceil(minutes * 60 / period),
         },
         "readinessProbe": {
             "httpGet": dict(health),

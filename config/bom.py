@@ -23,10 +23,21 @@ OPEN_WEBUI_IMAGE: Final = "ghcr.io/open-webui/open-webui:v0.5.14"
 # CRDs are the ones in shared/crds the rendered monitors are validated against.
 KUBE_PROMETHEUS_STACK_CHART: Final = "88.3.0"
 KUBE_PROMETHEUS_STACK_REPO: Final = "https://prometheus-community.github.io/helm-charts"
+# The download Job and the hostPath download init containers: a small Python image; the client library of
+# the model's source is pip-installed at the pinned version below unless the image already has it (point
+# versions.modelDownloaderImage at an image with them preinstalled for clusters without PyPI access).
+MODEL_DOWNLOADER_IMAGE: Final = "python:3.12.8-slim-bookworm"
+HUGGINGFACE_HUB: Final = "huggingface_hub==2.4.0"
+MODELSCOPE: Final = "modelscope==1.40.2"
+BOTO3: Final = "boto3==1.44.8"
 
 DEFAULTS: Final[dict[str, str]] = {
     "sglangImage": SGLANG_IMAGE,
     "kubernetes": KUBERNETES_VERSION,
     "openWebuiImage": OPEN_WEBUI_IMAGE,
     "kubePrometheusStack": KUBE_PROMETHEUS_STACK_CHART,
+    "modelDownloaderImage": MODEL_DOWNLOADER_IMAGE,
+    "huggingfaceHub": HUGGINGFACE_HUB,
+    "modelscope": MODELSCOPE,
+    "boto3": BOTO3,
 }

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,9 @@ if str(ROOT) not in sys.path:
 
 from tools import harness  # noqa: E402
 
+# No test reaches the network: program runs skip the S3 preflight listing unless a test (under moto) unsets this.
+os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
+
 API_KEY = "sk-test-7f3a9c2e-never-in-plaintext"
 WEBUI_SECRET_KEY = "webui-test-4c1d8e-never-in-plaintext"
 GRAFANA_PASSWORD = "grafana-test-91b2aa-never-in-plaintext"
@@ -26,6 +30,8 @@ SMALL_GROUP = {
     "gpusPerNode": 1,
     "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
 }
+# Secret keys the shipped stacks require (for validate() calls that bypass the harness).
+REQUIRED_SECRETS = frozenset({"apiKey", "webuiSecretKey", "grafanaAdminPassword"})
 FRONT_END_SECRETS = {"webuiSecretKey": WEBUI_SECRET_KEY, "grafanaAdminPassword": GRAFANA_PASSWORD}
 
 

@@ -52,7 +52,7 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "  - sglang-platform:inferenceGroups[0].resources.memory: 'lots' is not a Kubernetes quantity (a number "
         "with an optional suffix: Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or an exponent such as 1e3)",
         "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: name, model, modelVolume, "
-        "replicas, nodes, gpusPerNode, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
+        "replicas, nodes, gpusPerNode, gpuMemoryGiB, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
         "distTimeoutSeconds, enableMetrics, extraArgs, network, resources, ports, probes, service, scheduler, "
         "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
@@ -226,8 +226,8 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, openWebui, monitoring, and the secrets apiKey, webuiSecretKey, "
-        "grafanaAdminPassword"
+        "apiAccess, versions, inferenceGroups, openWebui, monitoring, preflight, and the secrets apiKey, "
+        "webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey"
     ]
 
 

@@ -27,6 +27,7 @@ def test_prod_render_writes_every_object(tmp_path):
         ("Secret", "deepseek-r1-api-key"),
         ("Secret", "open-webui-secret-key"),
         ("Secret", "grafana-admin"),
+        ("ConfigMap", "deepseek-r1-model-download"),
         ("ConfigMap", "sglang-platform-dashboard"),
         ("PersistentVolumeClaim", "open-webui-data"),
         ("Service", "deepseek-r1-api"),
