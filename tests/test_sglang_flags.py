@@ -70,16 +70,25 @@ def test_the_parser_is_read_from_the_release_itself(v0432):
         (["--model-path", "/m", "--dist-timeout", "600"], ["--dist-timeout is not an option of SGLang 0.4.3.post2"]),
         (
             ["--model-path", "/m", "--disable-cuda"],
-            ["--disable-cuda is ambiguous in SGLang 0.4.3.post2 (could be --disable-cuda-graph, "
-             "--disable-cuda-graph-padding)"],
+            [
+                "--disable-cuda is ambiguous in SGLang 0.4.3.post2 (could be --disable-cuda-graph, "
+                "--disable-cuda-graph-padding)"
+            ],
         ),
-        (["--model-path", "/m", "--kv-cache-dtype", "fp16"], [
-            "--kv-cache-dtype 'fp16' is not one of SGLang 0.4.3.post2's choices: auto, fp8_e5m2, fp8_e4m3"
-        ]),
+        (
+            ["--model-path", "/m", "--kv-cache-dtype", "fp16"],
+            ["--kv-cache-dtype 'fp16' is not one of SGLang 0.4.3.post2's choices: auto, fp8_e5m2, fp8_e4m3"],
+        ),
         (["--model-path", "/m", "--tp-size"], ["--tp-size needs a value"]),
         (["--model-path", "/m", "--tp-size", "many"], ["--tp-size wants an int, got 'many'"]),
-        (["--model-path", "/m", "--enable-metrics=yes"], ["--enable-metrics takes no value (got '--enable-metrics=yes')"]),
-        (["--model-path", "/m", "--enable-metrics", "yes"], ["unrecognized argument 'yes' (no option before it takes a value)"]),
+        (
+            ["--model-path", "/m", "--enable-metrics=yes"],
+            ["--enable-metrics takes no value (got '--enable-metrics=yes')"],
+        ),
+        (
+            ["--model-path", "/m", "--enable-metrics", "yes"],
+            ["unrecognized argument 'yes' (no option before it takes a value)"],
+        ),
         (["--served-model-name", "x"], ["--model-path is required"]),
         (["--model-path=/m", "--node-rank", "$(LWS_WORKER_INDEX)", "--mem-fraction-static", "0.85"], []),
     ],

@@ -95,7 +95,9 @@ def parse_source(source: str, version: str) -> Parser:
     constants = _constants(tree)
     parser = Parser(version)
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"
+        ):
             continue
         strings = tuple(a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
         if not strings or not all(s.startswith("-") for s in strings):
@@ -238,7 +240,9 @@ def _stack_releases() -> list[str]:
     releases = set()
     for stack_file in sorted(ROOT.glob("Pulumi.*.yaml")):
         stack = yaml.safe_load(stack_file.read_text()) or {}
-        raw = {k.split(":", 1)[1]: v for k, v in (stack.get("config") or {}).items() if k.startswith("sglang-platform:")}
+        raw = {
+            k.split(":", 1)[1]: v for k, v in (stack.get("config") or {}).items() if k.startswith("sglang-platform:")
+        }
         raw = {k: v for k, v in raw.items() if not (isinstance(v, dict) and set(v) == {"secure"})}
         release = validate(raw, {"apiKey"}).versions.sglang_release
         if release is not None:
