@@ -250,3 +250,12 @@ def test_pulumi_yaml_declares_every_top_level_key_with_the_model_defaults():
             default = field.get_default(call_default_factory=True)
             expected = default.model_dump(exclude_defaults=True) if hasattr(default, "model_dump") else default
             assert decl["default"] == expected, alias
+
+
+def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():
+    raw = copy.deepcopy(stack_values("dev"))
+    raw["versions"] = {"bad\nkey": 1}
+    assert problems(raw) == [
+        '  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: sglangImage, '
+        "sglangVersion, kubernetes"
+    ]
