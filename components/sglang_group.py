@@ -18,6 +18,9 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
 API_KEY_SECRET_KEY = "api-key"
+# Specs are camelCase dicts, as the API server reads them; pulumi-kubernetes' TypedDicts spell the same
+# fields in snake_case, so the type checker sees them as opaque.
+Spec = Any
 
 
 @dataclass
@@ -71,14 +74,15 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         )
 
         service_name = f"{g.name}-api"
+        service_spec: Spec = {
+            "type": g.service.type,
+            "selector": {LWS_NAME_LABEL: g.name, LWS_WORKER_INDEX_LABEL: "0"},
+            "ports": [{"name": "http", "port": g.ports.http, "targetPort": "http", "protocol": "TCP"}],
+        }
         k8s.core.v1.Service(
             f"{name}-api",
             metadata=_meta(service_name, ns, labels),
-            spec={
-                "type": g.service.type,
-                "selector": {LWS_NAME_LABEL: g.name, LWS_WORKER_INDEX_LABEL: "0"},
-                "ports": [{"name": "http", "port": g.ports.http, "targetPort": "http", "protocol": "TCP"}],
-            },
+            spec=service_spec,
             opts=child,
         )
         if g.pod_disruption_budget:
@@ -120,8 +124,10 @@ def _labels(g: InferenceGroup) -> dict[str, str]:
     }
 
 
-def _meta(name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
+def _meta(
+    name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> k8s.meta.v1.ObjectMetaArgsDict:
+    meta: k8s.meta.v1.ObjectMetaArgsDict = {"name": name, "namespace": namespace, "labels": dict(labels)}
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
@@ -302,7 +308,7 @@ def probes(g: InferenceGroup) -> dict:
     }
 
 
-def pdb_spec(g: InferenceGroup) -> dict:
+def pdb_spec(g: InferenceGroup) -> Spec:
     """Evicting any pod restarts its whole group (RecreateGroupOnPodRestart). With one group nothing may be
     evicted; with several, one pod at a time, and the restarted group's pods then hold the budget at zero
     until it serves again, so a drain never takes two groups down."""
@@ -312,7 +318,7 @@ def pdb_spec(g: InferenceGroup) -> dict:
     }
 
 
-def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> dict:
+def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> Spec:
     members = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}}
     clients: list[dict] = [{"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}}]
     if client_namespaces:

@@ -6,6 +6,7 @@ Only this module touches ``pulumi.Config``; components get everything through th
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ class LoadedConfig:
     secrets: dict[str, Any] = field(default_factory=dict)
 
 
-def validate(raw: dict[str, Any], secrets_present: set[str] = frozenset()) -> PlatformConfig:
+def validate(raw: dict[str, Any], secrets_present: AbstractSet[str] = frozenset()) -> PlatformConfig:
     """Validate plain stack values (keys without the project prefix); ConfigError lists every problem."""
     problems: list[Problem] = []
     for key in sorted(set(raw) & set(SECRET_KEYS)):

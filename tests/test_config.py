@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Set as AbstractSet
 
 import pytest
 import yaml
@@ -11,7 +12,7 @@ from conftest import ROOT, stack_values
 from config import ConfigError, InferenceGroup, PlatformConfig, validate
 
 
-def problems(raw: dict, secrets: set[str] = frozenset()) -> list[str]:
+def problems(raw: dict, secrets: AbstractSet[str] = frozenset()) -> list[str]:
     with pytest.raises(ConfigError) as info:
         validate(raw, set(secrets))
     return str(info.value).splitlines()[1:]

@@ -143,7 +143,9 @@ def _path(error: jsonschema.ValidationError) -> str:
 
 def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        unknown = sorted(set(instance) - set(schema.get("properties", {})))
         return f"unknown field(s) {', '.join(unknown)} (an API server would reject or silently prune them)"
     return error.message
 
