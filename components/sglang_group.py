@@ -18,6 +18,9 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
 API_KEY_SECRET_KEY = "api-key"
+# Specs are camelCase dicts, as the API server reads them; pulumi-kubernetes' TypedDicts spell the same
+# fields in snake_case, so the type checker sees them as opaque.
+Spec = Any
 
 
 @dataclass
@@ -78,14 +81,15 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         )
 
         service_name = f"{g.name}-api"
+        service_spec: Spec = {
+            "type": g.service.type,
+            "selector": {LWS_NAME_LABEL: g.name, LWS_WORKER_INDEX_LABEL: "0"},
+            "ports": [{"name": "http", "port": g.ports.http, "targetPort": "http", "protocol": "TCP"}],
+        }
         k8s.core.v1.Service(
             f"{name}-api",
             metadata=_meta(service_name, ns, labels),
-            spec={
-                "type": g.service.type,
-                "selector": {LWS_NAME_LABEL: g.name, LWS_WORKER_INDEX_LABEL: "0"},
-                "ports": [{"name": "http", "port": g.ports.http, "targetPort": "http", "protocol": "TCP"}],
-            },
+            spec=service_spec,
             opts=child,
         )
         if g.pod_disruption_budget:
@@ -127,8 +131,10 @@ def _labels(g: InferenceGroup) -> dict[str, str]:
     }
 
 
-def _meta(name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
+def _meta(
+    name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> k8s.meta.v1.ObjectMetaArgsDict:
+    meta: k8s.meta.v1.ObjectMetaArgsDict = {"name": name, "namespace": namespace, "labels": dict(labels)}
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
@@ -211,10 +217,47 @@ def pod_template(
         spec["nodeSelector"] = dict(g.node_selector)
     if g.tolerations:
         spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
-    metadata: dict[str, Any] = {"labels": labels}
-    if annotations:
-        metadata["annotations"] = dict(annotations)
+    metadata: dict[str, Any] = {
+        "labels": labels,
+        "annotations": dict(annotations) | checkov_skips(g, image, api_key_secret is not None),
+    }
     return {"metadata": metadata, "spec": spec}
+
+
+def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str]:
+    """checkov findings on the SGLang pods that do not fit GPU inference with this image, each with the
+    reason a reviewer sees (``checkov.io/skipN: ID=reason``; checkov splits on '=', so reasons have none).
+    Everything else checkov asks for is set above (see README, "Conformance gate")."""
+    root = "the SGLang image has no non-root user and JIT-compiles kernels (triton, flashinfer) into /root"
+    skips = [
+        (
+            "CKV_K8S_15",
+            "the image is pinned by tag or digest; pulling on every start ties each group restart to the "
+            "registry (private clusters mirror it)",
+        ),
+        ("CKV_K8S_23", root),
+        ("CKV_K8S_40", root),
+        (
+            "CKV_K8S_22",
+            "SGLang writes JIT kernel caches under /root/.cache and /tmp and its file storage in its working "
+            "directory; a read-only root is not verified with this image",
+        ),
+    ]
+    if "@sha256:" not in image:
+        skips.append(("CKV_K8S_43", "the tag is pinned in config/bom.py; set versions.sglangImage to a @sha256 digest"))
+    if api_key:
+        skips.append(
+            (
+                "CKV_K8S_35",
+                "SGLang takes the key only as --api-key; the env var only feeds that argument via $(VAR) "
+                "expansion, and a file would need a shell that puts it in argv all the same",
+            )
+        )
+    if g.network.fabric == "infiniband":
+        skips.append(
+            ("CKV_K8S_25", "IPC_LOCK: RDMA pins memory for registered buffers; without it NCCL falls back to TCP")
+        )
+    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, 1)}
 
 
 def _model_volume(g: InferenceGroup) -> dict:
@@ -302,7 +345,7 @@ def probes(g: InferenceGroup, startup_timeout_minutes: int | None = None) -> dic
     }
 
 
-def pdb_spec(g: InferenceGroup) -> dict:
+def pdb_spec(g: InferenceGroup) -> Spec:
     """Evicting any pod restarts its whole group (RecreateGroupOnPodRestart). With one group nothing may be
     evicted; with several, one pod at a time, and the restarted group's pods then hold the budget at zero
     until it serves again, so a drain never takes two groups down."""
@@ -312,7 +355,7 @@ def pdb_spec(g: InferenceGroup) -> dict:
     }
 
 
-def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> dict:
+def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> Spec:
     members = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}}
     clients: list[dict] = [{"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}}]
     if client_namespaces:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ class LoadedConfig:
 
 
 def validate(
-    raw: dict[str, Any], secrets_present: set[str] = frozenset(), preflight: S3Preflight | None = None
+    raw: dict[str, Any], secrets_present: AbstractSet[str] = frozenset(), preflight: S3Preflight | None = None
 ) -> PlatformConfig:
     """Validate plain stack values (keys without the project prefix); ConfigError lists every problem.
     With ``preflight``, s3 model prefixes are listed too (network) and their sizes kept on it."""

@@ -85,3 +85,26 @@ def container(pod_template: dict) -> dict:
 
 def env_map(c: dict) -> dict:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+
+
+STACKS = ("dev", "prod")
+
+
+@pytest.fixture(scope="session", params=STACKS)
+def stack(request) -> tuple[str, harness.RunResult, object]:
+    """Each shipped stack: (name, its mock run, its validated PlatformConfig)."""
+    from config import validate
+
+    name = request.param
+    result = _cached_run(name, name == "prod")
+    return name, result, validate(stack_values(name), {"apiKey"})
+
+
+def unavailable(reason: str) -> None:
+    """A tool or download a check needs is missing: skip on a developer's machine, fail in CI (.ci/run
+    installs it, so its absence there means the gate did not run)."""
+    import os
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason)
+    pytest.skip(reason)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Set as AbstractSet
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ FRONT_END = frozenset({"webuiSecretKey", "grafanaAdminPassword"})
 ALL_SECRETS = FRONT_END | {"apiKey"}
 
 
-def problems(raw: dict, secrets: set[str] = FRONT_END) -> list[str]:
+def problems(raw: dict, secrets: AbstractSet[str] = FRONT_END) -> list[str]:
     with pytest.raises(ConfigError) as info:
         validate(raw, set(secrets))
     return str(info.value).splitlines()[1:]
@@ -255,3 +256,12 @@ def test_pulumi_yaml_declares_every_top_level_key_with_the_model_defaults():
             default = field.get_default(call_default_factory=True)
             expected = default.model_dump(exclude_defaults=True) if hasattr(default, "model_dump") else default
             assert decl["default"] == expected, alias
+
+
+def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():
+    raw = copy.deepcopy(stack_values("dev"))
+    raw["versions"] = {"bad\nkey": 1}
+    assert problems(raw) == [
+        '  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: sglangImage, '
+        "sglangVersion, kubernetes"
+    ]

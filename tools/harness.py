@@ -242,7 +242,8 @@ def run(
         sys.path.insert(0, str(ROOT))
     from config import PROJECT
 
-    psettings.set_root_resource(None)  # a fresh root stack for every run
+    # A fresh root stack for every run (the SDK types the argument as a Resource but accepts None).
+    psettings.set_root_resource(None)  # type: ignore[arg-type]
 
     pulumi.runtime.set_mocks(
         mocks,
