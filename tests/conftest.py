@@ -97,7 +97,7 @@ def stack(request) -> tuple[str, harness.RunResult, object]:
 
     name = request.param
     result = _cached_run(name, name == "prod")
-    return name, result, validate(stack_values(name), {"apiKey"})
+    return name, result, validate(stack_values(name), REQUIRED_SECRETS)
 
 
 def unavailable(reason: str) -> None:
