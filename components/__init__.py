@@ -1,5 +1,13 @@
 """Reusable Pulumi components of sglang-platform. Importing this package registers nothing."""
 
+from components.addons import (
+    GpuOperator,
+    GpuOperatorArgs,
+    LwsController,
+    LwsControllerArgs,
+    Volcano,
+    VolcanoArgs,
+)
 from components.model_cache import ModelCache, ModelCacheArgs
 from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
 from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
@@ -8,6 +16,10 @@ from components.sglang_group import API_CLIENT_LABEL, SglangInferenceGroup, Sgla
 __all__ = [
     "API_CLIENT_LABEL",
     "Backend",
+    "GpuOperator",
+    "GpuOperatorArgs",
+    "LwsController",
+    "LwsControllerArgs",
     "ModelCache",
     "ModelCacheArgs",
     "MonitoringStack",
@@ -17,4 +29,6 @@ __all__ = [
     "ScrapeTarget",
     "SglangInferenceGroup",
     "SglangInferenceGroupArgs",
+    "Volcano",
+    "VolcanoArgs",
 ]
