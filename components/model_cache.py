@@ -19,7 +19,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import _labels, _meta
+from components.sglang_group import Spec, _labels, _meta, image_skips, skip_annotations
+from config.model_cache import ModelDownload, Pvc
 from config.models import InferenceGroup
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
@@ -37,6 +38,8 @@ CREDENTIAL_ENV: Mapping[str, Mapping[str, str]] = {
 # request is the larger of its init and app containers, so these cost the GPU nodes nothing extra.
 DOWNLOAD_RESOURCES = {"cpu": "2", "memory": "4Gi"}
 GATE_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
+# The download Job's user: not root, and above the UIDs a node's own accounts use (checkov CKV_K8S_40).
+DOWNLOAD_UID = 65532
 
 
 @dataclass
@@ -70,7 +73,7 @@ class ModelCache(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
 
         claim = None
-        if vol.type == "pvc" and vol.pvc is not None and vol.pvc.create:
+        if vol.type == "pvc" and vol.pvc is not None and vol.pvc.create and vol.claim_name:
             claim = vol.claim_name
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-pvc",
@@ -104,8 +107,20 @@ class ModelCache(pulumi.ComponentResource):
                 job_name = download_job_name(g)
                 k8s.batch.v1.Job(
                     f"{name}-download",
-                    metadata=_meta(job_name, ns, labels, {"pulumi.com/skipAwait": "true"}),
+                    metadata=_meta(
+                        job_name,
+                        ns,
+                        labels,
+                        {"pulumi.com/skipAwait": "true"}
+                        | skip_annotations(image_skips(args.downloader_image, "modelDownloaderImage")),
+                    ),
                     spec=job_spec(g, container),
+                    opts=child,
+                )
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-download-netpol",
+                    metadata=_meta(job_name, ns, labels),
+                    spec=download_network_policy_spec(g),
                     opts=child,
                 )
                 self.init_containers = [gate_container(g, args.gate_image)]
@@ -119,6 +134,11 @@ class ModelCache(pulumi.ComponentResource):
         self.register_outputs(
             {"claim_name": self.claim_name, "job_name": self.job_name, "marker_path": self.marker_path}
         )
+
+
+def download_network_policy_spec(g: InferenceGroup) -> Spec:
+    """Nothing connects to the download Job's pod; it calls out to its hub, store or PyPI."""
+    return {"podSelector": {"matchLabels": cache_labels(g)}, "policyTypes": ["Ingress"], "ingress": []}
 
 
 def cache_labels(g: InferenceGroup) -> dict[str, str]:
@@ -153,8 +173,23 @@ def credential_env(g: InferenceGroup, secrets: Mapping[str, Any]) -> dict[str, A
     return {env: secrets[key] for key, env in wanted.items() if key in secrets}
 
 
-def pvc_spec(g: InferenceGroup) -> dict:
+def _download(g: InferenceGroup) -> ModelDownload:
+    """The group's download settings; only called for groups that have them (the caller checked)."""
+    d = g.model.download
+    if d is None:
+        raise ValueError(f"{g.name}: model.download is not set")
+    return d
+
+
+def _pvc(g: InferenceGroup) -> Pvc:
     pvc = g.model_volume.pvc
+    if pvc is None:
+        raise ValueError(f"{g.name}: modelVolume.pvc is not set")
+    return pvc
+
+
+def pvc_spec(g: InferenceGroup) -> Spec:
+    pvc = _pvc(g)
     spec: dict[str, Any] = {"accessModes": [pvc.access_mode], "resources": {"requests": {"storage": pvc.size}}}
     if pvc.storage_class:
         spec["storageClassName"] = pvc.storage_class
@@ -162,7 +197,7 @@ def pvc_spec(g: InferenceGroup) -> dict:
 
 
 def identity(g: InferenceGroup) -> dict[str, str]:
-    return g.model.download.identity(g.model.source)
+    return _download(g).identity(g.model.source)
 
 
 def _env(values: Mapping[str, str | None]) -> list[dict]:
@@ -170,7 +205,7 @@ def _env(values: Mapping[str, str | None]) -> list[dict]:
 
 
 def download_container(g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str]) -> dict:
-    d = g.model.download
+    d = _download(g)
     env = _env(
         {
             "MODEL_DIR": g.model_path,
@@ -237,8 +272,8 @@ def tmp_volume() -> dict:
     return {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "2Gi"}}
 
 
-def job_spec(g: InferenceGroup, container: dict) -> dict:
-    d = g.model.download
+def job_spec(g: InferenceGroup, container: dict) -> Spec:
+    d = _download(g)
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],
@@ -249,7 +284,16 @@ def job_spec(g: InferenceGroup, container: dict) -> dict:
         ],
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        # The downloader image needs no root: HOME, pip's target and temporary files are under /tmp.
+        # fsGroup makes the claim writable to that user where the volume supports ownership management.
+        "securityContext": {
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "runAsNonRoot": True,
+            "runAsUser": DOWNLOAD_UID,
+            "runAsGroup": DOWNLOAD_UID,
+            "fsGroup": DOWNLOAD_UID,
+            "fsGroupChangePolicy": "OnRootMismatch",
+        },
     }
     if d.service_account_name:
         pod["serviceAccountName"] = d.service_account_name

@@ -8,6 +8,7 @@ Grafana's sidecar loads.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ class MonitoringStack(pulumi.ComponentResource):
                     "labels": dict(labels),
                 },
                 spec=pulumi.Output.from_input(target.api_key_secret_name).apply(
-                    lambda secret, t=target.name: pod_monitor_spec(t, args.serving_namespace, secret, s)
+                    functools.partial(pod_monitor_spec, target.name, args.serving_namespace, s=s)
                 ),
                 opts=after_release,
             )

@@ -232,11 +232,7 @@ def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str
     Everything else checkov asks for is set above (see README, "Conformance gate")."""
     root = "the SGLang image has no non-root user and JIT-compiles kernels (triton, flashinfer) into /root"
     skips = [
-        (
-            "CKV_K8S_15",
-            "the image is pinned by tag or digest; pulling on every start ties each group restart to the "
-            "registry (private clusters mirror it)",
-        ),
+        *image_skips(image, "sglangImage"),
         ("CKV_K8S_23", root),
         ("CKV_K8S_40", root),
         (
@@ -245,8 +241,6 @@ def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str
             "directory; a read-only root is not verified with this image",
         ),
     ]
-    if "@sha256:" not in image:
-        skips.append(("CKV_K8S_43", "the tag is pinned in config/bom.py; set versions.sglangImage to a @sha256 digest"))
     if api_key:
         skips.append(
             (
@@ -259,6 +253,29 @@ def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str
         skips.append(
             ("CKV_K8S_25", "IPC_LOCK: RDMA pins memory for registered buffers; without it NCCL falls back to TCP")
         )
+    return skip_annotations(skips)
+
+
+def image_skips(image: str, version_key: str) -> list[tuple[str, str]]:
+    """Pull policy and digest findings on a pinned image: CKV_K8S_43 only while the pin is a tag."""
+    skips = [
+        (
+            "CKV_K8S_15",
+            "the image is pinned by tag or digest; pulling on every start ties each restart to the "
+            "registry (private clusters mirror it)",
+        )
+    ]
+    if "@sha256:" not in image:
+        skips.append(
+            ("CKV_K8S_43", f"the tag is pinned in config/bom.py; set versions.{version_key} to a @sha256 digest")
+        )
+    return skips
+
+
+def skip_annotations(skips: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """``checkov.io/skipN: ID=reason`` annotations (checkov splits on '=', so reasons may not contain one)."""
+    if any("=" in reason for _, reason in skips):
+        raise ValueError("a checkov skip reason may not contain '='")
     return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, 1)}
 
 

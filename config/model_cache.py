@@ -314,12 +314,12 @@ def _check_claims(cfg: PlatformConfig, measured: Mapping[str, float]) -> list[Pr
                         "only name it in claimName",
                     )
                 )
-        sized = [i for i in members if (p := groups[i].model_volume.pvc) is not None and p.size is not None]
+        sized = [(i, p.size) for i in members if (p := groups[i].model_volume.pvc) is not None and p.size is not None]
         if not cfg.preflight.capacity or not sized:
             continue
-        owner = sized[0]
+        owner, owner_size = sized[0]
         try:
-            capacity = float(parse_quantity(groups[owner].model_volume.pvc.size)) / GIB
+            capacity = float(parse_quantity(owner_size)) / GIB
         except ValueError as exc:
             problems.append(Problem(("inferenceGroups", owner, "modelVolume", "pvc", "size"), str(exc)))
             continue
@@ -335,7 +335,7 @@ def _check_claims(cfg: PlatformConfig, measured: Mapping[str, float]) -> list[Pr
             problems.append(
                 Problem(
                     ("inferenceGroups", owner, "modelVolume", "pvc", "size"),
-                    f"claim {claim!r} of {groups[owner].model_volume.pvc.size} ({_gib(capacity)}) cannot hold the "
+                    f"claim {claim!r} of {owner_size} ({_gib(capacity)}) cannot hold the "
                     f"weights ({held}) plus {PVC_HEADROOM:.0%} headroom: it needs at least {_gib(needed)}",
                 )
             )

@@ -184,7 +184,9 @@ class S3Preflight:
             try:
                 listing = inspect_s3(client, d.bucket, d.prefix, d.endpoint)
             except S3CheckError as error:
-                loc = ("inferenceGroups", i, "model", "download", *([error.key] if error.key else []))
+                loc: tuple[str | int, ...] = ("inferenceGroups", i, "model", "download")
+                if error.key:
+                    loc += (error.key,)
                 problems.append(Problem(loc, error.message))
                 continue
             self.measured_gib[g.name] = listing.total_bytes / GIB

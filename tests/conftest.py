@@ -5,6 +5,7 @@ import functools
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -100,7 +101,7 @@ def stack(request) -> tuple[str, harness.RunResult, object]:
     return name, result, validate(stack_values(name), REQUIRED_SECRETS)
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """A tool or download a check needs is missing: skip on a developer's machine, fail in CI (.ci/run
     installs it, so its absence there means the gate did not run)."""
     import os

@@ -185,7 +185,7 @@ def test_each_alert_fires_when_it_should_and_only_then(tmp_path):
 def test_nothing_fires_before_the_for_duration(tmp_path):
     # At minute 3 the conditions hold but not yet for 5 minutes; the XID alert has no `for` and fires at once.
     groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"])
-    expected = {name: [] for name in EXPECTED} | {"GPUXidError": []}
+    expected: dict[str, list] = {name: [] for name in EXPECTED} | {"GPUXidError": []}
     proc = _unit_test(tmp_path, groups, expected, eval_time="3m")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = _unit_test(tmp_path, groups, {"GPUXidError": EXPECTED["GPUXidError"]}, eval_time="11m")

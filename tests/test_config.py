@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT, stack_values
 
-from config import ConfigError, InferenceGroup, PlatformConfig, validate
+from config import ConfigError, InferenceGroup, PlatformConfig, Versions, validate
 
 # Open WebUI and monitoring are on in both shipped stacks; their secrets are set unless a test says otherwise.
 FRONT_END = frozenset({"webuiSecretKey", "grafanaAdminPassword"})
@@ -263,7 +263,9 @@ def test_pulumi_yaml_declares_every_top_level_key_with_the_model_defaults():
 def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():
     raw = copy.deepcopy(stack_values("dev"))
     raw["versions"] = {"bad\nkey": 1}
+    # Every field of Versions under its stack spelling; new pins extend the list without editing this test.
+    allowed = [field.alias or name for name, field in Versions.model_fields.items()]
+    assert allowed[:3] == ["sglangImage", "sglangVersion", "kubernetes"]
     assert problems(raw) == [
-        '  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: sglangImage, '
-        "sglangVersion, kubernetes"
+        f'  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: {", ".join(allowed)}'
     ]

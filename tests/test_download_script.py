@@ -17,6 +17,7 @@ from moto import mock_aws
 
 SCRIPT = ROOT / "components" / "scripts" / "download_model.py"
 spec = importlib.util.spec_from_file_location("download_model", SCRIPT)
+assert spec is not None and spec.loader is not None
 dm = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(dm)
 
@@ -100,7 +101,7 @@ def test_a_changed_revision_is_fetched_again_and_the_gate_closes_first(tmp_path,
         return original(**kwargs)
 
     hub.snapshot_download = fetch
-    sys.modules["huggingface_hub"].snapshot_download = fetch
+    setattr(sys.modules["huggingface_hub"], "snapshot_download", fetch)  # noqa: B010 (mypy rejects assigning to the typed module)
     new = "a" * 40
     marker = dm.download(hf_env(tmp_path, revision=new))
     assert hub.calls[-1]["revision"] == new and len(hub.calls) == 2
@@ -156,7 +157,7 @@ def test_a_missing_library_without_a_pinned_requirement_is_an_error(tmp_path, mo
 
 def test_wait_holds_until_the_matching_marker_exists(tmp_path, hub):
     env = hf_env(tmp_path)
-    sleeps = []
+    sleeps: list[float] = []
     assert dm.wait(env, sleep=sleeps.append, max_polls=3) is False
     assert sleeps == [15.0, 15.0, 15.0]
     dm.download(hf_env(tmp_path, revision="b" * 40))

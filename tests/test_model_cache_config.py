@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Set as AbstractSet
 
 import pytest
 from conftest import REQUIRED_SECRETS, stack_values
@@ -11,7 +12,7 @@ from config import ConfigError, validate
 from config.model_cache import startup_budget_minutes
 
 
-def problems(raw: dict, secrets: set[str] = REQUIRED_SECRETS) -> list[str]:
+def problems(raw: dict, secrets: AbstractSet[str] = REQUIRED_SECRETS) -> list[str]:
     with pytest.raises(ConfigError) as info:
         validate(raw, set(secrets))
     return [f"{p.key}: {p.message}" for p in info.value.problems]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from conftest import API_KEY, GRAFANA_PASSWORD, SHARED, run_with
+from conftest import API_KEY, GRAFANA_PASSWORD, SHARED, run_with, unavailable
 from promql import known_metrics, metric_names
 
 from components import alerts, dashboard
@@ -270,14 +270,21 @@ def test_metric_list_tool_reads_a_wheel(tmp_path):
     }
 
 
-def test_metric_list_matches_the_pinned_wheel_when_given():
+def test_metric_list_matches_the_pinned_wheel():
     import os
 
+    from config import Versions
+    from tools import sglang_flags
     from tools.metric_names import sglang_metrics
 
-    wheel = os.environ.get("SGLANG_WHEEL")
+    # SGLANG_WHEEL names a wheel by hand; otherwise the pinned release's wheel that .ci/run fetches for the
+    # flag check (python tools/sglang_flags.py fetch).
+    release = Versions().sglang_release
+    assert release is not None
+    cached = sglang_flags.wheel_for(str(release))
+    wheel = os.environ.get("SGLANG_WHEEL") or (str(cached) if cached else None)
     if not wheel:
-        pytest.skip("set SGLANG_WHEEL to sglang-0.4.3.post2-py3-none-any.whl (pip download --no-deps) to compare")
+        unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
     listed = {
         line.split()[0]: line.split()[1]
         for line in (harness.ROOT / "components" / "metrics" / "sglang.txt").read_text().splitlines()
@@ -322,12 +329,14 @@ def test_config_errors():
 
     result = run_with("dev", same_namespace, secrets={"grafanaAdminPassword": None})
     assert result.resources == []
+    assert result.error is not None
     assert result.error.splitlines()[1:] == [
         "  - sglang-platform:monitoring.prometheus.retention: '2 weeks' does not match ^([0-9]+(ms|s|m|h|d|w|y))+$",
     ]
     result = run_with(
         "dev", lambda v: v["monitoring"].update(namespace=v["namespace"]), secrets={"grafanaAdminPassword": None}
     )
+    assert result.error is not None
     assert result.error.splitlines()[1:] == [
         "  - sglang-platform:grafanaAdminPassword: required secret is not set (monitoring.enabled is true): run "
         "`pulumi config set --secret sglang-platform:grafanaAdminPassword <value>` or set "

@@ -92,6 +92,37 @@ def test_ui_pods_are_admitted_by_the_groups_network_policy(prod):
     assert any(all(pod_labels.get(k) == v for k, v in s.items()) for s in selectors)
 
 
+def test_only_the_ui_port_of_its_pods_is_reachable(prod):
+    pod_labels = prod.k8s_object("Deployment", "open-webui")["spec"]["template"]["metadata"]["labels"]
+    policy = prod.k8s_object("NetworkPolicy", "open-webui-ingress")
+    assert policy["metadata"]["namespace"] == "deepseek"
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector == {"app.kubernetes.io/name": "open-webui"}
+    assert all(pod_labels[k] == v for k, v in selector.items())
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    # The UI's container listens on that port and nothing else.
+    ports = container(prod.k8s_object("Deployment", "open-webui")["spec"]["template"])["ports"]
+    assert [p["containerPort"] for p in ports] == [8080]
+
+
+def test_checkov_skips_on_the_ui_name_their_reason_and_follow_the_image_pin():
+    def skips(result):
+        annotations = result.k8s_object("Deployment", "open-webui")["metadata"]["annotations"]
+        return [v.split("=", 1)[0] for k, v in sorted(annotations.items()) if k.startswith("checkov.io/skip")]
+
+    tagged = run_with("dev", lambda v: None)
+    assert skips(tagged) == ["CKV_K8S_15", "CKV_K8S_43", "CKV_K8S_23", "CKV_K8S_40", "CKV_K8S_22", "CKV_K8S_35"]
+    digest = run_with(
+        "dev",
+        lambda v: v.setdefault("versions", {}).update(
+            openWebuiImage="ghcr.io/open-webui/open-webui@sha256:" + "b" * 64
+        ),
+    )
+    assert digest.error is None, digest.error
+    assert "CKV_K8S_43" not in skips(digest)
+
+
 def test_pod_spec_probes_resources_and_hardening(prod):
     spec = prod.k8s_object("Deployment", "open-webui")["spec"]
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
@@ -178,6 +209,7 @@ def test_config_errors():
 
     result = run_with("dev", bad, secrets={"webuiSecretKey": None})
     assert result.resources == []
+    assert result.error is not None
     assert result.error.splitlines()[1:] == [
         "  - sglang-platform:openWebui.requestTimeoutSeconds: Input should be greater than or equal to 60 (got 10)",
     ]
@@ -186,6 +218,7 @@ def test_config_errors():
         values["openWebui"]["ingress"] = {"enabled": True}
 
     result = run_with("dev", no_host, secrets={"webuiSecretKey": None})
+    assert result.error is not None
     assert result.error.splitlines()[1:] == [
         "  - sglang-platform:openWebui.ingress.host: required when ingress.enabled is true",
         "  - sglang-platform:webuiSecretKey: required secret is not set (openWebui.enabled is true): run "

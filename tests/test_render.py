@@ -38,6 +38,7 @@ def test_prod_render_writes_every_object(tmp_path):
         ("Deployment", "open-webui"),
         ("LeaderWorkerSet", "deepseek-r1"),
         ("NetworkPolicy", "deepseek-r1-ingress"),
+        ("NetworkPolicy", "open-webui-ingress"),
         ("PodDisruptionBudget", "deepseek-r1-pdb"),
         ("PodMonitor", "deepseek-r1-metrics"),
         ("PrometheusRule", "sglang-platform"),

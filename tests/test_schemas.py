@@ -76,8 +76,8 @@ def prod_objects():
     return harness.kubernetes_objects(_cached_run("prod", True))
 
 
-def _one(objects, kind):
-    (obj,) = [o for o in objects if o["kind"] == kind]
+def _named(objects, kind, name):
+    (obj,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     return copy.deepcopy(obj)
 
 
@@ -86,7 +86,7 @@ def _problems(obj, stack_schemas):
 
 
 def test_unknown_field_in_a_custom_resource_is_caught(prod_objects, prod_schemas):
-    lws = _one(prod_objects, "LeaderWorkerSet")
+    lws = _named(prod_objects, "LeaderWorkerSet", "deepseek-r1")
     lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["gpus"] = 8
     lws["spec"]["startupPolicy"] = "WhenReady"
     del lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["name"]
@@ -100,7 +100,7 @@ def test_unknown_field_in_a_custom_resource_is_caught(prod_objects, prod_schemas
 
 
 def test_bad_metadata_of_a_custom_resource_is_caught(prod_objects, prod_schemas):
-    lws = _one(prod_objects, "LeaderWorkerSet")
+    lws = _named(prod_objects, "LeaderWorkerSet", "deepseek-r1")
     lws["metadata"]["labelz"] = {}
     assert _problems(lws, prod_schemas) == [
         "LeaderWorkerSet deepseek/deepseek-r1: metadata: unknown field(s) labelz (an API server would reject or "
@@ -109,7 +109,7 @@ def test_bad_metadata_of_a_custom_resource_is_caught(prod_objects, prod_schemas)
 
 
 def test_unknown_field_in_a_builtin_object_is_caught(prod_objects, prod_schemas):
-    svc = _one(prod_objects, "Service")
+    svc = _named(prod_objects, "Service", "deepseek-r1-api")
     svc["spec"]["ports"][0]["targetport"] = 1
     assert _problems(svc, prod_schemas) == [
         "Service deepseek/deepseek-r1-api: spec.ports[0]: unknown field(s) targetport (an API server would reject "
