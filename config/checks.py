@@ -43,7 +43,29 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Probl
                         )
     for i, group in enumerate(cfg.inference_groups):
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in check_group(group, cfg)]
+    problems += check_autoscaling(cfg)
     return problems
+
+
+def check_autoscaling(cfg: PlatformConfig) -> list[Problem]:
+    out: list[Problem] = []
+    for i, g in enumerate(cfg.inference_groups):
+        scaling = g.autoscaling
+        if scaling is None:
+            continue
+        loc = ("inferenceGroups", i, "autoscaling")
+        if scaling.min_replicas > scaling.max_replicas:
+            out.append(Problem(
+                (*loc, "minReplicas"),
+                f"minReplicas {scaling.min_replicas} is above maxReplicas {scaling.max_replicas}",
+            ))
+        if cfg.keda.mode == "absent":
+            out.append(Problem(
+                loc,
+                "autoscaling needs KEDA: set sglang-platform:keda.mode to install (this stack installs it) "
+                "or present (the cluster already runs it)",
+            ))
+    return out
 
 
 def check_group(g: InferenceGroup, cfg: PlatformConfig) -> list[Problem]:

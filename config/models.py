@@ -14,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, Field
 
 from config import bom
+from config.autoscaling import GroupAutoscaling, KedaConfig
 from config.base import Base
 from config.quantity import parse_quantity
 
@@ -232,6 +233,9 @@ class InferenceGroup(Base):
     pod_disruption_budget: bool = Field(True, description="Guard serving groups against voluntary drains.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods require.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
+    autoscaling: GroupAutoscaling | None = Field(
+        None, description="Scale whole groups on queue depth and KV-cache usage (KEDA); replicas is then ignored."
+    )
 
     @property
     def total_gpus(self) -> int:
@@ -240,6 +244,10 @@ class InferenceGroup(Base):
     @property
     def tp_size(self) -> int:
         return self.tensor_parallel if self.tensor_parallel is not None else self.total_gpus
+
+    @property
+    def initial_replicas(self) -> int:
+        return self.autoscaling.min_replicas if self.autoscaling else self.replicas
 
     @property
     def model_path(self) -> str:
@@ -260,6 +268,7 @@ class PlatformConfig(Base):
     api_access: ApiAccess = Field(default_factory=ApiAccess)
     versions: Versions = Field(default_factory=Versions)
     inference_groups: list[InferenceGroup] = Field(min_length=1, description="Served models.")
+    keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.
