@@ -4,7 +4,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 import config
-from components import SglangInferenceGroup, SglangInferenceGroupArgs
+from components import (
+    Backend,
+    MonitoringStack,
+    MonitoringStackArgs,
+    OpenWebUI,
+    OpenWebUIArgs,
+    ScrapeTarget,
+    SglangInferenceGroup,
+    SglangInferenceGroupArgs,
+)
 
 try:
     loaded = config.load()
@@ -36,6 +45,11 @@ namespace = k8s.core.v1.Namespace(
     },
 )
 
+# Prometheus scrapes the leaders' /metrics on the API port from its own namespace.
+client_namespaces = list(platform.api_access.allowed_namespaces)
+if platform.monitoring.enabled:
+    client_namespaces.append(platform.monitoring.namespace)
+
 groups = {}
 for group in platform.inference_groups:
     groups[group.name] = SglangInferenceGroup(
@@ -45,9 +59,47 @@ for group in platform.inference_groups:
             namespace=platform.namespace,
             image=platform.versions.sglang_image,
             api_key=loaded.secrets.get("apiKey"),
-            client_namespaces=platform.api_access.allowed_namespaces,
+            client_namespaces=client_namespaces,
             depends_on=[namespace],
         ),
+    )
+
+if platform.open_webui.enabled:
+    ui = OpenWebUI(
+        "open-webui",
+        OpenWebUIArgs(
+            settings=platform.open_webui,
+            namespace=platform.namespace,
+            image=platform.versions.open_webui_image,
+            secret_key=loaded.secrets["webuiSecretKey"],
+            backends=[Backend(name, g.base_url, g.api_key_secret_name) for name, g in groups.items()],
+            depends_on=[namespace],
+        ),
+    )
+    pulumi.export("openWebui", {"service": ui.service_name, "url": ui.url})
+
+if platform.monitoring.enabled:
+    monitoring = MonitoringStack(
+        "monitoring",
+        MonitoringStackArgs(
+            settings=platform.monitoring,
+            serving_namespace=platform.namespace,
+            targets=[
+                ScrapeTarget(g.name, g.enable_metrics, groups[g.name].api_key_secret_name)
+                for g in platform.inference_groups
+            ],
+            grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
+            chart_version=platform.versions.kube_prometheus_stack,
+            depends_on=[namespace],
+        ),
+    )
+    pulumi.export(
+        "monitoring",
+        {
+            "namespace": monitoring.namespace,
+            "prometheusUrl": monitoring.prometheus_url,
+            "grafanaService": monitoring.grafana_service,
+        },
     )
 
 pulumi.export("namespace", platform.namespace)

@@ -1,5 +1,17 @@
 """Reusable Pulumi components of sglang-platform. Importing this package registers nothing."""
 
+from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
+from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
 from components.sglang_group import API_CLIENT_LABEL, SglangInferenceGroup, SglangInferenceGroupArgs
 
-__all__ = ["API_CLIENT_LABEL", "SglangInferenceGroup", "SglangInferenceGroupArgs"]
+__all__ = [
+    "API_CLIENT_LABEL",
+    "Backend",
+    "MonitoringStack",
+    "MonitoringStackArgs",
+    "OpenWebUI",
+    "OpenWebUIArgs",
+    "ScrapeTarget",
+    "SglangInferenceGroup",
+    "SglangInferenceGroupArgs",
+]

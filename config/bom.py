@@ -15,7 +15,18 @@ SGLANG_IMAGE: Final = "lmsysorg/sglang:v0.4.3.post2-cu124"
 # The Kubernetes release the reference cluster runs; rendered objects are validated against its schemas.
 KUBERNETES_VERSION: Final = "1.30.6"
 
+# Open WebUI release of 2025-02-18 (the reference ran the floating :main); its env vars (open_webui/env.py,
+# config.py of the same wheel) are what components/open_webui.py sets. Newer releases migrate the database.
+OPEN_WEBUI_IMAGE: Final = "ghcr.io/open-webui/open-webui:v0.5.14"
+
+# kube-prometheus-stack 88.3.0 ships prometheus-operator 0.93.0, whose PodMonitor/ServiceMonitor/PrometheusRule
+# CRDs are the ones in shared/crds the rendered monitors are validated against.
+KUBE_PROMETHEUS_STACK_CHART: Final = "88.3.0"
+KUBE_PROMETHEUS_STACK_REPO: Final = "https://prometheus-community.github.io/helm-charts"
+
 DEFAULTS: Final[dict[str, str]] = {
     "sglangImage": SGLANG_IMAGE,
     "kubernetes": KUBERNETES_VERSION,
+    "openWebuiImage": OPEN_WEBUI_IMAGE,
+    "kubePrometheusStack": KUBE_PROMETHEUS_STACK_CHART,
 }

@@ -43,6 +43,7 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Probl
                         )
     for i, group in enumerate(cfg.inference_groups):
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in check_group(group, cfg)]
+<<<<<<< HEAD
     problems += check_autoscaling(cfg)
     return problems
 
@@ -65,6 +66,48 @@ def check_autoscaling(cfg: PlatformConfig) -> list[Problem]:
                 "autoscaling needs KEDA: set sglang-platform:keda.mode to install (this stack installs it) "
                 "or present (the cluster already runs it)",
             ))
+=======
+    problems += check_front_end(cfg, secrets_present)
+    return problems
+
+
+def _missing_secret(key: str, component: str) -> Problem:
+    return Problem(
+        (key,),
+        f"required secret is not set ({component}.enabled is true): run "
+        f"`pulumi config set --secret sglang-platform:{key} <value>` or set sglang-platform:{component}.enabled "
+        "to false",
+    )
+
+
+def check_front_end(cfg: PlatformConfig, secrets_present: set[str]) -> list[Problem]:
+    """Open WebUI and monitoring: their secrets, and the Ingress settings that only make sense together."""
+    out: list[Problem] = []
+    ui = cfg.open_webui
+    if ui.enabled and "webuiSecretKey" not in secrets_present:
+        out.append(_missing_secret("webuiSecretKey", "openWebui"))
+    if ui.ingress.enabled and not ui.ingress.host:
+        out.append(Problem(("openWebui", "ingress", "host"), "required when ingress.enabled is true"))
+    if not ui.ingress.enabled:
+        for key, value in (
+            ("host", ui.ingress.host),
+            ("className", ui.ingress.class_name),
+            ("tlsSecretName", ui.ingress.tls_secret_name),
+        ):
+            if value:
+                out.append(Problem(("openWebui", "ingress", key), "only allowed when ingress.enabled is true"))
+    mon = cfg.monitoring
+    if mon.enabled and "grafanaAdminPassword" not in secrets_present:
+        out.append(_missing_secret("grafanaAdminPassword", "monitoring"))
+    if mon.enabled and mon.namespace == cfg.namespace:
+        out.append(
+            Problem(
+                ("monitoring", "namespace"),
+                f"{mon.namespace!r} is also the serving namespace; monitoring needs its own so the groups' "
+                "NetworkPolicy can admit it by namespace",
+            )
+        )
+>>>>>>> main
     return out
 
 

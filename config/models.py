@@ -91,6 +91,12 @@ class Versions(Base):
         pattern=r"^v?1\.\d+(\.\d+)?$",
         description="Kubernetes version the cluster runs (schemas the render is validated against).",
     )
+    open_webui_image: Image = Field(bom.OPEN_WEBUI_IMAGE, description="Open WebUI container image.")
+    kube_prometheus_stack: str = Field(
+        bom.KUBE_PROMETHEUS_STACK_CHART,
+        pattern=r"^\d+\.\d+\.\d+$",
+        description="kube-prometheus-stack chart version.",
+    )
 
     @property
     def sglang_release(self) -> Version | None:
@@ -260,6 +266,11 @@ class ApiAccess(Base):
     )
 
 
+# The front end and monitoring models live in their own modules; they build on the types above.
+from config.monitoring import Monitoring  # noqa: E402
+from config.webui import OpenWebUi  # noqa: E402
+
+
 class PlatformConfig(Base):
     namespace: DnsLabel = Field("sglang", description="Namespace of the serving objects.")
     require_api_key: bool = Field(
@@ -268,8 +279,16 @@ class PlatformConfig(Base):
     api_access: ApiAccess = Field(default_factory=ApiAccess)
     versions: Versions = Field(default_factory=Versions)
     inference_groups: list[InferenceGroup] = Field(min_length=1, description="Served models.")
+    open_webui: OpenWebUi = Field(default_factory=OpenWebUi, description="Chat front end (Open WebUI).")
+    monitoring: Monitoring = Field(
+        default_factory=Monitoring, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
+    )
     keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.
-SECRET_KEYS = {"apiKey": "API key SGLang requires on every request (--api-key)."}
+SECRET_KEYS = {
+    "apiKey": "API key SGLang requires on every request (--api-key).",
+    "webuiSecretKey": "Key Open WebUI signs sessions with (WEBUI_SECRET_KEY); required when openWebui.enabled.",
+    "grafanaAdminPassword": "Password of Grafana's admin user; required when monitoring.enabled.",
+}

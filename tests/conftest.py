@@ -16,6 +16,17 @@ if str(ROOT) not in sys.path:
 from tools import harness  # noqa: E402
 
 API_KEY = "sk-test-7f3a9c2e-never-in-plaintext"
+WEBUI_SECRET_KEY = "webui-test-4c1d8e-never-in-plaintext"
+GRAFANA_PASSWORD = "grafana-test-91b2aa-never-in-plaintext"
+# A second, one-GPU group for tests that need several.
+SMALL_GROUP = {
+    "name": "r1-distill",
+    "model": {"path": "DeepSeek-R1-Distill-Qwen-7B", "servedName": "r1-distill"},
+    "modelVolume": {"type": "pvc", "claimName": "models"},
+    "gpusPerNode": 1,
+    "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
+}
+FRONT_END_SECRETS = {"webuiSecretKey": WEBUI_SECRET_KEY, "grafanaAdminPassword": GRAFANA_PASSWORD}
 
 
 def stack_values(name: str) -> dict:
@@ -26,7 +37,7 @@ def stack_values(name: str) -> dict:
 
 @functools.cache
 def _cached_run(stack: str, with_key: bool) -> harness.RunResult:
-    secrets = {"apiKey": API_KEY} if with_key else {}
+    secrets = {"apiKey": API_KEY, **FRONT_END_SECRETS} if with_key else dict(FRONT_END_SECRETS)
     result, _ = harness.run_stack(stack, secrets=secrets)
     assert result.error is None, result.error
     return result
@@ -43,12 +54,15 @@ def dev() -> harness.RunResult:
 
 
 def run_with(stack: str, mutate, secrets: dict | None = None) -> harness.RunResult:
-    """Run a stack after ``mutate(values)`` edits a deep copy of its keys."""
+    """Run a stack after ``mutate(values)`` edits a deep copy of its keys. The front-end secrets are set
+    unless ``secrets`` maps them to None."""
     values = copy.deepcopy(stack_values(stack))
     mutate(values)
     config = {f"sglang-platform:{k}": harness._encode(v) for k, v in values.items()}
     secret_keys = []
-    for key, value in (secrets or {}).items():
+    for key, value in {**FRONT_END_SECRETS, **(secrets or {})}.items():
+        if value is None:
+            continue
         config[f"sglang-platform:{key}"] = value
         secret_keys.append(f"sglang-platform:{key}")
     return harness.run(config, secret_keys, stack=stack)

@@ -10,8 +10,12 @@ from conftest import ROOT, stack_values
 
 from config import ConfigError, InferenceGroup, PlatformConfig, validate
 
+# Open WebUI and monitoring are on in both shipped stacks; their secrets are set unless a test says otherwise.
+FRONT_END = frozenset({"webuiSecretKey", "grafanaAdminPassword"})
+ALL_SECRETS = FRONT_END | {"apiKey"}
 
-def problems(raw: dict, secrets: set[str] = frozenset()) -> list[str]:
+
+def problems(raw: dict, secrets: set[str] = FRONT_END) -> list[str]:
     with pytest.raises(ConfigError) as info:
         validate(raw, set(secrets))
     return str(info.value).splitlines()[1:]
@@ -25,12 +29,12 @@ def prod_with(**group_changes) -> dict:
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_shipped_stacks_validate(stack):
-    cfg = validate(stack_values(stack), {"apiKey"})
+    cfg = validate(stack_values(stack), ALL_SECRETS)
     assert cfg.inference_groups
 
 
 def test_prod_is_the_reference_topology():
-    g = validate(stack_values("prod"), {"apiKey"}).inference_groups[0]
+    g = validate(stack_values("prod"), ALL_SECRETS).inference_groups[0]
     assert (g.nodes, g.gpus_per_node, g.tp_size) == (2, 8, 16)
     assert g.network.fabric == "infiniband"
     assert g.network.hcas == ["mlx5_0", "mlx5_1", "mlx5_4", "mlx5_5"]
@@ -40,7 +44,7 @@ def test_prod_is_the_reference_topology():
 def test_every_problem_is_reported_at_once_with_its_key():
     raw = prod_with(gpusPerNode=0, name="Bad_Name", typo=1, resources={"cpu": "4", "memory": "lots"})
     raw["versions"] = {"sglangImage": "lmsysorg/sglang:latest"}
-    lines = problems(raw, {"apiKey"})
+    lines = problems(raw, ALL_SECRETS)
     assert lines == [
         "  - sglang-platform:inferenceGroups[0].gpusPerNode: Input should be greater than or equal to 1 (got 0)",
         "  - sglang-platform:inferenceGroups[0].name: 'Bad_Name' does not match ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ "
@@ -58,12 +62,12 @@ def test_every_problem_is_reported_at_once_with_its_key():
 
 def test_header_counts_problems():
     with pytest.raises(ConfigError) as info:
-        validate(prod_with(gpusPerNode=0), {"apiKey"})
+        validate(prod_with(gpusPerNode=0), ALL_SECRETS)
     assert str(info.value).splitlines()[0] == "invalid stack configuration (1 problem):"
 
 
 def test_parallelism_must_match_the_gpus():
-    assert problems(prod_with(tensorParallel=8), {"apiKey"}) == [
+    assert problems(prod_with(tensorParallel=8), ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].tensorParallel: tensorParallel 8 must equal nodes x gpusPerNode "
         "= 2 x 8 = 16 (SGLang shards the model over every GPU of the group)"
     ]
@@ -72,21 +76,21 @@ def test_parallelism_must_match_the_gpus():
 def test_tensor_parallel_defaults_to_all_gpus_of_the_group():
     raw = prod_with()
     del raw["inferenceGroups"][0]["tensorParallel"]
-    assert validate(raw, {"apiKey"}).inference_groups[0].tp_size == 16
+    assert validate(raw, ALL_SECRETS).inference_groups[0].tp_size == 16
 
 
 def test_group_name_length_leaves_room_for_lws_names():
-    lines = problems(prod_with(name="a" * 41), {"apiKey"})
+    lines = problems(prod_with(name="a" * 41), ALL_SECRETS)
     assert lines == [
         f"  - sglang-platform:inferenceGroups[0].name: String should have at most 40 characters (got {'a' * 41!r})"
     ]
-    validate(prod_with(name="a" * 40), {"apiKey"})
+    validate(prod_with(name="a" * 40), ALL_SECRETS)
 
 
 def test_duplicate_names_and_served_names():
     raw = copy.deepcopy(stack_values("prod"))
     raw["inferenceGroups"].append(copy.deepcopy(raw["inferenceGroups"][0]))
-    assert problems(raw, {"apiKey"}) == [
+    assert problems(raw, ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].model.servedName: served model name 'deepseek-r1' is used by 2 "
         "groups; each must be unique",
         "  - sglang-platform:inferenceGroups[0].name: group name 'deepseek-r1' is used by 2 groups; "
@@ -113,16 +117,16 @@ def test_images_must_be_pinned(image, ok):
     raw = prod_with()
     raw["versions"] = {"sglangImage": image, "sglangVersion": "0.4.3.post2"}
     if ok:
-        validate(raw, {"apiKey"})
+        validate(raw, ALL_SECRETS)
     else:
-        (line,) = problems(raw, {"apiKey"})
+        (line,) = problems(raw, ALL_SECRETS)
         assert line.startswith("  - sglang-platform:versions.sglangImage: image ")
 
 
 def test_digest_without_version_needs_sglang_version():
     raw = prod_with()
     raw["versions"] = {"sglangImage": "lmsysorg/sglang@sha256:" + "b" * 64}
-    assert problems(raw, {"apiKey"}) == [
+    assert problems(raw, ALL_SECRETS) == [
         "  - sglang-platform:versions.sglangVersion: cannot tell the SGLang release of 'lmsysorg/sglang@sha256:"
         + "b" * 64
         + "': set versions.sglangVersion (e.g. 0.4.3.post2) so flags can be checked against it"
@@ -130,23 +134,23 @@ def test_digest_without_version_needs_sglang_version():
 
 
 def test_ports_in_range_and_distinct():
-    assert problems(prod_with(ports={"http": 70000, "distInit": 0}), {"apiKey"}) == [
+    assert problems(prod_with(ports={"http": 70000, "distInit": 0}), ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].ports.distInit: Input should be greater than or equal to 1 (got 0)",
         "  - sglang-platform:inferenceGroups[0].ports.http: Input should be less than or equal to 65535 (got 70000)",
     ]
-    assert problems(prod_with(ports={"http": 9000, "distInit": 9000}), {"apiKey"}) == [
+    assert problems(prod_with(ports={"http": 9000, "distInit": 9000}), ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].ports.distInit: port 9000 is also ports.http; the two must differ"
     ]
 
 
 def test_dist_timeout_follows_the_pinned_release():
-    assert problems(prod_with(distTimeoutSeconds=3600), {"apiKey"}) == [
+    assert problems(prod_with(distTimeoutSeconds=3600), ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)"
     ]
     raw = prod_with(distTimeoutSeconds=3600)
     raw["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.4.post1-cu124"}
-    assert validate(raw, {"apiKey"}).inference_groups[0].dist_timeout_seconds == 3600
+    assert validate(raw, ALL_SECRETS).inference_groups[0].dist_timeout_seconds == 3600
 
 
 def test_extra_args_may_not_shadow_typed_settings():
@@ -163,7 +167,7 @@ def test_extra_args_may_not_shadow_typed_settings():
                 "x",
             ]
         ),
-        {"apiKey"},
+        ALL_SECRETS,
     )
     assert lines == [
         "  - sglang-platform:inferenceGroups[0].extraArgs[0]: --tp would override --tp-size, which the platform "
@@ -176,7 +180,7 @@ def test_extra_args_may_not_shadow_typed_settings():
 
 
 def test_shm_must_fit_in_memory():
-    assert problems(prod_with(resources={"cpu": "8", "memory": "64Gi", "shmSize": "64Gi"}), {"apiKey"}) == [
+    assert problems(prod_with(resources={"cpu": "8", "memory": "64Gi", "shmSize": "64Gi"}), ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].resources.shmSize: 64Gi must be below resources.memory (64Gi): "
         "a memory-backed /dev/shm counts against the pod's memory limit"
     ]
@@ -185,23 +189,23 @@ def test_shm_must_fit_in_memory():
 def test_fabric_rules():
     tcp_with_ib = prod_with()
     tcp_with_ib["inferenceGroups"][0]["network"] = {"fabric": "tcp", "hcas": ["mlx5_0"]}
-    assert problems(tcp_with_ib, {"apiKey"}) == [
+    assert problems(tcp_with_ib, ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].network.hcas: only allowed with fabric infiniband"
     ]
     ib_without_devices = prod_with()
     ib_without_devices["inferenceGroups"][0]["network"] = {"fabric": "infiniband", "hcas": ["mlx5_0"]}
-    assert problems(ib_without_devices, {"apiKey"}) == [
+    assert problems(ib_without_devices, ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].network.rdmaDevicesPerNode: fabric infiniband needs at least 1 "
         "(without an RDMA device NCCL silently falls back to TCP)"
     ]
 
 
 def test_model_volume_rules():
-    assert problems(prod_with(modelVolume={"type": "pvc", "hostPath": "/x"}), {"apiKey"}) == [
+    assert problems(prod_with(modelVolume={"type": "pvc", "hostPath": "/x"}), ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].modelVolume.claimName: required when type is pvc",
         "  - sglang-platform:inferenceGroups[0].modelVolume.hostPath: only allowed when type is hostPath",
     ]
-    assert problems(prod_with(modelVolume={"type": "hostPath", "hostPath": "relative/dir"}), {"apiKey"}) == [
+    assert problems(prod_with(modelVolume={"type": "hostPath", "hostPath": "relative/dir"}), ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].modelVolume.hostPath: 'relative/dir' must be an absolute path "
         "without '..'"
     ]
@@ -222,7 +226,8 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, and the secrets apiKey"
+        "apiAccess, versions, inferenceGroups, openWebui, monitoring, and the secrets apiKey, webuiSecretKey, "
+        "grafanaAdminPassword"
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import API_KEY, container, env_map, lws, run_with
+from conftest import API_KEY, SMALL_GROUP, container, env_map, lws, run_with
 
 from tools import harness
 
@@ -189,7 +189,11 @@ def test_network_policy_admits_group_members_and_clients():
                 {
                     "namespaceSelector": {
                         "matchExpressions": [
-                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ai-apps", "batch"]}
+                            {
+                                "key": "kubernetes.io/metadata.name",
+                                "operator": "In",
+                                "values": ["ai-apps", "batch", "monitoring"],  # Prometheus, monitoring is on
+                            }
                         ]
                     }
                 },
@@ -223,14 +227,7 @@ def test_outputs_give_in_cluster_urls(prod, dev):
 
 def test_several_groups_get_their_own_objects():
     def add_small(values):
-        small = {
-            "name": "r1-distill",
-            "model": {"path": "DeepSeek-R1-Distill-Qwen-7B", "servedName": "r1-distill"},
-            "modelVolume": {"type": "pvc", "claimName": "models"},
-            "gpusPerNode": 1,
-            "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
-        }
-        values["inferenceGroups"].append(small)
+        values["inferenceGroups"].append(dict(SMALL_GROUP))
 
     result = run_with("prod", add_small, secrets={"apiKey": API_KEY})
     assert result.error is None

@@ -23,14 +23,29 @@ def test_prod_render_writes_every_object(tmp_path):
     docs = list(yaml.safe_load_all((tmp_path / "manifests.yaml").read_text()))
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
         ("Namespace", "deepseek"),
+        ("Namespace", "monitoring"),
         ("Secret", "deepseek-r1-api-key"),
+        ("Secret", "open-webui-secret-key"),
+        ("Secret", "grafana-admin"),
+        ("ConfigMap", "sglang-platform-dashboard"),
+        ("PersistentVolumeClaim", "open-webui-data"),
         ("Service", "deepseek-r1-api"),
+        ("Service", "open-webui"),
+        ("Deployment", "open-webui"),
         ("LeaderWorkerSet", "deepseek-r1"),
         ("NetworkPolicy", "deepseek-r1-ingress"),
         ("PodDisruptionBudget", "deepseek-r1-pdb"),
+        ("PodMonitor", "deepseek-r1-metrics"),
+        ("PrometheusRule", "sglang-platform"),
+        ("ServiceMonitor", "dcgm-exporter"),
     ]
-    assert docs[1]["stringData"] == {"api-key": harness.PLACEHOLDER}
-    assert yaml.safe_load((tmp_path / "releases.yaml").read_text()) == []
+    assert docs[2]["stringData"] == {"api-key": harness.PLACEHOLDER}
+    assert docs[3]["stringData"] == {"webui-secret-key": harness.PLACEHOLDER}
+    assert docs[4]["stringData"] == {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER}
+    releases = yaml.safe_load((tmp_path / "releases.yaml").read_text())
+    assert [(r["name"], r["namespace"], r["chart"], r["version"]) for r in releases] == [
+        ("kube-prometheus-stack", "monitoring", "kube-prometheus-stack", "88.3.0")
+    ]
     assert "note: secret sglang-platform:apiKey is not available here; rendered as '[secret]'" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -1,0 +1,149 @@
+"""SLO and GPU-health alerting rules (PrometheusRule groups), built from the stack's SLO settings.
+
+Pure functions of plain values, so tests can feed the very rules the stack deploys to ``promtool``.
+Metric names are SGLang 0.4.3.post2's (components/metrics/sglang.txt), dcgm-exporter's and
+kube-state-metrics'; a test keeps them to those lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from config.monitoring import Slo
+
+LWS_NAME = "label_leaderworkerset_sigs_k8s_io_name"
+LWS_WORKER_INDEX = "label_leaderworkerset_sigs_k8s_io_worker_index"
+# kube-state-metrics exports pod labels only when allow-listed; the no-ready-leader rule needs these two.
+KSM_POD_LABELS = "pods=[leaderworkerset.sigs.k8s.io/name,leaderworkerset.sigs.k8s.io/worker-index]"
+
+
+def metrics_monitor_name(group: str) -> str:
+    return f"{group}-metrics"
+
+
+def scrape_job(namespace: str, group: str) -> str:
+    """The job label prometheus-operator gives a PodMonitor's targets: <namespace>/<name>."""
+    return f"{namespace}/{metrics_monitor_name(group)}"
+
+
+def _num(value: float) -> str:
+    return format(value, "g")
+
+
+def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo, scraped: Sequence[str]) -> list[dict]:
+    ns = f'namespace="{namespace}"'
+    by = "namespace, model_name"
+    rules: list[dict] = [
+        {
+            "alert": "SGLangTTFTHigh",
+            # TTFT buckets in 0.4.3.post2 are 0.1, 0.25, 0.5, ...: a 0.2 s target is interpolated inside the
+            # 0.1-0.25 bucket, so the alert is as exact as those buckets allow. No traffic gives NaN: silent.
+            "expr": f"histogram_quantile(0.99, sum by ({by}, le) "
+            f"(rate(sglang:time_to_first_token_seconds_bucket{{{ns}}}[{slo.window}]))) > {_num(slo.ttft_p99_seconds)}",
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Time to first token p99 of {{ $labels.model_name }} is {{ $value | humanizeDuration }}",
+                "description": f"The p99 TTFT over {slo.window} is above the {_num(slo.ttft_p99_seconds)} s SLO "
+                "(sglang-platform:monitoring.slo.ttftP99Seconds). Check the queue and KV-cache panels: "
+                "a long queue or a full KV cache delays prefill.",
+            },
+        },
+        {
+            "alert": "SGLangQueueBacklogGrowing",
+            "expr": f"sum by ({by}) (sglang:num_queue_reqs{{{ns}}}) > {slo.queue_backlog_requests} "
+            f"and sum by ({by}) (deriv(sglang:num_queue_reqs{{{ns}}}[{slo.window}])) > 0",
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.model_name }} has {{ $value }} queued requests and the queue keeps growing",
+                "description": "Requests arrive faster than the group serves them. Add replicas "
+                "(inferenceGroups[].replicas) or shed load; answers will slow down until the queue drains.",
+            },
+        },
+        {
+            "alert": "SGLangKVCacheNearlyFull",
+            "expr": f"max by ({by}) (sglang:token_usage{{{ns}}}) > {_num(slo.kv_cache_usage_ratio)}",
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "KV cache of {{ $labels.model_name }} is {{ $value | humanizePercentage }} full",
+                "description": "With the KV cache full, SGLang queues new requests or retracts running ones. "
+                "Consider memFractionStatic, kvCacheDtype fp8, a shorter contextLength or more replicas.",
+            },
+        },
+    ]
+    for group in groups:
+        leaders = f'kube_pod_labels{{{ns}, {LWS_NAME}="{group}", {LWS_WORKER_INDEX}="0"}}'
+        rules.append(
+            {
+                "alert": "SGLangNoReadyLeader",
+                # `or vector(0)`: when no leader pod exists at all the product is empty, which must alert too.
+                "expr": f'(sum(kube_pod_status_ready{{{ns}, condition="true"}} '
+                f"* on (namespace, pod) group_left () {leaders}) or vector(0)) < 1",
+                "for": slo.for_duration,
+                "labels": {"severity": "critical", "namespace": namespace, "group": group},
+                "annotations": {
+                    "summary": f"Inference group {group} has no ready leader: its model is not being served",
+                    "description": "No leader pod of the group passes its readiness probe (/health). Expected "
+                    "while the weights load after a (re)start; otherwise see `kubectl -n "
+                    f"{namespace} get pods -l leaderworkerset.sigs.k8s.io/name={group}` and the leader's logs.",
+                },
+            }
+        )
+        if group not in scraped:
+            continue
+        rules.append(
+            {
+                "alert": "SGLangMetricsDown",
+                "expr": f'up{{{ns}, job="{scrape_job(namespace, group)}"}} == 0',
+                "for": slo.for_duration,
+                "labels": {"severity": "warning", "group": group},
+                "annotations": {
+                    "summary": f"Prometheus cannot scrape /metrics of {group} ({{{{ $labels.pod }}}})",
+                    "description": "While the scrape fails the latency, queue and KV-cache alerts cannot fire. "
+                    "A 401 means the PodMonitor's bearer token differs from the group's --api-key.",
+                },
+            }
+        )
+    return rules
+
+
+def gpu_rules(slo: Slo) -> list[dict]:
+    by = "Hostname, gpu, UUID"
+    return [
+        {
+            "alert": "GPUXidError",
+            "expr": f"max by ({by}) (DCGM_FI_DEV_XID_ERRORS) > 0",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID {{ $value }}",
+                "description": "An XID is a driver-reported GPU error (e.g. 79: fallen off the bus, 48/63/64: "
+                "ECC, 74: NVLink). The SGLang group on that node usually hangs or restarts; see NVIDIA's XID "
+                "catalogue and drain the node if it repeats.",
+            },
+        },
+        {
+            "alert": "GPUTemperatureHigh",
+            "expr": f"max by ({by}) (DCGM_FI_DEV_GPU_TEMP) > {slo.gpu_temperature_celsius}",
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} is at {{ $value }} °C",
+                "description": f"Above {slo.gpu_temperature_celsius} °C "
+                "(sglang-platform:monitoring.slo.gpuTemperatureCelsius) the GPU throttles its clocks and "
+                "throughput drops; check cooling and fans.",
+            },
+        },
+    ]
+
+
+def rule_groups(
+    namespace: str, groups: Sequence[str], slo: Slo, gpu: bool = True, scraped: Sequence[str] | None = None
+) -> list[dict]:
+    """``groups``: every inference group; ``scraped``: those with a PodMonitor (default: all)."""
+    scraped = groups if scraped is None else scraped
+    out = [{"name": "sglang-slo", "rules": sglang_rules(namespace, groups, slo, scraped)}]
+    if gpu:
+        out.append({"name": "gpu-health", "rules": gpu_rules(slo)})
+    return out

@@ -1,0 +1,196 @@
+"""The SGLang + GPU Grafana dashboard, built as code with grafana-foundation-sdk (Grafana 11.6 schema).
+
+``SGLANG_PANELS`` and ``GPU_PANELS`` are the single description of what is shown: the builder turns them into
+dashboard JSON, the tests check every expression with promtool and against the pinned releases' metric
+names, and a test keeps the README's panel table in step with the titles.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
+
+UID = "sglang-platform"
+# Grafana replaces these before the query reaches Prometheus; tests substitute them the same way.
+MODEL = 'model_name=~"$model"'
+RATE = "$__rate_interval"
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    description: str
+    unit: str
+    # (PromQL with the placeholders {sel} = namespace + model filter, legend)
+    queries: tuple[tuple[str, str], ...]
+
+
+def _quantiles(histogram: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (
+            f"histogram_quantile({q}, sum by (model_name, le) (rate({histogram}_bucket{{sel}}[{RATE}])))",
+            f"p{round(q * 100)} {{{{model_name}}}}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    )
+
+
+SGLANG_PANELS = (
+    Panel(
+        "Request throughput",
+        "Finished requests per second (sglang:num_requests_total).",
+        "reqps",
+        ((f"sum by (model_name) (rate(sglang:num_requests_total{{sel}}[{RATE}]))", "{{model_name}}"),),
+    ),
+    Panel(
+        "Token throughput",
+        "Prompt tokens read and tokens generated per second (prompt_tokens_total, generation_tokens_total), "
+        "and the scheduler's own generation throughput gauge (gen_throughput).",
+        "short",
+        (
+            (f"sum by (model_name) (rate(sglang:prompt_tokens_total{{sel}}[{RATE}]))", "prompt {{model_name}}"),
+            (
+                f"sum by (model_name) (rate(sglang:generation_tokens_total{{sel}}[{RATE}]))",
+                "generated {{model_name}}",
+            ),
+            ("sum by (model_name) (sglang:gen_throughput{sel})", "scheduler gen tok/s {{model_name}}"),
+        ),
+    ),
+    Panel(
+        "Time to first token",
+        "p50/p90/p99 from request arrival to the first streamed token (time_to_first_token_seconds): queueing "
+        "plus prefill. The SLO alert watches the p99.",
+        "s",
+        _quantiles("sglang:time_to_first_token_seconds"),
+    ),
+    Panel(
+        "Inter-token latency",
+        "p50/p90/p99 time between two output tokens while decoding (time_per_output_token_seconds; later "
+        "SGLang releases call it inter_token_latency_seconds). Its inverse is the per-user streaming speed.",
+        "s",
+        _quantiles("sglang:time_per_output_token_seconds"),
+    ),
+    Panel(
+        "End-to-end request latency",
+        "p50/p90/p99 from arrival to the last token (e2e_request_latency_seconds); long reasoning answers make "
+        "minutes normal.",
+        "s",
+        _quantiles("sglang:e2e_request_latency_seconds"),
+    ),
+    Panel(
+        "Running and queued requests",
+        "Requests in the running batch (num_running_reqs) and waiting for admission (num_queue_reqs). A queue "
+        "that keeps growing means the group is saturated.",
+        "short",
+        (
+            ("sum by (model_name) (sglang:num_running_reqs{sel})", "running {{model_name}}"),
+            ("sum by (model_name) (sglang:num_queue_reqs{sel})", "queued {{model_name}}"),
+        ),
+    ),
+    Panel(
+        "KV-cache usage",
+        "Fraction of KV-cache token slots in use (token_usage). Near 1 new requests wait or running ones are "
+        "retracted.",
+        "percentunit",
+        (("max by (model_name) (sglang:token_usage{sel})", "{{model_name}}"),),
+    ),
+    Panel(
+        "Prefix-cache hit rate",
+        "Share of prompt tokens served from the radix (prefix) cache (cache_hit_rate): shared system prompts "
+        "and multi-turn chats raise it and cut prefill work.",
+        "percentunit",
+        (("max by (model_name) (sglang:cache_hit_rate{sel})", "{{model_name}}"),),
+    ),
+)
+
+GPU_PANELS = (
+    Panel(
+        "GPU utilisation",
+        "Share of time each GPU was busy (DCGM_FI_DEV_GPU_UTIL), from the GPU Operator's dcgm-exporter.",
+        "percent",
+        (("avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)", "{{Hostname}} GPU {{gpu}}"),),
+    ),
+    Panel(
+        "GPU memory used",
+        "Framebuffer memory in use per GPU (DCGM_FI_DEV_FB_USED / (FB_USED + FB_FREE)); SGLang reserves most "
+        "of it up front for weights and KV cache (memFractionStatic), so high and flat is normal.",
+        "percentunit",
+        (
+            (
+                "sum by (Hostname, gpu) (DCGM_FI_DEV_FB_USED) / "
+                "(sum by (Hostname, gpu) (DCGM_FI_DEV_FB_USED) + sum by (Hostname, gpu) (DCGM_FI_DEV_FB_FREE))",
+                "{{Hostname}} GPU {{gpu}}",
+            ),
+        ),
+    ),
+    Panel(
+        "GPU temperature",
+        "GPU die temperature in °C (DCGM_FI_DEV_GPU_TEMP); the heat alert fires above "
+        "monitoring.slo.gpuTemperatureCelsius.",
+        "celsius",
+        (("max by (Hostname, gpu) (DCGM_FI_DEV_GPU_TEMP)", "{{Hostname}} GPU {{gpu}}"),),
+    ),
+)
+
+
+def expressions(namespace: str) -> list[str]:
+    """Every PromQL expression of the dashboard, as Grafana sends it before variable substitution."""
+    return [_expr(q, namespace) for p in (*SGLANG_PANELS, *GPU_PANELS) for q, _ in p.queries]
+
+
+def _expr(query: str, namespace: str) -> str:
+    return query.replace("{sel}", f'{{namespace="{namespace}", {MODEL}}}')
+
+
+def _panel(p: Panel, namespace: str, datasource: DataSourceRef) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(p.title)
+        .description(p.description)
+        .unit(p.unit)
+        .min(0)
+        .height(8)
+        .span(12)
+        .datasource(datasource)
+    )
+    for i, (query, legend) in enumerate(p.queries):
+        panel = panel.with_target(
+            prometheus.Dataquery().expr(_expr(query, namespace)).legend_format(legend).ref_id(chr(ord("A") + i))
+        )
+    return panel
+
+
+def build(namespace: str, gpu: bool = True) -> dict:
+    """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace``."""
+    datasource = DataSourceRef(type_val="prometheus", uid="${datasource}")
+    dash = (
+        dashboard.Dashboard("SGLang inference")
+        .uid(UID)
+        .tags(["sglang", "sglang-platform"])
+        .refresh("30s")
+        .time("now-3h", "now")
+        .with_variable(dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"))
+        .with_variable(
+            dashboard.QueryVariable("model")
+            .label("Model")
+            .datasource(datasource)
+            .query(f'label_values(sglang:num_requests_total{{namespace="{namespace}"}}, model_name)')
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+            .multi(True)
+            .include_all(True)
+            .all_value(".*")
+        )
+        .with_row(dashboard.Row("SGLang: traffic, latency, capacity"))
+    )
+    for p in SGLANG_PANELS:
+        dash = dash.with_panel(_panel(p, namespace, datasource))
+    if gpu:
+        dash = dash.with_row(dashboard.Row("GPUs (DCGM)"))
+        for p in GPU_PANELS:
+            dash = dash.with_panel(_panel(p, namespace, datasource))
+    return json.loads(json.dumps(dash.build(), cls=JSONEncoder))

@@ -1,0 +1,236 @@
+"""OpenWebUI: the chat front end, wired to every inference group of the stack.
+
+Plain objects, as in the reference deployment (Deployment + PVC + Service), plus the Secret holding
+WEBUI_SECRET_KEY and an optional Ingress. Open WebUI 0.5.14 keeps OPENAI_API_BASE_URLS / OPENAI_API_KEYS
+and ENABLE_SIGNUP as "PersistentConfig": read from the environment on the first start only, then from its
+database (ENABLE_PERSISTENT_CONFIG, which turns that off, arrived in 0.6.x). Groups added later must be
+added under Admin Settings > Connections, or the data volume reset.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.sglang_group import API_CLIENT_LABEL, API_KEY_SECRET_KEY, _meta
+from config.webui import OpenWebUi
+
+NAME = "open-webui"
+HTTP_PORT = 8080  # the image's start.sh default
+SERVICE_PORT = 3000  # the reference's Service port
+DATA_DIR = "/app/backend/data"  # DATA_DIR default of the image: SQLite database, uploads, caches
+SECRET_KEY_KEY = "webui-secret-key"
+
+
+@dataclass
+class Backend:
+    """One OpenAI-compatible endpoint: an inference group's base URL and the Secret with its API key."""
+
+    name: str
+    base_url: pulumi.Input[str]
+    # Secret (in the UI's namespace) whose key "api-key" holds the group's --api-key; None: no key.
+    api_key_secret_name: pulumi.Input[str | None] = None
+
+
+@dataclass
+class OpenWebUIArgs:
+    settings: OpenWebUi
+    namespace: str
+    image: str
+    secret_key: pulumi.Input[str]
+    backends: Sequence[Backend]
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class OpenWebUI(pulumi.ComponentResource):
+    service_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: OpenWebUIArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sglang-platform:index:OpenWebUI", name, None, opts)
+        s = args.settings
+        ns = args.namespace
+        labels = {
+            "app.kubernetes.io/name": NAME,
+            "app.kubernetes.io/part-of": "sglang-platform",
+            "app.kubernetes.io/managed-by": "pulumi",
+        }
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        secret = k8s.core.v1.Secret(
+            f"{name}-secret-key",
+            metadata=_meta(f"{NAME}-secret-key", ns, labels),
+            type="Opaque",
+            string_data={SECRET_KEY_KEY: pulumi.Output.secret(args.secret_key)},
+            opts=child,
+        )
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data",
+            metadata=_meta(f"{NAME}-data", ns, labels),
+            spec=pvc_spec(s),
+            # Users, chat history and uploads: they outlive `pulumi destroy` unless the stack opts out.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(retain_on_delete=s.persistence.retain_on_destroy)
+            ),
+        )
+        names = [b.name for b in args.backends]
+        env = pulumi.Output.all(
+            [b.base_url for b in args.backends], [b.api_key_secret_name for b in args.backends]
+        ).apply(lambda v: container_env(s, list(zip(names, v[0], v[1], strict=True))))
+        k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=_meta(NAME, ns, labels),
+            spec=deployment_spec(s, args.image, labels, env),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[secret, claim])),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=_meta(NAME, ns, labels),
+            spec={
+                "type": s.service_type,
+                "selector": {"app.kubernetes.io/name": NAME},
+                "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        url = f"http://{NAME}.{ns}.svc.cluster.local:{SERVICE_PORT}"
+        if s.ingress.enabled:
+            k8s.networking.v1.Ingress(
+                f"{name}-ingress",
+                metadata=_meta(NAME, ns, labels, s.ingress.annotations),
+                spec=ingress_spec(s),
+                opts=child,
+            )
+            url = f"{'https' if s.ingress.tls_secret_name else 'http'}://{s.ingress.host}"
+
+        self.service_name = pulumi.Output.from_input(NAME)
+        self.url = pulumi.Output.from_input(url)
+        self.register_outputs({"service_name": self.service_name, "url": self.url})
+
+
+def key_env_name(backend: str) -> str:
+    return "SGLANG_API_KEY_" + re.sub(r"[^A-Z0-9]", "_", backend.upper())
+
+
+def container_env(s: OpenWebUi, backends: list[tuple[str, str, str | None]]) -> list[dict]:
+    """Env of the container; API keys come from the groups' Secrets and reach OPENAI_API_KEYS through
+    Kubernetes' $(VAR) expansion, so no key is ever in the spec."""
+    env: list[dict] = [
+        {
+            "name": "WEBUI_SECRET_KEY",
+            "valueFrom": {"secretKeyRef": {"name": f"{NAME}-secret-key", "key": SECRET_KEY_KEY}},
+        },
+        {"name": "WEBUI_AUTH", "value": "True"},
+        {"name": "ENABLE_SIGNUP", "value": str(s.enable_signup)},
+        {"name": "DEFAULT_USER_ROLE", "value": s.default_user_role},
+        # Ollama is on by default and would keep probing http://localhost:11434.
+        {"name": "ENABLE_OLLAMA_API", "value": "False"},
+        {"name": "ENABLE_OPENAI_API", "value": "True"},
+        {"name": "OPENAI_API_BASE_URLS", "value": ";".join(url for _, url, _ in backends)},
+    ]
+    keys = []
+    for name, _, secret in backends:
+        if secret:
+            var = key_env_name(name)
+            env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": API_KEY_SECRET_KEY}}})
+            keys.append(f"$({var})")
+        else:
+            keys.append("")  # index-aligned with the URLs; SGLang without --api-key ignores the header
+    if any(keys):
+        env.append({"name": "OPENAI_API_KEYS", "value": ";".join(keys)})
+    # Seconds one proxied completion may take; unset would mean no limit, the old 300 s default cut
+    # DeepSeek-R1's long reasoning answers off (open-webui #6125).
+    env.append({"name": "AIOHTTP_CLIENT_TIMEOUT", "value": str(s.request_timeout_seconds)})
+    return env
+
+
+def pvc_spec(s: OpenWebUi) -> dict:
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": s.persistence.size}},
+    }
+    if s.persistence.storage_class:
+        spec["storageClassName"] = s.persistence.storage_class
+    return spec
+
+
+def deployment_spec(s: OpenWebUi, image: str, labels: dict[str, str], env: pulumi.Input[list]) -> dict:
+    health = {"path": "/health", "port": "http"}
+    limits = {"memory": s.resources.memory_limit}
+    if s.resources.cpu_limit:
+        limits["cpu"] = s.resources.cpu_limit
+    return {
+        # One writer: the SQLite database lives on a ReadWriteOnce volume.
+        "replicas": 1,
+        "strategy": {"type": "Recreate"},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+        "template": {
+            "metadata": {"labels": {**labels, API_CLIENT_LABEL: "true"}},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [
+                    {
+                        "name": NAME,
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+                        "env": env,
+                        "resources": {
+                            "requests": {"cpu": s.resources.cpu, "memory": s.resources.memory},
+                            "limits": limits,
+                        },
+                        # The image runs as root and writes under /app; it needs no capabilities.
+                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
+                        # The first start migrates the database and fetches the embedding model.
+                        "startupProbe": {
+                            "httpGet": dict(health),
+                            "periodSeconds": 10,
+                            "timeoutSeconds": 5,
+                            "failureThreshold": 60,
+                        },
+                        "readinessProbe": {"httpGet": dict(health), "periodSeconds": 10, "timeoutSeconds": 5},
+                        "livenessProbe": {
+                            "httpGet": dict(health),
+                            "periodSeconds": 30,
+                            "timeoutSeconds": 10,
+                            "failureThreshold": 5,
+                        },
+                    }
+                ],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f"{NAME}-data"}}],
+            },
+        },
+    }
+
+
+def ingress_spec(s: OpenWebUi) -> dict:
+    ing = s.ingress
+    spec: dict[str, Any] = {
+        "rules": [
+            {
+                "host": ing.host,
+                "http": {
+                    "paths": [
+                        {
+                            "path": "/",
+                            "pathType": "Prefix",
+                            "backend": {"service": {"name": NAME, "port": {"name": "http"}}},
+                        }
+                    ]
+                },
+            }
+        ]
+    }
+    if ing.class_name:
+        spec["ingressClassName"] = ing.class_name
+    if ing.tls_secret_name:
+        spec["tls"] = [{"hosts": [ing.host], "secretName": ing.tls_secret_name}]
+    return spec

@@ -1,0 +1,65 @@
+"""Helpers for checking PromQL: the metric names an expression reads, and promtool runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+METRICS_DIR = Path(__file__).resolve().parent.parent / "components" / "metrics"
+KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
+# Grafana fills these in before the query reaches Prometheus.
+GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
+
+
+def known_metrics() -> set[str]:
+    """Every series name the pinned releases expose (histograms as _bucket/_sum/_count), plus `up`."""
+    names = {"up"}  # written by Prometheus for every target
+    for path in sorted(METRICS_DIR.glob("*.txt")):
+        for line in path.read_text().splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            name, kind = line.split()
+            names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")} if kind == "histogram" else {name}
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names an expression selects: identifiers that are not functions, keywords or label names."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w:.$])([A-Za-z_:][A-Za-z0-9_:]*)(?![A-Za-z0-9_:])(?!\s*\()", text):
+        word = match.group(1)
+        if word.lower() not in KEYWORDS and word.lower() not in {"inf", "nan"}:
+            names.add(word)
+    return names
+
+
+def grafana_to_promql(expr: str) -> str:
+    for var, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(var, value)
+    return expr
+
+
+def promtool() -> str:
+    path = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if not path:
+        pytest.skip("promtool not found: apt-get install prometheus (Debian), as .ci/run does, or set PROMTOOL")
+    return path
+
+
+def run_promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def write_yaml(path: Path, data) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path

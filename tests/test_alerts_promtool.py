@@ -1,0 +1,208 @@
+"""The alerting rules and dashboard queries, checked with the real Prometheus tooling (promtool).
+
+`promtool check rules` parses every expression and annotation template; `promtool test rules` feeds
+synthetic series and asserts which alerts fire. The rules are the ones the prod stack deploys.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from promql import grafana_to_promql, run_promtool, write_yaml
+
+from components import alerts, dashboard
+from config.monitoring import Slo
+
+NS = "deepseek"
+GROUPS = ["deepseek-r1", "qwen", "ghost"]  # ghost: a group with no pods at all
+
+
+def prod_rule_groups(prod) -> list[dict]:
+    (rule,) = [o for o in _objects(prod) if o["kind"] == "PrometheusRule"]
+    return rule["spec"]["groups"]
+
+
+def _objects(result):
+    from tools import harness
+
+    return harness.kubernetes_objects(result)
+
+
+def test_prod_rules_pass_promtool_check(prod, tmp_path):
+    write_yaml(tmp_path / "rules.yaml", {"groups": prod_rule_groups(prod)})
+    proc = run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS: 7 rules found" in proc.stdout
+
+
+def test_every_dashboard_query_parses(tmp_path):
+    exprs = dashboard.expressions(NS)
+    assert len(exprs) == 20
+    rules = [{"record": f"dashboard:query_{i}", "expr": grafana_to_promql(e)} for i, e in enumerate(exprs)]
+    write_yaml(tmp_path / "dashboard.yaml", {"groups": [{"name": "dashboard", "rules": rules}]})
+    proc = run_promtool("check", "rules", "dashboard.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_promtool_rejects_a_broken_expression(tmp_path):
+    # The check above must be able to fail.
+    write_yaml(tmp_path / "bad.yaml", {"groups": [{"name": "g", "rules": [{"record": "x:y", "expr": "sum by (a"}]}]})
+    proc = run_promtool("check", "rules", "bad.yaml", cwd=tmp_path)
+    assert proc.returncode != 0
+
+
+def _series(name: str, labels: dict[str, str], values: str) -> dict:
+    inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{inner}}}", "values": values}
+
+
+def _histogram(model: str, namespace: str, per_minute: dict[str, int]) -> list[dict]:
+    """A TTFT histogram whose cumulative bucket counts grow by ``per_minute`` each minute."""
+    return [
+        _series(
+            "sglang:time_to_first_token_seconds_bucket",
+            {"namespace": namespace, "model_name": model, "le": le},
+            f"0+{n}x40",
+        )
+        for le, n in per_minute.items()
+    ]
+
+
+SLOW = {"0.1": 0, "0.25": 0, "0.5": 10, "+Inf": 10}  # p99 ~ 0.5 s
+FAST = {"0.1": 10, "0.25": 10, "0.5": 10, "+Inf": 10}  # p99 ~ 0.1 s
+
+
+def _leader(group: str, pod: str, index: str, ready: str) -> list[dict]:
+    labels = {"namespace": NS, "pod": pod}
+    return [
+        _series(
+            "kube_pod_labels",
+            labels | {alerts.LWS_NAME: group, alerts.LWS_WORKER_INDEX: index},
+            "1x40",
+        ),
+        _series("kube_pod_status_ready", labels | {"condition": "true"}, ready),
+        _series("kube_pod_status_ready", labels | {"condition": "false"}, "1x40" if ready == "0x40" else "0x40"),
+    ]
+
+
+def _gpu(host: str, gpu: str, metric: str, values: str) -> dict:
+    return _series(metric, {"Hostname": host, "gpu": gpu, "UUID": f"GPU-{host}-{gpu}"}, values)
+
+
+INPUT_SERIES = [
+    *_histogram("deepseek-r1", NS, SLOW),
+    *_histogram("qwen", NS, FAST),
+    *_histogram("other-stack", "elsewhere", SLOW),  # another namespace's model: not this stack's SLO
+    # queue: growing above the threshold / large but flat / growing but small
+    _series("sglang:num_queue_reqs", {"namespace": NS, "model_name": "deepseek-r1"}, "0+2x40"),
+    _series("sglang:num_queue_reqs", {"namespace": NS, "model_name": "qwen"}, "50x40"),
+    _series("sglang:num_queue_reqs", {"namespace": NS, "model_name": "small"}, "0+0.1x40"),
+    # KV cache: nearly full / half full / full for only 3 minutes
+    _series("sglang:token_usage", {"namespace": NS, "model_name": "deepseek-r1"}, "0.97x40"),
+    _series("sglang:token_usage", {"namespace": NS, "model_name": "qwen"}, "0.5x40"),
+    _series("sglang:token_usage", {"namespace": NS, "model_name": "small"}, "0.5x16 0.99x3 0.5x20"),
+    # deepseek-r1: leader not ready while a worker is; qwen: leader ready; ghost: no pods
+    *_leader("deepseek-r1", "deepseek-r1-0", "0", "0x40"),
+    *_leader("deepseek-r1", "deepseek-r1-0-1", "1", "1x40"),
+    *_leader("qwen", "qwen-0", "0", "1x40"),
+    # scrapes: deepseek-r1's fails (e.g. 401), qwen's works
+    _series("up", {"namespace": NS, "job": f"{NS}/deepseek-r1-metrics", "pod": "deepseek-r1-0"}, "0x40"),
+    _series("up", {"namespace": NS, "job": f"{NS}/qwen-metrics", "pod": "qwen-0"}, "1x40"),
+    # GPUs: an XID 79 on node-a GPU 3; node-b quiet
+    _gpu("node-a", "3", "DCGM_FI_DEV_XID_ERRORS", "0x10 79x30"),
+    _gpu("node-b", "0", "DCGM_FI_DEV_XID_ERRORS", "0x40"),
+    # heat: hot for long / cool / hot for 3 minutes only
+    _gpu("node-a", "0", "DCGM_FI_DEV_GPU_TEMP", "90x40"),
+    _gpu("node-b", "0", "DCGM_FI_DEV_GPU_TEMP", "70x40"),
+    _gpu("node-c", "0", "DCGM_FI_DEV_GPU_TEMP", "70x16 95x3 70x20"),
+]
+
+
+def _alert(labels: dict[str, str]) -> dict:
+    return {"exp_labels": labels}
+
+
+EXPECTED = {
+    "SGLangTTFTHigh": [_alert({"severity": "warning", "namespace": NS, "model_name": "deepseek-r1"})],
+    "SGLangQueueBacklogGrowing": [_alert({"severity": "warning", "namespace": NS, "model_name": "deepseek-r1"})],
+    "SGLangKVCacheNearlyFull": [_alert({"severity": "warning", "namespace": NS, "model_name": "deepseek-r1"})],
+    "SGLangNoReadyLeader": [
+        _alert({"severity": "critical", "namespace": NS, "group": "deepseek-r1"}),
+        _alert({"severity": "critical", "namespace": NS, "group": "ghost"}),
+    ],
+    "SGLangMetricsDown": [
+        _alert(
+            {
+                "severity": "warning",
+                "group": "deepseek-r1",
+                "namespace": NS,
+                "job": f"{NS}/deepseek-r1-metrics",
+                "pod": "deepseek-r1-0",
+            }
+        )
+    ],
+    "GPUXidError": [_alert({"severity": "critical", "Hostname": "node-a", "gpu": "3", "UUID": "GPU-node-a-3"})],
+    "GPUTemperatureHigh": [_alert({"severity": "warning", "Hostname": "node-a", "gpu": "0", "UUID": "GPU-node-a-0"})],
+}
+
+
+def _without_annotations(groups: list[dict]) -> list[dict]:
+    # promtool compares annotations too; their templates are checked by `promtool check rules` instead.
+    groups = copy.deepcopy(groups)
+    for group in groups:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    return groups
+
+
+def _unit_test(tmp_path, groups: list[dict], expected: dict[str, list[dict]], eval_time: str = "20m"):
+    write_yaml(tmp_path / "rules.yaml", {"groups": _without_annotations(groups)})
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": INPUT_SERIES,
+                "alert_rule_test": [
+                    {"eval_time": eval_time, "alertname": name, "exp_alerts": exp} for name, exp in expected.items()
+                ],
+            }
+        ],
+    }
+    write_yaml(tmp_path / "tests.yaml", tests)
+    return run_promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+
+
+def test_each_alert_fires_when_it_should_and_only_then(tmp_path):
+    groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"])
+    proc = _unit_test(tmp_path, groups, EXPECTED)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def test_nothing_fires_before_the_for_duration(tmp_path):
+    # At minute 3 the conditions hold but not yet for 5 minutes; the XID alert has no `for` and fires at once.
+    groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"])
+    expected = {name: [] for name in EXPECTED} | {"GPUXidError": []}
+    proc = _unit_test(tmp_path, groups, expected, eval_time="3m")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _unit_test(tmp_path, groups, {"GPUXidError": EXPECTED["GPUXidError"]}, eval_time="11m")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_unit_test_harness_can_fail(tmp_path):
+    # Claiming qwen's fast TTFT breaches the SLO must make promtool fail.
+    groups = alerts.rule_groups(NS, GROUPS, Slo())
+    wrong = {"SGLangTTFTHigh": [_alert({"severity": "warning", "namespace": NS, "model_name": "qwen"})]}
+    proc = _unit_test(tmp_path, groups, wrong)
+    assert proc.returncode != 0
+
+
+@pytest.mark.parametrize(("target", "fires"), [(0.2, True), (0.6, False)])
+def test_ttft_threshold_comes_from_config(tmp_path, target, fires):
+    groups = alerts.rule_groups(NS, GROUPS, Slo(ttft_p99_seconds=target))
+    expected = {"SGLangTTFTHigh": EXPECTED["SGLangTTFTHigh"] if fires else []}
+    proc = _unit_test(tmp_path, groups, expected)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

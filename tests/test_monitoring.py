@@ -1,0 +1,358 @@
+"""MonitoringStack as rendered: the chart's values, the monitors, the rules, the dashboard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import API_KEY, GRAFANA_PASSWORD, SHARED, run_with
+from promql import known_metrics, metric_names
+
+from components import alerts, dashboard
+from config.monitoring import Slo
+from tools import harness
+
+
+def release(result) -> dict:
+    (only,) = harness.releases(result)
+    return only
+
+
+def test_release_is_pinned_and_selects_the_platforms_monitors(prod):
+    r = release(prod)
+    assert (r["name"], r["namespace"], r["chart"], r["version"], r["repository"]) == (
+        "kube-prometheus-stack",
+        "monitoring",
+        "kube-prometheus-stack",
+        "88.3.0",
+        "https://prometheus-community.github.io/helm-charts",
+    )
+    spec = r["values"]["prometheus"]["prometheusSpec"]
+    # The chart default (true) would only select objects labelled release=kube-prometheus-stack, which the
+    # platform's PodMonitors, ServiceMonitor and PrometheusRule are not.
+    for kind in ("podMonitor", "serviceMonitor", "rule", "probe", "scrapeConfig"):
+        assert spec[f"{kind}SelectorNilUsesHelmValues"] is False, kind
+    for obj in harness.kubernetes_objects(prod):
+        if obj["kind"] in ("PodMonitor", "ServiceMonitor", "PrometheusRule"):
+            assert "release" not in obj["metadata"]["labels"]
+
+
+def test_retention_and_storage_from_config(prod):
+    values = release(prod)["values"]
+    spec = values["prometheus"]["prometheusSpec"]
+    assert spec["retention"] == "30d"
+    assert "retentionSize" not in spec
+    assert spec["storageSpec"] == {
+        "volumeClaimTemplate": {
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "200Gi"}}}
+        }
+    }
+    assert values["grafana"]["persistence"] == {"enabled": True, "size": "10Gi"}
+
+    def tune(v):
+        v["monitoring"]["prometheus"] = {"retentionSize": "45GB", "storageClass": "fast-ssd"}
+
+    spec = release(run_with("dev", tune))["values"]["prometheus"]["prometheusSpec"]
+    assert (spec["retention"], spec["retentionSize"]) == ("15d", "45GB")
+    assert spec["storageSpec"]["volumeClaimTemplate"]["spec"]["storageClassName"] == "fast-ssd"
+
+
+def test_grafana_admin_password_comes_from_a_secret(prod):
+    grafana = release(prod)["values"]["grafana"]
+    assert grafana["admin"] == {
+        "existingSecret": "grafana-admin",
+        "userKey": "admin-user",
+        "passwordKey": "admin-password",
+    }
+    assert "adminPassword" not in grafana
+    secret = prod.named("monitoring-grafana-admin")
+    assert secret.inputs["metadata"]["namespace"] == "monitoring"
+    assert harness.is_secret(secret.inputs["stringData"])
+    assert secret.plain["stringData"] == {"admin-user": "admin", "admin-password": GRAFANA_PASSWORD}
+    rendered = json.dumps([r.spec for r in prod.resources]) + json.dumps(prod.outputs)
+    assert GRAFANA_PASSWORD not in rendered
+    # the release is installed after the Secret it reads
+    assert secret.urn in prod.named("monitoring-kube-prometheus-stack").dependencies
+
+
+def test_pod_monitor_scrapes_the_leader_with_the_groups_key(prod):
+    obj = prod.k8s_object("PodMonitor", "deepseek-r1-metrics")
+    assert obj["apiVersion"] == "monitoring.coreos.com/v1"
+    assert obj["metadata"]["namespace"] == "deepseek"  # next to the Secret it reads
+    assert obj["spec"] == {
+        "namespaceSelector": {"matchNames": ["deepseek"]},
+        "selector": {
+            "matchLabels": {
+                "leaderworkerset.sigs.k8s.io/name": "deepseek-r1",
+                "leaderworkerset.sigs.k8s.io/worker-index": "0",
+            }
+        },
+        "podMetricsEndpoints": [
+            {
+                "port": "http",
+                "path": "/metrics",
+                "interval": "15s",
+                "authorization": {"type": "Bearer", "credentials": {"name": "deepseek-r1-api-key", "key": "api-key"}},
+            }
+        ],
+    }
+    # its CRD comes with the chart
+    assert (
+        prod.urn_of("monitoring-kube-prometheus-stack") in prod.named("monitoring-deepseek-r1-podmonitor").dependencies
+    )
+    # the leader pods it selects carry those labels and name the port
+    leader = prod.k8s_object("LeaderWorkerSet", "deepseek-r1")["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    assert leader["metadata"]["labels"]["role"] == "leader"
+    assert {"name": "http", "containerPort": 8000, "protocol": "TCP"} in leader["spec"]["containers"][0]["ports"]
+
+
+def test_without_api_key_the_scrape_sends_none(dev):
+    endpoint = dev.k8s_object("PodMonitor", "qwen-small-metrics")["spec"]["podMetricsEndpoints"][0]
+    assert "authorization" not in endpoint
+
+
+def test_groups_without_metrics_get_no_monitor():
+    def two(values):
+        values["inferenceGroups"][0]["enableMetrics"] = False
+        second = dict(values["inferenceGroups"][0], name="other", enableMetrics=True)
+        second["model"] = dict(second["model"], servedName="other")
+        values["inferenceGroups"].append(second)
+
+    result = run_with("dev", two)
+    assert [o["metadata"]["name"] for o in harness.kubernetes_objects(result) if o["kind"] == "PodMonitor"] == [
+        "other-metrics"
+    ]
+    rules = result.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"][0]["rules"]
+    assert [(r["alert"], r["labels"].get("group")) for r in rules if "group" in r["labels"]] == [
+        ("SGLangNoReadyLeader", "qwen-small"),
+        ("SGLangNoReadyLeader", "other"),
+        ("SGLangMetricsDown", "other"),
+    ]
+
+
+def test_prometheus_may_reach_the_api_port(prod):
+    clients = prod.k8s_object("NetworkPolicy", "deepseek-r1-ingress")["spec"]["ingress"][1]["from"]
+    namespaces = [c["namespaceSelector"]["matchExpressions"][0]["values"] for c in clients if "namespaceSelector" in c]
+    assert namespaces == [["monitoring"]]
+
+
+def test_dcgm_exporter_scraped_unless_the_gpu_operator_does_it(prod):
+    obj = prod.k8s_object("ServiceMonitor", "dcgm-exporter")
+    assert obj["metadata"]["namespace"] == "monitoring"
+    assert obj["spec"] == {
+        "namespaceSelector": {"matchNames": ["gpu-operator"]},
+        "selector": {"matchLabels": {"app": "nvidia-dcgm-exporter"}},
+        "endpoints": [{"port": "gpu-metrics", "path": "/metrics", "interval": "15s"}],
+    }
+
+    def off(values):
+        values["monitoring"]["dcgm"] = {"enabled": False}
+
+    result = run_with("dev", off)
+    assert not [o for o in harness.kubernetes_objects(result) if o["kind"] == "ServiceMonitor"]
+    groups = result.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"]
+    assert [g["name"] for g in groups] == ["sglang-slo"]
+    board = json.loads(result.k8s_object("ConfigMap", "sglang-platform-dashboard")["data"]["sglang-platform.json"])
+    assert "GPU temperature" not in [p["title"] for p in board["panels"]]
+
+
+def test_rules_follow_the_slo_config(prod):
+    (rule,) = [o for o in harness.kubernetes_objects(prod) if o["kind"] == "PrometheusRule"]
+    assert rule["metadata"]["namespace"] == "monitoring"
+    assert rule["spec"]["groups"] == alerts.rule_groups("deepseek", ["deepseek-r1"], Slo(ttft_p99_seconds=0.2))
+    by_name = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert by_name["SGLangTTFTHigh"]["expr"] == (
+        "histogram_quantile(0.99, sum by (namespace, model_name, le) "
+        '(rate(sglang:time_to_first_token_seconds_bucket{namespace="deepseek"}[5m]))) > 0.2'
+    )
+
+    def tighten(values):
+        values["monitoring"]["slo"] = {"ttftP99Seconds": 0.5, "kvCacheUsageRatio": 0.9, "gpuTemperatureCelsius": 80}
+
+    rules = run_with("dev", tighten).k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"]
+    by_name = {r["alert"]: r["expr"] for g in rules for r in g["rules"]}
+    assert by_name["SGLangTTFTHigh"].endswith(") > 0.5")
+    assert by_name["SGLangKVCacheNearlyFull"].endswith(") > 0.9")
+    assert by_name["GPUTemperatureHigh"].endswith(") > 80")
+
+
+def test_dashboard_configmap_loads_in_grafana_shape(prod):
+    cm = prod.k8s_object("ConfigMap", "sglang-platform-dashboard")
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"  # the sidecar's label
+    values = release(prod)["values"]["grafana"]["sidecar"]["dashboards"]
+    assert (values["enabled"], values["label"], values["labelValue"]) == (True, "grafana_dashboard", "1")
+    board = json.loads(cm["data"]["sglang-platform.json"])
+    assert (board["uid"], board["title"], board["schemaVersion"]) == ("sglang-platform", "SGLang inference", 41)
+    panels = [p for p in board["panels"] if p["type"] == "timeseries"]
+    assert [p["title"] for p in panels] == [
+        "Request throughput",
+        "Token throughput",
+        "Time to first token",
+        "Inter-token latency",
+        "End-to-end request latency",
+        "Running and queued requests",
+        "KV-cache usage",
+        "Prefix-cache hit rate",
+        "GPU utilisation",
+        "GPU memory used",
+        "GPU temperature",
+    ]
+    for p in panels:
+        ref_ids = [t["refId"] for t in p["targets"]]
+        assert all(ref_ids) and len(set(ref_ids)) == len(ref_ids), p["title"]
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+    latency = next(p for p in panels if p["title"] == "Time to first token")
+    assert [t["legendFormat"] for t in latency["targets"]] == [
+        "p50 {{model_name}}",
+        "p90 {{model_name}}",
+        "p99 {{model_name}}",
+    ]
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "model"]
+
+
+def _all_expressions(result) -> list[str]:
+    board = json.loads(result.k8s_object("ConfigMap", "sglang-platform-dashboard")["data"]["sglang-platform.json"])
+    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
+    rule = result.k8s_object("PrometheusRule", "sglang-platform")
+    return exprs + [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
+
+
+def test_every_metric_exists_in_the_pinned_releases(prod):
+    known = known_metrics()
+    used = set().union(*(metric_names(e) for e in _all_expressions(prod)))
+    assert used - known == set()
+    # the lists are real: the histogram and DCGM names the panels need are there
+    assert {
+        "sglang:time_to_first_token_seconds_bucket",
+        "sglang:time_per_output_token_seconds_bucket",
+        "sglang:e2e_request_latency_seconds_bucket",
+        "sglang:cache_hit_rate",
+        "DCGM_FI_DEV_XID_ERRORS",
+        "DCGM_FI_DEV_GPU_TEMP",
+        "kube_pod_status_ready",
+    } <= used
+
+
+def test_metric_check_catches_names_from_other_releases():
+    # 0.4.4+ renamed time_per_output_token to inter_token_latency; the pinned 0.4.3.post2 does not have it.
+    expr = "histogram_quantile(0.9, sum by (le) (rate(sglang:inter_token_latency_seconds_bucket[5m])))"
+    assert metric_names(expr) - known_metrics() == {"sglang:inter_token_latency_seconds_bucket"}
+    assert dashboard.expressions("x")  # and the dashboard's own list is not empty
+
+
+def test_metric_list_tool_reads_a_wheel(tmp_path):
+    import zipfile
+
+    from tools.metric_names import sglang_metrics
+
+    source = (
+        "from prometheus_client import Counter, Gauge, Histogram\n"
+        "class C:\n"
+        "    def __init__(self, labels):\n"
+        '        self.a = Gauge(name="sglang:token_usage", documentation="x", labelnames=labels)\n'
+        '        self.b = Counter(name="sglang:prompt_tokens_total", documentation="x")\n'
+        '        self.c = Counter("sglang:requests", "x")\n'
+        '        self.d = Histogram(name="sglang:time_to_first_token_seconds", documentation="x", buckets=[1])\n'
+    )
+    wheel = tmp_path / "sglang-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("sglang/srt/metrics/collector.py", source)
+        zf.writestr("sglang/srt/other.py", 'Gauge(name="not:metrics_module")')
+    assert sglang_metrics(str(wheel)) == {
+        "sglang:token_usage": "gauge",
+        "sglang:prompt_tokens_total": "counter",
+        "sglang:requests_total": "counter",
+        "sglang:time_to_first_token_seconds": "histogram",
+    }
+
+
+def test_metric_list_matches_the_pinned_wheel_when_given():
+    import os
+
+    from tools.metric_names import sglang_metrics
+
+    wheel = os.environ.get("SGLANG_WHEEL")
+    if not wheel:
+        pytest.skip("set SGLANG_WHEEL to sglang-0.4.3.post2-py3-none-any.whl (pip download --no-deps) to compare")
+    listed = {
+        line.split()[0]: line.split()[1]
+        for line in (harness.ROOT / "components" / "metrics" / "sglang.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert listed == sglang_metrics(wheel)
+
+
+@pytest.mark.parametrize(
+    ("kind", "crd"),
+    [
+        ("PodMonitor", "prom-podmonitors.yaml"),
+        ("ServiceMonitor", "prom-servicemonitors.yaml"),
+        ("PrometheusRule", "prom-prometheusrules.yaml"),
+    ],
+)
+def test_monitoring_objects_match_the_operator_crds(prod, kind, crd):
+    path = SHARED / "crds" / crd
+    if not path.exists():
+        pytest.skip(f"{path} not available (../shared is not checked out)")
+    import jsonschema
+
+    (definition,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    (version,) = [v for v in definition["spec"]["versions"] if v["name"] == "v1"]
+    schema = version["schema"]["openAPIV3Schema"]
+    # Draft7Validator without the metaschema check: the CRDs use Go's (?i) regex syntax Python rejects.
+    validator = jsonschema.Draft7Validator({**schema, "required": ["spec"]})
+    objects = [o for o in harness.kubernetes_objects(prod) if o["kind"] == kind]
+    assert objects
+    for obj in objects:
+        validator.validate({"spec": obj["spec"]})
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate(
+            {"spec": {**objects[0]["spec"], "podMetricsEndpoints": "x", "endpoints": "x", "groups": "x"}}
+        )
+
+
+def test_config_errors():
+    def same_namespace(values):
+        values["monitoring"]["namespace"] = values["namespace"]
+        values["monitoring"]["prometheus"] = {"retention": "2 weeks"}
+
+    result = run_with("dev", same_namespace, secrets={"grafanaAdminPassword": None})
+    assert result.resources == []
+    assert result.error.splitlines()[1:] == [
+        "  - sglang-platform:monitoring.prometheus.retention: '2 weeks' does not match ^([0-9]+(ms|s|m|h|d|w|y))+$",
+    ]
+    result = run_with(
+        "dev", lambda v: v["monitoring"].update(namespace=v["namespace"]), secrets={"grafanaAdminPassword": None}
+    )
+    assert result.error.splitlines()[1:] == [
+        "  - sglang-platform:grafanaAdminPassword: required secret is not set (monitoring.enabled is true): run "
+        "`pulumi config set --secret sglang-platform:grafanaAdminPassword <value>` or set "
+        "sglang-platform:monitoring.enabled to false",
+        "  - sglang-platform:monitoring.namespace: 'sglang-dev' is also the serving namespace; monitoring needs "
+        "its own so the groups' NetworkPolicy can admit it by namespace",
+    ]
+
+
+def test_disabled_monitoring_needs_no_password_and_renders_nothing():
+    def off(values):
+        values["monitoring"] = {"enabled": False}
+
+    result = run_with("prod", off, secrets={"apiKey": API_KEY, "grafanaAdminPassword": None})
+    assert result.error is None
+    assert harness.releases(result) == []
+    assert not [o for o in harness.kubernetes_objects(result) if o["kind"] in ("PodMonitor", "PrometheusRule")]
+    policy = result.k8s_object("NetworkPolicy", "deepseek-r1-ingress")["spec"]["ingress"][1]["from"]
+    assert not [c for c in policy if "namespaceSelector" in c]
+
+
+def test_readme_explains_every_panel_and_alert():
+    readme = (harness.ROOT / "README.md").read_text()
+    section = readme[readme.index("## Chat UI and monitoring") : readme.index("## Layout")]
+    rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
+    for panel in (*dashboard.SGLANG_PANELS, *dashboard.GPU_PANELS):
+        assert panel.title in rows, panel.title
+    for group in alerts.rule_groups("ns", ["g"], Slo()):
+        for rule in group["rules"]:
+            assert rule["alert"] in rows, rule["alert"]
