@@ -1,5 +1,6 @@
 """Reusable Pulumi components of sglang-platform. Importing this package registers nothing."""
 
+from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
 from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
 from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
 from components.sglang_group import API_CLIENT_LABEL, SglangInferenceGroup, SglangInferenceGroupArgs
@@ -7,6 +8,10 @@ from components.sglang_group import API_CLIENT_LABEL, SglangInferenceGroup, Sgla
 __all__ = [
     "API_CLIENT_LABEL",
     "Backend",
+    "InferenceAutoscaler",
+    "InferenceAutoscalerArgs",
+    "Keda",
+    "KedaArgs",
     "MonitoringStack",
     "MonitoringStackArgs",
     "OpenWebUI",

@@ -24,7 +24,7 @@ def kv_cache_query(namespace: str, served_model_name: str) -> str:
 
 
 def scaled_object_spec(
-    lws_name: str, namespace: str, served_model_name: str, scaling: GroupAutoscaling, prometheus: str
+    lws_name: str, namespace: str, served_model_name: str, scaling: GroupAutoscaling, prometheus: pulumi.Input[str]
 ) -> dict:
     def rules(stabilization: int, period: int) -> dict:
         # One whole group per period: LWS scales groups, and HPA "Pods" here counts LWS replicas.
@@ -129,7 +129,7 @@ class InferenceAutoscalerArgs:
     namespace: str
     served_model_name: str
     scaling: GroupAutoscaling
-    prometheus_address: str
+    prometheus_address: pulumi.Input[str]
     depends_on: Sequence[pulumi.Resource] = ()
 
 

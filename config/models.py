@@ -97,6 +97,7 @@ class Versions(Base):
         pattern=r"^\d+\.\d+\.\d+$",
         description="kube-prometheus-stack chart version.",
     )
+    keda_chart: str = Field(bom.KEDA_CHART, pattern=r"^\d+\.\d+\.\d+$", description="KEDA chart version.")
 
     @property
     def sglang_release(self) -> Version | None:
