@@ -5,11 +5,13 @@ import pulumi_kubernetes as k8s
 
 import config
 from components import (
+    Backend,
     InferenceAutoscaler,
     InferenceAutoscalerArgs,
     Keda,
     KedaArgs,
-    Backend,
+    ModelCache,
+    ModelCacheArgs,
     MonitoringStack,
     MonitoringStackArgs,
     OpenWebUI,
@@ -18,6 +20,7 @@ from components import (
     SglangInferenceGroup,
     SglangInferenceGroupArgs,
 )
+from config.model_cache import startup_budget_minutes
 
 try:
     loaded = config.load()
@@ -26,6 +29,8 @@ except config.ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 
 platform = loaded.platform
+for note in loaded.notes:
+    pulumi.log.warn(note)
 
 
 def pod_security_level(cfg: config.PlatformConfig) -> str:
@@ -54,17 +59,41 @@ client_namespaces = list(platform.api_access.allowed_namespaces)
 if platform.monitoring.enabled:
     client_namespaces.append(platform.monitoring.namespace)
 
+versions = platform.versions
+requirements = {"huggingface": versions.huggingface_hub, "modelscope": versions.modelscope, "s3": versions.boto3}
+caches = {}
+for group in platform.inference_groups:
+    pvc = group.model_volume.pvc
+    if group.model.download is not None or (group.model_volume.type == "pvc" and pvc is not None and pvc.create):
+        caches[group.name] = ModelCache(
+            f"{group.name}-model",
+            ModelCacheArgs(
+                group=group,
+                namespace=platform.namespace,
+                downloader_image=versions.model_downloader_image,
+                gate_image=versions.sglang_image,
+                requirement=requirements.get(group.model.source, ""),
+                secrets=loaded.secrets,
+                depends_on=[namespace],
+            ),
+        )
+
 groups = {}
 for group in platform.inference_groups:
+    cache = caches.get(group.name)
     groups[group.name] = SglangInferenceGroup(
         group.name,
         SglangInferenceGroupArgs(
             group=group,
             namespace=platform.namespace,
-            image=platform.versions.sglang_image,
+            image=versions.sglang_image,
             api_key=loaded.secrets.get("apiKey"),
             client_namespaces=client_namespaces,
-            depends_on=[namespace],
+            # Every cache: a group may mount a claim another group's cache creates.
+            depends_on=[namespace, *caches.values()],
+            init_containers=cache.init_containers if cache else (),
+            extra_volumes=cache.volumes if cache else (),
+            startup_timeout_minutes=startup_budget_minutes(group, loaded.weights_gib.get(group.name)),
         ),
     )
 

@@ -1,6 +1,7 @@
 """Reusable Pulumi components of sglang-platform. Importing this package registers nothing."""
 
 from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
+from components.model_cache import ModelCache, ModelCacheArgs
 from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
 from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
 from components.sglang_group import API_CLIENT_LABEL, SglangInferenceGroup, SglangInferenceGroupArgs
@@ -12,6 +13,8 @@ __all__ = [
     "InferenceAutoscalerArgs",
     "Keda",
     "KedaArgs",
+    "ModelCache",
+    "ModelCacheArgs",
     "MonitoringStack",
     "MonitoringStackArgs",
     "OpenWebUI",

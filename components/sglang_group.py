@@ -18,6 +18,9 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
 API_KEY_SECRET_KEY = "api-key"
+# Specs are camelCase dicts, as the API server reads them; pulumi-kubernetes' TypedDicts spell the same
+# fields in snake_case, so the type checker sees them as opaque.
+Spec = Any
 
 
 @dataclass
@@ -33,6 +36,12 @@ class SglangInferenceGroupArgs:
     pod_annotations: dict[str, str] = field(default_factory=dict)
     # Resources that must exist first (LWS controller, scheduler, GPU operator).
     depends_on: Sequence[pulumi.Resource] = ()
+    # Init containers run before SGLang in every pod (e.g. ModelCache's download gate), and the volumes they
+    # mount besides "models" and "shm".
+    init_containers: Sequence[dict] = ()
+    extra_volumes: Sequence[dict] = ()
+    # Startup probe budget in minutes; None: the group's probes.startupTimeoutMinutes.
+    startup_timeout_minutes: int | None = None
 
 
 class SglangInferenceGroup(pulumi.ComponentResource):
@@ -60,7 +69,8 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
-        spec = lws_spec(g, args.image, secret_name, args.pod_annotations)
+        extras = PodExtras(list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes)
+        spec = lws_spec(g, args.image, secret_name, args.pod_annotations, extras)
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-lws",
             api_version="leaderworkerset.x-k8s.io/v1",
@@ -74,14 +84,15 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         )
 
         service_name = f"{g.name}-api"
+        service_spec: Spec = {
+            "type": g.service.type,
+            "selector": {LWS_NAME_LABEL: g.name, LWS_WORKER_INDEX_LABEL: "0"},
+            "ports": [{"name": "http", "port": g.ports.http, "targetPort": "http", "protocol": "TCP"}],
+        }
         k8s.core.v1.Service(
             f"{name}-api",
             metadata=_meta(service_name, ns, labels),
-            spec={
-                "type": g.service.type,
-                "selector": {LWS_NAME_LABEL: g.name, LWS_WORKER_INDEX_LABEL: "0"},
-                "ports": [{"name": "http", "port": g.ports.http, "targetPort": "http", "protocol": "TCP"}],
-            },
+            spec=service_spec,
             opts=child,
         )
         if g.pod_disruption_budget:
@@ -123,19 +134,39 @@ def _labels(g: InferenceGroup) -> dict[str, str]:
     }
 
 
-def _meta(name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
+def _meta(
+    name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> k8s.meta.v1.ObjectMetaArgsDict:
+    meta: k8s.meta.v1.ObjectMetaArgsDict = {"name": name, "namespace": namespace, "labels": dict(labels)}
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
 
 
-def lws_spec(g: InferenceGroup, image: str, api_key_secret: str | None, pod_annotations: dict[str, str]) -> dict:
-    leader = pod_template(g, image, api_key_secret, pod_annotations, leader=True)
+@dataclass(frozen=True)
+class PodExtras:
+    """What other components add to every pod of a group."""
+
+    init_containers: list[dict] = field(default_factory=list)
+    volumes: list[dict] = field(default_factory=list)
+    startup_timeout_minutes: int | None = None
+
+
+def lws_spec(
+    g: InferenceGroup,
+    image: str,
+    api_key_secret: str | None,
+    pod_annotations: dict[str, str],
+    extras: PodExtras | None = None,
+) -> dict:
+    extras = extras or PodExtras()
+    leader = pod_template(g, image, api_key_secret, pod_annotations, leader=True, extras=extras)
     template: dict[str, Any] = {"size": g.nodes, "restartPolicy": g.restart_policy}
     if g.nodes > 1:
         template["leaderTemplate"] = leader
-        template["workerTemplate"] = pod_template(g, image, api_key_secret, pod_annotations, leader=False)
+        template["workerTemplate"] = pod_template(
+            g, image, api_key_secret, pod_annotations, leader=False, extras=extras
+        )
     else:
         # A group of one is just its leader; LWS uses the worker template for it.
         template["workerTemplate"] = leader
@@ -155,17 +186,27 @@ def lws_spec(g: InferenceGroup, image: str, api_key_secret: str | None, pod_anno
 
 
 def pod_template(
-    g: InferenceGroup, image: str, api_key_secret: str | None, annotations: dict[str, str], *, leader: bool
+    g: InferenceGroup,
+    image: str,
+    api_key_secret: str | None,
+    annotations: dict[str, str],
+    *,
+    leader: bool,
+    extras: PodExtras | None = None,
 ) -> dict:
+    extras = extras or PodExtras()
     role = "leader" if leader else "worker"
     labels = _labels(g) | {"role": role, "app.kubernetes.io/component": role}
     volumes = [
         _model_volume(g),
         # 64 MiB default /dev/shm is too small for NCCL and SGLang's shared-memory IPC.
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": g.resources.shm_size}},
+        *extras.volumes,
     ]
+    container = _container(g, image, api_key_secret, leader=leader) | probes(g, extras.startup_timeout_minutes)
     spec: dict[str, Any] = {
-        "containers": [_container(g, image, api_key_secret, leader=leader)],
+        **({"initContainers": [dict(c) for c in extras.init_containers]} if extras.init_containers else {}),
+        "containers": [container],
         "volumes": volumes,
         # SGLang never talks to the Kubernetes API.
         "automountServiceAccountToken": False,
@@ -179,16 +220,55 @@ def pod_template(
         spec["nodeSelector"] = dict(g.node_selector)
     if g.tolerations:
         spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
-    metadata: dict[str, Any] = {"labels": labels}
-    if annotations:
-        metadata["annotations"] = dict(annotations)
+    metadata: dict[str, Any] = {
+        "labels": labels,
+        "annotations": dict(annotations) | checkov_skips(g, image, api_key_secret is not None),
+    }
     return {"metadata": metadata, "spec": spec}
+
+
+def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str]:
+    """checkov findings on the SGLang pods that do not fit GPU inference with this image, each with the
+    reason a reviewer sees (``checkov.io/skipN: ID=reason``; checkov splits on '=', so reasons have none).
+    Everything else checkov asks for is set above (see README, "Conformance gate")."""
+    root = "the SGLang image has no non-root user and JIT-compiles kernels (triton, flashinfer) into /root"
+    skips = [
+        (
+            "CKV_K8S_15",
+            "the image is pinned by tag or digest; pulling on every start ties each group restart to the "
+            "registry (private clusters mirror it)",
+        ),
+        ("CKV_K8S_23", root),
+        ("CKV_K8S_40", root),
+        (
+            "CKV_K8S_22",
+            "SGLang writes JIT kernel caches under /root/.cache and /tmp and its file storage in its working "
+            "directory; a read-only root is not verified with this image",
+        ),
+    ]
+    if "@sha256:" not in image:
+        skips.append(("CKV_K8S_43", "the tag is pinned in config/bom.py; set versions.sglangImage to a @sha256 digest"))
+    if api_key:
+        skips.append(
+            (
+                "CKV_K8S_35",
+                "SGLang takes the key only as --api-key; the env var only feeds that argument via $(VAR) "
+                "expansion, and a file would need a shell that puts it in argv all the same",
+            )
+        )
+    if g.network.fabric == "infiniband":
+        skips.append(
+            ("CKV_K8S_25", "IPC_LOCK: RDMA pins memory for registered buffers; without it NCCL falls back to TCP")
+        )
+    return {f"checkov.io/skip{i}": f"{check}={reason}" for i, (check, reason) in enumerate(skips, 1)}
 
 
 def _model_volume(g: InferenceGroup) -> dict:
     vol = g.model_volume
     if vol.type == "hostPath":
-        return {"name": "models", "hostPath": {"path": vol.host_path, "type": "Directory"}}
+        # A platform-managed download creates the directory on a fresh node; hand-staged weights must exist.
+        kind = "DirectoryOrCreate" if g.model.download is not None else "Directory"
+        return {"name": "models", "hostPath": {"path": vol.host_path, "type": kind}}
     return {"name": "models", "persistentVolumeClaim": {"claimName": vol.claim_name, "readOnly": True}}
 
 
@@ -237,21 +317,21 @@ def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, lea
             {"name": "models", "mountPath": g.model_volume.mount_path, "readOnly": True},
             {"name": "shm", "mountPath": "/dev/shm"},
         ],
-        **probes(g),
     }
 
 
-def probes(g: InferenceGroup) -> dict:
+def probes(g: InferenceGroup, startup_timeout_minutes: int | None = None) -> dict:
     """/health answers only once the weights are loaded, so the startup probe carries the load budget and
     liveness starts after it; the reference's TCP readiness probe passed before the model could serve."""
     period = g.probes.period_seconds
+    minutes = startup_timeout_minutes if startup_timeout_minutes is not None else g.probes.startup_timeout_minutes
     health = {"path": "/health", "port": "http"}
     return {
         "startupProbe": {
             "httpGet": dict(health),
             "periodSeconds": period,
             "timeoutSeconds": 5,
-            "failureThreshold": math.ceil(g.probes.startup_timeout_minutes * 60 / period),
+            "failureThreshold": math.ceil(minutes * 60 / period),
         },
         "readinessProbe": {
             "httpGet": dict(health),
@@ -268,7 +348,7 @@ def probes(g: InferenceGroup) -> dict:
     }
 
 
-def pdb_spec(g: InferenceGroup) -> dict:
+def pdb_spec(g: InferenceGroup) -> Spec:
     """Evicting any pod restarts its whole group (RecreateGroupOnPodRestart). With one group nothing may be
     evicted; with several, one pod at a time, and the restarted group's pods then hold the budget at zero
     until it serves again, so a drain never takes two groups down."""
@@ -278,7 +358,7 @@ def pdb_spec(g: InferenceGroup) -> dict:
     }
 
 
-def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> dict:
+def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> Spec:
     members = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}}
     clients: list[dict] = [{"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}}]
     if client_namespaces:

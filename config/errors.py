@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -23,12 +25,19 @@ class Problem:
         return key_path(self.loc)
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def key_path(loc: Loc) -> str:
-    """``("inferenceGroups", 0, "gpusPerNode")`` -> ``sglang-platform:inferenceGroups[0].gpusPerNode``."""
+    """``("inferenceGroups", 0, "gpusPerNode")`` -> ``sglang-platform:inferenceGroups[0].gpusPerNode``.
+    A key that is not a plain word (an unknown key can hold anything, newlines included) is quoted, so
+    each problem stays on one line: ``versions["bad key"]``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not _PLAIN_KEY.match(part):
+            out += f"[{json.dumps(part)}]"
         else:
             out += f".{part}" if out else part
     return f"{PROJECT}:{out}"

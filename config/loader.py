@@ -6,6 +6,8 @@ Only this module touches ``pulumi.Config``; components get everything through th
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +15,9 @@ from pydantic import ValidationError
 
 from config.checks import check_platform
 from config.errors import PROJECT, ConfigError, Problem, problems_from_validation
+from config.model_cache import check_model_cache, weights_gib
 from config.models import SECRET_KEYS, PlatformConfig
+from config.preflight import OFFLINE_ENV, S3Credentials, S3Preflight
 
 
 @dataclass(frozen=True)
@@ -21,10 +25,17 @@ class LoadedConfig:
     platform: PlatformConfig
     # pulumi.Output[str] secrets by stack key (without the project prefix); absent when not set.
     secrets: dict[str, Any] = field(default_factory=dict)
+    # Weight size in GiB by group name (measured in S3, declared, or known), for the startup budget.
+    weights_gib: dict[str, float] = field(default_factory=dict)
+    # Checks that could not run (e.g. S3 preflight without credentials), for the user to see.
+    notes: list[str] = field(default_factory=list)
 
 
-def validate(raw: dict[str, Any], secrets_present: set[str] = frozenset()) -> PlatformConfig:
-    """Validate plain stack values (keys without the project prefix); ConfigError lists every problem."""
+def validate(
+    raw: dict[str, Any], secrets_present: AbstractSet[str] = frozenset(), preflight: S3Preflight | None = None
+) -> PlatformConfig:
+    """Validate plain stack values (keys without the project prefix); ConfigError lists every problem.
+    With ``preflight``, s3 model prefixes are listed too (network) and their sizes kept on it."""
     problems: list[Problem] = []
     for key in sorted(set(raw) & set(SECRET_KEYS)):
         problems.append(
@@ -41,6 +52,9 @@ def validate(raw: dict[str, Any], secrets_present: set[str] = frozenset()) -> Pl
         found = problems_from_validation(exc, PlatformConfig)
         raise ConfigError(problems + [_with_secret_keys(p) for p in found]) from None
     problems += check_platform(cfg, set(secrets_present))
+    if preflight is not None and cfg.preflight.s3:
+        problems += preflight.run(cfg)
+    problems += check_model_cache(cfg, preflight.measured_gib if preflight is not None else {})
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -82,9 +96,19 @@ def _decode(value: Any) -> Any:
 def load() -> LoadedConfig:
     """Load and validate the current stack; raises ConfigError before anything is registered."""
     import pulumi
+    from pulumi.runtime import config as runtime_config
 
     raw, secret_keys = raw_stack_values()
-    platform = validate(raw, secret_keys)
+    # The S3 keys in plain text, only for the preflight listing here; they reach the cluster as a Secret.
+    credentials = S3Credentials(
+        *(
+            runtime_config.get_config(f"{PROJECT}:{key}") if key in secret_keys else None
+            for key in ("s3AccessKeyId", "s3SecretAccessKey")
+        )
+    )
+    preflight = S3Preflight(credentials, offline=os.environ.get(OFFLINE_ENV) == "1")
+    platform = validate(raw, secret_keys, preflight)
     config = pulumi.Config(PROJECT)
     secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
-    return LoadedConfig(platform, secrets)
+    sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in platform.inference_groups}
+    return LoadedConfig(platform, secrets, {k: v for k, v in sizes.items() if v is not None}, list(preflight.notes))

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, Field
 from config import bom
 from config.autoscaling import GroupAutoscaling, KedaConfig
 from config.base import Base
+from config.model_cache import ModelDownload, Preflight, Pvc
 from config.quantity import parse_quantity
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -64,6 +65,8 @@ Image = Annotated[str, AfterValidator(_pinned_image)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
+# An exact pip pin: the download containers install it when their image lacks the library.
+PinnedRequirement = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -98,6 +101,12 @@ class Versions(Base):
         description="kube-prometheus-stack chart version.",
     )
     keda_chart: str = Field(bom.KEDA_CHART, pattern=r"^\d+\.\d+\.\d+$", description="KEDA chart version.")
+    model_downloader_image: Image = Field(
+        bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and hostPath download init containers."
+    )
+    huggingface_hub: PinnedRequirement = Field(bom.HUGGINGFACE_HUB, description="pip requirement for Hugging Face.")
+    modelscope: PinnedRequirement = Field(bom.MODELSCOPE, description="pip requirement for ModelScope downloads.")
+    boto3: PinnedRequirement = Field(bom.BOTO3, description="pip requirement for S3 downloads.")
 
     @property
     def sglang_release(self) -> Version | None:
@@ -117,17 +126,28 @@ class Model(Base):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
         description="Model name clients send (--served-model-name).",
     )
-    source: Literal["huggingface", "modelscope", "local"] = Field(
+    source: Literal["huggingface", "modelscope", "s3", "local"] = Field(
         "huggingface", description="Where the weights come from; modelscope sets SGLANG_USE_MODELSCOPE."
     )
     trust_remote_code: bool = Field(True, description="Pass --trust-remote-code (DeepSeek needs it).")
+    download: ModelDownload | None = Field(
+        None, description="Have the platform download the weights into the volume (unset: staged by hand)."
+    )
+    size_gib: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        alias="sizeGiB",
+        description="Size of the weights in GiB; defaults for known models, measured for s3.",
+    )
 
 
 class ModelVolume(Base):
-    type: Literal["hostPath", "pvc"] = Field(description="hostPath (weights pre-staged on every node) or pvc.")
+    type: Literal["hostPath", "pvc"] = Field(description="hostPath (a copy on every node) or pvc (one shared claim).")
     host_path: AbsolutePath | None = Field(None, description="Node directory holding the model directories.")
     claim_name: DnsLabel | None = Field(None, description="PersistentVolumeClaim holding the weights.")
     mount_path: AbsolutePath = Field("/models", description="Where the volume is mounted (read-only).")
+    pvc: Pvc | None = Field(None, description="Create the claim (type pvc) and check it holds the weights.")
 
 
 class Network(Base):
@@ -218,6 +238,9 @@ class InferenceGroup(Base):
     replicas: int = Field(1, ge=1, le=1000, description="Number of serving groups (each nodes x gpusPerNode).")
     nodes: int = Field(1, ge=1, le=64, description="Pods (nodes) per group: LWS size, --nnodes.")
     gpus_per_node: int = Field(ge=1, le=16, description="nvidia.com/gpu per pod.")
+    gpu_memory_gib: float = Field(
+        80, gt=0, le=1024, alias="gpuMemoryGiB", description="Memory of one GPU in GiB (capacity check)."
+    )
     tensor_parallel: int | None = Field(None, ge=1, description="--tp-size; must equal nodes x gpusPerNode.")
     context_length: int | None = Field(None, ge=1, le=10_000_000, description="--context-length.")
     mem_fraction_static: float | None = Field(None, gt=0, lt=1, description="--mem-fraction-static.")
@@ -285,6 +308,9 @@ class PlatformConfig(Base):
         default_factory=Monitoring, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
     )
     keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
+    preflight: Preflight = Field(
+        default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
+    )
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.
@@ -292,4 +318,8 @@ SECRET_KEYS = {
     "apiKey": "API key SGLang requires on every request (--api-key).",
     "webuiSecretKey": "Key Open WebUI signs sessions with (WEBUI_SECRET_KEY); required when openWebui.enabled.",
     "grafanaAdminPassword": "Password of Grafana's admin user; required when monitoring.enabled.",
+    "hfToken": "Hugging Face token for model downloads (gated or private repositories).",
+    "modelscopeToken": "ModelScope access token for model downloads (private repositories).",
+    "s3AccessKeyId": "S3 access key id for model downloads and the preflight listing.",
+    "s3SecretAccessKey": "S3 secret access key for model downloads and the preflight listing.",
 }

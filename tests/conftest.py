@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,9 @@ if str(ROOT) not in sys.path:
 
 from tools import harness  # noqa: E402
 
+# No test reaches the network: program runs skip the S3 preflight listing unless a test (under moto) unsets this.
+os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
+
 API_KEY = "sk-test-7f3a9c2e-never-in-plaintext"
 WEBUI_SECRET_KEY = "webui-test-4c1d8e-never-in-plaintext"
 GRAFANA_PASSWORD = "grafana-test-91b2aa-never-in-plaintext"
@@ -26,6 +30,8 @@ SMALL_GROUP = {
     "gpusPerNode": 1,
     "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
 }
+# Secret keys the shipped stacks require (for validate() calls that bypass the harness).
+REQUIRED_SECRETS = frozenset({"apiKey", "webuiSecretKey", "grafanaAdminPassword"})
 FRONT_END_SECRETS = {"webuiSecretKey": WEBUI_SECRET_KEY, "grafanaAdminPassword": GRAFANA_PASSWORD}
 
 
@@ -79,3 +85,26 @@ def container(pod_template: dict) -> dict:
 
 def env_map(c: dict) -> dict:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+
+
+STACKS = ("dev", "prod")
+
+
+@pytest.fixture(scope="session", params=STACKS)
+def stack(request) -> tuple[str, harness.RunResult, object]:
+    """Each shipped stack: (name, its mock run, its validated PlatformConfig)."""
+    from config import validate
+
+    name = request.param
+    result = _cached_run(name, name == "prod")
+    return name, result, validate(stack_values(name), REQUIRED_SECRETS)
+
+
+def unavailable(reason: str) -> None:
+    """A tool or download a check needs is missing: skip on a developer's machine, fail in CI (.ci/run
+    installs it, so its absence there means the gate did not run)."""
+    import os
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason)
+    pytest.skip(reason)

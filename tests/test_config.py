@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Set as AbstractSet
 
 import pytest
 import yaml
@@ -15,7 +16,7 @@ FRONT_END = frozenset({"webuiSecretKey", "grafanaAdminPassword"})
 ALL_SECRETS = FRONT_END | {"apiKey"}
 
 
-def problems(raw: dict, secrets: set[str] = FRONT_END) -> list[str]:
+def problems(raw: dict, secrets: AbstractSet[str] = FRONT_END) -> list[str]:
     with pytest.raises(ConfigError) as info:
         validate(raw, set(secrets))
     return str(info.value).splitlines()[1:]
@@ -52,7 +53,7 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "  - sglang-platform:inferenceGroups[0].resources.memory: 'lots' is not a Kubernetes quantity (a number "
         "with an optional suffix: Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or an exponent such as 1e3)",
         "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: name, model, modelVolume, "
-        "replicas, nodes, gpusPerNode, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
+        "replicas, nodes, gpusPerNode, gpuMemoryGiB, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
         "distTimeoutSeconds, enableMetrics, extraArgs, network, resources, ports, probes, service, scheduler, "
         "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
@@ -226,8 +227,8 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, openWebui, monitoring, and the secrets apiKey, webuiSecretKey, "
-        "grafanaAdminPassword"
+        "apiAccess, versions, inferenceGroups, openWebui, monitoring, preflight, and the secrets apiKey, "
+        "webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey"
     ]
 
 
@@ -255,3 +256,12 @@ def test_pulumi_yaml_declares_every_top_level_key_with_the_model_defaults():
             default = field.get_default(call_default_factory=True)
             expected = default.model_dump(exclude_defaults=True) if hasattr(default, "model_dump") else default
             assert decl["default"] == expected, alias
+
+
+def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():
+    raw = copy.deepcopy(stack_values("dev"))
+    raw["versions"] = {"bad\nkey": 1}
+    assert problems(raw) == [
+        '  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: sglangImage, '
+        "sglangVersion, kubernetes"
+    ]

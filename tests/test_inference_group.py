@@ -57,9 +57,9 @@ def test_prod_leader_worker_set_matches_the_reference(prod):
         assert c["resources"] == {"limits": quantities, "requests": quantities}
         assert c["securityContext"]["capabilities"] == {"add": ["IPC_LOCK"], "drop": ["ALL"]}
         assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "512Gi"}} in pod["spec"]["volumes"]
-        assert {"name": "models", "hostPath": {"path": "/mnt/catcat_data/model", "type": "Directory"}} in pod["spec"][
-            "volumes"
-        ]
+        assert {"name": "models", "hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"}} in pod[
+            "spec"
+        ]["volumes"]
 
 
 def test_prod_exact_flags_leader_and_worker(prod):

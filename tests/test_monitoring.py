@@ -116,7 +116,9 @@ def test_groups_without_metrics_get_no_monitor():
     def two(values):
         values["inferenceGroups"][0]["enableMetrics"] = False
         second = dict(values["inferenceGroups"][0], name="other", enableMetrics=True)
-        second["model"] = dict(second["model"], servedName="other")
+        # Hand-staged weights on the claim the first group's cache creates, without a download of its own.
+        second["model"] = {"path": "Other-Model", "servedName": "other", "source": "local"}
+        second["modelVolume"] = {k: v for k, v in second["modelVolume"].items() if k != "pvc"}
         values["inferenceGroups"].append(second)
 
     result = run_with("dev", two)

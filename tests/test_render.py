@@ -27,6 +27,7 @@ def test_prod_render_writes_every_object(tmp_path):
         ("Secret", "deepseek-r1-api-key"),
         ("Secret", "open-webui-secret-key"),
         ("Secret", "grafana-admin"),
+        ("ConfigMap", "deepseek-r1-model-download"),
         ("ConfigMap", "sglang-platform-dashboard"),
         ("PersistentVolumeClaim", "open-webui-data"),
         ("Service", "deepseek-r1-api"),
@@ -88,6 +89,7 @@ def test_missing_stack_and_unreadable_file(tmp_path):
 def test_missing_required_secret_is_refused_like_pulumi_up():
     result, _ = harness.run_stack("prod", secrets={})
     assert result.resources == []
+    assert result.error is not None
     assert result.error.splitlines()[1] == (
         "  - sglang-platform:apiKey: required secret is not set (requireApiKey is true): run "
         "`pulumi config set --secret sglang-platform:apiKey <key>` or set sglang-platform:requireApiKey to false"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from conftest import ROOT
@@ -26,11 +27,12 @@ def component_classes():
 def test_component_contract(path, cls):
     init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
     assert [a.arg for a in init.args.args] == ["self", "name", "args", "opts"]
-    calls = [n for n in ast.walk(init) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
-    super_init = next(c for c in calls if c.func.attr == "__init__")
+    calls: list[Any] = [n for n in ast.walk(init) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)]
+    super_init: Any = next(c for c in calls if c.func.attr == "__init__")
     assert super_init.args[0].value == f"sglang-platform:index:{cls.name}"
     last = init.body[-1]
-    assert isinstance(last, ast.Expr) and last.value.func.attr == "register_outputs"
+    assert isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
+    assert isinstance(last.value.func, ast.Attribute) and last.value.func.attr == "register_outputs"
     assert sum(1 for c in calls if c.func.attr == "register_outputs") == 1
     source = ast.unparse(init)
     assert "pulumi.Config" not in source

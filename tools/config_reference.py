@@ -45,7 +45,7 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         if field.is_required():
             default = "required"
         elif field.default_factory is not None:
-            value = field.default_factory()
+            value = field.get_default(call_default_factory=True, validated_data={})
             default = "{}" if isinstance(value, BaseModel) else f"`{value!r}`"
         elif field.default is PydanticUndefined or field.default is None:
             default = "unset"

@@ -118,9 +118,9 @@ def stack_config(
 ) -> StackConfig:
     """Config as the CLI would hand it to the program: project defaults, then the stack file.
 
-    Encrypted values (``secure:``) and declared secrets the file lacks become placeholders, so the
-    render needs no passphrase; the caller is told which."""
-    from config import PROJECT, SECRET_KEYS
+    Encrypted values (``secure:``) and the secrets the stack requires but the file lacks become
+    placeholders, so the render needs no passphrase; the caller is told which."""
+    from config import PROJECT
 
     project = yaml.safe_load(project_file.read_text()) or {}
     values: dict[str, str] = {}
@@ -140,13 +140,42 @@ def stack_config(
         else:
             values[full] = _encode(value)
     if fill_missing_secrets:
-        for key in SECRET_KEYS:
+        for key in _required_missing_secrets(values, secret_keys):
             full = _full(key, PROJECT)
-            if full not in values:
-                values[full] = f"placeholder-for-{full}"
-                secret_keys.append(full)
-                placeholders.append(full)
+            values[full] = f"placeholder-for-{full}"
+            secret_keys.append(full)
+            placeholders.append(full)
     return StackConfig(values, secret_keys, placeholders)
+
+
+def _required_missing_secrets(values: dict[str, str], secret_keys: list[str]) -> list[str]:
+    """The secrets `pulumi up` would refuse to run without: only those get placeholders, so the render
+    shows no object that an optional, unset secret would not create."""
+    from config import PROJECT, SECRET_KEYS, ConfigError, validate
+
+    prefix = f"{PROJECT}:"
+    present = {k.removeprefix(prefix) for k in secret_keys}
+    raw = {
+        k.removeprefix(prefix): _decode(v)
+        for k, v in values.items()
+        if k.startswith(prefix) and k.removeprefix(prefix) not in SECRET_KEYS
+    }
+    try:
+        validate(raw, present)
+    except ConfigError as error:
+        return sorted(
+            str(p.loc[0])
+            for p in error.problems
+            if len(p.loc) == 1 and p.loc[0] in SECRET_KEYS and p.message.startswith("required secret is not set")
+        )
+    return []
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def _full(key: str, project: str) -> str:
@@ -213,7 +242,8 @@ def run(
         sys.path.insert(0, str(ROOT))
     from config import PROJECT
 
-    psettings.set_root_resource(None)  # a fresh root stack for every run
+    # A fresh root stack for every run (the SDK types the argument as a Resource but accepts None).
+    psettings.set_root_resource(None)  # type: ignore[arg-type]
 
     pulumi.runtime.set_mocks(
         mocks,

@@ -12,6 +12,7 @@ secrets render as a placeholder. Invalid configuration: message on stderr, exit 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def render(stack: str | None, stack_file: Path | None, out: Path) -> int:
     if not path.is_file():
         print(f"error: no stack file {path}", file=sys.stderr)
         return 2
+    # The render stays offline: the program skips its S3 preflight listing (and says so).
+    os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
     try:
         result, cfg = harness.run_stack(name=stack, stack_file=stack_file)
     except (yaml.YAMLError, ValueError) as error:

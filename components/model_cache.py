@@ -1,0 +1,263 @@
+"""ModelCache: the volume a group's weights live on, the download that fills it, and the init containers
+that keep the group's pods from starting before the weights are complete.
+
+- ``modelVolume.type: pvc``: an optional PersistentVolumeClaim (kept on destroy unless ``pvc.retain`` is
+  false) and one download Job; each SGLang pod waits in an init container for the Job's completion marker.
+- ``modelVolume.type: hostPath``: every node holds its own copy (as in the reference deployment), so the
+  download runs as the first init container of each SGLang pod, on the node that will read it; a node
+  whose copy is complete skips it in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.sglang_group import _labels, _meta
+from config.models import InferenceGroup
+
+SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
+SCRIPT_DIR = "/opt/sglang-platform"
+SCRIPT_VOLUME = "model-download-script"
+TMP_VOLUME = "model-download-tmp"
+MARKER = ".sglang-platform-complete.json"
+# Stack secret -> environment variable of the download container, by source.
+CREDENTIAL_ENV: Mapping[str, Mapping[str, str]] = {
+    "huggingface": {"hfToken": "HF_TOKEN"},
+    "modelscope": {"modelscopeToken": "MODELSCOPE_API_TOKEN"},
+    "s3": {"s3AccessKeyId": "AWS_ACCESS_KEY_ID", "s3SecretAccessKey": "AWS_SECRET_ACCESS_KEY"},
+}
+# requests == limits keeps the SGLang pods in the Guaranteed QoS class (init containers count too); a pod's
+# request is the larger of its init and app containers, so these cost the GPU nodes nothing extra.
+DOWNLOAD_RESOURCES = {"cpu": "2", "memory": "4Gi"}
+GATE_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
+
+
+@dataclass
+class ModelCacheArgs:
+    group: InferenceGroup
+    namespace: str
+    # Runs the download (python >= 3.10).
+    downloader_image: str
+    # Runs the gate; the SGLang image, already on the GPU nodes.
+    gate_image: str
+    # pip requirement of the source's client library, installed when the downloader image lacks it.
+    requirement: str
+    # Stack secrets by key (hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey); unused ones ignored.
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class ModelCache(pulumi.ComponentResource):
+    # Plain values for the group's pod templates (needed while building them, so not Outputs).
+    init_containers: list[dict]
+    volumes: list[dict]
+    claim_name: pulumi.Output[str | None]
+    job_name: pulumi.Output[str | None]
+    marker_path: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: ModelCacheArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sglang-platform:index:ModelCache", name, None, opts)
+        g, ns = args.group, args.namespace
+        vol, download = g.model_volume, g.model.download
+        labels = cache_labels(g)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+
+        claim = None
+        if vol.type == "pvc" and vol.pvc is not None and vol.pvc.create:
+            claim = vol.claim_name
+            k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-pvc",
+                metadata=_meta(claim, ns, labels),
+                spec=pvc_spec(g),
+                # Weights take hours to fetch: a destroy keeps them unless the stack opts out.
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=vol.pvc.retain)),
+            )
+
+        self.init_containers, self.volumes = [], []
+        job_name = None
+        if download is not None:
+            k8s.core.v1.ConfigMap(
+                f"{name}-script",
+                metadata=_meta(script_config_map_name(g), ns, labels),
+                data={SCRIPT.name: SCRIPT.read_text()},
+                opts=child,
+            )
+            secret_env = credential_env(g, args.secrets)
+            if secret_env and not download.credentials_secret:
+                k8s.core.v1.Secret(
+                    f"{name}-credentials",
+                    metadata=_meta(credentials_secret_name(g), ns, labels),
+                    type="Opaque",
+                    string_data={env: pulumi.Output.secret(value) for env, value in secret_env.items()},
+                    opts=child,
+                )
+            container = download_container(g, args.downloader_image, args.requirement, sorted(secret_env))
+            self.volumes = [script_volume(g)]
+            if vol.type == "pvc":
+                job_name = download_job_name(g)
+                k8s.batch.v1.Job(
+                    f"{name}-download",
+                    metadata=_meta(job_name, ns, labels, {"pulumi.com/skipAwait": "true"}),
+                    spec=job_spec(g, container),
+                    opts=child,
+                )
+                self.init_containers = [gate_container(g, args.gate_image)]
+            else:
+                self.init_containers = [container]
+                self.volumes.append(tmp_volume())
+
+        self.claim_name = pulumi.Output.from_input(claim)
+        self.job_name = pulumi.Output.from_input(job_name)
+        self.marker_path = pulumi.Output.from_input(f"{g.model_path}/{MARKER}" if download is not None else None)
+        self.register_outputs(
+            {"claim_name": self.claim_name, "job_name": self.job_name, "marker_path": self.marker_path}
+        )
+
+
+def cache_labels(g: InferenceGroup) -> dict[str, str]:
+    return _labels(g) | {
+        "app.kubernetes.io/name": "sglang-model-cache",
+        "app.kubernetes.io/component": "model-download",
+    }
+
+
+def script_config_map_name(g: InferenceGroup) -> str:
+    return f"{g.name}-model-download"
+
+
+def credentials_secret_name(g: InferenceGroup) -> str:
+    download = g.model.download
+    if download is not None and download.credentials_secret:
+        return download.credentials_secret
+    return f"{g.name}-model-credentials"
+
+
+def download_job_name(g: InferenceGroup) -> str:
+    return f"{g.name}-model-download"
+
+
+def credential_env(g: InferenceGroup, secrets: Mapping[str, Any]) -> dict[str, Any]:
+    """Environment variable -> secret value for the group's source. A group naming its own Secret
+    (credentialsSecret) gets every variable of its source from there."""
+    wanted = CREDENTIAL_ENV.get(g.model.source, {})
+    download = g.model.download
+    if download is not None and download.credentials_secret:
+        return dict.fromkeys(wanted.values())
+    return {env: secrets[key] for key, env in wanted.items() if key in secrets}
+
+
+def pvc_spec(g: InferenceGroup) -> dict:
+    pvc = g.model_volume.pvc
+    spec: dict[str, Any] = {"accessModes": [pvc.access_mode], "resources": {"requests": {"storage": pvc.size}}}
+    if pvc.storage_class:
+        spec["storageClassName"] = pvc.storage_class
+    return spec
+
+
+def identity(g: InferenceGroup) -> dict[str, str]:
+    return g.model.download.identity(g.model.source)
+
+
+def _env(values: Mapping[str, str | None]) -> list[dict]:
+    return [{"name": k, "value": v} for k, v in values.items() if v is not None]
+
+
+def download_container(g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str]) -> dict:
+    d = g.model.download
+    env = _env(
+        {
+            "MODEL_DIR": g.model_path,
+            "MODEL_SOURCE": g.model.source,
+            "MODEL_IDENTITY": json.dumps(identity(g), sort_keys=True),
+            "MODEL_REPO": d.repo,
+            "MODEL_REVISION": d.revision,
+            "S3_BUCKET": d.bucket,
+            "S3_PREFIX": d.prefix if g.model.source == "s3" else None,
+            "S3_ENDPOINT": d.endpoint,
+            "AWS_REGION": d.region,
+            "MAX_WORKERS": str(d.max_workers),
+            "DOWNLOAD_REQUIREMENT": requirement,
+            "DEPS_DIR": "/tmp/sglang-platform-deps",
+            "HOME": "/tmp",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    secret = credentials_secret_name(g)
+    env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}} for name in secret_envs]
+    return {
+        "name": "download-weights",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "download"],
+        "env": env,
+        "resources": {"requests": dict(DOWNLOAD_RESOURCES), "limits": dict(DOWNLOAD_RESOURCES)},
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            # Read-write here only; the SGLang container mounts the same volume read-only.
+            {"name": "models", "mountPath": g.model_volume.mount_path},
+            {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_DIR, "readOnly": True},
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+        ],
+    }
+
+
+def gate_container(g: InferenceGroup, image: str) -> dict:
+    return {
+        "name": "wait-for-weights",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "wait"],
+        "env": _env({"MODEL_DIR": g.model_path, "MODEL_IDENTITY": json.dumps(identity(g), sort_keys=True)}),
+        "resources": {"requests": dict(GATE_RESOURCES), "limits": dict(GATE_RESOURCES)},
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            {"name": "models", "mountPath": g.model_volume.mount_path, "readOnly": True},
+            {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_DIR, "readOnly": True},
+        ],
+    }
+
+
+def _container_security() -> dict:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}
+
+
+def script_volume(g: InferenceGroup) -> dict:
+    return {"name": SCRIPT_VOLUME, "configMap": {"name": script_config_map_name(g), "defaultMode": 0o444}}
+
+
+def tmp_volume() -> dict:
+    return {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "2Gi"}}
+
+
+def job_spec(g: InferenceGroup, container: dict) -> dict:
+    d = g.model.download
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": [
+            {"name": "models", "persistentVolumeClaim": {"claimName": g.model_volume.claim_name}},
+            script_volume(g),
+            tmp_volume(),
+        ],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    if d.service_account_name:
+        pod["serviceAccountName"] = d.service_account_name
+    if g.tolerations:
+        # The Job may run on any node that mounts the claim; on clusters of tainted GPU nodes only those exist.
+        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
+    return {
+        # Each retry resumes where the last one stopped; a flaky hub or store gets many chances.
+        "backoffLimit": 20,
+        "template": {"metadata": {"labels": cache_labels(g)}, "spec": pod},
+    }

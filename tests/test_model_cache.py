@@ -1,0 +1,330 @@
+"""ModelCache as rendered for the shipped stacks and variants: the claim, the download Job per source, the
+init containers that gate every SGLang pod, and the startup budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import container, lws, run_with
+
+from tools import harness
+
+HF_REVISION = "989aa7980e4cf806f80c7fef2b1adb7bc71aa306"
+HF_IDENTITY = json.dumps(
+    {"repo": "Qwen/Qwen2.5-1.5B-Instruct", "revision": HF_REVISION, "source": "huggingface"}, sort_keys=True
+)
+MS_IDENTITY = json.dumps({"repo": "deepseek-ai/DeepSeek-R1", "revision": "master", "source": "modelscope"})
+SCRIPT_VOLUME = {
+    "name": "model-download-script",
+    "configMap": {"name": "qwen-small-model-download", "defaultMode": 0o444},
+}
+
+
+def plain_env(c: dict) -> dict:
+    return {e["name"]: e["value"] for e in c["env"] if "value" in e}
+
+
+def ref_env(c: dict) -> dict:
+    return {e["name"]: e["valueFrom"] for e in c["env"] if "valueFrom" in e}
+
+
+def job(result: harness.RunResult, name: str) -> dict:
+    return result.k8s_object("Job", name)
+
+
+# --- dev: Hugging Face into the PVC "models" ------------------------------------------------------------
+
+
+def test_dev_creates_the_models_claim_and_keeps_it_on_destroy(dev):
+    pvc = dev.k8s_object("PersistentVolumeClaim", "models")
+    assert pvc["metadata"]["namespace"] == "sglang-dev"
+    assert pvc["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "20Gi"}}}
+    assert dev.named("qwen-small-model-pvc").retain_on_delete is True
+
+
+def test_dev_download_job_fetches_the_pinned_revision(dev):
+    obj = job(dev, "qwen-small-model-download")
+    # pulumi up does not wait for hours of download; the gates do.
+    assert obj["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    spec = obj["spec"]
+    assert spec["backoffLimit"] == 20
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in pod and "tolerations" not in pod
+    assert pod["volumes"] == [
+        {"name": "models", "persistentVolumeClaim": {"claimName": "models"}},
+        SCRIPT_VOLUME,
+        {"name": "model-download-tmp", "emptyDir": {"sizeLimit": "2Gi"}},
+    ]
+    (c,) = pod["containers"]
+    assert c["image"] == "python:3.12.8-slim-bookworm"
+    assert c["command"] == ["python3", "/opt/sglang-platform/download_model.py", "download"]
+    assert plain_env(c) == {
+        "MODEL_DIR": "/models/Qwen2.5-1.5B-Instruct",
+        "MODEL_SOURCE": "huggingface",
+        "MODEL_IDENTITY": HF_IDENTITY,
+        "MODEL_REPO": "Qwen/Qwen2.5-1.5B-Instruct",
+        "MODEL_REVISION": HF_REVISION,
+        "MAX_WORKERS": "8",
+        "DOWNLOAD_REQUIREMENT": "huggingface_hub==2.4.0",
+        "DEPS_DIR": "/tmp/sglang-platform-deps",
+        "HOME": "/tmp",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    # No hfToken set: a public model, no Secret, no token variable.
+    assert ref_env(c) == {}
+    assert {"name": "models", "mountPath": "/models"} in c["volumeMounts"]
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    with pytest.raises(KeyError):
+        dev.k8s_object("Secret", "qwen-small-model-credentials")
+
+
+def test_the_job_ships_the_repository_script(dev):
+    from components.model_cache import SCRIPT
+
+    cm = dev.k8s_object("ConfigMap", "qwen-small-model-download")
+    assert cm["data"] == {"download_model.py": SCRIPT.read_text()}
+
+
+def test_dev_pods_wait_for_the_download(dev):
+    pod = lws(dev, "qwen-small")["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
+    (gate,) = pod["initContainers"]
+    assert gate == {
+        "name": "wait-for-weights",
+        "image": "lmsysorg/sglang:v0.4.3.post2-cu124",
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", "/opt/sglang-platform/download_model.py", "wait"],
+        "env": [
+            {"name": "MODEL_DIR", "value": "/models/Qwen2.5-1.5B-Instruct"},
+            {"name": "MODEL_IDENTITY", "value": HF_IDENTITY},
+        ],
+        "resources": {
+            "limits": {"cpu": "100m", "memory": "128Mi"},
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+        },
+        "volumeMounts": [
+            {"name": "models", "mountPath": "/models", "readOnly": True},
+            {"name": "model-download-script", "mountPath": "/opt/sglang-platform", "readOnly": True},
+        ],
+    }
+    assert SCRIPT_VOLUME in pod["volumes"]
+    # The served container still mounts the weights read-only.
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in container({"spec": pod})["volumeMounts"]
+
+
+def test_groups_wait_for_the_claim_they_mount(dev):
+    # depends_on the ModelCache expands to its children: the claim exists before the pods that mount it.
+    assert dev.named("qwen-small-model").type == "sglang-platform:index:ModelCache"
+    assert set(dev.named("qwen-small-lws").dependencies) == {
+        dev.urn_of(name)
+        for name in (
+            "serving-namespace",
+            "qwen-small-model-pvc",
+            "qwen-small-model-script",
+            "qwen-small-model-download",
+        )
+    }
+
+
+def test_the_hf_token_reaches_the_job_only_as_a_secret():
+    token = "hf_never_in_plaintext_4b1d"
+    result = run_with("dev", lambda v: None, secrets={"hfToken": token})
+    assert result.error is None, result.error
+    (res,) = [r for r in result.of_type("kubernetes:core/v1:Secret") if r.name == "qwen-small-model-credentials"]
+    assert res.spec["stringData"] == {"HF_TOKEN": "[secret]"}
+    assert res.plain["stringData"] == {"HF_TOKEN": token}
+    c = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]["containers"][0]
+    assert ref_env(c) == {"HF_TOKEN": {"secretKeyRef": {"name": "qwen-small-model-credentials", "key": "HF_TOKEN"}}}
+    rendered = json.dumps([r.spec for r in result.resources])
+    assert token not in rendered
+
+
+def test_a_claim_the_stack_opts_out_of_keeping():
+    result = run_with("dev", lambda v: v["inferenceGroups"][0]["modelVolume"]["pvc"].update(retain=False))
+    assert result.named("qwen-small-model-pvc").retain_on_delete is False
+
+
+def test_storage_class_and_access_mode():
+    def mutate(v):
+        v["inferenceGroups"][0]["modelVolume"]["pvc"].update(storageClass="cephfs", accessMode="ReadWriteOnce")
+
+    pvc = run_with("dev", mutate).k8s_object("PersistentVolumeClaim", "models")
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "20Gi"}},
+        "storageClassName": "cephfs",
+    }
+
+
+def test_an_existing_claim_is_only_mounted():
+    def mutate(v):
+        del v["inferenceGroups"][0]["modelVolume"]["pvc"]
+
+    result = run_with("dev", mutate)
+    assert result.error is None, result.error
+    assert [r.name for r in result.of_type("kubernetes:core/v1:PersistentVolumeClaim")] == ["open-webui-data"]
+    assert job(result, "qwen-small-model-download")["spec"]["template"]["spec"]["volumes"][0] == {
+        "name": "models",
+        "persistentVolumeClaim": {"claimName": "models"},
+    }
+
+
+def test_hand_staged_weights_get_no_download_and_no_gate():
+    def mutate(v):
+        g = v["inferenceGroups"][0]
+        del g["model"]["download"], g["modelVolume"]["pvc"]
+
+    result = run_with("dev", mutate)
+    assert result.error is None, result.error
+    assert not result.of_type("sglang-platform:index:ModelCache")
+    assert "initContainers" not in lws(result, "qwen-small")["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
+
+
+# --- S3 and ModelScope Jobs -----------------------------------------------------------------------------
+
+
+def s3_group(**download):
+    def mutate(v):
+        model = v["inferenceGroups"][0]["model"]
+        model["source"] = "s3"
+        model["download"] = {
+            "bucket": "team-weights",
+            "prefix": "qwen/1.5b",
+            "endpoint": "https://minio.storage.svc:9000",
+            "region": "eu-west-1",
+        } | download
+
+    return mutate
+
+
+def test_s3_job_with_keys_from_the_stack_secrets():
+    result = run_with("dev", s3_group(), secrets={"s3AccessKeyId": "AKIA123", "s3SecretAccessKey": "shh"})
+    assert result.error is None, result.error
+    c = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]["containers"][0]
+    env = plain_env(c)
+    assert {k: env[k] for k in ("S3_BUCKET", "S3_PREFIX", "S3_ENDPOINT", "AWS_REGION", "DOWNLOAD_REQUIREMENT")} == {
+        "S3_BUCKET": "team-weights",
+        "S3_PREFIX": "qwen/1.5b",
+        "S3_ENDPOINT": "https://minio.storage.svc:9000",
+        "AWS_REGION": "eu-west-1",
+        "DOWNLOAD_REQUIREMENT": "boto3==1.44.8",
+    }
+    assert "MODEL_REPO" not in env and "MODEL_REVISION" not in env
+    assert json.loads(env["MODEL_IDENTITY"]) == {
+        "source": "s3",
+        "bucket": "team-weights",
+        "prefix": "qwen/1.5b",
+        "endpoint": "https://minio.storage.svc:9000",
+        "revision": "",
+    }
+    assert ref_env(c) == {
+        name: {"secretKeyRef": {"name": "qwen-small-model-credentials", "key": name}}
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    secret = next(r for r in result.of_type("kubernetes:core/v1:Secret") if r.name == "qwen-small-model-credentials")
+    assert secret.plain["stringData"] == {"AWS_ACCESS_KEY_ID": "AKIA123", "AWS_SECRET_ACCESS_KEY": "shh"}
+    assert secret.spec["stringData"] == {"AWS_ACCESS_KEY_ID": "[secret]", "AWS_SECRET_ACCESS_KEY": "[secret]"}
+
+
+def test_s3_job_with_an_existing_secret_and_a_service_account():
+    def mutate(v):
+        s3_group(credentialsSecret="team-s3", serviceAccountName="weights-reader")(v)
+        v["inferenceGroups"][0]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+
+    result = run_with("dev", mutate, secrets={"s3AccessKeyId": "ignored", "s3SecretAccessKey": "ignored"})
+    assert result.error is None, result.error
+    pod = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "weights-reader"
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    assert ref_env(pod["containers"][0]) == {
+        name: {"secretKeyRef": {"name": "team-s3", "key": name}}
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    }
+    # The group names its own Secret: the stack's keys do not become another one.
+    assert all(r.name != "qwen-small-model-credentials" for r in result.of_type("kubernetes:core/v1:Secret"))
+
+
+def test_modelscope_job_on_a_pvc():
+    def mutate(v):
+        model = v["inferenceGroups"][0]["model"]
+        model["source"] = "modelscope"
+        model["download"] = {"repo": "Qwen/Qwen2.5-1.5B-Instruct", "revision": "v1.0.0"}
+
+    result = run_with("dev", mutate, secrets={"modelscopeToken": "ms-1"})
+    c = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]["containers"][0]
+    env = plain_env(c)
+    assert (env["MODEL_SOURCE"], env["MODEL_REVISION"], env["DOWNLOAD_REQUIREMENT"]) == (
+        "modelscope",
+        "v1.0.0",
+        "modelscope==1.40.2",
+    )
+    assert ref_env(c) == {
+        "MODELSCOPE_API_TOKEN": {
+            "secretKeyRef": {"name": "qwen-small-model-credentials", "key": "MODELSCOPE_API_TOKEN"}
+        }
+    }
+
+
+# --- prod: ModelScope into each node's host path ---------------------------------------------------------
+
+
+def test_prod_downloads_on_every_node_before_sglang_starts(prod):
+    assert not prod.of_type("kubernetes:batch/v1:Job")
+    assert [r.name for r in prod.of_type("kubernetes:core/v1:PersistentVolumeClaim")] == ["open-webui-data"]
+    tpl = lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
+    for pod in (tpl["leaderTemplate"], tpl["workerTemplate"]):
+        spec = pod["spec"]
+        (init,) = spec["initContainers"]
+        assert init["name"] == "download-weights"
+        assert init["image"] == "python:3.12.8-slim-bookworm"
+        assert init["command"] == ["python3", "/opt/sglang-platform/download_model.py", "download"]
+        env = plain_env(init)
+        assert (env["MODEL_DIR"], env["MODEL_SOURCE"], env["MODEL_REPO"], env["MODEL_REVISION"]) == (
+            "/mnt/catcat_data/model/DeepSeek-R1",
+            "modelscope",
+            "deepseek-ai/DeepSeek-R1",
+            "master",
+        )
+        assert json.loads(env["MODEL_IDENTITY"]) == json.loads(MS_IDENTITY)
+        assert env["DOWNLOAD_REQUIREMENT"] == "modelscope==1.40.2"
+        # Written by the init container only; SGLang reads it read-only.
+        assert {"name": "models", "mountPath": "/mnt/catcat_data/model"} in init["volumeMounts"]
+        assert {"name": "models", "mountPath": "/mnt/catcat_data/model", "readOnly": True} in container(pod)[
+            "volumeMounts"
+        ]
+        # Guaranteed QoS kept: the init container's requests equal its limits.
+        assert init["resources"]["requests"] == init["resources"]["limits"] == {"cpu": "2", "memory": "4Gi"}
+        assert {"name": "models", "hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"}} in spec[
+            "volumes"
+        ]
+        assert {"name": "model-download-tmp", "emptyDir": {"sizeLimit": "2Gi"}} in spec["volumes"]
+        assert {
+            "name": "model-download-script",
+            "configMap": {"name": "deepseek-r1-model-download", "defaultMode": 0o444},
+        } in spec["volumes"]
+
+
+def test_prod_startup_budget_is_the_configured_one_when_larger(prod):
+    c = container(lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]["leaderTemplate"])
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 90 * 60
+
+
+def test_startup_budget_grows_with_the_model():
+    # 642 GiB: 10 minutes to start plus 642 GiB at 10 GiB/min = 75 minutes, above a configured 30.
+    result = run_with(
+        "prod", lambda v: v["inferenceGroups"][0]["probes"].update(startupTimeoutMinutes=30), secrets={"apiKey": "k"}
+    )
+    c = container(lws(result, "deepseek-r1")["spec"]["leaderWorkerTemplate"]["workerTemplate"])
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 75 * 60

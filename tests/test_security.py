@@ -1,0 +1,99 @@
+"""checkov over both stacks (LeaderWorkerSet pod templates included) and over the reference deployment."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SHARED, STACKS, run_with, unavailable
+
+from tools import harness, security_scan
+
+# The reference deployment (shared/reference) under checkov 3.3.30 (.ci/run pins it): the issue counted
+# 50 failures of 269; the same 269 checks run here and 52 fail (see README, "Conformance gate").
+REFERENCE_TOTAL, REFERENCE_FAILED = 269, 52
+ALWAYS_SKIPPED = {"CKV_K8S_15", "CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_40", "CKV_K8S_43"}
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, security_scan.Report]:
+    checkov = security_scan.find_checkov()
+    if checkov is None:
+        unavailable("checkov not found: `bash .ci/run` installs it into .ci/.checkov-venv (or set CHECKOV=path)")
+    sets = {}
+    for stack in STACKS:
+        # Secrets render as placeholders, so every stack is scanned with its API key Secret wired in.
+        result, _ = harness.run_stack(stack)
+        assert result.error is None, result.error
+        sets[stack] = harness.kubernetes_objects(result)
+    if (SHARED / "reference").is_dir():
+        sets["reference"] = security_scan.reference_objects()
+    return security_scan.scan(sets, str(checkov))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_failing_check(reports, stack):
+    assert [security_scan.describe(c) for c in reports[stack].failed] == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pod_templates_of_custom_resources_are_scanned(reports, stack):
+    scanned = {c["resource"] for c in reports[stack].passed + reports[stack].skipped}
+    assert any(r.startswith("StatefulSet.") and r.endswith("template") for r in scanned), sorted(scanned)
+
+
+@pytest.mark.parametrize(("stack", "extra"), [("dev", set()), ("prod", {"CKV_K8S_25"})])
+def test_only_the_documented_checks_are_skipped_each_with_a_reason(reports, stack, extra):
+    skipped = reports[stack].skipped
+    assert {c["check_id"] for c in skipped} == ALWAYS_SKIPPED | {"CKV_K8S_35"} | extra
+    for check in skipped:
+        reason = check["check_result"]["suppress_comment"]
+        assert reason != "No comment provided" and len(reason) > 30, security_scan.describe(check)
+
+
+def test_reference_deployment_figure(reports):
+    if "reference" not in reports:
+        pytest.skip("../shared/reference is absent")
+    ref = reports["reference"]
+    assert (ref.total, len(ref.failed)) == (REFERENCE_TOTAL, REFERENCE_FAILED)
+    ours = {c["check_id"] for s in STACKS for c in reports[s].skipped}
+    fixed = {c["check_id"] for c in ref.failed} - ours
+    # What we fixed rather than skipped: probes, limits, security contexts, namespace, token, NetworkPolicy.
+    assert fixed == {
+        "CKV_K8S_8",
+        "CKV_K8S_9",
+        "CKV_K8S_10",
+        "CKV_K8S_11",
+        "CKV_K8S_12",
+        "CKV_K8S_13",
+        "CKV_K8S_20",
+        "CKV_K8S_21",
+        "CKV_K8S_28",
+        "CKV_K8S_29",
+        "CKV_K8S_30",
+        "CKV_K8S_31",
+        "CKV_K8S_37",
+        "CKV_K8S_38",
+        "CKV2_K8S_6",
+    }
+
+
+def test_skip_annotations_sit_on_the_pod_templates(prod):
+    lws = prod.k8s_object("LeaderWorkerSet", "deepseek-r1")["spec"]["leaderWorkerTemplate"]
+    for role in ("leaderTemplate", "workerTemplate"):
+        annotations = lws[role]["metadata"]["annotations"]
+        skips = {v.split("=", 1)[0] for k, v in annotations.items() if k.startswith("checkov.io/skip")}
+        assert skips == ALWAYS_SKIPPED | {"CKV_K8S_35", "CKV_K8S_25"}
+        assert all(v.count("=") == 1 for k, v in annotations.items() if k.startswith("checkov.io/skip"))
+
+
+def test_a_digest_pinned_image_is_not_skipped_for_digest():
+    result = run_with(
+        "dev",
+        lambda v: v.update(
+            versions={"sglangImage": "lmsysorg/sglang@sha256:" + "a" * 64, "sglangVersion": "0.4.3.post2"}
+        ),
+    )
+    assert result.error is None, result.error
+    lws = result.k8s_object("LeaderWorkerSet", "qwen-small")["spec"]["leaderWorkerTemplate"]
+    values = lws["workerTemplate"]["metadata"]["annotations"].values()
+    assert not [v for v in values if v.startswith("CKV_K8S_43=")]
+    assert [v for v in values if v.startswith("CKV_K8S_15=")]

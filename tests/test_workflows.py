@@ -1,0 +1,90 @@
+"""The GitHub Actions workflows: actionlint-clean, a preview per stack, dev deployed from main."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, unavailable
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+STACKS_ON_DISK = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def actionlint() -> str:
+    for candidate in (
+        os.environ.get("ACTIONLINT"),
+        str(ROOT / ".ci" / "bin" / "actionlint"),
+        shutil.which("actionlint"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    unavailable("actionlint not found: `bash .ci/run` installs it into .ci/bin (or set ACTIONLINT=path)")
+    raise AssertionError
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def steps(workflow: dict) -> list[dict]:
+    return [s for job in workflow["jobs"].values() for s in job["steps"]]
+
+
+def pulumi_step(workflow: dict) -> dict:
+    (step,) = [s for s in steps(workflow) if s.get("uses", "").startswith("pulumi/actions@")]
+    return step
+
+
+def test_actionlint_is_clean():
+    proc = subprocess.run([actionlint(), "-color=false"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    bad = tmp_path / ".github" / "workflows"
+    bad.mkdir(parents=True)
+    (bad / "x.yml").write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
+    )
+    proc = subprocess.run(
+        [actionlint(), "-color=false", str(bad / "x.yml")], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1 and "matrix" in proc.stdout
+
+
+def test_every_stack_is_previewed_on_pull_requests_with_a_pr_comment():
+    wf = load("preview.yml")
+    assert list(wf[True]) == ["pull_request"]  # YAML 1.1 reads the key `on` as True
+    (job,) = wf["jobs"].values()
+    assert sorted(job["strategy"]["matrix"]["stack"]) == STACKS_ON_DISK
+    step = pulumi_step(wf)
+    assert step["with"]["command"] == "preview" and step["with"]["comment-on-pr"] is True
+    assert wf["permissions"]["pull-requests"] == "write"
+
+
+def test_dev_is_deployed_from_main():
+    wf = load("deploy-dev.yml")
+    assert wf[True] == {"push": {"branches": ["main"]}}
+    step = pulumi_step(wf)
+    assert step["with"]["command"] == "up" and "'dev'" in step["with"]["stack-name"]
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy-dev.yml"])
+def test_actions_pinned_and_secrets_from_settings(name):
+    wf = load(name)
+    for step in steps(wf):
+        if "uses" in step:
+            assert re.fullmatch(r"[\w-]+/[\w-]+@v\d+(\.\d+){0,2}", step["uses"]), step["uses"]
+    env = pulumi_step(wf)["env"]
+    assert env == {
+        "PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_ACCESS_TOKEN }}",
+        "PULUMI_CONFIG_PASSPHRASE": "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}",
+    }
+    text = (WORKFLOWS / name).read_text()
+    assert "${{ secrets.KUBECONFIG }}" in text
