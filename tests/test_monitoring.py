@@ -195,6 +195,7 @@ def test_dashboard_configmap_loads_in_grafana_shape(prod):
         "Inter-token latency",
         "End-to-end request latency",
         "Running and queued requests",
+        "Serving groups and queue depth",
         "KV-cache usage",
         "Prefix-cache hit rate",
         "GPU utilisation",
