@@ -166,6 +166,7 @@ def test_disruption_budget(prod):
     }
 
     def two_replicas(values):
+        del values["inferenceGroups"][0]["autoscaling"]
         values["inferenceGroups"][0]["replicas"] = 2
 
     result = run_with("prod", two_replicas, secrets={"apiKey": API_KEY})
