@@ -6,10 +6,14 @@ import pulumi_kubernetes as k8s
 import config
 from components import (
     Backend,
+    GpuOperator,
+    GpuOperatorArgs,
     InferenceAutoscaler,
     InferenceAutoscalerArgs,
     Keda,
     KedaArgs,
+    LwsController,
+    LwsControllerArgs,
     ModelCache,
     ModelCacheArgs,
     MonitoringStack,
@@ -19,7 +23,10 @@ from components import (
     ScrapeTarget,
     SglangInferenceGroup,
     SglangInferenceGroupArgs,
+    Volcano,
+    VolcanoArgs,
 )
+from components.addons import QUEUE_ANNOTATION
 from config.model_cache import startup_budget_minutes
 
 try:
@@ -54,12 +61,52 @@ namespace = k8s.core.v1.Namespace(
     },
 )
 
+# Cluster add-ons: installed here (mode install), trusted to exist (present) or unavailable (absent).
+versions = platform.versions
+gpu_operator = None
+if platform.gpu_operator.mode == "install":
+    gpu_operator = GpuOperator(
+        "gpu-operator", GpuOperatorArgs(config=platform.gpu_operator, version=versions.gpu_operator_chart)
+    )
+volcano = None
+if platform.volcano.mode == "install" or (platform.volcano.mode == "present" and platform.volcano.queue.create):
+    volcano = Volcano(
+        "volcano",
+        VolcanoArgs(
+            config=platform.volcano, version=versions.volcano_chart, install=platform.volcano.mode == "install"
+        ),
+    )
+lws_controller = None
+if platform.lws.mode == "install":
+    lws_controller = LwsController("lws", LwsControllerArgs(config=platform.lws, version=versions.lws_chart))
+
+
+def group_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
+    """The LWS controller before any LeaderWorkerSet, Volcano and its queue before the groups placed in it,
+    the GPU Operator before anything that asks for nvidia.com/gpu (every group does)."""
+    deps: list[pulumi.Resource] = [namespace]
+    if lws_controller is not None:
+        deps.append(lws_controller.release)
+    if gpu_operator is not None:
+        deps.append(gpu_operator.release)
+    if group.scheduler == "volcano" and volcano is not None:
+        deps += [r for r in (volcano.release, volcano.queue) if r is not None]
+    return deps
+
+
+def queue_annotations(group: config.InferenceGroup) -> dict[str, str]:
+    # LWS's Volcano provider reads the queue from the LeaderWorkerSet (gang PodGroups); without gang
+    # scheduling Volcano reads it from each pod, so both carry it.
+    if group.scheduler != "volcano":
+        return {}
+    return {QUEUE_ANNOTATION: platform.volcano.queue.name}
+
+
 # Prometheus scrapes the leaders' /metrics on the API port from its own namespace.
 client_namespaces = list(platform.api_access.allowed_namespaces)
 if platform.monitoring.enabled:
     client_namespaces.append(platform.monitoring.namespace)
 
-versions = platform.versions
 requirements = {"huggingface": versions.huggingface_hub, "modelscope": versions.modelscope, "s3": versions.boto3}
 caches = {}
 for group in platform.inference_groups:
@@ -78,6 +125,7 @@ for group in platform.inference_groups:
             ),
         )
 
+
 groups = {}
 for group in platform.inference_groups:
     cache = caches.get(group.name)
@@ -89,8 +137,10 @@ for group in platform.inference_groups:
             image=versions.sglang_image,
             api_key=loaded.secrets.get("apiKey"),
             client_namespaces=client_namespaces,
+            annotations=queue_annotations(group),
+            pod_annotations=queue_annotations(group),
             # Every cache: a group may mount a claim another group's cache creates.
-            depends_on=[namespace, *caches.values()],
+            depends_on=[*group_dependencies(group), *caches.values()],
             init_containers=cache.init_containers if cache else (),
             extra_volumes=cache.volumes if cache else (),
             startup_timeout_minutes=startup_budget_minutes(group, loaded.weights_gib.get(group.name)),
@@ -164,5 +214,27 @@ pulumi.export(
     {
         name: {"baseUrl": g.base_url, "servedModelName": g.served_model_name, "service": g.service_name}
         for name, g in groups.items()
+    },
+)
+
+
+def addon_output(mode: str, component) -> dict:
+    if component is None or getattr(component, "release", None) is None:
+        return {"mode": mode}
+    return {
+        "mode": mode,
+        "release": component.release_name,
+        "namespace": component.namespace,
+        "status": component.status,
+    }
+
+
+pulumi.export(
+    "addons",
+    {
+        "gpuOperator": addon_output(platform.gpu_operator.mode, gpu_operator),
+        "volcano": addon_output(platform.volcano.mode, volcano)
+        | ({"queue": volcano.queue_name} if volcano is not None else {}),
+        "lws": addon_output(platform.lws.mode, lws_controller) | {"gangScheduling": platform.lws.gang_scheduling},
     },
 )

@@ -1,5 +1,13 @@
 """Reusable Pulumi components of sglang-platform. Importing this package registers nothing."""
 
+from components.addons import (
+    GpuOperator,
+    GpuOperatorArgs,
+    LwsController,
+    LwsControllerArgs,
+    Volcano,
+    VolcanoArgs,
+)
 from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
 from components.model_cache import ModelCache, ModelCacheArgs
 from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
@@ -9,10 +17,14 @@ from components.sglang_group import API_CLIENT_LABEL, SglangInferenceGroup, Sgla
 __all__ = [
     "API_CLIENT_LABEL",
     "Backend",
+    "GpuOperator",
+    "GpuOperatorArgs",
     "InferenceAutoscaler",
     "InferenceAutoscalerArgs",
     "Keda",
     "KedaArgs",
+    "LwsController",
+    "LwsControllerArgs",
     "ModelCache",
     "ModelCacheArgs",
     "MonitoringStack",
@@ -22,4 +34,6 @@ __all__ = [
     "ScrapeTarget",
     "SglangInferenceGroup",
     "SglangInferenceGroupArgs",
+    "Volcano",
+    "VolcanoArgs",
 ]

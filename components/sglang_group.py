@@ -34,6 +34,8 @@ class SglangInferenceGroupArgs:
     client_namespaces: Sequence[str] = ()
     # Extra pod annotations (e.g. the Volcano queue).
     pod_annotations: dict[str, str] = field(default_factory=dict)
+    # Extra annotations on the LeaderWorkerSet itself (LWS gang scheduling reads the Volcano queue there).
+    annotations: dict[str, str] = field(default_factory=dict)
     # Resources that must exist first (LWS controller, scheduler, GPU operator).
     depends_on: Sequence[pulumi.Resource] = ()
     # Init containers run before SGLang in every pod (e.g. ModelCache's download gate), and the volumes they
@@ -75,7 +77,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
             f"{name}-lws",
             api_version="leaderworkerset.x-k8s.io/v1",
             kind="LeaderWorkerSet",
-            metadata=_meta(g.name, ns, labels),
+            metadata=_meta(g.name, ns, labels, args.annotations),
             spec=spec,
             # With an autoscaler, KEDA owns spec.replicas; a later `pulumi up` must not reset it.
             opts=pulumi.ResourceOptions.merge(

@@ -33,6 +33,17 @@ HUGGINGFACE_HUB: Final = "huggingface_hub==2.4.0"
 MODELSCOPE: Final = "modelscope==1.40.2"
 BOTO3: Final = "boto3==1.44.8"
 
+# Cluster add-ons (README, "Cluster add-ons"). The reference cluster runs gpu-operator v24.9.1 and Volcano
+# v1.9.0. NVIDIA's chart index spells versions with a leading v, Volcano's and the lws OCI registry without.
+GPU_OPERATOR_CHART: Final = "v24.9.1"
+GPU_OPERATOR_REPO: Final = "https://helm.ngc.nvidia.com/nvidia"
+VOLCANO_CHART: Final = "1.9.0"
+VOLCANO_REPO: Final = "https://volcano-sh.github.io/helm-charts"
+# 0.10.0, not the reference's 0.5.1: gang scheduling needs >= 0.7.0, and only from 0.8.0 does the chart keep
+# its CRDs out of the release (lws#718, #880); 0.10.0 also accepts restartPolicy RecreateGroupAfterStart.
+LWS_CHART: Final = "0.10.0"
+LWS_CHART_REF: Final = "oci://registry.k8s.io/lws/charts/lws"
+
 DEFAULTS: Final[dict[str, str]] = {
     "sglangImage": SGLANG_IMAGE,
     "kubernetes": KUBERNETES_VERSION,
@@ -43,4 +54,7 @@ DEFAULTS: Final[dict[str, str]] = {
     "huggingfaceHub": HUGGINGFACE_HUB,
     "modelscope": MODELSCOPE,
     "boto3": BOTO3,
+    "gpuOperatorChart": GPU_OPERATOR_CHART,
+    "volcanoChart": VOLCANO_CHART,
+    "lwsChart": LWS_CHART,
 }

@@ -14,22 +14,17 @@ from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, Field
 
 from config import bom
+from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
 from config.autoscaling import GroupAutoscaling, KedaConfig
-from config.base import Base
+from config.base import DNS_LABEL, Base, DnsLabel, Quantity
 from config.model_cache import ModelDownload, Preflight, Pvc
-from config.quantity import parse_quantity
 
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # LWS names a group's worker StatefulSet "<name>-<replica>" and Kubernetes adds a controller-revision-hash
 # label "<statefulset>-<10 chars>" that must fit the 63-character label limit: 40 leaves room for
 # 4-digit replica indexes and the "-api" Service suffix.
 GROUP_NAME_MAX = 40
+CHART_PIN = r"^v?\d+\.\d+\.\d+$"
 FLOATING_TAGS = frozenset({"latest", "main", "master", "nightly", "dev", "edge", "stable", "head"})
-
-
-def _quantity(value: str) -> str:
-    parse_quantity(value)
-    return value
 
 
 def _pinned_image(value: str) -> str:
@@ -48,6 +43,15 @@ def _pinned_image(value: str) -> str:
     return ref
 
 
+def _pinned_chart(value: str) -> str:
+    if not re.match(CHART_PIN, value):
+        raise ValueError(
+            f"chart version {value!r} is not a pinned release: use an exact version such as 1.9.0 "
+            "(no ranges, no latest)"
+        )
+    return value
+
+
 def _absolute_path(value: str) -> str:
     if not value.startswith("/") or ".." in value.split("/"):
         raise ValueError(f"{value!r} must be an absolute path without '..'")
@@ -60,11 +64,10 @@ def _relative_path(value: str) -> str:
     return value
 
 
-Quantity = Annotated[str, AfterValidator(_quantity)]
 Image = Annotated[str, AfterValidator(_pinned_image)]
+ChartVersion = Annotated[str, AfterValidator(_pinned_chart)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
-DnsLabel = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
 # An exact pip pin: the download containers install it when their image lacks the library.
 PinnedRequirement = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -107,6 +110,12 @@ class Versions(Base):
     huggingface_hub: PinnedRequirement = Field(bom.HUGGINGFACE_HUB, description="pip requirement for Hugging Face.")
     modelscope: PinnedRequirement = Field(bom.MODELSCOPE, description="pip requirement for ModelScope downloads.")
     boto3: PinnedRequirement = Field(bom.BOTO3, description="pip requirement for S3 downloads.")
+    gpu_operator_chart: ChartVersion = Field(bom.GPU_OPERATOR_CHART, description="NVIDIA gpu-operator chart.")
+    volcano_chart: ChartVersion = Field(bom.VOLCANO_CHART, description="Volcano chart.")
+    lws_chart: ChartVersion = Field(
+        bom.LWS_CHART,
+        description="LeaderWorkerSet chart installed, or the release the cluster runs (lws.mode present).",
+    )
 
     @property
     def sglang_release(self) -> Version | None:
@@ -310,6 +319,15 @@ class PlatformConfig(Base):
     keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
     preflight: Preflight = Field(
         default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
+    )
+    gpu_operator: GpuOperatorConfig = Field(
+        default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (README, Cluster add-ons)."
+    )
+    volcano: VolcanoConfig = Field(
+        default_factory=VolcanoConfig, description="Volcano add-on and the inference Queue (README, Cluster add-ons)."
+    )
+    lws: LwsConfig = Field(
+        default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (README, Cluster add-ons)."
     )
 
 

@@ -91,6 +91,7 @@ def test_group_name_length_leaves_room_for_lws_names():
 def test_duplicate_names_and_served_names():
     raw = copy.deepcopy(stack_values("prod"))
     raw["inferenceGroups"].append(copy.deepcopy(raw["inferenceGroups"][0]))
+    raw["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "32"  # room for the copy in the Volcano queue
     assert problems(raw, ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].model.servedName: served model name 'deepseek-r1' is used by 2 "
         "groups; each must be unique",
@@ -227,8 +228,9 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, openWebui, monitoring, preflight, and the secrets apiKey, "
-        "webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey"
+        "apiAccess, versions, inferenceGroups, openWebui, monitoring, preflight, gpuOperator, volcano, lws, and the "
+        "secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, "
+        "s3SecretAccessKey"
     ]
 
 

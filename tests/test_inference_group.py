@@ -168,6 +168,7 @@ def test_disruption_budget(prod):
     def two_replicas(values):
         del values["inferenceGroups"][0]["autoscaling"]
         values["inferenceGroups"][0]["replicas"] = 2
+        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "32"  # room for both in the queue
 
     result = run_with("prod", two_replicas, secrets={"apiKey": API_KEY})
     assert result.k8s_object("PodDisruptionBudget", "deepseek-r1-pdb")["spec"]["maxUnavailable"] == 1
@@ -228,7 +229,9 @@ def test_outputs_give_in_cluster_urls(prod, dev):
 
 def test_several_groups_get_their_own_objects():
     def add_small(values):
-        values["inferenceGroups"].append(dict(SMALL_GROUP))
+        # prod gang-schedules every group through Volcano, in a queue sized for the groups.
+        values["inferenceGroups"].append(dict(SMALL_GROUP, scheduler="volcano"))
+        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "17"
 
     result = run_with("prod", add_small, secrets={"apiKey": API_KEY})
     assert result.error is None

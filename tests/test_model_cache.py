@@ -131,6 +131,7 @@ def test_groups_wait_for_the_claim_they_mount(dev):
         dev.urn_of(name)
         for name in (
             "serving-namespace",
+            "lws-release",
             "qwen-small-model-pvc",
             "qwen-small-model-script",
             "qwen-small-model-download",

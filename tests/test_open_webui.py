@@ -48,7 +48,12 @@ def test_prod_ui_talks_to_its_one_group_with_the_key_from_the_secret(prod):
 
 
 def test_several_groups_each_get_their_url_and_key_in_the_same_order():
-    result = run_with("prod", lambda v: v["inferenceGroups"].append(dict(SMALL_GROUP)), secrets={"apiKey": API_KEY})
+    def add_small(values):
+        # prod gang-schedules every group through Volcano, in a queue sized for the groups.
+        values["inferenceGroups"].append(dict(SMALL_GROUP, scheduler="volcano"))
+        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "17"
+
+    result = run_with("prod", add_small, secrets={"apiKey": API_KEY})
     assert result.error is None, result.error
     env = env_map(ui_container(result))
     assert env["OPENAI_API_BASE_URLS"] == (

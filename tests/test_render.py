@@ -23,7 +23,10 @@ def test_prod_render_writes_every_object(tmp_path):
     docs = list(yaml.safe_load_all((tmp_path / "manifests.yaml").read_text()))
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
         ("Namespace", "deepseek"),
+        ("Namespace", "gpu-operator"),
+        ("Namespace", "lws-system"),
         ("Namespace", "monitoring"),
+        ("Namespace", "volcano-system"),
         ("Secret", "deepseek-r1-api-key"),
         ("Secret", "open-webui-secret-key"),
         ("Secret", "grafana-admin"),
@@ -38,14 +41,18 @@ def test_prod_render_writes_every_object(tmp_path):
         ("PodDisruptionBudget", "deepseek-r1-pdb"),
         ("PodMonitor", "deepseek-r1-metrics"),
         ("PrometheusRule", "sglang-platform"),
+        ("Queue", "inference"),
         ("ServiceMonitor", "dcgm-exporter"),
     ]
-    assert docs[2]["stringData"] == {"api-key": harness.PLACEHOLDER}
-    assert docs[3]["stringData"] == {"webui-secret-key": harness.PLACEHOLDER}
-    assert docs[4]["stringData"] == {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER}
+    assert docs[5]["stringData"] == {"api-key": harness.PLACEHOLDER}
+    assert docs[6]["stringData"] == {"webui-secret-key": harness.PLACEHOLDER}
+    assert docs[7]["stringData"] == {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER}
     releases = yaml.safe_load((tmp_path / "releases.yaml").read_text())
     assert [(r["name"], r["namespace"], r["chart"], r["version"]) for r in releases] == [
-        ("kube-prometheus-stack", "monitoring", "kube-prometheus-stack", "88.3.0")
+        ("gpu-operator", "gpu-operator", "gpu-operator", "v24.9.1"),
+        ("lws", "lws-system", "oci://registry.k8s.io/lws/charts/lws", "0.10.0"),
+        ("kube-prometheus-stack", "monitoring", "kube-prometheus-stack", "88.3.0"),
+        ("volcano", "volcano-system", "volcano", "1.9.0"),
     ]
     assert "note: secret sglang-platform:apiKey is not available here; rendered as '[secret]'" in proc.stderr
     assert "Traceback" not in proc.stderr
