@@ -99,7 +99,14 @@ class Keda(pulumi.ComponentResource):
         super().__init__("sglang-platform:index:Keda", name, None, opts)
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": args.namespace, "labels": {"app.kubernetes.io/part-of": "sglang-platform"}},
+            metadata={
+                "name": args.namespace,
+                "labels": {
+                    "app.kubernetes.io/part-of": "sglang-platform",
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "baseline",
+                },
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
         release = k8s.helm.v3.Release(
