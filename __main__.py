@@ -8,6 +8,10 @@ from components import (
     Backend,
     GpuOperator,
     GpuOperatorArgs,
+    InferenceAutoscaler,
+    InferenceAutoscalerArgs,
+    Keda,
+    KedaArgs,
     LwsController,
     LwsControllerArgs,
     ModelCache,
@@ -157,6 +161,7 @@ if platform.open_webui.enabled:
     )
     pulumi.export("openWebui", {"service": ui.service_name, "url": ui.url})
 
+monitoring = None
 if platform.monitoring.enabled:
     monitoring = MonitoringStack(
         "monitoring",
@@ -179,6 +184,28 @@ if platform.monitoring.enabled:
             "prometheusUrl": monitoring.prometheus_url,
             "grafanaService": monitoring.grafana_service,
         },
+    )
+
+# Checked in config: every autoscaled group has one or the other.
+prometheus_address = platform.keda.prometheus_address or (monitoring.prometheus_url if monitoring else "")
+keda = (
+    Keda("keda", KedaArgs(namespace=platform.keda.namespace, chart_version=platform.versions.keda_chart))
+    if platform.keda.mode == "install"
+    else None
+)
+for group in platform.inference_groups:
+    if group.autoscaling is None:
+        continue
+    InferenceAutoscaler(
+        f"{group.name}-autoscaler",
+        InferenceAutoscalerArgs(
+            lws_name=group.name,
+            namespace=platform.namespace,
+            served_model_name=group.model.served_name,
+            scaling=group.autoscaling,
+            prometheus_address=prometheus_address,
+            depends_on=[groups[group.name], *([keda] if keda else [])],
+        ),
     )
 
 pulumi.export("namespace", platform.namespace)

@@ -8,6 +8,7 @@ from components.addons import (
     Volcano,
     VolcanoArgs,
 )
+from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
 from components.model_cache import ModelCache, ModelCacheArgs
 from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
 from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
@@ -18,6 +19,10 @@ __all__ = [
     "Backend",
     "GpuOperator",
     "GpuOperatorArgs",
+    "InferenceAutoscaler",
+    "InferenceAutoscalerArgs",
+    "Keda",
+    "KedaArgs",
     "LwsController",
     "LwsControllerArgs",
     "ModelCache",

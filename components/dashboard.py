@@ -14,6 +14,8 @@ from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
 
+from components.alerts import LWS_NAME, LWS_WORKER_INDEX
+
 UID = "sglang-platform"
 # Grafana replaces these before the query reaches Prometheus; tests substitute them the same way.
 MODEL = 'model_name=~"$model"'
@@ -92,6 +94,25 @@ SGLANG_PANELS = (
         ),
     ),
     Panel(
+        "Serving groups and queue depth",
+        "Groups with a leader pod (kube-state-metrics) and the group count the autoscaler wants (its KEDA HPA's "
+        "desired replicas), next to the queue they react to: the queue should fall some minutes after a group "
+        "is added, once its weights are loaded.",
+        "short",
+        (
+            (
+                f'count by ({LWS_NAME}) (kube_pod_labels{{{{ns}}, {LWS_WORKER_INDEX}="0"}})',
+                f"groups {{{{{LWS_NAME}}}}}",
+            ),
+            (
+                "sum by (horizontalpodautoscaler) (kube_horizontalpodautoscaler_status_desired_replicas{{ns}, "
+                'horizontalpodautoscaler=~"keda-hpa-.*"})',
+                "wanted {{horizontalpodautoscaler}}",
+            ),
+            ("sum by (model_name) (sglang:num_queue_reqs{sel})", "queued {{model_name}}"),
+        ),
+    ),
+    Panel(
         "KV-cache usage",
         "Fraction of KV-cache token slots in use (token_usage). Near 1 new requests wait or running ones are "
         "retracted.",
@@ -143,7 +164,7 @@ def expressions(namespace: str) -> list[str]:
 
 
 def _expr(query: str, namespace: str) -> str:
-    return query.replace("{sel}", f'{{namespace="{namespace}", {MODEL}}}')
+    return query.replace("{sel}", f'{{namespace="{namespace}", {MODEL}}}').replace("{ns}", f'namespace="{namespace}"')
 
 
 def _panel(p: Panel, namespace: str, datasource: DataSourceRef) -> timeseries.Panel:

@@ -79,7 +79,10 @@ class SglangInferenceGroup(pulumi.ComponentResource):
             kind="LeaderWorkerSet",
             metadata=_meta(g.name, ns, labels, args.annotations),
             spec=spec,
-            opts=child,
+            # With an autoscaler, KEDA owns spec.replicas; a later `pulumi up` must not reset it.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"] if g.autoscaling else None)
+            ),
         )
 
         service_name = f"{g.name}-api"
@@ -170,7 +173,7 @@ def lws_spec(
         # A group of one is just its leader; LWS uses the worker template for it.
         template["workerTemplate"] = leader
     return {
-        "replicas": g.replicas,
+        "replicas": g.initial_replicas,
         # Workers start once the leader pod exists, so they can resolve LWS_LEADER_ADDRESS.
         "startupPolicy": "LeaderCreated",
         "rolloutStrategy": {
@@ -369,7 +372,7 @@ def pdb_spec(g: InferenceGroup) -> Spec:
     evicted; with several, one pod at a time, and the restarted group's pods then hold the budget at zero
     until it serves again, so a drain never takes two groups down."""
     return {
-        "maxUnavailable": 0 if g.replicas == 1 else 1,
+        "maxUnavailable": 0 if g.initial_replicas == 1 else 1,
         "selector": {"matchLabels": {LWS_NAME_LABEL: g.name}},
     }
 

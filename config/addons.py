@@ -283,17 +283,24 @@ def _check_queue_capability(cfg: PlatformConfig) -> list[Problem]:
             per_pod = pod_requests(g).get(resource)
             if per_pod is None:
                 continue
-            count = g.replicas + g.rollout.max_surge
+            # An autoscaled group may grow to maxReplicas: a scale-up the queue cannot admit waits forever
+            # behind the gang scheduler while the autoscaler believes it has added capacity.
+            replicas, label = (
+                (g.autoscaling.max_replicas, "autoscaling.maxReplicas")
+                if g.autoscaling is not None
+                else (g.replicas, "replicas")
+            )
+            count = replicas + g.rollout.max_surge
             need = count * g.nodes * parse_quantity(per_pod)
             total += need
-            parts.append(f"{g.name} ({g.replicas} replicas + {g.rollout.max_surge} surge) x {g.nodes} pods x {per_pod}")
+            parts.append(f"{g.name} ({replicas} {label} + {g.rollout.max_surge} surge) x {g.nodes} pods x {per_pod}")
         if total > capability:
             out.append(
                 Problem(
                     ("volcano", "queue", "capability"),
                     f"{resource} {text} is less than the groups in the queue need: {'; '.join(parts)}; "
                     f"in all {_plain(total)}. Groups beyond the capability are never admitted: raise it, or lower "
-                    "replicas or rollout.maxSurge",
+                    "replicas, autoscaling.maxReplicas or rollout.maxSurge",
                 )
             )
     return out

@@ -22,6 +22,8 @@ OPEN_WEBUI_IMAGE: Final = "ghcr.io/open-webui/open-webui:v0.5.14"
 # kube-prometheus-stack 88.3.0 ships prometheus-operator 0.93.0, whose PodMonitor/ServiceMonitor/PrometheusRule
 # CRDs are the ones in shared/crds the rendered monitors are validated against.
 KUBE_PROMETHEUS_STACK_CHART: Final = "88.3.0"
+# KEDA's chart and app versions match; 2.20.2 is the release whose ScaledObject CRD is in shared/crds.
+KEDA_CHART: Final = "2.20.2"
 KUBE_PROMETHEUS_STACK_REPO: Final = "https://prometheus-community.github.io/helm-charts"
 # The download Job and the hostPath download init containers: a small Python image; the client library of
 # the model's source is pip-installed at the pinned version below unless the image already has it (point
@@ -47,6 +49,7 @@ DEFAULTS: Final[dict[str, str]] = {
     "kubernetes": KUBERNETES_VERSION,
     "openWebuiImage": OPEN_WEBUI_IMAGE,
     "kubePrometheusStack": KUBE_PROMETHEUS_STACK_CHART,
+    "kedaChart": KEDA_CHART,
     "modelDownloaderImage": MODEL_DOWNLOADER_IMAGE,
     "huggingfaceHub": HUGGINGFACE_HUB,
     "modelscope": MODELSCOPE,

@@ -46,7 +46,41 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Probl
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in check_group(group, cfg)]
     problems += check_front_end(cfg, secrets_present)
     problems += check_addons(cfg)
+    problems += check_autoscaling(cfg)
     return problems
+
+
+def check_autoscaling(cfg: PlatformConfig) -> list[Problem]:
+    out: list[Problem] = []
+    for i, g in enumerate(cfg.inference_groups):
+        scaling = g.autoscaling
+        if scaling is None:
+            continue
+        loc: tuple[str | int, ...] = ("inferenceGroups", i, "autoscaling")
+        if scaling.min_replicas > scaling.max_replicas:
+            out.append(
+                Problem(
+                    (*loc, "minReplicas"),
+                    f"minReplicas {scaling.min_replicas} is above maxReplicas {scaling.max_replicas}",
+                )
+            )
+        if cfg.keda.mode == "absent":
+            out.append(
+                Problem(
+                    loc,
+                    "autoscaling needs KEDA: set sglang-platform:keda.mode to install (this stack installs it) "
+                    "or present (the cluster already runs it)",
+                )
+            )
+        if not cfg.monitoring.enabled and cfg.keda.prometheus_address is None:
+            out.append(
+                Problem(
+                    loc,
+                    "autoscaling reads SGLang's metrics from Prometheus: enable sglang-platform:monitoring or set "
+                    "sglang-platform:keda.prometheusAddress to a Prometheus that scrapes the groups",
+                )
+            )
+    return out
 
 
 def _missing_secret(key: str, component: str) -> Problem:

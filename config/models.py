@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field
 
 from config import bom
 from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
+from config.autoscaling import GroupAutoscaling, KedaConfig
 from config.base import DNS_LABEL, Base, DnsLabel, Quantity
 from config.model_cache import ModelDownload, Preflight, Pvc
 
@@ -102,6 +103,7 @@ class Versions(Base):
         pattern=r"^\d+\.\d+\.\d+$",
         description="kube-prometheus-stack chart version.",
     )
+    keda_chart: str = Field(bom.KEDA_CHART, pattern=r"^\d+\.\d+\.\d+$", description="KEDA chart version.")
     model_downloader_image: Image = Field(
         bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and hostPath download init containers."
     )
@@ -270,6 +272,9 @@ class InferenceGroup(Base):
     pod_disruption_budget: bool = Field(True, description="Guard serving groups against voluntary drains.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels the pods require.")
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
+    autoscaling: GroupAutoscaling | None = Field(
+        None, description="Scale whole groups on queue depth and KV-cache usage (KEDA); replicas is then ignored."
+    )
 
     @property
     def total_gpus(self) -> int:
@@ -278,6 +283,10 @@ class InferenceGroup(Base):
     @property
     def tp_size(self) -> int:
         return self.tensor_parallel if self.tensor_parallel is not None else self.total_gpus
+
+    @property
+    def initial_replicas(self) -> int:
+        return self.autoscaling.min_replicas if self.autoscaling else self.replicas
 
     @property
     def model_path(self) -> str:
@@ -307,6 +316,7 @@ class PlatformConfig(Base):
     monitoring: Monitoring = Field(
         default_factory=Monitoring, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
     )
+    keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
     preflight: Preflight = Field(
         default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
     )

@@ -188,6 +188,7 @@ def test_namespaces_and_pod_security(prod):
     assert labels == {
         "deepseek": "privileged",
         "gpu-operator": "privileged",
+        "keda": "baseline",
         "lws-system": "baseline",
         # node-exporter reads the host's /proc and /sys (components/monitoring.py).
         "monitoring": "privileged",
@@ -267,7 +268,7 @@ def test_prod_queue_and_its_groups(prod):
     queue = prod.k8s_object("Queue", "inference")
     assert queue["apiVersion"] == "scheduling.volcano.sh/v1beta1"
     assert "namespace" not in queue["metadata"]  # Queues are cluster-scoped
-    assert queue["spec"] == {"weight": 1, "reclaimable": False, "capability": {"nvidia.com/gpu": "16"}}
+    assert queue["spec"] == {"weight": 1, "reclaimable": False, "capability": {"nvidia.com/gpu": "32"}}
     obj = lws(prod, "deepseek-r1")
     # LWS's Volcano provider reads the queue from the LeaderWorkerSet for the gang PodGroup.
     assert obj["metadata"]["annotations"][QUEUE_KEY] == "inference"
@@ -404,19 +405,31 @@ def test_volcano_group_needs_volcano():
 
 def test_queue_capability_must_fit_the_groups():
     raw = stack("prod")
+    del raw["inferenceGroups"][0]["autoscaling"]
     raw["inferenceGroups"][0]["replicas"] = 2
     raw["inferenceGroups"][0]["rollout"]["maxSurge"] = 1
     raw["volcano"]["queue"]["capability"] = {"nvidia.com/gpu": "40", "memory": "4Ti", "cpu": "2000"}
     assert problems(raw) == [
         "  - sglang-platform:volcano.queue.capability: memory 4Ti is less than the groups in the queue need: "
         "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 1Ti; in all 6Ti. Groups beyond the capability are never "
-        "admitted: raise it, or lower replicas or rollout.maxSurge",
+        "admitted: raise it, or lower replicas, autoscaling.maxReplicas or rollout.maxSurge",
         "  - sglang-platform:volcano.queue.capability: nvidia.com/gpu 40 is less than the groups in the queue need: "
         "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 8; in all 48. Groups beyond the capability are never "
-        "admitted: raise it, or lower replicas or rollout.maxSurge",
+        "admitted: raise it, or lower replicas, autoscaling.maxReplicas or rollout.maxSurge",
     ]
     raw["volcano"]["queue"]["capability"] = {"nvidia.com/gpu": "48", "rdma/ib": "24"}
     validate(raw, REQUIRED_SECRETS)
+
+
+def test_queue_capability_holds_autoscaled_groups_at_their_maximum():
+    # A scale-up the queue cannot admit would wait forever behind the gang scheduler.
+    raw = stack("prod")
+    raw["inferenceGroups"][0]["autoscaling"] = {"minReplicas": 1, "maxReplicas": 3}
+    assert problems(raw) == [
+        "  - sglang-platform:volcano.queue.capability: nvidia.com/gpu 32 is less than the groups in the queue need: "
+        "deepseek-r1 (3 autoscaling.maxReplicas + 0 surge) x 2 pods x 8; in all 48. Groups beyond the capability "
+        "are never admitted: raise it, or lower replicas, autoscaling.maxReplicas or rollout.maxSurge",
+    ]
 
 
 def test_queue_capability_counts_only_volcano_groups_and_is_a_quantity():

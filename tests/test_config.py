@@ -55,7 +55,7 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: name, model, modelVolume, "
         "replicas, nodes, gpusPerNode, gpuMemoryGiB, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
         "distTimeoutSeconds, enableMetrics, extraArgs, network, resources, ports, probes, service, scheduler, "
-        "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations",
+        "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, autoscaling",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
         "pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest",
     ]
@@ -91,7 +91,7 @@ def test_group_name_length_leaves_room_for_lws_names():
 def test_duplicate_names_and_served_names():
     raw = copy.deepcopy(stack_values("prod"))
     raw["inferenceGroups"].append(copy.deepcopy(raw["inferenceGroups"][0]))
-    raw["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "32"  # room for the copy in the Volcano queue
+    raw["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "64"  # room for the copy in the Volcano queue
     assert problems(raw, ALL_SECRETS) == [
         "  - sglang-platform:inferenceGroups[0].model.servedName: served model name 'deepseek-r1' is used by 2 "
         "groups; each must be unique",
@@ -228,8 +228,8 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, openWebui, monitoring, preflight, gpuOperator, volcano, lws, and the "
-        "secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, "
+        "apiAccess, versions, inferenceGroups, openWebui, monitoring, keda, preflight, gpuOperator, volcano, lws, "
+        "and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, "
         "s3SecretAccessKey"
     ]
 

@@ -166,6 +166,7 @@ def test_disruption_budget(prod):
     }
 
     def two_replicas(values):
+        del values["inferenceGroups"][0]["autoscaling"]
         values["inferenceGroups"][0]["replicas"] = 2
         values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "32"  # room for both in the queue
 
@@ -230,7 +231,7 @@ def test_several_groups_get_their_own_objects():
     def add_small(values):
         # prod gang-schedules every group through Volcano, in a queue sized for the groups.
         values["inferenceGroups"].append(dict(SMALL_GROUP, scheduler="volcano"))
-        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "17"
+        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "33"
 
     result = run_with("prod", add_small, secrets={"apiKey": API_KEY})
     assert result.error is None

@@ -195,6 +195,7 @@ def test_dashboard_configmap_loads_in_grafana_shape(prod):
         "Inter-token latency",
         "End-to-end request latency",
         "Running and queued requests",
+        "Serving groups and queue depth",
         "KV-cache usage",
         "Prefix-cache hit rate",
         "GPU utilisation",
@@ -349,6 +350,7 @@ def test_config_errors():
 def test_disabled_monitoring_needs_no_password_and_renders_nothing():
     def off(values):
         values["monitoring"] = {"enabled": False}
+        del values["inferenceGroups"][0]["autoscaling"]  # the autoscaler would need a Prometheus
 
     result = run_with("prod", off, secrets={"apiKey": API_KEY, "grafanaAdminPassword": None})
     assert result.error is None

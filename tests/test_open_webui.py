@@ -51,7 +51,7 @@ def test_several_groups_each_get_their_url_and_key_in_the_same_order():
     def add_small(values):
         # prod gang-schedules every group through Volcano, in a queue sized for the groups.
         values["inferenceGroups"].append(dict(SMALL_GROUP, scheduler="volcano"))
-        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "17"
+        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "33"
 
     result = run_with("prod", add_small, secrets={"apiKey": API_KEY})
     assert result.error is None, result.error

@@ -24,6 +24,7 @@ def test_prod_render_writes_every_object(tmp_path):
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
         ("Namespace", "deepseek"),
         ("Namespace", "gpu-operator"),
+        ("Namespace", "keda"),
         ("Namespace", "lws-system"),
         ("Namespace", "monitoring"),
         ("Namespace", "volcano-system"),
@@ -43,14 +44,16 @@ def test_prod_render_writes_every_object(tmp_path):
         ("PodMonitor", "deepseek-r1-metrics"),
         ("PrometheusRule", "sglang-platform"),
         ("Queue", "inference"),
+        ("ScaledObject", "deepseek-r1-autoscaler"),
         ("ServiceMonitor", "dcgm-exporter"),
     ]
-    assert docs[5]["stringData"] == {"api-key": harness.PLACEHOLDER}
-    assert docs[6]["stringData"] == {"webui-secret-key": harness.PLACEHOLDER}
-    assert docs[7]["stringData"] == {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER}
+    assert docs[6]["stringData"] == {"api-key": harness.PLACEHOLDER}
+    assert docs[7]["stringData"] == {"webui-secret-key": harness.PLACEHOLDER}
+    assert docs[8]["stringData"] == {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER}
     releases = yaml.safe_load((tmp_path / "releases.yaml").read_text())
     assert [(r["name"], r["namespace"], r["chart"], r["version"]) for r in releases] == [
         ("gpu-operator", "gpu-operator", "gpu-operator", "v24.9.1"),
+        ("keda", "keda", "keda", "2.20.2"),
         ("lws", "lws-system", "oci://registry.k8s.io/lws/charts/lws", "0.10.0"),
         ("kube-prometheus-stack", "monitoring", "kube-prometheus-stack", "88.3.0"),
         ("volcano", "volcano-system", "volcano", "1.9.0"),

@@ -69,6 +69,7 @@ class Registered:
     inputs: dict[str, Any]
     retain_on_delete: bool = False
     protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -233,6 +234,7 @@ def run(
                         inputs=inputs,
                         retain_on_delete=request.retainOnDelete,
                         protect=request.protect,
+                        ignore_changes=list(request.ignoreChanges),
                     )
                 )
             return response
