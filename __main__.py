@@ -236,5 +236,6 @@ pulumi.export(
         "volcano": addon_output(platform.volcano.mode, volcano)
         | ({"queue": volcano.queue_name} if volcano is not None else {}),
         "lws": addon_output(platform.lws.mode, lws_controller) | {"gangScheduling": platform.lws.gang_scheduling},
+        "keda": addon_output(platform.keda.mode, keda),
     },
 )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.addons import _namespace, _release, _release_outputs
 from config.autoscaling import GroupAutoscaling
 
 KEDA_REPOSITORY = "https://kedacore.github.io/charts"
@@ -91,43 +92,29 @@ class KedaArgs:
 class Keda(pulumi.ComponentResource):
     """KEDA's Helm release; its CRDs are kept on uninstall so live ScaledObjects are not deleted with it."""
 
+    release: k8s.helm.v3.Release
     release_name: pulumi.Output[str]
-    release_namespace: pulumi.Output[str]
+    namespace: pulumi.Output[str]
     status: pulumi.Output[str]
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:Keda", name, None, opts)
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": args.namespace,
-                "labels": {
-                    "app.kubernetes.io/part-of": "sglang-platform",
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "baseline",
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        release = k8s.helm.v3.Release(
+        namespace = _namespace(f"{name}-namespace", args.namespace, "baseline", self, ())
+        self.release = _release(
             f"{name}-release",
-            name="keda",
+            self,
+            release_name="keda",
             namespace=args.namespace,
             chart="keda",
             version=args.chart_version,
-            repository_opts={"repo": KEDA_REPOSITORY},
+            repository=KEDA_REPOSITORY,
+            # The chart renders its CRDs as templates; uninstalling it must not delete live ScaledObjects.
             values={"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
-            cleanup_on_fail=True,
             timeout=600,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
+            depends_on=[namespace],
         )
-        self.release = release
-        self.release_name = release.name.apply(lambda v: v or "keda")
-        self.release_namespace = pulumi.Output.from_input(args.namespace)
-        self.status = release.status.apply(lambda s: (s or {}).get("status", "") if isinstance(s, dict) else "")
-        self.register_outputs(
-            {"release_name": self.release_name, "release_namespace": self.release_namespace, "status": self.status}
-        )
+        self.release_name, self.namespace, self.status = _release_outputs(self.release)
+        self.register_outputs({"release_name": self.release_name, "namespace": self.namespace, "status": self.status})
 
 
 @dataclass

@@ -321,6 +321,7 @@ def test_outputs_name_each_release(prod, dev):
         "gpuOperator": ("install", "gpu-operator", "gpu-operator"),
         "volcano": ("install", "volcano", "volcano-system"),
         "lws": ("install", "lws", "lws-system"),
+        "keda": ("install", "keda", "keda"),
     }
     # Helm reports the status after `pulumi up`; the mock engine has none.
     assert all("status" in v for v in addons.values())
@@ -336,6 +337,7 @@ def test_outputs_name_each_release(prod, dev):
             "status": None,
             "gangScheduling": False,
         },
+        "keda": {"mode": "install", "release": "keda", "namespace": "keda", "status": None},
     }
 
 
