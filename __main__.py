@@ -126,6 +126,21 @@ for group in platform.inference_groups:
         )
 
 
+# The cache that creates each claim: a group may mount a claim another group's cache creates.
+claim_creators = {
+    g.model_volume.claim_name: caches[g.name]
+    for g in platform.inference_groups
+    if g.name in caches and g.model_volume.pvc is not None and g.model_volume.pvc.create
+}
+
+
+def cache_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
+    """Its own cache and the one that creates the claim it mounts; not every cache, which would make each
+    group wait on all downloads and the dependency graph grow with the square of the groups."""
+    deps = {id(c): c for c in (caches.get(group.name), claim_creators.get(group.model_volume.claim_name)) if c}
+    return list(deps.values())
+
+
 groups = {}
 for group in platform.inference_groups:
     cache = caches.get(group.name)
@@ -139,8 +154,7 @@ for group in platform.inference_groups:
             client_namespaces=client_namespaces,
             annotations=queue_annotations(group),
             pod_annotations=queue_annotations(group),
-            # Every cache: a group may mount a claim another group's cache creates.
-            depends_on=[*group_dependencies(group), *caches.values()],
+            depends_on=[*group_dependencies(group), *cache_dependencies(group)],
             init_containers=cache.init_containers if cache else (),
             extra_volumes=cache.volumes if cache else (),
             startup_timeout_minutes=startup_budget_minutes(group, loaded.weights_gib.get(group.name)),

@@ -355,3 +355,35 @@ def test_startup_budget_grows_with_the_model():
     )
     c = container(lws(result, "deepseek-r1")["spec"]["leaderWorkerTemplate"]["workerTemplate"])
     assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 75 * 60
+
+
+def test_a_group_waits_for_the_cache_that_creates_its_claim_and_no_other():
+    def three(values):
+        first = values["inferenceGroups"][0]
+        # Mounts the claim the first group's cache creates; hand-staged weights, no download of its own.
+        values["inferenceGroups"].append(
+            dict(
+                first,
+                name="sharing",
+                model={"path": "Other-Model", "servedName": "sharing", "source": "local"},
+                modelVolume={"type": "pvc", "claimName": first["modelVolume"]["claimName"]},
+            )
+        )
+        # Its own claim and download: independent of the first group's.
+        values["inferenceGroups"].append(
+            dict(
+                first,
+                name="separate",
+                model=dict(first["model"], servedName="separate"),
+                modelVolume=dict(first["modelVolume"], claimName="separate-models"),
+            )
+        )
+
+    result = run_with("dev", three)
+    assert result.error is None, result.error
+    sharing = set(result.named("sharing-lws").dependencies)
+    assert result.urn_of("qwen-small-model-pvc") in sharing
+    assert not any("separate-model" in urn for urn in sharing)
+    separate = set(result.named("separate-lws").dependencies)
+    assert result.urn_of("separate-model-pvc") in separate
+    assert not any("qwen-small-model" in urn for urn in separate)

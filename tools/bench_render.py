@@ -63,6 +63,9 @@ def stack_with_groups(stack: str, count: int | None) -> tuple[dict[str, str], li
             g = copy.deepcopy(base)
             g["name"] = f"{base['name'][:30]}-{i}"
             g["model"]["servedName"] = f"{base['model']['servedName']}-{i}"
+            # Each copy stages its weights into its own claim, as separate models would.
+            if "claimName" in g.get("modelVolume", {}):
+                g["modelVolume"]["claimName"] = f"{base['modelVolume']['claimName']}-{i}"
             groups.append(g)
         cfg.values[key] = json.dumps(groups)
     return cfg.values, cfg.secret_keys
@@ -74,7 +77,9 @@ def measure(config: dict[str, str], program: Path, repeat: int, secret_keys: lis
         code = CHILD.format(
             root=str(ROOT), config=json.dumps(config), program=str(program), secret_keys=secret_keys, write=write
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"the measured run failed:\n{out.stderr[-3000:]}")
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     best = min(runs, key=lambda r: r["seconds"])
     return {"seconds": best["seconds"], "peak_mib": max(r["peak_mib"] for r in runs), "resources": best["resources"]}
