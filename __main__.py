@@ -48,6 +48,19 @@ def pod_security_level(cfg: config.PlatformConfig) -> str:
     return "privileged" if needs_privileged else "baseline"
 
 
+def keeps_state(cfg: config.PlatformConfig) -> bool:
+    """Whether the serving namespace holds a claim the stack keeps on destroy (chat history, weights)."""
+    ui = cfg.open_webui.enabled and cfg.open_webui.persistence.retain_on_destroy
+    weights = any(
+        g.model_volume.type == "pvc"
+        and g.model_volume.pvc is not None
+        and g.model_volume.pvc.create
+        and g.model_volume.pvc.retain
+        for g in cfg.inference_groups
+    )
+    return ui or weights
+
+
 level = pod_security_level(platform)
 namespace = k8s.core.v1.Namespace(
     "serving-namespace",
@@ -59,6 +72,9 @@ namespace = k8s.core.v1.Namespace(
             "pod-security.kubernetes.io/warn": level,
         },
     },
+    # Deleting a namespace deletes every claim in it: a retained claim survives `pulumi destroy` only if
+    # its namespace does too.
+    opts=pulumi.ResourceOptions(retain_on_delete=keeps_state(platform)),
 )
 
 # Cluster add-ons: installed here (mode install), trusted to exist (present) or unavailable (absent).
@@ -152,6 +168,7 @@ for group in platform.inference_groups:
             image=versions.sglang_image,
             api_key=loaded.secrets.get("apiKey"),
             client_namespaces=client_namespaces,
+            client_cidrs=platform.api_access.allowed_cidrs,
             annotations=queue_annotations(group),
             pod_annotations=queue_annotations(group),
             depends_on=[*group_dependencies(group), *cache_dependencies(group)],

@@ -19,7 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import Spec, _labels, _meta, image_skips, skip_annotations
+from components.sglang_group import SKIP_AWAIT, Spec, _labels, _meta, image_skips, skip_annotations
 from config.model_cache import ModelDownload, Pvc
 from config.models import InferenceGroup
 
@@ -77,7 +77,9 @@ class ModelCache(pulumi.ComponentResource):
             claim = vol.claim_name
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-pvc",
-                metadata=_meta(claim, ns, labels),
+                # A WaitForFirstConsumer class binds the claim only once a pod mounts it, and the pods come
+                # after it: awaiting Bound here would stall the up.
+                metadata=_meta(claim, ns, labels, {SKIP_AWAIT: "true"}),
                 spec=pvc_spec(g),
                 # Weights take hours to fetch: a destroy keeps them unless the stack opts out.
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=vol.pvc.retain)),
@@ -111,7 +113,7 @@ class ModelCache(pulumi.ComponentResource):
                         job_name,
                         ns,
                         labels,
-                        {"pulumi.com/skipAwait": "true"}
+                        {SKIP_AWAIT: "true"}
                         | skip_annotations(image_skips(args.downloader_image, "modelDownloaderImage")),
                     ),
                     spec=job_spec(g, container),

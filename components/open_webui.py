@@ -17,7 +17,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import API_CLIENT_LABEL, API_KEY_SECRET_KEY, Spec, _meta, image_skips, skip_annotations
+from components.sglang_group import (
+    API_CLIENT_LABEL,
+    API_KEY_SECRET_KEY,
+    SKIP_AWAIT,
+    Spec,
+    _meta,
+    image_skips,
+    skip_annotations,
+)
 from config.webui import OpenWebUi
 
 NAME = "open-webui"
@@ -71,7 +79,8 @@ class OpenWebUI(pulumi.ComponentResource):
         )
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
-            metadata=_meta(f"{NAME}-data", ns, labels),
+            # Bound only once the UI pod mounts it on WaitForFirstConsumer classes; the pod comes after it.
+            metadata=_meta(f"{NAME}-data", ns, labels, {SKIP_AWAIT: "true"}),
             spec=pvc_spec(s),
             # Users, chat history and uploads: they outlive `pulumi destroy` unless the stack opts out.
             opts=pulumi.ResourceOptions.merge(

@@ -18,6 +18,8 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
 API_KEY_SECRET_KEY = "api-key"
+# pulumi-kubernetes annotation: register the object without waiting for it to become ready.
+SKIP_AWAIT = "pulumi.com/skipAwait"
 # Specs are camelCase dicts, as the API server reads them; pulumi-kubernetes' TypedDicts spell the same
 # fields in snake_case, so the type checker sees them as opaque.
 Spec = Any
@@ -32,6 +34,8 @@ class SglangInferenceGroupArgs:
     api_key: pulumi.Input[str] | None = None
     # Namespaces (besides the group's own labelled clients) whose pods may reach the API port.
     client_namespaces: Sequence[str] = ()
+    # Networks outside the pod network (node ports, load balancers) that may reach the API port.
+    client_cidrs: Sequence[str] = ()
     # Extra pod annotations (e.g. the Volcano queue).
     pod_annotations: dict[str, str] = field(default_factory=dict)
     # Extra annotations on the LeaderWorkerSet itself (LWS gang scheduling reads the Volcano queue there).
@@ -68,7 +72,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 metadata=_meta(secret_name, ns, labels),
                 type="Opaque",
                 string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(args.api_key)},
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=child,
             )
 
         extras = PodExtras(list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes)
@@ -93,7 +97,9 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         }
         k8s.core.v1.Service(
             f"{name}-api",
-            metadata=_meta(service_name, ns, labels),
+            # Pulumi would wait for ready endpoints, and the leader is not ready until its weights are loaded
+            # (an hour for DeepSeek-R1): the up would time out and everything after the group would not exist.
+            metadata=_meta(service_name, ns, labels, {SKIP_AWAIT: "true"}),
             spec=service_spec,
             opts=child,
         )
@@ -107,7 +113,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=_meta(f"{g.name}-ingress", ns, labels),
-            spec=network_policy_spec(g, args.client_namespaces),
+            spec=network_policy_spec(g, args.client_namespaces, args.client_cidrs),
             opts=child,
         )
 
@@ -198,6 +204,9 @@ def pod_template(
 ) -> dict:
     extras = extras or PodExtras()
     role = "leader" if leader else "worker"
+    # Workers serve no API, and SGLang 0.4.3.post2 logs every server argument at start (api_key included):
+    # the key goes only where it is needed, the leader.
+    api_key_secret = api_key_secret if leader else None
     labels = _labels(g) | {"role": role, "app.kubernetes.io/component": role}
     volumes = [
         _model_volume(g),
@@ -370,14 +379,17 @@ def probes(g: InferenceGroup, startup_timeout_minutes: int | None = None) -> dic
 def pdb_spec(g: InferenceGroup) -> Spec:
     """Evicting any pod restarts its whole group (RecreateGroupOnPodRestart). With one group nothing may be
     evicted; with several, one pod at a time, and the restarted group's pods then hold the budget at zero
-    until it serves again, so a drain never takes two groups down."""
+    until it serves again, so a drain never takes two groups down. An autoscaled group is counted at its
+    minimum, the size it may be at when the drain comes. Pods that are not ready (loading, crash-looping)
+    serve nothing, so they may always be evicted: a broken group never blocks a node drain."""
     return {
         "maxUnavailable": 0 if g.initial_replicas == 1 else 1,
         "selector": {"matchLabels": {LWS_NAME_LABEL: g.name}},
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
     }
 
 
-def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> Spec:
+def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str], client_cidrs: Sequence[str] = ()) -> Spec:
     members = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}}
     clients: list[dict] = [{"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}}]
     if client_namespaces:
@@ -394,6 +406,7 @@ def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str]) -> 
                 }
             }
         )
+    clients += [{"ipBlock": {"cidr": cidr}} for cidr in sorted(set(client_cidrs))]
     return {
         "podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}},
         "policyTypes": ["Ingress"],

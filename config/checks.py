@@ -132,6 +132,15 @@ def check_group(g: InferenceGroup, cfg: PlatformConfig) -> list[Problem]:
                 f"= {g.total_gpus} (SGLang shards the model over every GPU of the group)",
             )
         )
+    if g.service.type != "ClusterIP" and not cfg.api_access.allowed_cidrs:
+        out.append(
+            Problem(
+                ("service", "type"),
+                f"a {g.service.type} Service is reached from outside the pod network, which the group's "
+                "NetworkPolicy drops: list the client networks in sglang-platform:apiAccess.allowedCidrs "
+                "(e.g. 10.0.0.0/8), or keep ClusterIP",
+            )
+        )
     if g.ports.http == g.ports.dist_init:
         out.append(Problem(("ports", "distInit"), f"port {g.ports.dist_init} is also ports.http; the two must differ"))
 

@@ -7,6 +7,7 @@ snake_case in Python, so other teams can build these models in their own program
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -293,9 +294,24 @@ class InferenceGroup(Base):
         return f"{self.model_volume.mount_path.rstrip('/')}/{self.model.path}"
 
 
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a network in CIDR notation (e.g. 10.20.0.0/16): {exc}") from None
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
 class ApiAccess(Base):
     allowed_namespaces: list[DnsLabel] = Field(
         default_factory=list, description="Namespaces whose pods may call the inference APIs."
+    )
+    allowed_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="Networks (CIDR) outside the cluster's pods that may call the API: needed for NodePort or "
+        "LoadBalancer Services, whose traffic the NetworkPolicy would otherwise drop.",
     )
 
 

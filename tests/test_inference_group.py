@@ -29,9 +29,8 @@ PROD_TAIL = [
     "0.0.0.0",
     "--port",
     "8000",
-    "--api-key",
-    "$(SGLANG_API_KEY)",
 ]
+LEADER_KEY = ["--api-key", "$(SGLANG_API_KEY)"]
 
 
 def test_prod_leader_worker_set_matches_the_reference(prod):
@@ -64,7 +63,8 @@ def test_prod_leader_worker_set_matches_the_reference(prod):
 
 def test_prod_exact_flags_leader_and_worker(prod):
     tpl = lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
-    assert container(tpl["leaderTemplate"])["args"] == [*PROD_COMMON, "--node-rank", "0", *PROD_TAIL]
+    assert container(tpl["leaderTemplate"])["args"] == [*PROD_COMMON, "--node-rank", "0", *PROD_TAIL, *LEADER_KEY]
+    # Workers serve no API and SGLang logs its arguments at start: the key stays off them.
     assert container(tpl["workerTemplate"])["args"] == [*PROD_COMMON, "--node-rank", "$(LWS_WORKER_INDEX)", *PROD_TAIL]
 
 
@@ -84,8 +84,10 @@ def test_prod_fabric_environment(prod):
             "NCCL_P2P_LEVEL": "NVL",
             "SGLANG_USE_MODELSCOPE": "true",
         }
-        assert env["SGLANG_API_KEY"] == {"secretKeyRef": {"key": "api-key", "name": "deepseek-r1-api-key"}}
+    leader_env = env_map(container(tpl["leaderTemplate"]))
+    assert leader_env["SGLANG_API_KEY"] == {"secretKeyRef": {"key": "api-key", "name": "deepseek-r1-api-key"}}
     worker_env = env_map(container(tpl["workerTemplate"]))
+    assert "SGLANG_API_KEY" not in worker_env
     assert worker_env["LWS_WORKER_INDEX"] == {
         "fieldRef": {"fieldPath": "metadata.labels['leaderworkerset.sigs.k8s.io/worker-index']"}
     }
@@ -150,12 +152,40 @@ def test_api_service_selects_leaders_only(prod):
     }
 
 
-def test_service_type_follows_the_stack():
+def test_service_type_follows_the_stack_and_its_clients_get_through_the_network_policy():
     def nodeport(values):
         values["inferenceGroups"][0]["service"] = {"type": "NodePort"}
+        values["apiAccess"] = {"allowedCidrs": ["10.20.0.0/16", "192.168.7.0/24"]}
 
     result = run_with("dev", nodeport)
+    assert result.error is None, result.error
     assert result.k8s_object("Service", "qwen-small-api")["spec"]["type"] == "NodePort"
+    api_rule = result.k8s_object("NetworkPolicy", "qwen-small-ingress")["spec"]["ingress"][1]
+    assert {"ipBlock": {"cidr": "10.20.0.0/16"}} in api_rule["from"]
+    assert {"ipBlock": {"cidr": "192.168.7.0/24"}} in api_rule["from"]
+    assert api_rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+
+
+def test_an_exposed_service_without_client_networks_is_refused():
+    def nodeport(values):
+        values["inferenceGroups"][0]["service"] = {"type": "LoadBalancer"}
+
+    result = run_with("dev", nodeport)
+    assert result.resources == [] and result.error is not None
+    assert result.error.splitlines()[1:] == [
+        "  - sglang-platform:inferenceGroups[0].service.type: a LoadBalancer Service is reached from outside the "
+        "pod network, which the group's NetworkPolicy drops: list the client networks in "
+        "sglang-platform:apiAccess.allowedCidrs (e.g. 10.0.0.0/8), or keep ClusterIP"
+    ]
+
+
+def test_client_networks_must_be_cidrs():
+    result = run_with("dev", lambda v: v.update(apiAccess={"allowedCidrs": ["10.20.0.1/16"]}))
+    assert result.error is not None
+    assert result.error.splitlines()[1] == (
+        "  - sglang-platform:apiAccess.allowedCidrs[0]: '10.20.0.1/16' is not a network in CIDR notation "
+        "(e.g. 10.20.0.0/16): 10.20.0.1/16 has host bits set"
+    )
 
 
 def test_disruption_budget(prod):
@@ -163,6 +193,8 @@ def test_disruption_budget(prod):
     assert pdb["spec"] == {
         "maxUnavailable": 0,
         "selector": {"matchLabels": {"leaderworkerset.sigs.k8s.io/name": "deepseek-r1"}},
+        # A loading or crash-looping pod serves nothing: it never blocks a drain.
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",
     }
 
     def two_replicas(values):
@@ -274,3 +306,17 @@ def test_children_are_parented_and_named_from_the_component(prod):
     ]
     namespace_urn = prod.named("serving-namespace").urn
     assert namespace_urn in prod.named("deepseek-r1-lws").dependencies
+
+
+def test_the_serving_namespace_outlives_destroy_while_it_holds_kept_claims(prod, dev):
+    # Deleting a namespace deletes its claims, so retaining the claims alone would not keep chat history.
+    assert prod.named("serving-namespace").retain_on_delete is True
+    assert dev.named("serving-namespace").retain_on_delete is True
+
+    def nothing_kept(values):
+        values["openWebui"]["persistence"] = {"retainOnDestroy": False}
+        values["inferenceGroups"][0]["modelVolume"]["pvc"]["retain"] = False
+
+    result = run_with("dev", nothing_kept)
+    assert result.error is None, result.error
+    assert result.named("serving-namespace").retain_on_delete is False
