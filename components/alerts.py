@@ -57,8 +57,10 @@ def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo, scraped: Seque
             "labels": {"severity": "warning"},
             "annotations": {
                 "summary": "{{ $labels.model_name }} has {{ $value }} queued requests and the queue keeps growing",
-                "description": "Requests arrive faster than the group serves them. Add replicas "
-                "(inferenceGroups[].replicas) or shed load; answers will slow down until the queue drains.",
+                "description": "Requests arrive faster than the groups serve them. With autoscaling, check that "
+                "the autoscaler is adding a group (it may be at maxReplicas, or waiting for GPUs in the Volcano "
+                "queue); without it, raise inferenceGroups[].replicas or shed load. Answers slow down until the "
+                "queue drains.",
             },
         },
         {

@@ -302,6 +302,9 @@ def job_spec(g: InferenceGroup, container: dict) -> Spec:
     if g.tolerations:
         # The Job may run on any node that mounts the claim; on clusters of tainted GPU nodes only those exist.
         pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
+    if g.node_selector:
+        # Where the group runs is where the claim is reachable (zonal or node-local storage).
+        pod["nodeSelector"] = dict(g.node_selector)
     return {
         # Each retry resumes where the last one stopped; a flaky hub or store gets many chances.
         "backoffLimit": 20,

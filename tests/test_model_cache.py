@@ -269,12 +269,15 @@ def test_s3_job_with_an_existing_secret_and_a_service_account():
     def mutate(v):
         s3_group(credentialsSecret="team-s3", serviceAccountName="weights-reader")(v)
         v["inferenceGroups"][0]["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+        v["inferenceGroups"][0]["nodeSelector"] = {"topology.kubernetes.io/zone": "zone-a"}
 
     result = run_with("dev", mutate, secrets={"s3AccessKeyId": "ignored", "s3SecretAccessKey": "ignored"})
     assert result.error is None, result.error
     pod = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "weights-reader"
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists"}]
+    # Runs where the group runs, where its claim is reachable.
+    assert pod["nodeSelector"] == {"topology.kubernetes.io/zone": "zone-a"}
     assert ref_env(pod["containers"][0]) == {
         name: {"secretKeyRef": {"name": "team-s3", "key": name}}
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
