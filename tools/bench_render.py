@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark: render time and peak memory for 1, 8 and 64 inference groups, next to the floor of importing
-the SDKs and registering the same number of resources under the same mocks.
+the SDKs (the same API groups) and registering the same number of resources under the same mocks.
 
     python tools/bench_render.py [--groups 1 8 64] [--repeat 3]
 
@@ -42,6 +42,9 @@ CHILD = textwrap.dedent(
 FLOOR_PROGRAM = textwrap.dedent(
     """
     import pulumi, pulumi_kubernetes as k8s
+    # The SDK modules the platform uses (pulumi_kubernetes loads each API group lazily, at a cost).
+    k8s.apps.v1.Deployment, k8s.batch.v1.Job, k8s.networking.v1.NetworkPolicy, k8s.policy.v1.PodDisruptionBudget
+    k8s.helm.v3.Release, k8s.apiextensions.CustomResource
     n = int(pulumi.Config("sglang-platform").require("floorResources"))
     for i in range(n):
         k8s.core.v1.ConfigMap(f"cm-{i}", metadata={"name": f"cm-{i}", "namespace": "bench"}, data={"k": "v"})
