@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.sglang_group import PART_OF
 from config import bom
 from config.addons import (
     GpuOperatorConfig,
@@ -23,7 +24,6 @@ from config.addons import (
 # The lws CRD's conversion webhook names Service lws-webhook-service in lws-system, hard-coded upstream.
 LWS_NAMESPACE = "lws-system"
 QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
-PART_OF = {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/managed-by": "pulumi"}
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alerts, dashboard
-from components.sglang_group import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
+from components.sglang_group import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL, PART_OF
 from config import bom
 from config.monitoring import Monitoring
 
@@ -63,7 +63,7 @@ class MonitoringStack(pulumi.ComponentResource):
         super().__init__("sglang-platform:index:MonitoringStack", name, None, opts)
         s = args.settings
         ns = s.namespace
-        labels = {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/managed-by": "pulumi"}
+        labels = dict(PART_OF)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
 
         namespace = k8s.core.v1.Namespace(

@@ -18,6 +18,8 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
 API_KEY_SECRET_KEY = "api-key"
+# Labels of the objects that belong to no one group (add-ons, monitoring).
+PART_OF = {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/managed-by": "pulumi"}
 # pulumi-kubernetes annotation: register the object without waiting for it to become ready.
 SKIP_AWAIT = "pulumi.com/skipAwait"
 # Specs are camelCase dicts, as the API server reads them; pulumi-kubernetes' TypedDicts spell the same

@@ -13,14 +13,7 @@ from config.quantity import parse_quantity
 def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Problem]:
     problems: list[Problem] = []
     if cfg.require_api_key and "apiKey" not in secrets_present:
-        problems.append(
-            Problem(
-                ("apiKey",),
-                "required secret is not set (requireApiKey is true): run "
-                "`pulumi config set --secret sglang-platform:apiKey <key>` "
-                "or set sglang-platform:requireApiKey to false",
-            )
-        )
+        problems.append(_missing_secret("apiKey", "requireApiKey", "key"))
     if cfg.versions.sglang_release is None:
         problems.append(
             Problem(
@@ -83,12 +76,17 @@ def check_autoscaling(cfg: PlatformConfig) -> list[Problem]:
     return out
 
 
-def _missing_secret(key: str, component: str) -> Problem:
+# How a problem about an unset required secret begins; tools/harness.py reads it to know which secrets a
+# render must fill with placeholders.
+MISSING_SECRET = "required secret is not set"
+
+
+def _missing_secret(key: str, switch: str, placeholder: str = "value") -> Problem:
+    """``switch`` is the boolean stack key that makes ``key`` required."""
     return Problem(
         (key,),
-        f"required secret is not set ({component}.enabled is true): run "
-        f"`pulumi config set --secret sglang-platform:{key} <value>` or set sglang-platform:{component}.enabled "
-        "to false",
+        f"{MISSING_SECRET} ({switch} is true): run `pulumi config set --secret sglang-platform:{key} "
+        f"<{placeholder}>` or set sglang-platform:{switch} to false",
     )
 
 
@@ -97,7 +95,7 @@ def check_front_end(cfg: PlatformConfig, secrets_present: set[str]) -> list[Prob
     out: list[Problem] = []
     ui = cfg.open_webui
     if ui.enabled and "webuiSecretKey" not in secrets_present:
-        out.append(_missing_secret("webuiSecretKey", "openWebui"))
+        out.append(_missing_secret("webuiSecretKey", "openWebui.enabled"))
     if ui.ingress.enabled and not ui.ingress.host:
         out.append(Problem(("openWebui", "ingress", "host"), "required when ingress.enabled is true"))
     if not ui.ingress.enabled:
@@ -110,7 +108,7 @@ def check_front_end(cfg: PlatformConfig, secrets_present: set[str]) -> list[Prob
                 out.append(Problem(("openWebui", "ingress", key), "only allowed when ingress.enabled is true"))
     mon = cfg.monitoring
     if mon.enabled and "grafanaAdminPassword" not in secrets_present:
-        out.append(_missing_secret("grafanaAdminPassword", "monitoring"))
+        out.append(_missing_secret("grafanaAdminPassword", "monitoring.enabled"))
     if mon.enabled and mon.namespace == cfg.namespace:
         out.append(
             Problem(

@@ -80,11 +80,12 @@ def raw_stack_values() -> tuple[dict[str, Any], set[str]]:
         if key in SECRET_KEYS and runtime_config.is_config_secret(full_key):
             secrets.add(key)
             continue
-        raw[key] = _decode(value)
+        raw[key] = decode_value(value)
     return raw, secrets
 
 
-def _decode(value: Any) -> Any:
+def decode_value(value: Any) -> Any:
+    """A stack value as the CLI hands it over: structured values arrive as JSON text."""
     if not isinstance(value, str):
         return value
     try:

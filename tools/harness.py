@@ -153,11 +153,13 @@ def _required_missing_secrets(values: dict[str, str], secret_keys: list[str]) ->
     """The secrets `pulumi up` would refuse to run without: only those get placeholders, so the render
     shows no object that an optional, unset secret would not create."""
     from config import PROJECT, SECRET_KEYS, ConfigError, validate
+    from config.checks import MISSING_SECRET
+    from config.loader import decode_value
 
     prefix = f"{PROJECT}:"
     present = {k.removeprefix(prefix) for k in secret_keys}
     raw = {
-        k.removeprefix(prefix): _decode(v)
+        k.removeprefix(prefix): decode_value(v)
         for k, v in values.items()
         if k.startswith(prefix) and k.removeprefix(prefix) not in SECRET_KEYS
     }
@@ -167,16 +169,9 @@ def _required_missing_secrets(values: dict[str, str], secret_keys: list[str]) ->
         return sorted(
             str(p.loc[0])
             for p in error.problems
-            if len(p.loc) == 1 and p.loc[0] in SECRET_KEYS and p.message.startswith("required secret is not set")
+            if len(p.loc) == 1 and p.loc[0] in SECRET_KEYS and p.message.startswith(MISSING_SECRET)
         )
     return []
-
-
-def _decode(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 def _full(key: str, project: str) -> str:
