@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The argument parser of a pinned SGLang release, read from its own wheel, and a check of command lines.
 
-    python tools/sglang_flags.py fetch            # pip download the wheel of every stack's SGLang release
-    python tools/sglang_flags.py list 0.4.3.post2 # the option strings of that release
+    python tools/sglang_flags.py fetch               # pip download the wheels of the stacks' releases and of
+                                                     # every shipped flag table (config/sglang/*.json)
+    python tools/sglang_flags.py generate 0.4.9 ...  # write config/sglang/0.4.9.json from that release's wheel
+    python tools/sglang_flags.py list 0.4.3.post2    # the option strings of that release
 
 ``sglang/srt/server_args.py`` imports torch and triton at module level, so the parser cannot be built
 by importing it here; its ``add_argument`` calls are read with ``ast`` instead (literal arguments and
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import re
 import subprocess
@@ -24,9 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_version
+from packaging.version import Version
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tools import sglang_table
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "sglang-wheels"
+TABLES = ROOT / "config" / "sglang"
 SERVER_ARGS = "sglang/srt/server_args.py"
 LAUNCH_MODULE = "sglang.launch_server"
 # argparse actions that take no value on the command line.
@@ -248,28 +256,95 @@ def _stack_releases() -> list[str]:
     return sorted(releases)
 
 
-def fetch(cache: Path = CACHE) -> int:
+def _shipped_wheels() -> dict[str, tuple[str, str]]:
+    """release -> (wheel file name, sha256) of every shipped flag table."""
+    out = {}
+    for path in sorted(TABLES.glob("*.json")):
+        source = json.loads(path.read_text())["source"]
+        out[path.stem] = (source["wheel"], source["sha256"])
+    return out
+
+
+def _tag_options(wheel_name: str) -> list[str]:
+    """pip options that select exactly this wheel file on any machine (0.5.11 on ships only CPython
+    platform wheels, which pip would otherwise pick by the host's own tags)."""
+    python, abi, platform = wheel_name.removesuffix(".whl").split("-")[-3:]
+    python, abi, platform = python.split(".")[0], abi.split(".")[0], platform.split(".")[0]
+    implementation, digits = python[:2], python[2:]
+    version = digits if len(digits) == 1 else f"{digits[0]}.{digits[1:]}"
+    return ["--platform", platform, "--python-version", version, "--implementation", implementation, "--abi", abi]
+
+
+def download(version: str, cache: Path = CACHE, wheel_name: str | None = None, sha: str | None = None) -> Path:
+    """The cached wheel of a release (the named file when given), downloaded with pip when missing."""
     cache.mkdir(parents=True, exist_ok=True)
-    for version in _stack_releases():
-        if wheel_for(version, cache):
-            print(f"sglang {version}: cached in {cache}")
-            continue
-        # --no-deps: only server_args.py is read; torch and friends are never installed.
+    path = cache / wheel_name if wheel_name else wheel_for(version, cache)
+    if path is None or not path.exists():
+        # --no-deps: only the sources are read; torch and friends are never installed.
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
+        cmd += _tag_options(wheel_name) if wheel_name else []
         subprocess.run([*cmd, "--dest", str(cache), f"sglang=={version}"], check=True, env=os.environ.copy())
-        print(f"sglang {version}: downloaded to {cache}")
+        path = cache / wheel_name if wheel_name else wheel_for(version, cache)
+        if path is None or not path.exists():
+            raise FileNotFoundError(f"pip downloaded no {wheel_name or f'sglang {version} wheel'} into {cache}")
+        print(f"sglang {version}: downloaded {path.name} to {cache}")
+    else:
+        print(f"sglang {version}: {path.name} cached in {cache}")
+    if sha is not None and sglang_table.sha256(path) != sha:
+        raise ValueError(f"{path} does not have the sha256 {sha} its flag table records")
+    return path
+
+
+def fetch(cache: Path = CACHE) -> int:
+    shipped = _shipped_wheels()
+    for version, (wheel_name, sha) in shipped.items():
+        download(version, cache, wheel_name, sha)
+    for version in _stack_releases():
+        if str(Version(version)) not in shipped:
+            download(version, cache)
+    return 0
+
+
+def table_wheel(version: str, cache: Path = CACHE) -> Path:
+    """The wheel a release's table is generated from: the one its shipped table names, else any cached or
+    downloadable wheel of the release."""
+    shipped = _shipped_wheels().get(str(Version(version)))
+    if shipped is not None:
+        return download(version, cache, shipped[0], shipped[1])
+    return download(version, cache)
+
+
+def generate(versions: list[str], cache: Path = CACHE, out: Path | None = None) -> int:
+    out = out or TABLES
+    for raw in versions:
+        version = str(Version(raw))
+        wheel = table_wheel(version, cache)
+        table = sglang_table.build_table(wheel, version)
+        target = out / f"{version}.json"
+        target.write_text(sglang_table.dumps(table))
+        unresolved = sum(1 for o in table["options"] if o.get("unresolved"))
+        print(
+            f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: {len(table['options'])} options"
+            f" from {wheel.name}" + (f", {unresolved} with unresolved parts (accepted as is)" if unresolved else "")
+        )
+        for note in table["notes"]:
+            print(f"  note: {note}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = cli.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="download the wheels of the stacks' SGLang releases into the cache")
+    sub.add_parser("fetch", help="download the wheels of the stacks' releases and of every shipped flag table")
+    gen = sub.add_parser("generate", help="write config/sglang/<VERSION>.json from the release's wheel")
+    gen.add_argument("versions", nargs="+", metavar="VERSION")
     listing = sub.add_parser("list", help="print the option strings of a release")
     listing.add_argument("version")
     args = cli.parse_args(argv)
     if args.command == "fetch":
         return fetch()
+    if args.command == "generate":
+        return generate(args.versions)
     for option in load(args.version).options:
         extra = f" choices={list(option.choices)}" if option.choices else ""
         print(" ".join(option.strings) + (f" [{option.action}]" if option.action else "") + extra)
