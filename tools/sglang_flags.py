@@ -271,7 +271,8 @@ def _tag_options(wheel_name: str) -> list[str]:
     python, abi, platform = wheel_name.removesuffix(".whl").split("-")[-3:]
     python, abi, platform = python.split(".")[0], abi.split(".")[0], platform.split(".")[0]
     implementation, digits = python[:2], python[2:]
-    version = digits if len(digits) == 1 else f"{digits[0]}.{digits[1:]}"
+    # A py3 wheel fits any Python 3, but pip reads "3" as 3.0 and then refuses Requires-Python >= 3.10.
+    version = f"{digits[0]}.{digits[1:]}" if len(digits) > 1 else f"{sys.version_info.major}.{sys.version_info.minor}"
     return ["--platform", platform, "--python-version", version, "--implementation", implementation, "--abi", abi]
 
 
