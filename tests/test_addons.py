@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import API_KEY, REQUIRED_SECRETS, SHARED, lws, run_with, stack_values
 
+from components.k8s import merge_values
 from config import ConfigError, validate
-from config.addons import merge_values
 from tools import harness
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -14,6 +14,6 @@ group = InferenceGroup(
 )
 r1 = SglangInferenceGroup(
     "team-r1",
-    SglangInferenceGroupArgs(group=group, namespace="team-a", image="lmsysorg/sglang:v0.4.3.post2-cu124"),
+    SglangInferenceGroupArgs(config=group, namespace="team-a", image="lmsysorg/sglang:v0.4.3.post2-cu124"),
 )
 pulumi.export("baseUrl", r1.base_url)
