@@ -131,7 +131,7 @@ class LwsController(pulumi.ComponentResource):
     """The LeaderWorkerSet controller from its OCI chart. From chart 0.8.0 (the oldest config accepts) the CRDs
     live in the chart's crds/ directory, which Helm installs on first install and never upgrades or deletes:
     removing or upgrading the controller cannot take every LeaderWorkerSet with it (lws#880). A version bump
-    applies the new CRDs first, by hand, as lws#883 describes (README, "Cluster add-ons")."""
+    applies the new CRDs first, by hand, as lws#883 describes (docs/add-ons.md)."""
 
     release: k8s.helm.v3.Release
     release_name: pulumi.Output[str]

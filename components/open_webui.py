@@ -119,7 +119,7 @@ class OpenWebUI(pulumi.ComponentResource):
 
 def checkov_skips(image: str) -> dict[str, str]:
     """checkov findings on the UI's Deployment that this image does not allow, each with its reason (see
-    README, "Conformance gate"); everything else checkov asks for is set in deployment_spec."""
+    docs/conformance.md); everything else checkov asks for is set in deployment_spec."""
     root = (
         "Open WebUI 0.5 images are built for UID 0 (its Dockerfile's UID and GID build args) and own /app as "
         "root; a non-root run is not verified with this image"

@@ -115,7 +115,7 @@ def pod_template(
 def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str]:
     """checkov findings on the SGLang pods that do not fit GPU inference with this image, each with the
     reason a reviewer sees (``checkov.io/skipN: ID=reason``; checkov splits on '=', so reasons have none).
-    Everything else checkov asks for is set above (see README, "Conformance gate")."""
+    Everything else checkov asks for is set above (see docs/conformance.md)."""
     root = "the SGLang image has no non-root user and JIT-compiles kernels (triton, flashinfer) into /root"
     skips = [
         *image_skips(image, "sglangImage"),

@@ -292,13 +292,13 @@ class PlatformConfig(Base):
         default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
     )
     gpu_operator: GpuOperatorConfig = Field(
-        default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (README, Cluster add-ons)."
+        default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (docs/add-ons.md)."
     )
     volcano: VolcanoConfig = Field(
-        default_factory=VolcanoConfig, description="Volcano add-on and the inference Queue (README, Cluster add-ons)."
+        default_factory=VolcanoConfig, description="Volcano add-on and the inference Queue (docs/add-ons.md)."
     )
     lws: LwsConfig = Field(
-        default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (README, Cluster add-ons)."
+        default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (docs/add-ons.md)."
     )
 
 

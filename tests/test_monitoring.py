@@ -305,7 +305,7 @@ def test_metric_list_matches_the_pinned_wheel():
 def test_monitoring_objects_match_the_operator_crds(prod, kind, crd):
     path = SHARED / "crds" / crd
     if not path.exists():
-        pytest.skip(f"{path} not available (../shared is not checked out)")
+        unavailable(f"{path} not available (../shared is not checked out)")
     import jsonschema
 
     (definition,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
