@@ -96,7 +96,10 @@ def check_args(
         if option.name in owners:
             refusal = _managed_message(flag, string, option, owners[option.name])
             problems.append(FlagProblem(i, "managed", refusal, option.name))
-            i = _skip_values(args, i + 1, table)
+            # Past the values argparse would give it (none after --flag=value): a word beyond them is a
+            # mistake of its own.
+            taken = 0 if parsed.explicit is not None else len(_values_after(args, i + 1, option.values[1], table))
+            i += 1 + taken
             previous = None
             continue
         if option.action in ("help", "version"):
