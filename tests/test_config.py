@@ -182,8 +182,7 @@ def test_extra_args_may_not_shadow_typed_settings():
         "platform sets from tensorParallel: use that key",
         "  - sglang-platform:inferenceGroups[0].extraArgs[4]: --port is set by the platform from ports.http: use "
         "that key",
-        "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' is neither an option of SGLang 0.4.3.post2 "
-        "nor the value of one",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' follows --port, which takes one value",
         "  - sglang-platform:inferenceGroups[0].extraArgs[7]: 'x' follows --enable-torch-compile, which takes no value",
     ]
 

@@ -100,7 +100,7 @@ def check_args(
             # mistake of its own.
             taken = 0 if parsed.explicit is not None else len(_values_after(args, i + 1, option.values[1], table))
             i += 1 + taken
-            previous = None
+            previous = (flag, option)
             continue
         if option.action in ("help", "version"):
             problems.append(FlagProblem(i, "help", f"{flag} prints SGLang's {option.action} and exits: remove it"))
