@@ -4,8 +4,9 @@ the inference group's modules only (not the monitoring stack and its Grafana SDK
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from config.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from components.addons import GpuOperator, GpuOperatorArgs, LwsController, LwsControllerArgs, Volcano, VolcanoArgs
@@ -53,8 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'components' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("components", _EXPORTS)
