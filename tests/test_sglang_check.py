@@ -342,3 +342,20 @@ def test_the_verdict_is_what_argparse_decides(release):
         assert accepted == (problems == []), (args, problems)
 
     agree()
+
+
+def test_every_message_is_one_printable_line():
+    assert verdict(["--foo\nbar", "--=", "--enable-metrics\x1b[31m"]) == [
+        (0, "unknown", "--foo\\nbar is not an option of SGLang 0.4.3.post2"),
+        (
+            1,
+            "ambiguous",
+            "-- is ambiguous in SGLang 0.4.3.post2: it could be --allow-auto-truncate, --api-key, --attention-backend, "
+            "--base-gpu-id, --chat-template, --chunked-prefill-size or 97 other options; spell the option out",
+        ),
+        (
+            2,
+            "unknown",
+            "--enable-metrics\\x1b[31m is not an option of SGLang 0.4.3.post2 (did you mean --enable-metrics?)",
+        ),
+    ]

@@ -21,6 +21,10 @@ def release_loc(versions: Versions) -> Loc:
     return ("versions", "sglangVersion") if versions.sglang_version else ("versions", "sglangImage")
 
 
+def release_key(versions: Versions) -> str:
+    return key_path(release_loc(versions))
+
+
 def check_release_table(versions: Versions) -> list[Problem]:
     """A pinned release the program ships no table for, once for the whole stack."""
     release = versions.sglang_release
@@ -64,7 +68,3 @@ def _typed_problem(item: TypedFlag | None, message: str) -> Problem:
     if ":" in item.key:
         return Problem((), f"{message} (set from {item.key})")
     return Problem(tuple(item.key.split(".")), message)
-
-
-def release_key(versions: Versions) -> str:
-    return key_path(release_loc(versions))

@@ -43,12 +43,21 @@ Kind = Literal[
 ]
 
 
+# How many candidates an ambiguous prefix lists (``--=`` is a prefix of every option).
+AMBIGUOUS_SHOWN = 6
+
+
 @dataclass(frozen=True)
 class FlagProblem:
     index: int  # of the word in the checked args (len(args) for a missing required option)
     kind: Kind
     message: str
     flag: str | None = None  # the option's canonical name, when the word resolved to one
+
+    def __post_init__(self) -> None:
+        # A word may hold anything (a newline, an escape sequence): the message stays one printable line.
+        printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.message)
+        object.__setattr__(self, "message", printable)
 
 
 def check_args(
@@ -177,7 +186,11 @@ def _not_an_option(i: int, word: str, parsed: Word, table: Table, pin_key: str |
     release = table.release
     if parsed.kind == "ambiguous":
         candidates = sorted({c for c in parsed.candidates})
-        listed = ", ".join(candidates[:-1]) + f" or {candidates[-1]}"
+        if len(candidates) > AMBIGUOUS_SHOWN:
+            shown = candidates[:AMBIGUOUS_SHOWN]
+            listed = ", ".join(shown) + f" or {len(candidates) - len(shown)} other options"
+        else:
+            listed = ", ".join(candidates[:-1]) + f" or {candidates[-1]}"
         return FlagProblem(
             i, "ambiguous", f"{flag} is ambiguous in SGLang {release}: it could be {listed}; spell the option out"
         )
