@@ -189,6 +189,7 @@ if platform.monitoring.enabled:
                 for g in platform.inference_groups
             ],
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
+            sglang_release=str(platform.versions.sglang_release),
             chart_version=platform.versions.kube_prometheus_stack,
             depends_on=[namespace],
         ),
