@@ -26,6 +26,14 @@ SGLANG_REASONING = "https://github.com/sgl-project/sglang/blob/main/docs/advance
 # Every preset for Hopper FP8 keeps DeepGEMM's JIT kernels on the node (config/models.py DeepGemm): the first
 # start compiles them once (python3 -m sglang.compile_deep_gemm), later starts reuse them.
 NODE_DEEP_GEMM_CACHE = "/var/cache/sglang-platform/deep-gemm"
+# Hugging Face revisions (commit ids) of the published checkpoints, as pinned elsewhere: DeepSeek-R1's by the
+# MLPerf inference DeepSeek-R1 reference (mlcommons/inference language/deepseek-r1) and NVIDIA's TensorRT-LLM
+# harnesses; DeepSeek-V3-0324's as the Hub API lists it. Meituan's INT8 checkpoint has none here: the group
+# pins one (model.download.revision), or the stack is refused with the key to set.
+REVISIONS = {
+    "deepseek-ai/DeepSeek-R1": "56d4cbbb4d29f4355bab4b9a39ccb717a14ad5ad",
+    "deepseek-ai/DeepSeek-V3-0324": "e9b33add76883f293d6bf61f6bd89b497e80e335",
+}
 # 671B parameters at one byte each, in FP8 (DeepSeek's checkpoints, 642 GiB measured by the reference) and in
 # INT8 alike (block-wise INT8 keeps one scale per 128x128 block: 1/16384 more).
 DEEPSEEK_671B_GIB = 642.0
@@ -58,12 +66,13 @@ class Preset:
 
 
 def _model(repo: str, served: str, **extra: Any) -> dict[str, Any]:
+    download = {"repo": repo} | ({"revision": REVISIONS[repo]} if repo in REVISIONS else {})
     return {
         "path": repo.rsplit("/", 1)[-1],
         "servedName": served,
         "source": "huggingface",
         "trustRemoteCode": True,
-        "download": {"repo": repo},
+        "download": download,
         **extra,
     }
 
@@ -269,13 +278,15 @@ def apply_preset(data: Any) -> Any:
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``: mappings merge key by key, anything else (lists, null) replaces. A key of
-    ``over`` in snake_case (a Python caller) overrides the camelCase key of ``base`` it names."""
+    """``over`` on top of ``base``: mappings merge key by key, anything else (lists, null) replaces, and a
+    mapping of another ``type`` (a cache on a claim instead of a host path) replaces the preset's whole. A key
+    of ``over`` in snake_case (a Python caller) overrides the camelCase key of ``base`` it names."""
     out: dict[str, Any] = {k: v for k, v in over.items()}
     for key, value in base.items():
         mine = next((k for k in (key, to_snake(key)) if k in over), None)
         if mine is None:
             out[key] = value
         elif isinstance(value, Mapping) and isinstance(over[mine], Mapping):
-            out[mine] = merge(value, over[mine])
+            other_type = "type" in over[mine] and over[mine]["type"] != value.get("type")
+            out[mine] = dict(over[mine]) if other_type else merge(value, over[mine])
     return out
