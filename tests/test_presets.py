@@ -208,3 +208,16 @@ def test_the_example_stack_renders_the_h200_preset_twice():
         "--attn-dp-size 8 --reasoning-parser deepseek-r1 --enable-metrics --host 0.0.0.0 --port 8000 "
         "--api-key $(SGLANG_API_KEY)"
     )
+
+
+def test_the_dev_preset_is_the_dev_stacks_model():
+    # Pulumi.dev.yaml spells its group out (tests and other stacks edit its keys); the preset renders the same.
+    def use_preset(values):
+        g = values["inferenceGroups"][0]
+        for key in ("model", "gpusPerNode", "contextLength", "memFractionStatic"):
+            del g[key]
+        g["preset"] = "qwen2.5-1.5b-dev"
+
+    spelled, preset = run_with("dev", lambda v: None), run_with("dev", use_preset)
+    assert preset.error is None, preset.error
+    assert harness.kubernetes_objects(preset) == harness.kubernetes_objects(spelled)

@@ -189,7 +189,7 @@ def _deep_gemm(g: InferenceGroup, release: ReleaseFacts | None) -> list[Problem]
             )
         )
     preset = PRESETS.get(g.preset) if g.preset else None
-    if preset is not None and not preset.deep_gemm:
+    if preset is not None and preset.gpus and not preset.deep_gemm:
         out.append(
             Problem(
                 ("deepGemm",),
