@@ -221,3 +221,23 @@ def test_the_dev_preset_is_the_dev_stacks_model():
     spelled, preset = run_with("dev", lambda v: None), run_with("dev", use_preset)
     assert preset.error is None, preset.error
     assert harness.kubernetes_objects(preset) == harness.kubernetes_objects(spelled)
+
+
+def test_docs_show_every_preset_its_sources_and_the_rendered_commands():
+    from tools import preset_reference
+
+    doc = preset_reference.DOC.read_text()
+    block = doc[doc.index(preset_reference.BEGIN) : doc.index(preset_reference.END) + len(preset_reference.END)]
+    assert block == preset_reference.reference(), "run: python tools/preset_reference.py --write"
+    example = doc[
+        doc.index(preset_reference.EXAMPLE_BEGIN) : doc.index(preset_reference.EXAMPLE_END)
+        + len(preset_reference.EXAMPLE_END)
+    ]
+    assert example == preset_reference.example(), "run: python tools/preset_reference.py --write"
+    for preset in PRESETS.values():
+        assert f"| `{preset.name}` |" in block
+        for _, url in preset.sources:
+            assert url in block
+    # The table's oldest release is the one the tests pin (OLDEST).
+    for name, oldest in OLDEST.items():
+        assert preset_reference.oldest_release(PRESETS[name]) == oldest
