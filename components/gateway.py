@@ -39,7 +39,7 @@ RUN_AS = 65532
 NAME_MAX = 50  # "<name>-ingress" and the Deployment's pod names must stay within Kubernetes' limits
 # What the gateway may do with the Kubernetes API: 0.3.2's discovery is one kube-rs watcher (LIST then WATCH)
 # on the pods of --service-discovery-namespace; it never reads a single pod, a Service or anything else.
-DISCOVERY_RULES = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
+DISCOVERY_RULES: Spec = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
 
 
 def gateway_labels(name: str) -> dict[str, str]:
@@ -103,11 +103,13 @@ class SglangGateway(pulumi.ComponentResource):
             opts=child,
         )
         role = k8s.rbac.v1.Role(f"{name}-role", metadata=meta(name, ns, gw_labels), rules=DISCOVERY_RULES, opts=child)
+        role_ref: Spec = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+        subjects: Spec = [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
         binding = k8s.rbac.v1.RoleBinding(
             f"{name}-rolebinding",
             metadata=meta(name, ns, gw_labels),
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            subjects=[{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+            role_ref=role_ref,
+            subjects=subjects,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role, account])),
         )
         spec = pulumi.Output.all(args.image, args.api_key_secret_name).apply(
@@ -139,11 +141,10 @@ class SglangGateway(pulumi.ComponentResource):
             opts=child,
         )
         if s.replicas > 1:
+            # One replica at a time may go; with a single replica a budget would block every drain.
+            pdb_spec: Spec = {"maxUnavailable": 1, "selector": {"matchLabels": gateway_selector(name)}}
             k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-pdb",
-                metadata=meta(f"{name}-pdb", ns, gw_labels),
-                spec={"maxUnavailable": 1, "selector": {"matchLabels": gateway_selector(name)}},
-                opts=child,
+                f"{name}-pdb", metadata=meta(f"{name}-pdb", ns, gw_labels), spec=pdb_spec, opts=child
             )
 
         self.service_name = pulumi.Output.from_input(name)

@@ -271,7 +271,9 @@ def test_the_selector_finds_the_leader_of_every_replica_and_no_worker(stack_name
     result = request.getfixturevalue(stack_name)
     lws_obj = result.k8s_object("LeaderWorkerSet", group)
     platform = validate(stack_values(stack_name), {"apiKey", "webuiSecretKey", "grafanaAdminPassword"})
-    most = platform.inference_groups[0].autoscaling.max_replicas
+    scaling = platform.inference_groups[0].autoscaling
+    assert scaling is not None
+    most = scaling.max_replicas
     args = gateway_container(result, gateway)["args"]
     i = args.index("--selector") + 1
     selector = dict(word.split("=", 1) for word in args[i : args.index("--policy")])
@@ -680,3 +682,24 @@ def test_library_use_refuses_a_bad_name_before_any_child():
         "  - port and metricsPort are both 9000",
         "  - a NodePort Service needs client_cidrs (its NetworkPolicy drops the rest)",
     ]
+
+
+def test_docs_explain_every_gateway_panel_and_alert():
+    from components import alerts, dashboard
+    from config.monitoring import Slo
+
+    doc = (harness.ROOT / "docs" / "gateway.md").read_text()
+    rows = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| ")}
+    for panel in dashboard.GATEWAY_PANELS:
+        assert panel.title in rows, panel.title
+    for rule in alerts.gateway_rules("ns", ["g-gateway"], Slo()):
+        assert rule["alert"] in rows, rule["alert"]
+
+
+def test_readme_sends_clients_and_the_smoke_test_to_the_gateway(prod):
+    readme = (harness.ROOT / "README.md").read_text()
+    section = readme[readme.index("## How clients reach the service") : readme.index("## The first start")]
+    service = prod.outputs["gateway"]["deepseek-r1"]["service"]
+    assert f"port-forward svc/{service} 8000:8000" in section
+    assert prod.outputs["gateway"]["deepseek-r1"]["baseUrl"] in section
+    assert f"tools/smoke_test.py --namespace deepseek --service {service} --key-secret deepseek-r1-api-key" in section

@@ -23,7 +23,7 @@ import types
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from packaging.utils import canonicalize_version
 
@@ -39,7 +39,7 @@ class ParseError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise ParseError(message)
 
 
