@@ -371,8 +371,8 @@ def test_disabled_monitoring_needs_no_password_and_renders_nothing():
 def test_docs_explain_every_panel_and_alert():
     section = (harness.ROOT / "docs" / "ui-and-monitoring.md").read_text()
     rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
-    for panel in (*dashboard.SGLANG_PANELS, *dashboard.GPU_PANELS):
+    for panel in (*dashboard.SGLANG_PANELS, *dashboard.GATEWAY_PANELS, *dashboard.GPU_PANELS):
         assert panel.title in rows, panel.title
-    for group in alerts.rule_groups("ns", ["g"], Slo()):
+    for group in alerts.rule_groups("ns", ["g"], Slo(), gateways=["g-gateway"]):
         for rule in group["rules"]:
             assert rule["alert"] in rows, rule["alert"]
