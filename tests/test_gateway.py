@@ -648,6 +648,17 @@ def test_config_rules():
     ]
 
 
+def test_a_group_may_not_take_a_gateways_name():
+    def clash(raw):
+        other = {"path": "Other", "servedName": "other", "source": "local"}
+        raw["inferenceGroups"].append(dict(SMALL_GROUP, name="qwen-small-gateway", model=other))
+
+    assert problems(clash) == [
+        "  - sglang-platform:inferenceGroups[1].name: 'qwen-small-gateway' is the name of the gateway of group "
+        "'qwen-small' (its Deployment and Service); rename one of the two groups"
+    ]
+
+
 def test_rules_stay_quiet_when_the_gateway_is_off_except_for_unknown_groups():
     def off(raw):
         raw["gateway"] = {"enabled": False, "groups": ["nope"], "policy": "random", "cacheAware": {}}

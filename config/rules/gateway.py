@@ -52,6 +52,16 @@ def check_gateway(cfg: PlatformConfig) -> list[Problem]:
     index = {g.name: i for i, g in enumerate(cfg.inference_groups)}
     for model, groups in cfg.gateway_routes.items():
         first = groups[0]
+        gateway = f"{first.name}-gateway"
+        if gateway in index:
+            # LWS names the group's headless Service after the group: it would take the gateway's Service name.
+            out.append(
+                Problem(
+                    ("inferenceGroups", index[gateway], "name"),
+                    f"{gateway!r} is the name of the gateway of group {first.name!r} (its Deployment and Service); "
+                    "rename one of the two groups",
+                )
+            )
         for g in groups[1:]:
             if g.ports.http != first.ports.http:
                 out.append(
