@@ -33,6 +33,15 @@ HUGGINGFACE_HUB: Final = "huggingface_hub==2.4.0"
 MODELSCOPE: Final = "modelscope==1.40.2"
 BOTO3: Final = "boto3==1.44.8"
 
+# SGLang's model gateway (docs/gateway.md): the image of PyPI's sglang-router 0.3.2, the newest release.
+# Its Dockerfile (sgl-project/sglang docker/gateway.Dockerfile) installs that wheel and runs
+# `python3 -m sglang_router.launch_router`, whose argument parser (sglang_router/router_args.py of the
+# wheel) the flag check reads. The image moved from lmsysorg/sglang-router (last tag v0.2.4) to
+# lmsysorg/sgl-model-gateway with the Dec 2025 rename; v0.3.2 is the tag of that release there (Docker
+# Hub, per the published deployments that pin it, not pulled from here). Pin a digest once your registry
+# mirror has it: versions.gatewayImage.
+GATEWAY_IMAGE: Final = "lmsysorg/sgl-model-gateway:v0.3.2"
+
 # Cluster add-ons (docs/add-ons.md). The reference cluster runs gpu-operator v24.9.1 and Volcano
 # v1.9.0. NVIDIA's chart index spells versions with a leading v, Volcano's and the lws OCI registry without.
 GPU_OPERATOR_CHART: Final = "v24.9.1"
@@ -48,6 +57,7 @@ DEFAULTS: Final[dict[str, str]] = {
     "sglangImage": SGLANG_IMAGE,
     "kubernetes": KUBERNETES_VERSION,
     "openWebuiImage": OPEN_WEBUI_IMAGE,
+    "gatewayImage": GATEWAY_IMAGE,
     "kubePrometheusStack": KUBE_PROMETHEUS_STACK_CHART,
     "kedaChart": KEDA_CHART,
     "modelDownloaderImage": MODEL_DOWNLOADER_IMAGE,

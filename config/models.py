@@ -29,6 +29,7 @@ from config.base import (
     Quantity,
     RelativePath,
 )
+from config.gateway import GatewayConfig
 from config.model_cache import ModelDownload, Preflight, Pvc
 from config.monitoring import MonitoringConfig
 from config.webui import OpenWebUIConfig
@@ -67,6 +68,10 @@ class Versions(Base):
         description="Kubernetes version the cluster runs (schemas the render is validated against).",
     )
     open_webui_image: Image = Field(bom.OPEN_WEBUI_IMAGE, description="Open WebUI container image.")
+    gateway_image: Image = Field(bom.GATEWAY_IMAGE, description="SGLang model gateway image (sglang-router).")
+    gateway_version: str | None = Field(
+        None, description="sglang-router release in the gateway image; derived from the tag, required for a digest."
+    )
     kube_prometheus_stack: str = Field(
         bom.KUBE_PROMETHEUS_STACK_CHART,
         pattern=r"^\d+\.\d+\.\d+$",
@@ -94,6 +99,15 @@ class Versions(Base):
             except InvalidVersion:
                 return None
         return release_of_tag(self.sglang_image)
+
+    @property
+    def gateway_release(self) -> Version | None:
+        if self.gateway_version:
+            try:
+                return Version(self.gateway_version)
+            except InvalidVersion:
+                return None
+        return release_of_tag(self.gateway_image)
 
 
 class Model(Base):
@@ -283,6 +297,9 @@ class PlatformConfig(Base):
     api_access: ApiAccess = Field(default_factory=ApiAccess)
     versions: Versions = Field(default_factory=Versions)
     inference_groups: list[InferenceGroup] = Field(min_length=1, description="Served models.")
+    gateway: GatewayConfig = Field(
+        default_factory=GatewayConfig, description="SGLang model gateway in front of the groups (docs/gateway.md)."
+    )
     open_webui: OpenWebUIConfig = Field(default_factory=OpenWebUIConfig, description="Chat front end (Open WebUI).")
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
@@ -300,6 +317,19 @@ class PlatformConfig(Base):
     lws: LwsConfig = Field(
         default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (docs/add-ons.md)."
     )
+
+    @property
+    def gateway_routes(self) -> dict[str, list[InferenceGroup]]:
+        """Served model name -> the groups behind the gateway that serve it, in stack order (one gateway per
+        model); empty when the gateway is off."""
+        if not self.gateway.enabled:
+            return {}
+        chosen = set(self.gateway.groups)
+        routes: dict[str, list[InferenceGroup]] = {}
+        for g in self.inference_groups:
+            if not chosen or g.name in chosen:
+                routes.setdefault(g.model.served_name, []).append(g)
+        return routes
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.

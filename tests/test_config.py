@@ -234,7 +234,8 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, openWebui, monitoring, keda, preflight, gpuOperator, volcano, lws, "
+        "apiAccess, versions, inferenceGroups, gateway, openWebui, monitoring, keda, preflight, gpuOperator, volcano, "
+        "lws, "
         "and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, "
         "s3SecretAccessKey"
     ]

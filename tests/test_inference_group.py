@@ -220,6 +220,15 @@ def test_network_policy_admits_group_members_and_clients():
         {
             "from": [
                 {"podSelector": {"matchLabels": {"sglang-platform.io/api-client": "true"}}},
+                # the gateway of the group's model
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": "sglang-gateway",
+                            "sglang-platform.io/model": "deepseek-r1",
+                        }
+                    }
+                },
                 {
                     "namespaceSelector": {
                         "matchExpressions": [

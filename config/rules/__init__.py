@@ -11,6 +11,7 @@ from config.rules.addons import check_addons
 from config.rules.autoscaling import check_autoscaling
 from config.rules.flags import check_release_table, release_key
 from config.rules.front_end import check_front_end
+from config.rules.gateway import check_gateway
 from config.rules.groups import check_group
 from config.rules.secrets import check_secrets
 
@@ -38,6 +39,7 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Probl
         )
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in found]
     problems += check_front_end(cfg)
+    problems += check_gateway(cfg)
     problems += check_addons(cfg)
     problems += check_autoscaling(cfg)
     return problems
