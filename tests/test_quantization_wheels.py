@@ -1,0 +1,108 @@
+"""The facts in config/quantization.py, re-read from SGLang's own wheels.
+
+For every release in RELEASES_READ whose wheel is in ``.cache/sglang-wheels/`` (``tools/sglang_flags.py fetch``
+puts the stacks' pinned releases there; copy others in with ``pip download --no-deps --dest
+.cache/sglang-wheels sglang==X``): which quantization methods QUANTIZATION_METHODS registers, each config
+class's get_min_capability(), and the two release boundaries the rules depend on (MoE support of w8a8_int8,
+the Marlin fallback of FP8 linear layers). No network: a wheel that is not cached is skipped, except a
+stack's pinned release, which CI must have.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import zipfile
+
+import pytest
+from conftest import unavailable
+
+from config import quantization as q
+from tools import sglang_flags
+
+QUANT_DIR = "sglang/srt/layers/quantization/"
+CLASSES = {
+    "fp8": "Fp8Config",
+    "blockwise_int8": "BlockInt8Config",
+    "w8a8_int8": "W8A8Int8Config",
+    "w8a8_fp8": "W8A8Fp8Config",
+    "modelopt": "ModelOptFp8Config",
+    "modelopt_fp4": "ModelOptFp4Config",
+    "awq": "AWQConfig",
+    "gptq": "GPTQConfig",
+    "compressed-tensors": "CompressedTensorsConfig",
+    "mxfp4": "Mxfp4Config",
+}
+
+
+def stack_releases() -> set[str]:
+    try:
+        return set(sglang_flags._stack_releases())
+    except Exception:  # pragma: no cover - a broken stack file fails other tests
+        return set()
+
+
+def sources(version) -> dict[str, str]:
+    wheel = sglang_flags.wheel_for(str(version))
+    if wheel is None:
+        reason = f"no sglang {version} wheel in {sglang_flags.CACHE} to re-read the quantization facts from"
+        if str(version) in stack_releases():
+            unavailable(reason + "; run `python tools/sglang_flags.py fetch`")
+        pytest.skip(reason)
+    with zipfile.ZipFile(wheel) as archive:
+        return {
+            name: archive.read(name).decode("utf-8")
+            for name in archive.namelist()
+            if name.startswith(QUANT_DIR) and name.endswith(".py")
+        }
+
+
+def registered(files: dict[str, str]) -> set[str]:
+    init = files[QUANT_DIR + "__init__.py"]
+    return set(re.findall(r'^\s+"([a-z0-9_\-]+)":\s*\w+,', init, re.M))
+
+
+def min_capability(files: dict[str, str], cls: str) -> int | None:
+    """The value get_min_capability() returns on CUDA: the last return in the method (the CUDA path comes
+    after the NPU/MUSA/ROCm special cases), the else branch of a conditional expression."""
+    for text in files.values():
+        if f"class {cls}(" not in text:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.name == cls:
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name == "get_min_capability":
+                        returns = [n for n in ast.walk(item) if isinstance(n, ast.Return) and n.value]
+                        value: ast.expr | None = max(returns, key=lambda n: n.lineno).value
+                        if isinstance(value, ast.IfExp):
+                            value = value.orelse
+                        assert value is not None
+                        return ast.literal_eval(value)
+    return None
+
+
+@pytest.mark.parametrize("version", q.RELEASES_READ, ids=str)
+def test_methods_and_minimum_capabilities(version):
+    files = sources(version)
+    methods = registered(files)
+    for method in q.METHODS.values():
+        status = method.since.status(version)
+        assert status != "unknown", f"{version} was read, so {method.name} is known there"
+        assert (method.name in methods) == (status == "yes"), f"{method.name} in SGLang {version}"
+        if status == "yes":
+            found = min_capability(files, CLASSES[method.name])
+            # 0.4.x imports the AWQ, GPTQ and compressed-tensors config classes from vLLM.
+            if found is not None:
+                assert found == method.min_capability_in(version), f"{CLASSES[method.name]} in {version}"
+
+
+@pytest.mark.parametrize("version", q.RELEASES_READ, ids=str)
+def test_release_boundaries_the_rules_rely_on(version):
+    files = sources(version)
+    w8a8 = files[QUANT_DIR + "w8a8_int8.py"]
+    assert ("class W8A8Int8MoEMethod" in w8a8) == (q.W8A8_INT8_MOE.status(version) == "yes")
+    fp8 = files[QUANT_DIR + "fp8.py"]
+    assert ("can_auto_enable_marlin_fp8" in fp8) == (q.FP8_DENSE_MARLIN.status(version) == "yes")
+    moe = fp8[fp8.index("class Fp8MoEMethod") :]
+    # FP8 experts never get a Marlin path (0.5.x uses Marlin only for FP4 experts).
+    assert "use_marlin" not in moe.split("class ", 2)[1] or "is_fp4" in moe
