@@ -74,7 +74,9 @@ _TABLE = (
     Gpu("A100-80GB", "ampere", (8, 0), 81920, ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe")),
     # The reference deployment's GPU (shared/reference: "NVIDIA A800 80GB", 8 per node).
     Gpu("A800-80GB", "ampere", (8, 0), 81920, ("NVIDIA-A800-SXM4-80GB", "NVIDIA-A800-80GB-PCIe")),
+    # Ada GDDR6: 46068 MiB with ECC on, 49140 with it off (the live check allows the difference).
     Gpu("L40S", "ada", (8, 9), 46068, ("NVIDIA-L40S",)),
+    Gpu("L20", "ada", (8, 9), 46068, ("NVIDIA-L20",)),
     Gpu("H100-80GB", "hopper", (9, 0), 81559, ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe")),
     Gpu("H800-80GB", "hopper", (9, 0), 81559, ("NVIDIA-H800", "NVIDIA-H800-PCIe")),
     Gpu("H20-96GB", "hopper", (9, 0), 97871, ("NVIDIA-H20",)),

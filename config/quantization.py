@@ -111,10 +111,15 @@ FP8_DENSE_MARLIN = Since(V("0.5.1"), V("0.4.10.post2"))
 # W8A8Int8Config quantizes only LinearBase layers before this release; W8A8Int8MoEMethod arrives with the
 # channel-wise INT8 MoE kernels (sglang#3888).
 W8A8_INT8_MOE = Since(V("0.4.4"), V("0.4.3.post4"))
-# --kv-cache-dtype fp8_e4m3 stores float8_e4m3fn (srt/model_executor/model_runner.py init_memory_pool); the
-# Triton attention kernels then load fp8e4nv, which Triton supports only from 8.9 ("The supported fp8 dtypes
-# are ('fp8e4b15', 'fp8e5')" below it). fp8_e5m2 is fp8e5 and runs on 8.0.
+# --kv-cache-dtype fp8_e4m3 stores float8_e4m3fn (srt/model_executor/model_runner.py init_memory_pool) and
+# hands that view of the buffer to the attention kernels. Triton compiles no kernel over fp8e4nv below 8.9
+# ("The supported fp8 dtypes are ('fp8e4b15', 'fp8e5')"); fp8_e5m2 is fp8e5 and runs on 8.0. MLA models
+# (DeepSeek) run on the Triton backend in these releases ("MLA optimization is turned on. Use triton backend.",
+# model_runner.py in 0.4.3.post2 .. 0.4.4; gone by 0.4.10.post2, where the backend choice moved). Other
+# models use FlashInfer by default, which has its own FP8 KV path: not refused.
 KV_FP8_E4M3_MIN_CAPABILITY = FP8_MIN_CAPABILITY
+MLA_TRITON_LAST_READ = V("0.4.4")
+MLA_TRITON_GONE = V("0.4.10.post2")
 
 
 @dataclass(frozen=True)
@@ -532,14 +537,22 @@ def check_quantization(
     return out
 
 
-def check_kv_cache_dtype(kv_cache_dtype: str | None, gpu: Gpu) -> list[Problem]:
-    if kv_cache_dtype == "fp8_e4m3" and gpu.capability < KV_FP8_E4M3_MIN_CAPABILITY:
+def check_kv_cache_dtype(
+    kv_cache_dtype: str | None, gpu: Gpu, release: Version, model: KnownModel | None
+) -> list[Problem]:
+    mla = model is not None and not model.kv_heads_shard
+    if (
+        kv_cache_dtype == "fp8_e4m3"
+        and gpu.capability < KV_FP8_E4M3_MIN_CAPABILITY
+        and mla
+        and release <= MLA_TRITON_LAST_READ
+    ):
         return [
             Problem(
                 ("kvCacheDtype",),
-                f"fp8_e4m3 stores the KV cache as float8_e4m3fn, which SGLang's Triton attention kernels cannot "
-                f"load on {gpu.name} (compute capability {gpu.capability_text}; Triton supports only fp8e5 "
-                "there): use fp8_e5m2, or auto",
+                f"fp8_e4m3 stores the KV cache as float8_e4m3fn, and SGLang {release} runs {display_name(model)}'s "
+                f"MLA attention on Triton kernels, which cannot compile over it on {gpu.name} (compute capability "
+                f"{gpu.capability_text}; Triton supports only fp8e5 there): use fp8_e5m2, or auto",
             )
         ]
     return []

@@ -197,11 +197,15 @@ def test_unquantized_and_unknown_methods_pass():
     assert q.check_quantization(q.detect({"quantization_config": {"quant_method": "x"}}), A800, release("0.5.23")) == []
 
 
-def test_fp8_e4m3_kv_cache_needs_fp8_gpus():
-    (problem,) = q.check_kv_cache_dtype("fp8_e4m3", A800)
+def test_fp8_e4m3_kv_cache_of_mla_models_needs_fp8_gpus():
+    old = release("0.4.3.post2")
+    (problem,) = q.check_kv_cache_dtype("fp8_e4m3", A800, old, R1)
     assert problem.loc == ("kvCacheDtype",) and "use fp8_e5m2, or auto" in problem.message
-    assert q.check_kv_cache_dtype("fp8_e5m2", A800) == []
-    assert q.check_kv_cache_dtype("fp8_e4m3", H100) == []
+    assert q.check_kv_cache_dtype("fp8_e5m2", A800, old, R1) == []
+    assert q.check_kv_cache_dtype("fp8_e4m3", H100, old, R1) == []
+    # Not MLA (FlashInfer's own FP8 KV path), or a release that no longer forces Triton for MLA.
+    assert q.check_kv_cache_dtype("fp8_e4m3", A800, old, QWEN) == []
+    assert q.check_kv_cache_dtype("fp8_e4m3", A800, release("0.5.23"), R1) == []
 
 
 def test_declared_quantization_against_config_json():

@@ -57,6 +57,13 @@ def sources(version) -> dict[str, str]:
         }
 
 
+def sources_of(version, name: str) -> str:
+    wheel = sglang_flags.wheel_for(str(version))
+    assert wheel is not None
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read(name).decode("utf-8") if name in archive.namelist() else ""
+
+
 def registered(files: dict[str, str]) -> set[str]:
     init = files[QUANT_DIR + "__init__.py"]
     return set(re.findall(r'^\s+"([a-z0-9_\-]+)":\s*\w+,', init, re.M))
@@ -103,6 +110,10 @@ def test_release_boundaries_the_rules_rely_on(version):
     assert ("class W8A8Int8MoEMethod" in w8a8) == (q.W8A8_INT8_MOE.status(version) == "yes")
     fp8 = files[QUANT_DIR + "fp8.py"]
     assert ("can_auto_enable_marlin_fp8" in fp8) == (q.FP8_DENSE_MARLIN.status(version) == "yes")
+    runner = sources_of(version, "sglang/srt/model_executor/model_runner.py")
+    mla_on_triton = "MLA optimization is turned on. Use triton backend." in runner
+    if version <= q.MLA_TRITON_LAST_READ or version >= q.MLA_TRITON_GONE:
+        assert mla_on_triton == (version <= q.MLA_TRITON_LAST_READ)
     moe = fp8[fp8.index("class Fp8MoEMethod") :]
     # FP8 experts never get a Marlin path (0.5.x uses Marlin only for FP4 experts).
     assert "use_marlin" not in moe.split("class ", 2)[1] or "is_fp4" in moe
