@@ -54,6 +54,10 @@ class LiveResult:
         self.warnings += other.warnings
 
 
+def _verb(items: Sequence[object], one: str, many: str) -> str:
+    return one if len(items) == 1 else many
+
+
 def names(items: Sequence[str]) -> str:
     shown = ", ".join(items[:SHOWN])
     return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
@@ -208,23 +212,34 @@ def check_gpu_nodes(
     return result
 
 
+def _excluded(node: Node, group: GroupDemand) -> str | None:
+    """Why the scheduler would not place the group's pods on ``node`` at all, or None."""
+    if not node.ready:
+        return "not Ready"
+    if not node.schedulable:
+        return "cordoned (spec.unschedulable)"
+    wrong = [f"{k}={node.labels.get(k, '<unset>')}" for k, v in group.node_selector.items() if node.labels.get(k) != v]
+    if wrong:
+        return f"labels {', '.join(wrong)} do not match nodeSelector"
+    for taint in node.taints:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerates(taint, group.tolerations):
+            value = f"={taint['value']}" if taint.get("value") else ""
+            return f"taint {taint.get('key')}{value}:{taint.get('effect')} not tolerated"
+    return None
+
+
 def _check_group(group: GroupDemand, gpu_nodes: list[Node], free: dict[str, dict[str, Decimal]]) -> LiveResult:
     result = LiveResult()
-    usable = [
-        n
-        for n in gpu_nodes
-        if n.ready
-        and n.schedulable
-        and all(n.labels.get(k) == v for k, v in group.node_selector.items())
-        and all(_tolerates(t, group.tolerations) for t in n.taints if t.get("effect") in ("NoSchedule", "NoExecute"))
-    ]
+    reasons = {n.name: _excluded(n, group) for n in gpu_nodes}
+    usable = [n for n in gpu_nodes if reasons[n.name] is None]
     if not usable:
-        selector = ", ".join(f"{k}={v}" for k, v in group.node_selector.items()) or "none"
+        why = "; ".join(f"{name}: {reason}" for name, reason in list(reasons.items())[:SHOWN])
+        more = f"; and {len(reasons) - SHOWN} more" if len(reasons) > SHOWN else ""
         result.problems.append(
             Problem(
                 group.loc("nodeSelector"),
-                f"no Ready, schedulable GPU node takes {group.name}'s pods (nodeSelector: {selector}; taints "
-                f"tolerated: {len(group.tolerations)}); GPU nodes: {names([n.name for n in gpu_nodes])}",
+                f"no GPU node can take {group.name}'s pods ({why}{more}): fix nodeSelector or tolerations, or the "
+                "nodes",
             )
         )
         return result
@@ -233,7 +248,7 @@ def _check_group(group: GroupDemand, gpu_nodes: list[Node], free: dict[str, dict
         return result
     requests = {k: parse_quantity(v) for k, v in group.requests.items()}
     need = group.pods_per_replica * group.replicas
-    placed, reasons = 0, []
+    placed, short = 0, list[str]()
     for node in usable:
         count, limit = _fits(free[node.name], requests)
         take = min(count, need - placed)
@@ -242,7 +257,7 @@ def _check_group(group: GroupDemand, gpu_nodes: list[Node], free: dict[str, dict
         placed += take
         if count == 0:
             have = free[node.name].get(limit, Decimal(0))
-            reasons.append(
+            short.append(
                 f"{node.name} has {_describe(limit, have)} {limit} free, a pod asks {_describe(limit, requests[limit])}"
             )
     if placed < need:
@@ -252,17 +267,17 @@ def _check_group(group: GroupDemand, gpu_nodes: list[Node], free: dict[str, dict
                 group.loc("autoscaling", "minReplicas") if group.max_replicas is not None else group.loc("replicas"),
                 f"{group.name} needs {pods} ({group.replicas} x {group.pods_per_replica}) on the GPU nodes it may use, "
                 f"and they have room for {placed}"
-                + (f" ({'; '.join(reasons[:SHOWN])})" if reasons else "")
+                + (f" ({'; '.join(short[:SHOWN])})" if short else "")
                 + ": add GPU nodes, lower replicas, or lower the pod's requests",
             )
         )
         return result
     if group.max_replicas is not None and group.max_replicas > group.replicas:
-        more = group.pods_per_replica * (group.max_replicas - group.replicas)
+        extra = group.pods_per_replica * (group.max_replicas - group.replicas)
         spare = sum(_fits(free[n.name], requests)[0] for n in usable)
-        if spare < more:
+        if spare < extra:
             result.warnings.append(
-                f"{group.name}: autoscaling.maxReplicas {group.max_replicas} needs {plural(more, 'more pod')} of "
+                f"{group.name}: autoscaling.maxReplicas {group.max_replicas} needs {plural(extra, 'more pod')} of "
                 f"whole GPU nodes, and the cluster has room for {spare}: scale-ups beyond that wait for nodes"
             )
     return result
@@ -274,15 +289,23 @@ def _check_products(group: GroupDemand, usable: list[Node], result: LiveResult) 
     if mig:
         product = mig[0].product
         assert product is not None
-        result.problems.append(
-            Problem(
-                group.loc("gpu"),
-                f"{names([n.name for n in mig])} expose MIG slices ({GFD_PRODUCT}={product.raw}), not whole "
-                "GPUs: SGLang shards over whole GPUs; set gpuOperator.migStrategy none on those nodes, or keep "
-                f"the group off them with a nodeSelector on {GFD_PRODUCT}",
-            )
+        slices = (
+            f"{names([n.name for n in mig])} {_verb(mig, 'exposes', 'expose')} MIG slices ({GFD_PRODUCT}={product.raw})"
         )
         usable = [n for n in usable if n not in mig]
+        if not usable:
+            result.problems.append(
+                Problem(
+                    group.loc("gpu"),
+                    f"the only GPU nodes {group.name} may use are MIG-partitioned: {slices}, not whole GPUs, and "
+                    "SGLang shards over whole GPUs: set gpuOperator.migStrategy none on GPU nodes for serving",
+                )
+            )
+            return []
+        result.warnings.append(
+            f"{group.name}: {slices}; keep the group on whole GPUs with nodeSelector {GFD_PRODUCT}: "
+            f"{(usable[0].product.raw if usable[0].product else '<product>')}"
+        )
     unlabelled = [n.name for n in usable if n.product is None]
     if unlabelled and group.gpu is not None:
         result.warnings.append(
@@ -325,7 +348,8 @@ def _check_products(group: GroupDemand, usable: list[Node], result: LiveResult) 
         product = matching[0].product
         assert product is not None
         result.warnings.append(
-            f"{group.name}: {names([n.name for n in others])} have other GPUs than {group.gpu.name}; pin the group "
+            f"{group.name}: {names([n.name for n in others])} {_verb(others, 'has', 'have')} other GPUs than "
+            f"{group.gpu.name}; pin the group "
             f"to its GPU with nodeSelector {GFD_PRODUCT}: {product.raw}"
         )
     return matching + [n for n in usable if n.product is None]

@@ -164,7 +164,7 @@ def test_mixed_gpus_warn_and_count_only_the_right_ones():
     result = check_gpu_nodes([r1()], mixed)
     assert result.problems == []
     assert result.warnings == [
-        "deepseek-r1: h1 have other GPUs than A800-80GB; pin the group to its GPU with nodeSelector "
+        "deepseek-r1: h1 has other GPUs than A800-80GB; pin the group to its GPU with nodeSelector "
         "nvidia.com/gpu.product: NVIDIA-A800-SXM4-80GB"
     ]
 
@@ -172,7 +172,18 @@ def test_mixed_gpus_warn_and_count_only_the_right_ones():
 def test_mig_slices_and_missing_gfd_labels():
     mig = [node("m1", product="NVIDIA-A100-SXM4-40GB-MIG-1g.5gb", gpus=7)]
     (problem,) = check_gpu_nodes([r1()], mig).problems
-    assert problem.loc == ("inferenceGroups", 0, "gpu") and "expose MIG slices" in problem.message
+    assert problem.loc == ("inferenceGroups", 0, "gpu")
+    assert problem.message == (
+        "the only GPU nodes deepseek-r1 may use are MIG-partitioned: m1 exposes MIG slices "
+        "(nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB-MIG-1g.5gb), not whole GPUs, and SGLang shards over whole "
+        "GPUs: set gpuOperator.migStrategy none on GPU nodes for serving"
+    )
+    beside = check_gpu_nodes([r1()], [*REFERENCE, *mig])
+    assert beside.problems == []
+    assert beside.warnings == [
+        "deepseek-r1: m1 exposes MIG slices (nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB-MIG-1g.5gb); keep the "
+        "group on whole GPUs with nodeSelector nvidia.com/gpu.product: NVIDIA-A800-SXM4-80GB"
+    ]
     bare = [node("b1", product=None), node("b2", product=None)]
     result = check_gpu_nodes([r1()], bare)
     assert result.problems == []
@@ -188,11 +199,16 @@ def test_no_gpu_node_at_all():
 def test_selector_taints_readiness_and_rdma():
     tainted = [node("t1", taints=[{"key": "gpu", "value": "true", "effect": "NoSchedule"}]), node("t2", ready=False)]
     (problem,) = check_gpu_nodes([r1()], tainted).problems
-    assert problem.loc == ("inferenceGroups", 0, "nodeSelector") and "GPU nodes: t1, t2" in problem.message
+    assert problem.loc == ("inferenceGroups", 0, "nodeSelector")
+    assert problem.message == (
+        "no GPU node can take deepseek-r1's pods (t1: taint gpu=true:NoSchedule not tolerated; t2: not Ready): fix "
+        "nodeSelector or tolerations, or the nodes"
+    )
     tolerated = r1(tolerations=[{"key": "gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}])
     assert "room for 1" in check_gpu_nodes([tolerated], tainted).problems[0].message
     selected = r1(node_selector={"pool": "a800"})
-    assert check_gpu_nodes([selected], REFERENCE).problems[0].loc == ("inferenceGroups", 0, "nodeSelector")
+    (problem,) = check_gpu_nodes([selected], REFERENCE).problems
+    assert "gpu-node-1: labels pool=<unset> do not match nodeSelector" in problem.message
     no_rdma = [node(f"n{i}", rdma=0) for i in (1, 2)]
     (problem,) = check_gpu_nodes([r1()], no_rdma).problems
     assert "has 0 rdma/ib free, a pod asks 4" in problem.message
@@ -295,17 +311,39 @@ def test_server_version():
     assert problem.message.startswith("'1.30.6', but the cluster runs Kubernetes 1.36.3")
 
 
-@pytest.mark.skipif(not (FIXTURES / "nodes.json").exists(), reason="no fixtures read from a real API server")
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
 def test_objects_read_back_from_a_real_api_server():
-    """Nodes registered with GFD labels on a real kube-apiserver and read back (tests/fixtures/live/README.md)."""
-    nodes = json.loads((FIXTURES / "nodes.json").read_text())["items"]
+    """Nodes with GPU-feature-discovery labels, a DaemonSet pod and the CRDs cluster.sh applies, registered on a
+    real kube-apiserver (v1.36.3) and read back with the kubernetes client (tests/fixtures/live/README.md)."""
+    nodes, pods = fixture("nodes.json")["items"], fixture("pods.json")["items"]
     parsed = {n["metadata"]["name"]: parse_node(n) for n in nodes}
-    a800 = [p for p in parsed.values() if p.product is not None and p.product.gpu is A800]
-    assert len(a800) >= 2 and all(p.gpus == 8 and p.ready for p in a800)
-    result = check_gpu_nodes([r1()], nodes)
-    assert result.problems == [], result.problems
-    crds = json.loads((FIXTURES / "crds.json").read_text())["items"]
+    assert sorted(parsed) == ["cpu-node-1", "gpu-node-1", "gpu-node-2", "h100-node-1", "mig-node-1"]
+    assert [n for n, p in parsed.items() if p.product is not None and p.product.gpu is A800] == [
+        "gpu-node-1",
+        "gpu-node-2",
+    ]
+    assert parsed["gpu-node-1"].allocatable["memory"] == 2113289828 * 1024
+    # The init container's 1 CPU outweighs the container's 250m; memory is the container's.
+    assert daemonset_usage(pods) == {"gpu-node-1": {"cpu": 1, "memory": 64 * 2**20}}
+    fits = check_gpu_nodes([r1()], nodes, pods)
+    assert fits.problems == []
+    assert [w.split(":")[1].split()[0] for w in fits.warnings] == ["mig-node-1", "h100-node-1"]
+    (whole,) = check_gpu_nodes([r1(cpu="128")], nodes, pods).problems
+    assert "room for 1 (gpu-node-1 has 127 cpu free, a pod asks 128)" in whole.message
+    crds = fixture("crds.json")["items"]
     assert lws_floor(next(c for c in crds if c["metadata"]["name"] == LWS_CRD)) == "0.9.0"
-    assert check_crds(crds, crd_needs(lws_present=True, restart_policies=["RecreateGroupOnPodRestart"])) == []
-    version = json.loads((FIXTURES / "version.json").read_text())
+    needs = crd_needs(
+        lws_present=True,
+        restart_policies=["RecreateGroupOnPodRestart"],
+        keda_present_with_autoscaling=True,
+        volcano_present_with_groups=True,
+    )
+    assert check_crds(crds, needs) == []
+    version = fixture("version.json")
     assert check_server_version("1.36.3", version) == []
+    assert check_server_version("1.30.6", version)[0].message.startswith(
+        "'1.30.6', but the cluster runs Kubernetes 1.36.3"
+    )
