@@ -1,7 +1,6 @@
 """sglang-platform: composes the components from the validated stack configuration."""
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 import config
 from components import (
@@ -27,7 +26,7 @@ from components import (
     VolcanoArgs,
 )
 from components.addons import QUEUE_ANNOTATION
-from config.model_cache import startup_budget_minutes
+from components.k8s import namespace as k8s_namespace
 
 try:
     loaded = config.load()
@@ -52,29 +51,19 @@ def keeps_state(cfg: config.PlatformConfig) -> bool:
     """Whether the serving namespace holds a claim the stack keeps on destroy (chat history, weights)."""
     ui = cfg.open_webui.enabled and cfg.open_webui.persistence.retain_on_destroy
     weights = any(
-        g.model_volume.type == "pvc"
-        and g.model_volume.pvc is not None
-        and g.model_volume.pvc.create
-        and g.model_volume.pvc.retain
-        for g in cfg.inference_groups
+        g.creates_claim and g.model_volume.pvc is not None and g.model_volume.pvc.retain for g in cfg.inference_groups
     )
     return ui or weights
 
 
-level = pod_security_level(platform)
-namespace = k8s.core.v1.Namespace(
+# Deleting a namespace deletes every claim in it: a retained claim survives `pulumi destroy` only if its
+# namespace does too.
+namespace = k8s_namespace(
     "serving-namespace",
-    metadata={
-        "name": platform.namespace,
-        "labels": {
-            "app.kubernetes.io/part-of": "sglang-platform",
-            "pod-security.kubernetes.io/enforce": level,
-            "pod-security.kubernetes.io/warn": level,
-        },
-    },
-    # Deleting a namespace deletes every claim in it: a retained claim survives `pulumi destroy` only if
-    # its namespace does too.
-    opts=pulumi.ResourceOptions(retain_on_delete=keeps_state(platform)),
+    platform.namespace,
+    pod_security_level(platform),
+    pulumi.ResourceOptions(),
+    retain=keeps_state(platform),
 )
 
 # Cluster add-ons: installed here (mode install), trusted to exist (present) or unavailable (absent).
@@ -82,19 +71,19 @@ versions = platform.versions
 gpu_operator = None
 if platform.gpu_operator.mode == "install":
     gpu_operator = GpuOperator(
-        "gpu-operator", GpuOperatorArgs(config=platform.gpu_operator, version=versions.gpu_operator_chart)
+        "gpu-operator", GpuOperatorArgs(config=platform.gpu_operator, chart_version=versions.gpu_operator_chart)
     )
 volcano = None
 if platform.volcano.mode == "install" or (platform.volcano.mode == "present" and platform.volcano.queue.create):
     volcano = Volcano(
         "volcano",
         VolcanoArgs(
-            config=platform.volcano, version=versions.volcano_chart, install=platform.volcano.mode == "install"
+            config=platform.volcano, chart_version=versions.volcano_chart, install=platform.volcano.mode == "install"
         ),
     )
 lws_controller = None
 if platform.lws.mode == "install":
-    lws_controller = LwsController("lws", LwsControllerArgs(config=platform.lws, version=versions.lws_chart))
+    lws_controller = LwsController("lws", LwsControllerArgs(config=platform.lws, chart_version=versions.lws_chart))
 
 
 def group_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
@@ -126,12 +115,11 @@ if platform.monitoring.enabled:
 requirements = {"huggingface": versions.huggingface_hub, "modelscope": versions.modelscope, "s3": versions.boto3}
 caches = {}
 for group in platform.inference_groups:
-    pvc = group.model_volume.pvc
-    if group.model.download is not None or (group.model_volume.type == "pvc" and pvc is not None and pvc.create):
+    if group.needs_model_cache:
         caches[group.name] = ModelCache(
             f"{group.name}-model",
             ModelCacheArgs(
-                group=group,
+                config=group,
                 namespace=platform.namespace,
                 downloader_image=versions.model_downloader_image,
                 gate_image=versions.sglang_image,
@@ -143,11 +131,7 @@ for group in platform.inference_groups:
 
 
 # The cache that creates each claim: a group may mount a claim another group's cache creates.
-claim_creators = {
-    g.model_volume.claim_name: caches[g.name]
-    for g in platform.inference_groups
-    if g.name in caches and g.model_volume.pvc is not None and g.model_volume.pvc.create
-}
+claim_creators = {g.model_volume.claim_name: caches[g.name] for g in platform.inference_groups if g.creates_claim}
 
 
 def cache_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
@@ -163,7 +147,7 @@ for group in platform.inference_groups:
     groups[group.name] = SglangInferenceGroup(
         group.name,
         SglangInferenceGroupArgs(
-            group=group,
+            config=group,
             namespace=platform.namespace,
             image=versions.sglang_image,
             api_key=loaded.secrets.get("apiKey"),
@@ -174,7 +158,7 @@ for group in platform.inference_groups:
             depends_on=[*group_dependencies(group), *cache_dependencies(group)],
             init_containers=cache.init_containers if cache else (),
             extra_volumes=cache.volumes if cache else (),
-            startup_timeout_minutes=startup_budget_minutes(group, loaded.weights_gib.get(group.name)),
+            startup_timeout_minutes=loaded.startup_minutes[group.name],
         ),
     )
 
@@ -182,7 +166,7 @@ if platform.open_webui.enabled:
     ui = OpenWebUI(
         "open-webui",
         OpenWebUIArgs(
-            settings=platform.open_webui,
+            config=platform.open_webui,
             namespace=platform.namespace,
             image=platform.versions.open_webui_image,
             secret_key=loaded.secrets["webuiSecretKey"],
@@ -197,7 +181,7 @@ if platform.monitoring.enabled:
     monitoring = MonitoringStack(
         "monitoring",
         MonitoringStackArgs(
-            settings=platform.monitoring,
+            config=platform.monitoring,
             serving_namespace=platform.namespace,
             targets=[
                 ScrapeTarget(g.name, g.enable_metrics, groups[g.name].api_key_secret_name)
@@ -233,7 +217,7 @@ for group in platform.inference_groups:
             lws_name=group.name,
             namespace=platform.namespace,
             served_model_name=group.model.served_name,
-            scaling=group.autoscaling,
+            config=group.autoscaling,
             prometheus_address=prometheus_address,
             depends_on=[groups[group.name], *([keda] if keda else [])],
         ),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.addons import _namespace, _release, _release_outputs
+from components.k8s import child_opts, helm_release, labels, meta, namespace, release_outputs
 from config.autoscaling import GroupAutoscaling
 
 KEDA_REPOSITORY = "https://kedacore.github.io/charts"
@@ -87,6 +87,7 @@ def _number(value: float) -> str:
 class KedaArgs:
     namespace: str
     chart_version: str
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class Keda(pulumi.ComponentResource):
@@ -99,10 +100,9 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:Keda", name, None, opts)
-        namespace = _namespace(f"{name}-namespace", args.namespace, "baseline", self, ())
-        self.release = _release(
+        keda_ns = namespace(f"{name}-namespace", args.namespace, "baseline", child_opts(self, opts, *args.depends_on))
+        self.release = helm_release(
             f"{name}-release",
-            self,
             release_name="keda",
             namespace=args.namespace,
             chart="keda",
@@ -111,9 +111,9 @@ class Keda(pulumi.ComponentResource):
             # The chart renders its CRDs as templates; uninstalling it must not delete live ScaledObjects.
             values={"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
             timeout=600,
-            depends_on=[namespace],
+            opts=child_opts(self, opts, keda_ns),
         )
-        self.release_name, self.namespace, self.status = _release_outputs(self.release)
+        self.release_name, self.namespace, self.status = release_outputs(self.release)
         self.register_outputs({"release_name": self.release_name, "namespace": self.namespace, "status": self.status})
 
 
@@ -122,7 +122,7 @@ class InferenceAutoscalerArgs:
     lws_name: str
     namespace: str
     served_model_name: str
-    scaling: GroupAutoscaling
+    config: GroupAutoscaling
     prometheus_address: pulumi.Input[str]
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -139,15 +139,11 @@ class InferenceAutoscaler(pulumi.ComponentResource):
             f"{name}-scaledobject",
             api_version="keda.sh/v1alpha1",
             kind="ScaledObject",
-            metadata={
-                "name": so_name,
-                "namespace": args.namespace,
-                "labels": {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/instance": args.lws_name},
-            },
+            metadata=meta(so_name, args.namespace, labels("keda-scaledobject", instance=args.lws_name)),
             spec=scaled_object_spec(
-                args.lws_name, args.namespace, args.served_model_name, args.scaling, args.prometheus_address
+                args.lws_name, args.namespace, args.served_model_name, args.config, args.prometheus_address
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            opts=child_opts(self, opts, *args.depends_on),
         )
         self.scaled_object_name = pulumi.Output.from_input(so_name)
         self.register_outputs({"scaled_object_name": self.scaled_object_name})

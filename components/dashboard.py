@@ -2,7 +2,7 @@
 
 ``SGLANG_PANELS`` and ``GPU_PANELS`` are the single description of what is shown: the builder turns them into
 dashboard JSON, the tests check every expression with promtool and against the pinned releases' metric
-names, and a test keeps the README's panel table in step with the titles.
+names, and a test keeps the panel table in docs/ui-and-monitoring.md in step with the titles.
 """
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import SKIP_AWAIT, Spec, _labels, _meta, image_skips, skip_annotations
+from components.k8s import Spec, child_opts, image_skips, meta, skip_annotations, skip_await
+from components.sglang_pods import group_labels
 from config.model_cache import ModelDownload, Pvc
-from config.models import InferenceGroup
+from config.models import MODEL_VOLUME, InferenceGroup
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
 SCRIPT_DIR = "/opt/sglang-platform"
@@ -44,8 +45,8 @@ DOWNLOAD_UID = 65532
 
 @dataclass
 class ModelCacheArgs:
-    group: InferenceGroup
-    namespace: str
+    config: InferenceGroup
+    namespace: pulumi.Input[str]
     # Runs the download (python >= 3.10).
     downloader_image: str
     # Runs the gate; the SGLang image, already on the GPU nodes.
@@ -67,19 +68,19 @@ class ModelCache(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:ModelCache", name, None, opts)
-        g, ns = args.group, args.namespace
+        g, ns = args.config, args.namespace
         vol, download = g.model_volume, g.model.download
         labels = cache_labels(g)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        child = child_opts(self, opts, *args.depends_on)
 
         claim = None
-        if vol.type == "pvc" and vol.pvc is not None and vol.pvc.create and vol.claim_name:
+        if g.creates_claim and vol.pvc is not None and vol.claim_name:
             claim = vol.claim_name
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-pvc",
                 # A WaitForFirstConsumer class binds the claim only once a pod mounts it, and the pods come
                 # after it: awaiting Bound here would stall the up.
-                metadata=_meta(claim, ns, labels, {SKIP_AWAIT: "true"}),
+                metadata=meta(claim, ns, labels, skip_await()),
                 spec=pvc_spec(g),
                 # Weights take hours to fetch: a destroy keeps them unless the stack opts out.
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=vol.pvc.retain)),
@@ -90,7 +91,7 @@ class ModelCache(pulumi.ComponentResource):
         if download is not None:
             k8s.core.v1.ConfigMap(
                 f"{name}-script",
-                metadata=_meta(script_config_map_name(g), ns, labels),
+                metadata=meta(script_config_map_name(g), ns, labels),
                 data={SCRIPT.name: SCRIPT.read_text()},
                 opts=child,
             )
@@ -98,7 +99,7 @@ class ModelCache(pulumi.ComponentResource):
             if secret_env and not download.credentials_secret:
                 k8s.core.v1.Secret(
                     f"{name}-credentials",
-                    metadata=_meta(credentials_secret_name(g), ns, labels),
+                    metadata=meta(credentials_secret_name(g), ns, labels),
                     type="Opaque",
                     string_data={env: pulumi.Output.secret(value) for env, value in secret_env.items()},
                     opts=child,
@@ -109,19 +110,18 @@ class ModelCache(pulumi.ComponentResource):
                 job_name = download_job_name(g)
                 k8s.batch.v1.Job(
                     f"{name}-download",
-                    metadata=_meta(
+                    metadata=meta(
                         job_name,
                         ns,
                         labels,
-                        {SKIP_AWAIT: "true"}
-                        | skip_annotations(image_skips(args.downloader_image, "modelDownloaderImage")),
+                        skip_await(skip_annotations(image_skips(args.downloader_image, "modelDownloaderImage"))),
                     ),
                     spec=job_spec(g, container),
                     opts=child,
                 )
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-download-netpol",
-                    metadata=_meta(job_name, ns, labels),
+                    metadata=meta(job_name, ns, labels),
                     spec=download_network_policy_spec(g),
                     opts=child,
                 )
@@ -144,7 +144,7 @@ def download_network_policy_spec(g: InferenceGroup) -> Spec:
 
 
 def cache_labels(g: InferenceGroup) -> dict[str, str]:
-    return _labels(g) | {
+    return group_labels(g) | {
         "app.kubernetes.io/name": "sglang-model-cache",
         "app.kubernetes.io/component": "model-download",
     }
@@ -239,7 +239,7 @@ def download_container(g: InferenceGroup, image: str, requirement: str, secret_e
         "securityContext": _container_security(),
         "volumeMounts": [
             # Read-write here only; the SGLang container mounts the same volume read-only.
-            {"name": "models", "mountPath": g.model_volume.mount_path},
+            {"name": MODEL_VOLUME, "mountPath": g.model_volume.mount_path},
             {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_DIR, "readOnly": True},
             {"name": TMP_VOLUME, "mountPath": "/tmp"},
         ],
@@ -256,7 +256,7 @@ def gate_container(g: InferenceGroup, image: str) -> dict:
         "resources": {"requests": dict(GATE_RESOURCES), "limits": dict(GATE_RESOURCES)},
         "securityContext": _container_security(),
         "volumeMounts": [
-            {"name": "models", "mountPath": g.model_volume.mount_path, "readOnly": True},
+            {"name": MODEL_VOLUME, "mountPath": g.model_volume.mount_path, "readOnly": True},
             {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_DIR, "readOnly": True},
         ],
     }
@@ -280,7 +280,7 @@ def job_spec(g: InferenceGroup, container: dict) -> Spec:
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": [
-            {"name": "models", "persistentVolumeClaim": {"claimName": g.model_volume.claim_name}},
+            {"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": g.model_volume.claim_name}},
             script_volume(g),
             tmp_volume(),
         ],

@@ -18,9 +18,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alerts, dashboard
-from components.sglang_group import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL, PART_OF
+from components.k8s import PART_OF, child_opts, helm_release, namespace
+from components.sglang_pods import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from config import bom
-from config.monitoring import Monitoring
+from config.monitoring import MonitoringConfig
 
 RELEASE = "kube-prometheus-stack"
 CHART = "kube-prometheus-stack"
@@ -46,7 +47,7 @@ class ScrapeTarget:
 
 @dataclass
 class MonitoringStackArgs:
-    settings: Monitoring
+    config: MonitoringConfig
     serving_namespace: str
     targets: Sequence[ScrapeTarget]
     grafana_admin_password: pulumi.Input[str]
@@ -61,25 +62,14 @@ class MonitoringStack(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:MonitoringStack", name, None, opts)
-        s = args.settings
+        s = args.config
         ns = s.namespace
         labels = dict(PART_OF)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        child = child_opts(self, opts, *args.depends_on)
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": ns,
-                # node-exporter needs the host's network, PID namespace and file systems.
-                "labels": {
-                    **labels,
-                    "pod-security.kubernetes.io/enforce": "privileged",
-                    "pod-security.kubernetes.io/warn": "privileged",
-                },
-            },
-            opts=child,
-        )
-        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        # node-exporter needs the host's network, PID namespace and file systems.
+        monitoring_ns = namespace(f"{name}-namespace", ns, "privileged", child)
+        in_ns = child_opts(self, opts, monitoring_ns)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
             metadata={"name": GRAFANA_SECRET, "namespace": ns, "labels": dict(labels)},
@@ -90,21 +80,19 @@ class MonitoringStack(pulumi.ComponentResource):
             },
             opts=in_ns,
         )
-        release = k8s.helm.v3.Release(
+        release = helm_release(
             f"{name}-kube-prometheus-stack",
-            name=RELEASE,
+            release_name=RELEASE,
             namespace=ns,
             chart=CHART,
             version=args.chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=bom.KUBE_PROMETHEUS_STACK_REPO),
+            repository=bom.KUBE_PROMETHEUS_STACK_REPO,
             values=chart_values(s),
-            cleanup_on_fail=True,
-            atomic=False,
             timeout=900,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, admin]),
+            opts=child_opts(self, opts, monitoring_ns, admin),
         )
         # The monitors and rules are custom resources whose CRDs the release installs.
-        after_release = pulumi.ResourceOptions(parent=self, depends_on=[release, *args.depends_on])
+        after_release = child_opts(self, opts, release, *args.depends_on)
         k8s.core.v1.ConfigMap(
             f"{name}-dashboard",
             metadata={
@@ -180,7 +168,7 @@ def _operator_object(
     )
 
 
-def chart_values(s: Monitoring) -> dict[str, Any]:
+def chart_values(s: MonitoringConfig) -> dict[str, Any]:
     nil = {
         # With the chart default (true) Prometheus selects only objects labelled release=<release>, and would
         # silently ignore the platform's PodMonitors, ServiceMonitors and rules.
@@ -222,7 +210,7 @@ def chart_values(s: Monitoring) -> dict[str, Any]:
     }
 
 
-def pod_monitor_spec(group: str, namespace: str, api_key_secret: str | None, s: Monitoring) -> dict:
+def pod_monitor_spec(group: str, namespace: str, api_key_secret: str | None, s: MonitoringConfig) -> dict:
     endpoint: dict[str, Any] = {"port": "http", "path": "/metrics", "interval": s.prometheus.scrape_interval}
     if api_key_secret:
         # SGLang's --api-key guards every path but /health*, /metrics included.

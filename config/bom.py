@@ -33,7 +33,7 @@ HUGGINGFACE_HUB: Final = "huggingface_hub==2.4.0"
 MODELSCOPE: Final = "modelscope==1.40.2"
 BOTO3: Final = "boto3==1.44.8"
 
-# Cluster add-ons (README, "Cluster add-ons"). The reference cluster runs gpu-operator v24.9.1 and Volcano
+# Cluster add-ons (docs/add-ons.md). The reference cluster runs gpu-operator v24.9.1 and Volcano
 # v1.9.0. NVIDIA's chart index spells versions with a leading v, Volcano's and the lws OCI registry without.
 GPU_OPERATOR_CHART: Final = "v24.9.1"
 GPU_OPERATOR_REPO: Final = "https://helm.ngc.nvidia.com/nvidia"

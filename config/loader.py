@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from config.checks import check_platform
 from config.errors import PROJECT, ConfigError, Problem, problems_from_validation
-from config.model_cache import check_model_cache, weights_gib
 from config.models import SECRET_KEYS, PlatformConfig
 from config.preflight import OFFLINE_ENV, S3Credentials, S3Preflight
+from config.rules import check_platform
+from config.rules.model_cache import check_model_cache, startup_budget_minutes, weights_gib
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,10 @@ class LoadedConfig:
     platform: PlatformConfig
     # pulumi.Output[str] secrets by stack key (without the project prefix); absent when not set.
     secrets: dict[str, Any] = field(default_factory=dict)
-    # Weight size in GiB by group name (measured in S3, declared, or known), for the startup budget.
+    # Weight size in GiB by group name (measured in S3, declared, or known).
     weights_gib: dict[str, float] = field(default_factory=dict)
+    # Startup probe budget in minutes by group name: the configured one, raised to what the weights need.
+    startup_minutes: dict[str, int] = field(default_factory=dict)
     # Checks that could not run (e.g. S3 preflight without credentials), for the user to see.
     notes: list[str] = field(default_factory=list)
 
@@ -112,4 +114,6 @@ def load() -> LoadedConfig:
     config = pulumi.Config(PROJECT)
     secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
     sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in platform.inference_groups}
-    return LoadedConfig(platform, secrets, {k: v for k, v in sizes.items() if v is not None}, list(preflight.notes))
+    budgets = {g.name: startup_budget_minutes(g, sizes[g.name]) for g in platform.inference_groups}
+    known = {k: v for k, v in sizes.items() if v is not None}
+    return LoadedConfig(platform, secrets, known, budgets, list(preflight.notes))

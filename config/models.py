@@ -7,71 +7,39 @@ snake_case in Python, so other teams can build these models in their own program
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from config import bom
 from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
 from config.autoscaling import GroupAutoscaling, KedaConfig
-from config.base import DNS_LABEL, Base, DnsLabel, Quantity
+from config.base import (
+    DNS_LABEL,
+    AbsolutePath,
+    Base,
+    ChartVersion,
+    Cidr,
+    DnsLabel,
+    Image,
+    PinnedRequirement,
+    Port,
+    Quantity,
+    RelativePath,
+)
 from config.model_cache import ModelDownload, Preflight, Pvc
+from config.monitoring import MonitoringConfig
+from config.webui import OpenWebUIConfig
 
 # LWS names a group's worker StatefulSet "<name>-<replica>" and Kubernetes adds a controller-revision-hash
 # label "<statefulset>-<10 chars>" that must fit the 63-character label limit: 40 leaves room for
 # 4-digit replica indexes and the "-api" Service suffix.
 GROUP_NAME_MAX = 40
-CHART_PIN = r"^v?\d+\.\d+\.\d+$"
-FLOATING_TAGS = frozenset({"latest", "main", "master", "nightly", "dev", "edge", "stable", "head"})
-
-
-def _pinned_image(value: str) -> str:
-    ref = value.strip()
-    if not ref or any(c.isspace() for c in ref):
-        raise ValueError(f"{value!r} is not an image reference")
-    if "@sha256:" in ref:
-        return ref
-    name, _, tag = ref.rpartition(":")
-    if not name or "/" in tag:
-        raise ValueError(f"image {value!r} has no tag: pin a version tag or a @sha256 digest")
-    if tag.lower() in FLOATING_TAGS or not any(c.isdigit() for c in tag):
-        raise ValueError(
-            f"image {value!r} uses the floating tag {tag!r}: pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest"
-        )
-    return ref
-
-
-def _pinned_chart(value: str) -> str:
-    if not re.match(CHART_PIN, value):
-        raise ValueError(
-            f"chart version {value!r} is not a pinned release: use an exact version such as 1.9.0 "
-            "(no ranges, no latest)"
-        )
-    return value
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or ".." in value.split("/"):
-        raise ValueError(f"{value!r} must be an absolute path without '..'")
-    return value
-
-
-def _relative_path(value: str) -> str:
-    if not value or value.startswith("/") or ".." in value.split("/"):
-        raise ValueError(f"{value!r} must be a relative path inside the volume, without '..'")
-    return value
-
-
-Image = Annotated[str, AfterValidator(_pinned_image)]
-ChartVersion = Annotated[str, AfterValidator(_pinned_chart)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
-RelativePath = Annotated[str, AfterValidator(_relative_path)]
-# An exact pip pin: the download containers install it when their image lacks the library.
-PinnedRequirement = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$")]
-Port = Annotated[int, Field(ge=1, le=65535)]
+# The pod volume that holds a group's weights: the SGLang containers, the download and gate init containers
+# and the download Job all mount it under this name.
+MODEL_VOLUME = "models"
 
 
 def release_of_tag(image: str) -> Version | None:
@@ -214,28 +182,6 @@ class Toleration(Base):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
-# Flags the platform sets itself; extraArgs may not repeat them (or an argparse prefix of them).
-MANAGED_FLAGS = (
-    "--model-path",
-    "--served-model-name",
-    "--tp-size",
-    "--dist-init-addr",
-    "--nnodes",
-    "--node-rank",
-    "--trust-remote-code",
-    "--context-length",
-    "--mem-fraction-static",
-    "--kv-cache-dtype",
-    "--dist-timeout",
-    "--enable-metrics",
-    "--host",
-    "--port",
-    "--api-key",
-)
-# First SGLang release that knows a flag the typed settings can produce.
-FLAG_SINCE = {"--dist-timeout": Version("0.4.3.post3")}
-
-
 class InferenceGroup(Base):
     name: str = Field(
         pattern=DNS_LABEL,
@@ -293,15 +239,29 @@ class InferenceGroup(Base):
     def model_path(self) -> str:
         return f"{self.model_volume.mount_path.rstrip('/')}/{self.model.path}"
 
+    @property
+    def creates_claim(self) -> bool:
+        """The stack creates the claim this group mounts (and a ModelCache owns it)."""
+        vol = self.model_volume
+        return vol.type == "pvc" and vol.pvc is not None and vol.pvc.create and bool(vol.claim_name)
 
-def _cidr(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a network in CIDR notation (e.g. 10.20.0.0/16): {exc}") from None
+    @property
+    def needs_model_cache(self) -> bool:
+        """The group has weights to download or a claim to create: a ModelCache serves it."""
+        return self.model.download is not None or self.creates_claim
 
-
-Cidr = Annotated[str, AfterValidator(_cidr)]
+    @property
+    def pod_quantities(self) -> dict[str, str]:
+        """What each pod of the group requests (and limits), by resource name: the container's resources, the
+        Volcano queue's sums and the node-fit rules all read this one mapping."""
+        quantities = {
+            "cpu": self.resources.cpu,
+            "memory": self.resources.memory,
+            "nvidia.com/gpu": str(self.gpus_per_node),
+        }
+        if self.network.fabric == "infiniband":
+            quantities[self.network.rdma_resource] = str(self.network.rdma_devices_per_node)
+        return quantities
 
 
 class ApiAccess(Base):
@@ -315,11 +275,6 @@ class ApiAccess(Base):
     )
 
 
-# The front end and monitoring models live in their own modules; they build on the types above.
-from config.monitoring import Monitoring  # noqa: E402
-from config.webui import OpenWebUi  # noqa: E402
-
-
 class PlatformConfig(Base):
     namespace: DnsLabel = Field("sglang", description="Namespace of the serving objects.")
     require_api_key: bool = Field(
@@ -328,22 +283,22 @@ class PlatformConfig(Base):
     api_access: ApiAccess = Field(default_factory=ApiAccess)
     versions: Versions = Field(default_factory=Versions)
     inference_groups: list[InferenceGroup] = Field(min_length=1, description="Served models.")
-    open_webui: OpenWebUi = Field(default_factory=OpenWebUi, description="Chat front end (Open WebUI).")
-    monitoring: Monitoring = Field(
-        default_factory=Monitoring, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
+    open_webui: OpenWebUIConfig = Field(default_factory=OpenWebUIConfig, description="Chat front end (Open WebUI).")
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
     )
     keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
     preflight: Preflight = Field(
         default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
     )
     gpu_operator: GpuOperatorConfig = Field(
-        default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (README, Cluster add-ons)."
+        default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (docs/add-ons.md)."
     )
     volcano: VolcanoConfig = Field(
-        default_factory=VolcanoConfig, description="Volcano add-on and the inference Queue (README, Cluster add-ons)."
+        default_factory=VolcanoConfig, description="Volcano add-on and the inference Queue (docs/add-ons.md)."
     )
     lws: LwsConfig = Field(
-        default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (README, Cluster add-ons)."
+        default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (docs/add-ons.md)."
     )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from config.models import Base, DnsLabel, Quantity
+from config.base import Base, DnsLabel, Quantity
 
 # Prometheus duration (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#duration).
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]
@@ -53,7 +53,7 @@ class DcgmScrape(Base):
     namespace: DnsLabel = Field("gpu-operator", description="Namespace of the nvidia-dcgm-exporter Service.")
 
 
-class Monitoring(Base):
+class MonitoringConfig(Base):
     enabled: bool = Field(False, description="Install kube-prometheus-stack, the SGLang monitors, dashboard, alerts.")
     namespace: DnsLabel = Field("monitoring", description="Namespace of Prometheus, Grafana and Alertmanager.")
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)

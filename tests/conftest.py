@@ -104,8 +104,20 @@ def stack(request) -> tuple[str, harness.RunResult, object]:
 def unavailable(reason: str) -> NoReturn:
     """A tool or download a check needs is missing: skip on a developer's machine, fail in CI (.ci/run
     installs it, so its absence there means the gate did not run)."""
-    import os
-
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI nothing may be skipped, however the skip was asked for: a skipped check is a gate that did not run."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true): {report.longrepr}"

@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+from conftest import unavailable
 
 METRICS_DIR = Path(__file__).resolve().parent.parent / "components" / "metrics"
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
@@ -52,7 +52,7 @@ def grafana_to_promql(expr: str) -> str:
 def promtool() -> str:
     path = os.environ.get("PROMTOOL") or shutil.which("promtool")
     if not path:
-        pytest.skip("promtool not found: apt-get install prometheus (Debian), as .ci/run does, or set PROMTOOL")
+        unavailable("promtool not found: apt-get install prometheus (Debian), as .ci/run does, or set PROMTOOL")
     return path
 
 

@@ -9,10 +9,10 @@ from collections.abc import Set as AbstractSet
 
 import pytest
 import yaml
-from conftest import API_KEY, REQUIRED_SECRETS, SHARED, lws, run_with, stack_values
+from conftest import API_KEY, REQUIRED_SECRETS, SHARED, lws, run_with, stack_values, unavailable
 
+from components.k8s import merge_values
 from config import ConfigError, validate
-from config.addons import merge_values
 from tools import harness
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -508,6 +508,6 @@ def test_queue_fits_the_volcano_queue_crd(prod):
 
     path = SHARED / "crds" / "volcano-v1.9.0-queues.yaml"
     if not path.is_file():
-        pytest.skip(f"{path} (the shared upstream CRDs) is not present")
+        unavailable(f"{path} (the shared upstream CRDs) is not present")
     doc = next(d for d in yaml.safe_load_all(path.read_text()) if d)
     jsonschema.validate(prod.k8s_object("Queue", "inference"), crd_schema(doc, "v1beta1"))

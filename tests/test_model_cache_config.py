@@ -9,7 +9,7 @@ import pytest
 from conftest import REQUIRED_SECRETS, stack_values
 
 from config import ConfigError, validate
-from config.model_cache import startup_budget_minutes
+from config.rules.model_cache import startup_budget_minutes
 
 
 def problems(raw: dict, secrets: AbstractSet[str] = REQUIRED_SECRETS) -> list[str]:

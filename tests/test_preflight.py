@@ -14,8 +14,8 @@ from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
 from config import ConfigError, validate
-from config.model_cache import GIB
 from config.preflight import S3CheckError, S3Credentials, S3Preflight, inspect_s3, s3_client
+from config.quantity import GIB
 
 BUCKET = "team-weights"
 INDEX = {

@@ -110,5 +110,8 @@ def test_missing_required_secret_is_refused_like_pulumi_up():
 def test_another_teams_program_uses_the_component():
     result = harness.run({}, [], stack="team", program=ROOT / "examples" / "team_program" / "__main__.py")
     assert result.error is None
-    assert result.outputs == {"baseUrl": "http://r1-distill-api.team-a.svc.cluster.local:8000/v1"}
+    assert result.outputs == {
+        "baseUrl": "http://r1-distill-api.team-a.svc.cluster.local:8000/v1",
+        "service": "r1-distill-api",
+    }
     assert result.k8s_object("LeaderWorkerSet", "r1-distill")["metadata"]["namespace"] == "team-a"

@@ -11,6 +11,19 @@ import pytest
 from conftest import ROOT
 
 COMPONENT_FILES = sorted((ROOT / "components").glob("*.py"))
+# Every ComponentResource of the package. A new component is added here on purpose, so a class that stops
+# being found (renamed base, moved file) fails the test instead of silently escaping the contract.
+COMPONENTS = {
+    "GpuOperator",
+    "InferenceAutoscaler",
+    "Keda",
+    "LwsController",
+    "ModelCache",
+    "MonitoringStack",
+    "OpenWebUI",
+    "SglangInferenceGroup",
+    "Volcano",
+}
 
 
 def component_classes():
@@ -21,6 +34,19 @@ def component_classes():
                 isinstance(b, ast.Attribute) and b.attr == "ComponentResource" for b in node.bases
             ):
                 yield path, node
+
+
+def test_every_component_is_found():
+    assert {cls.name for _, cls in component_classes()} == COMPONENTS
+
+
+def _names_from_child_opts(init: ast.FunctionDef) -> set[str]:
+    """Variables holding options built by components.k8s.child_opts (directly or merged from one)."""
+    names: set[str] = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Assign) and "child_opts(" in ast.unparse(node.value):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
 
 
 @pytest.mark.parametrize(("path", "cls"), list(component_classes()), ids=lambda v: getattr(v, "name", ""))
@@ -36,6 +62,15 @@ def test_component_contract(path, cls):
     assert sum(1 for c in calls if c.func.attr == "register_outputs") == 1
     source = ast.unparse(init)
     assert "pulumi.Config" not in source
+    # Every child gets its options from child_opts: parented to the component, and waiting for what the
+    # caller's opts.depends_on names (Pulumi passes neither on by itself).
+    holders = _names_from_child_opts(init)
+    for call in ast.walk(init):
+        for keyword in getattr(call, "keywords", []) if isinstance(call, ast.Call) else []:
+            if keyword.arg != "opts" or (isinstance(keyword.value, ast.Name) and keyword.value.id == "opts"):
+                continue
+            text = ast.unparse(keyword.value)
+            assert "child_opts(" in text or any(h in text for h in holders), f"{cls.name}: opts={text}"
 
 
 def test_no_component_reads_pulumi_config():
@@ -61,10 +96,10 @@ def test_every_child_is_parented_to_its_component(prod):
             assert res.parent in components, res.name
 
 
-def test_readme_configuration_reference_is_current():
-    from tools.config_reference import BEGIN, END, reference
+def test_configuration_reference_is_current():
+    from tools.config_reference import BEGIN, DOC, END, reference
 
-    readme = (ROOT / "README.md").read_text()
-    assert readme[readme.index(BEGIN) : readme.index(END) + len(END)] == reference(), (
-        "run: python tools/config_reference.py --write README.md"
+    doc = DOC.read_text()
+    assert doc[doc.index(BEGIN) : doc.index(END) + len(END)] == reference(), (
+        "run: python tools/config_reference.py --write"
     )

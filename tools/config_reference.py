@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Print the configuration reference (markdown) from the pydantic models; the README embeds it and a
-test keeps the two equal. Usage: python tools/config_reference.py [--write README.md]"""
+"""Print the configuration reference (markdown) from the pydantic models; docs/configuration.md embeds it
+and a test keeps the two equal. Usage: python tools/config_reference.py [--write [FILE]]"""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from config.errors import _unwrap
 from config.models import SECRET_KEYS, PlatformConfig
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def _type_name(annotation: Any) -> str:
@@ -71,7 +72,13 @@ def reference() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, help="replace the reference between the markers in this file")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        nargs="?",
+        const=DOC,
+        help=f"replace the reference between the markers (default {DOC.name})",
+    )
     args = parser.parse_args()
     text = reference()
     if args.write:

@@ -1,0 +1,55 @@
+"""Rules that span several fields, run once the field rules pass. Each returns Problems, never raises, so
+every problem of a stack is reported at once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from config.errors import Problem
+from config.models import PlatformConfig
+from config.rules.addons import check_addons
+from config.rules.autoscaling import check_autoscaling
+from config.rules.front_end import check_front_end
+from config.rules.groups import check_group
+from config.rules.secrets import check_secrets
+
+__all__ = ["check_platform"]
+
+
+def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Problem]:
+    problems: list[Problem] = check_secrets(cfg, secrets_present)
+    if cfg.versions.sglang_release is None:
+        problems.append(
+            Problem(
+                ("versions", "sglangVersion"),
+                f"cannot tell the SGLang release of {cfg.versions.sglang_image!r}: set versions.sglangVersion "
+                "(e.g. 0.4.3.post2) so flags can be checked against it",
+            )
+        )
+    problems += _unique_names(cfg)
+    for i, group in enumerate(cfg.inference_groups):
+        found = check_group(
+            group, allowed_cidrs=cfg.api_access.allowed_cidrs, sglang_release=cfg.versions.sglang_release
+        )
+        problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in found]
+    problems += check_front_end(cfg)
+    problems += check_addons(cfg)
+    problems += check_autoscaling(cfg)
+    return problems
+
+
+def _unique_names(cfg: PlatformConfig) -> list[Problem]:
+    problems = []
+    for key, label in ((("name",), "group name"), (("model", "servedName"), "served model name")):
+        values = [g.name if key == ("name",) else g.model.served_name for g in cfg.inference_groups]
+        for value, count in Counter(values).items():
+            if count > 1:
+                problems += [
+                    Problem(
+                        ("inferenceGroups", i, *key),
+                        f"{label} {value!r} is used by {count} groups; each must be unique",
+                    )
+                    for i, v in enumerate(values)
+                    if v == value
+                ]
+    return problems
