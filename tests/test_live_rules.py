@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -28,8 +27,7 @@ from config.live_rules import (
     parse_node,
 )
 
-# ../shared/crds next to the project (conftest.SHARED); SGLANG_PLATFORM_SHARED points elsewhere (a worktree).
-SHARED_CRDS = Path(os.environ.get("SGLANG_PLATFORM_SHARED") or SHARED) / "crds"
+SHARED_CRDS = SHARED / "crds"
 needs_crds = pytest.mark.skipif(not SHARED_CRDS.is_dir(), reason=f"{SHARED_CRDS} (upstream CRDs) is absent")
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "live"
 A800 = GPUS["A800-80GB"]
