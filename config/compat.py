@@ -1,5 +1,7 @@
 """Versions that work together: each add-on release line against the Kubernetes versions its project says it
-supports, and the features the stack relies on by the release that brought them.
+supports, and the features the stack relies on by the release that brought them. A leaf of data and lookups;
+the rules over a stack are ``config.rules.compat``, and docs/configuration.md prints this table
+(tools/config_reference.py).
 
 Sources (each row below repeats the one it comes from):
 - KEDA: "Kubernetes Compatibility", https://keda.sh/docs/2.20/operate/cluster/ (kedacore/keda-docs
@@ -17,9 +19,11 @@ Sources (each row below repeats the one it comes from):
 A Kubernetes version newer than every window of an add-on is *unclaimed*, not refused: the windows are the
 versions each release was tested on, published months after Kubernetes ships (KEDA 2.20 stops at 1.35 while
 the e2e cluster runs 1.36.3), no release claims it yet, so refusing would leave no pin to fix it with, and the
-live checks (config.live_rules) still verify at preview that the APIs the stack uses are served. It is a
+live checks (config.rules.live) still verify at preview that the APIs the stack uses are served. It is a
 warning naming the newest window. A version some release claims and the pinned one does not is refused, with
-the releases that do claim it as the fix; so is one below the pinned release's minimum.
+the releases that do claim it as the fix; so is one below the pinned release's minimum. A stack that must run
+an add-on outside its window anyway (a simulated cluster with a mirror of older charts) sets
+``preflight.compatibility: false``, which turns those refusals into warnings.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
-from config.errors import Loc, Problem
+from config.errors import Loc
 
 Minor = tuple[int, int]
 
@@ -186,49 +190,6 @@ def addon_supports(addon: str, version: str, kubernetes: str) -> Support:
     return Support("supported", window, claiming)
 
 
-def _minor_text(kube: str) -> str:
-    minor = kube_minor(kube)
-    return "{}.{}".format(*minor) if minor else kube
-
-
-def check_addon_kubernetes(addon: str, version: str, kubernetes: str) -> tuple[list[Problem], list[str]]:
-    """(problems, warnings) for one add-on pinned at ``version`` on Kubernetes ``kubernetes``. Problems sit at
-    the add-on's version key; warnings are for the notes of the run."""
-    name = ADDON_NAMES[addon]
-    version_loc, _ = ADDON_KEYS[addon]
-    key = ".".join(str(p) for p in version_loc)
-    support = addon_supports(addon, version, kubernetes)
-    window = support.window
-    kube = _minor_text(kubernetes)
-    if support.verdict == "supported":
-        return [], []
-    if support.verdict == "unknown":
-        return [], [
-            f"{name} {version} is not in the compatibility table (config/compat.py): its support of Kubernetes "
-            f"{kube} was not checked"
-        ]
-    assert window is not None
-    if support.verdict == "unclaimed":
-        newest = WINDOWS[addon][-1]
-        return [], [
-            f"no {name} release claims Kubernetes {kube} yet: {version} is tested on {window.text}, the newest "
-            f"line ({newest.line}) on {newest.text} ({newest.source}); proceeding, the live checks verify the APIs"
-        ]
-    lines = list(support.claiming)
-    if lines:
-        listed = ", ".join(lines[:-1]) + " or " + lines[-1] if len(lines) > 1 else lines[0]
-        fix = f"pin a release of {listed} in sglang-platform:{key}"
-    else:
-        fix = f"no {name} release in the table does: run Kubernetes {window.text}"
-    why = "supports Kubernetes" if window.kube_max is None else "is tested on Kubernetes"
-    return [
-        Problem(
-            version_loc,
-            f"{name} {version} {why} {window.text} ({window.source}), not {kube} (versions.kubernetes): {fix}",
-        )
-    ], []
-
-
 # --- features by release ---------------------------------------------------------------------------------------
 
 
@@ -238,6 +199,10 @@ class Feature:
     name: str
     since: str
     evidence: str
+
+    @property
+    def version(self) -> Version:
+        return Version(self.since)
 
 
 FEATURES: Mapping[str, Feature] = {
@@ -281,22 +246,6 @@ def missing_features(addon: str, version: str, needed: Sequence[str]) -> list[Fe
     if parsed is None:
         return []
     return [FEATURES[n] for n in needed if FEATURES[n].addon == addon and parsed < Version(FEATURES[n].since)]
-
-
-def check_features(addon: str, version: str, needed: Mapping[str, Loc]) -> list[Problem]:
-    """``needed`` maps feature names to the stack key that makes the stack use them."""
-    out = []
-    version_loc, _ = ADDON_KEYS[addon]
-    for feature in missing_features(addon, version, list(needed)):
-        using = ".".join(str(p) for p in needed[feature.name])
-        out.append(
-            Problem(
-                version_loc,
-                f"{ADDON_NAMES[addon]} {version} lacks {feature.name}, which {using} uses: it arrives in "
-                f"{feature.since} ({feature.evidence}); pin {feature.since} or later",
-            )
-        )
-    return out
 
 
 def newest_supporting(addon: str, kubernetes: str) -> str | None:

@@ -25,11 +25,14 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from config.errors import Loc
+from config.errors import Loc, Problem
 from config.preflight import OFFLINE_ENV, S3Credentials, s3_client
+
+if TYPE_CHECKING:
+    from config.models import PlatformConfig
 
 HF_DEFAULT = "https://huggingface.co"
 MODELSCOPE_DEFAULT = "https://www.modelscope.cn"
@@ -161,7 +164,16 @@ def fetch_modelscope(
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         return Fetched(where, note=_unreachable("ModelScope", url, error))
     if status == 200:
-        return _parse(body, where)
+        fetched = _parse(body, where)
+        envelope = fetched.config or {}
+        # ModelScope's API wraps its errors in {"Code": ..., "Message": ..., "Success": false}; a file is never that.
+        if envelope.get("Success") is False and "Message" in envelope:
+            return Fetched(
+                where,
+                problem=f"ModelScope refused {url}: {envelope.get('Message')}: check model.download.repo and revision",
+                loc=("model", "download", "repo"),
+            )
+        return fetched
     if status in (401, 403):
         fix = (
             "the token in sglang-platform:modelscopeToken was refused"
@@ -177,8 +189,9 @@ def fetch_modelscope(
         return Fetched(
             where,
             problem=(
-                f"ModelScope has no config.json for {repo} at revision {revision!r} ({url}): check "
-                "model.download.repo and revision"
+                f"ModelScope has no repository {repo} with a config.json at revision {revision!r}, or it is private "
+                f"and sglang-platform:modelscopeToken is not set ({url}): check model.download.repo and revision, "
+                "or model.source (a model published only on Hugging Face needs source huggingface)"
             ),
             loc=("model", "download", "repo"),
         )
@@ -254,3 +267,44 @@ def fetch_config_json(
                 return Fetched(where, note=f"{where} not read: no S3 credentials here")
         return fetch_s3(download.bucket, download.prefix, download.endpoint, download.region, credentials)
     return Fetched(where, note=f"{where} not read: repository or revision not set")
+
+
+@dataclass
+class ModelConfigs:
+    """Reads the config.json of every group's weights at preview (each repository and revision once) and keeps
+    what it read by group name, for the quantization rules; notes say what could not be read."""
+
+    hf_token: str | None = None
+    modelscope_token: str | None = None
+    s3_credentials: S3Credentials = field(default_factory=S3Credentials)
+    offline: bool | None = None
+    endpoints: Endpoints | None = None
+    read: dict[str, Fetched] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def run(self, cfg: PlatformConfig) -> list[Problem]:
+        problems: list[Problem] = []
+        seen: dict[str, Fetched] = {}
+        for i, g in enumerate(cfg.inference_groups):
+            download = g.model.download
+            # Groups downloading the same weights read them once; staged weights are each their own.
+            identity = repr(download.identity(g.model.source)) if download is not None else f"staged:{g.name}"
+            fetched = seen.get(identity)
+            if fetched is None:
+                fetched = fetch_config_json(
+                    g.model.source,
+                    download,
+                    hf_token=self.hf_token,
+                    modelscope_token=self.modelscope_token,
+                    s3_credentials=self.s3_credentials,
+                    endpoints=self.endpoints,
+                    offline=self.offline,
+                )
+                seen[identity] = fetched
+            if fetched.problem is not None:
+                problems.append(Problem(("inferenceGroups", i, *fetched.loc), fetched.problem))
+            elif fetched.config is not None:
+                self.read[g.name] = fetched
+            elif fetched.note is not None:
+                self.notes.append(f"{g.name}: {fetched.note}")
+        return problems

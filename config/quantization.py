@@ -1,15 +1,17 @@
-"""Quantized weights against the GPU and the SGLang release that must run them.
+"""Quantized weights and the SGLang releases that run them: the facts the quantization rules
+(``config.rules.quantization``) reason with, each with its source.
 
 A checkpoint's quantization is what its ``config.json`` says (``quantization_config``, or
 ``compression_config`` for older compressed-tensors exports); SGLang reads the same field at start
 (``srt/configs/model_config.py`` ModelConfig._parse_quant_hf_config / _verify_quantization) and then refuses
 GPUs below the method's ``get_min_capability()`` (``srt/model_loader/loader.py`` _get_quantization_config).
 That check is not the whole story: SGLang's own minimum for ``fp8`` is 8.0, yet its FP8 kernels need FP8
-tensor cores (8.9+) except where a Marlin weight-only fallback exists. The rules here encode both, verified
-in the wheels on PyPI (``pip download --no-deps sglang==X``) of the releases in ``RELEASES_READ``.
+tensor cores (8.9+) except where a Marlin weight-only fallback exists. The tables here hold both, verified
+in the wheels on PyPI (``pip download --no-deps sglang==X``) of the releases in ``RELEASES_READ``
+(tests/test_quantization_wheels.py re-reads them).
 
-Pure: plain values or dicts in, messages or Problems out. Nothing here touches the network (see
-``config.config_json`` for reading a repository's config.json at preview).
+A leaf: plain data, nothing here touches the network (see ``config.config_json`` for reading a repository's
+config.json at preview).
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from typing import Any, Literal
 
 from packaging.version import Version
 
-from config.errors import Problem
-from config.gpus import FP8_MIN_CAPABILITY, GPUS, Gpu
+from config.gpus import FP8_MIN_CAPABILITY
 
 V = Version
 # The SGLang wheels whose source the facts below were read from.
@@ -140,6 +141,22 @@ class Quantization:
     def quantized(self) -> bool:
         return self.method is not None
 
+
+# The values of model.quantization: the keys of SCHEMES (a test keeps the two equal).
+Scheme = Literal[
+    "none",
+    "fp8-block",
+    "fp8",
+    "int8-block",
+    "w8a8-int8",
+    "w8a8-fp8",
+    "awq",
+    "gptq",
+    "compressed-tensors",
+    "modelopt-fp8",
+    "modelopt-fp4",
+    "mxfp4",
+]
 
 SCHEMES: Mapping[str, Quantization] = {
     q.scheme: q
@@ -291,10 +308,18 @@ _R1_VARIANTS = {
     # BF16: DeepSeek-V3's inference/fp8_cast_bf16.py converts the FP8 release (benchmark README, 4 x A100*8).
     "none": "deepseek-r1-bf16",
 }
-# Weights in GiB. FP8: the reference measured 642G for the ModelScope download (see config/model_cache.py).
-# The INT8 conversions keep one byte per weight and the FP8 release's scale grid, so they are the same size
-# (not measured). BF16 doubles the bytes: SGLang's README says "over 1.3 TB" (671e9 x 2 bytes = 1250 GiB).
+# Weights in GiB, the one table the capacity rules and the startup budget read (config.rules.model_cache).
+# FP8: the reference measured 642G (du -h) for the ModelScope download of deepseek-ai/DeepSeek-R1; the Hugging
+# Face repository lists 688 GB (decimal), the same 641 GiB.
+# INT8 (not measured here): Meituan converted the FP8 release to BF16 and then to INT8 in 128 x 128 blocks
+# (their write-up); the public block-INT8 conversion scripts quantize exactly the tensors the FP8 index scales
+# (those with a "_scale_inv"), one byte each with a float32 scale per block, the rest BF16 as in the FP8
+# release. So the Block-INT8 checkpoint is at least the FP8 release's size, and listings of it give "690 GB+"
+# (642.6 GiB and up). 650 GiB rounds that up for the capacity rule, the startup budget and the disk to keep
+# free; Channel-INT8's per-row scales are of the same order. Set model.sizeGiB to what `du -s` measures.
+# BF16 doubles the bytes: SGLang's README says "over 1.3 TB" (671e9 x 2 bytes = 1250 GiB).
 DEEPSEEK_FP8_GIB = 642.0
+DEEPSEEK_INT8_GIB = 650.0
 DEEPSEEK_BF16_GIB = 1250.0
 
 KNOWN_MODELS: Mapping[str, KnownModel] = {
@@ -302,8 +327,8 @@ KNOWN_MODELS: Mapping[str, KnownModel] = {
     for m in (
         _deepseek("deepseek-r1", "fp8-block", DEEPSEEK_FP8_GIB, "deepseek-ai/DeepSeek-R1", _R1_VARIANTS),
         _deepseek("deepseek-v3", "fp8-block", DEEPSEEK_FP8_GIB, "deepseek-ai/DeepSeek-V3", {}),
-        _deepseek("deepseek-r1-block-int8", "int8-block", DEEPSEEK_FP8_GIB, _R1_VARIANTS["int8-block"], _R1_VARIANTS),
-        _deepseek("deepseek-r1-channel-int8", "w8a8-int8", DEEPSEEK_FP8_GIB, _R1_VARIANTS["w8a8-int8"], _R1_VARIANTS),
+        _deepseek("deepseek-r1-block-int8", "int8-block", DEEPSEEK_INT8_GIB, _R1_VARIANTS["int8-block"], _R1_VARIANTS),
+        _deepseek("deepseek-r1-channel-int8", "w8a8-int8", DEEPSEEK_INT8_GIB, _R1_VARIANTS["w8a8-int8"], _R1_VARIANTS),
         _deepseek("deepseek-r1-bf16", "none", DEEPSEEK_BF16_GIB, "deepseek-r1-bf16", _R1_VARIANTS),
         # Qwen/Qwen2.5-1.5B-Instruct config.json: 12 heads, 2 KV heads, 28 layers, hidden 1536, intermediate 8960;
         # one model.safetensors of 3.09 GB (bf16).
@@ -365,219 +390,3 @@ def model_from_config(name: str, config: Mapping[str, Any]) -> KnownModel | None
         moe=moe,
         kv_heads_shard=not mla,
     )
-
-
-# --- tensor parallel sizes -------------------------------------------------------------------------------------
-
-
-def display_name(model: KnownModel | None) -> str:
-    if model is None:
-        return "the model"
-    return model.repos[0] if model.repos else model.name
-
-
-def tp_problem(model: KnownModel, quant: Quantization, tp: int) -> str | None:
-    """Why SGLang cannot shard ``model`` over ``tp`` GPUs, or None."""
-    heads = model.num_attention_heads
-    if heads % tp:
-        return (
-            f"{display_name(model)} has {heads} attention heads, which {tp} does not divide "
-            "(SGLang asserts num_heads % tp_size == 0)"
-        )
-    kv = model.num_key_value_heads
-    if model.kv_heads_shard and (kv % tp if tp <= kv else tp % kv):
-        return (
-            f"{display_name(model)} has {kv} KV heads: tensor parallel sizes must divide them or be a multiple of them "
-            "(SGLang's attention layers assert it)"
-        )
-    if quant.block is not None:
-        block = quant.block[0]
-        for width in model.sharded_widths:
-            if width % tp or (width // tp) % block:
-                share = width / tp
-                return (
-                    f"with {quant.scheme} weights each GPU's share of {display_name(model)}'s {width}-wide layers "
-                    f"must be a multiple of {block} ({width} / {tp} = {share:g}; SGLang: 'is not divisible by "
-                    "weight quantization block_n')"
-                )
-    return None
-
-
-def valid_tp_sizes(model: KnownModel, quant: Quantization, limit: int = 256) -> list[int]:
-    return [tp for tp in range(1, limit + 1) if tp_problem(model, quant, tp) is None]
-
-
-def join_or(values: list[int] | list[str]) -> str:
-    text = [str(v) for v in values]
-    return text[0] if len(text) == 1 else ", ".join(text[:-1]) + " or " + text[-1]
-
-
-def check_tp(model: KnownModel, quant: Quantization, tp: int) -> list[Problem]:
-    why = tp_problem(model, quant, tp)
-    if why is None:
-        return []
-    choices = valid_tp_sizes(model, quant)
-    return [Problem(("tensorParallel",), f"tensorParallel {tp}: {why}; use {join_or(choices)}")]
-
-
-# --- the rules -------------------------------------------------------------------------------------------------
-
-FP8_GPUS = tuple(g.name for g in GPUS.values() if g.fp8)
-
-
-def _fp8_runs(quant: Quantization, gpu: Gpu, release: Version, moe: bool) -> tuple[bool, str]:
-    """Whether FP8 weights run on ``gpu`` under ``release``, and why not."""
-    if gpu.fp8:
-        return True, ""
-    if moe:
-        return False, (
-            f"its experts run SGLang's FP8 MoE kernels, which need FP8 tensor cores in every release read "
-            f"(Fp8MoEMethod has no Marlin path for FP8 experts); {gpu.name} (compute capability "
-            f"{gpu.capability_text}) has none"
-        )
-    marlin = FP8_DENSE_MARLIN.status(release)
-    if marlin == "yes":
-        return True, ""
-    if marlin == "unknown":
-        return True, ""
-    return False, (
-        f"SGLang {release} runs FP8 layers only on FP8 tensor cores (its weight-only Marlin fallback for "
-        f"compute capability 8.0-8.8 arrives in {FP8_DENSE_MARLIN.present_from}); {gpu.name} has compute "
-        f"capability {gpu.capability_text}"
-    )
-
-
-def alternatives(model: KnownModel | None, gpu: Gpu, release: Version) -> list[str]:
-    """Other checkpoints of the same model that ``gpu`` runs, each with what it needs."""
-    if model is None or not model.variants:
-        return []
-    out = []
-    for scheme, repo in model.variants.items():
-        quant = SCHEMES[scheme]
-        if scheme == model.quantization or (quant.fp8_compute and not gpu.fp8):
-            continue
-        needs = [quant.description]
-        method = METHODS.get(quant.method or "")
-        if method is not None and method.since.status(release) != "yes":
-            needs.append(f"SGLang >= {method.since.present_from}")
-        if scheme == "w8a8-int8" and model.moe and W8A8_INT8_MOE.status(release) != "yes":
-            needs.append(f"SGLang >= {W8A8_INT8_MOE.present_from}")
-        if quant.flag:
-            needs.append(f"model.quantization {scheme}, which passes --quantization {quant.flag}")
-        variant = known_model(repo)
-        name = repo if "/" in repo else "BF16 weights converted with DeepSeek-V3's inference/fp8_cast_bf16.py"
-        if variant is not None and variant.size_gib and model.size_gib and variant.size_gib > 1.2 * model.size_gib:
-            ratio = round(variant.size_gib / model.size_gib)
-            needs.append(f"{variant.size_gib:g} GiB, so about {ratio} x the GPUs")
-        else:
-            needs.append("on the same GPUs")
-        out.append(f"{name} ({', '.join(dict.fromkeys(needs))})")
-    return out
-
-
-def check_quantization(
-    quant: Quantization,
-    gpu: Gpu,
-    release: Version,
-    *,
-    model: KnownModel | None = None,
-    where: str = "the weights",
-) -> list[Problem]:
-    """Can SGLang ``release`` run ``quant`` weights on ``gpu``? Problems name ``gpu`` (the fix is usually other
-    weights or another GPU) or ``versions.sglangImage`` when only the release is at fault. ``where`` says where
-    the quantization was read (e.g. "config.json of meituan/DeepSeek-R1-Block-INT8")."""
-    if not quant.quantized:
-        return []
-    out: list[Problem] = []
-    name = display_name(model)
-    moe = bool(model and model.moe)
-    method = METHODS.get(quant.method or "")
-    fix = " or ".join(alternatives(model, gpu, release))
-    if method is not None:
-        status = method.since.status(release)
-        if status == "no":
-            out.append(
-                Problem(
-                    ("versions", "sglangImage"),
-                    f"{name} is {quant.description} ({where}), quantization method {method.name}, which SGLang "
-                    f"{release} does not have (first in {method.since.present_from}): pin an SGLang image of "
-                    f"{method.since.present_from} or later",
-                )
-            )
-        minimum = method.min_capability_in(release)
-        if gpu.capability < minimum:
-            out.append(
-                Problem(
-                    ("gpu",),
-                    f"{name} is {quant.description} ({where}); SGLang {release}'s {method.name} needs compute "
-                    f"capability {minimum / 10:.1f} or newer ({method.source}) and {gpu.name} has "
-                    f"{gpu.capability_text}" + (f": serve {fix}" if fix else ""),
-                )
-            )
-            return out
-    if quant.fp8_compute:
-        runs, why = _fp8_runs(quant, gpu, release, moe)
-        if not runs:
-            message = (
-                f"{name} is {quant.description} ({where}), and {why}: SGLang stops at load with "
-                '"type fp8e4nv not supported in this architecture" (DeepSeek-R1#588, sglang#4364)'
-            )
-            message += f". Serve {fix}, or" if fix else ". Use"
-            message += f" a GPU with FP8 ({', '.join(FP8_GPUS)})"
-            out.append(Problem(("gpu",), message))
-    if quant.scheme == "w8a8-int8" and moe and W8A8_INT8_MOE.status(release) == "no":
-        out.append(
-            Problem(
-                ("versions", "sglangImage"),
-                f"{name} is {quant.description} ({where}), but SGLang {release} applies w8a8_int8 only to dense "
-                f"layers (W8A8Int8Config has no MoE method before {W8A8_INT8_MOE.present_from}), so the INT8 "
-                f"experts cannot load: pin an SGLang image of {W8A8_INT8_MOE.present_from} or later",
-            )
-        )
-    return out
-
-
-def check_kv_cache_dtype(
-    kv_cache_dtype: str | None, gpu: Gpu, release: Version, model: KnownModel | None
-) -> list[Problem]:
-    mla = model is not None and not model.kv_heads_shard
-    if (
-        kv_cache_dtype == "fp8_e4m3"
-        and gpu.capability < KV_FP8_E4M3_MIN_CAPABILITY
-        and mla
-        and release <= MLA_TRITON_LAST_READ
-    ):
-        return [
-            Problem(
-                ("kvCacheDtype",),
-                f"fp8_e4m3 stores the KV cache as float8_e4m3fn, and SGLang {release} runs {display_name(model)}'s "
-                f"MLA attention on Triton kernels, which cannot compile over it on {gpu.name} (compute capability "
-                f"{gpu.capability_text}; Triton supports only fp8e5 there): use fp8_e5m2, or auto",
-            )
-        ]
-    return []
-
-
-def check_declared(declared: str, found: Quantization, where: str) -> list[Problem]:
-    """``model.quantization`` set by hand, against what config.json says."""
-    if declared == found.scheme:
-        return []
-    return [
-        Problem(
-            ("model", "quantization"),
-            f"{declared!r} does not match {where}, which says {found.scheme} ({found.description}): remove "
-            f"model.quantization (it is read from config.json) or set it to {found.scheme}",
-        )
-    ]
-
-
-def smallest_tp_that_fits(
-    model: KnownModel, quant: Quantization, size_gib: float, room_gib: float, gpus_per_node: int, max_nodes: int = 64
-) -> tuple[int, int] | None:
-    """(nodes, tp) with the fewest nodes whose tp is a valid size for the model and whose per-GPU share of
-    ``size_gib`` fits ``room_gib``; None when no node count up to ``max_nodes`` does."""
-    for nodes in range(1, max_nodes + 1):
-        tp = nodes * gpus_per_node
-        if tp_problem(model, quant, tp) is None and size_gib / tp <= room_gib:
-            return nodes, tp
-    return None

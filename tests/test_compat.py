@@ -3,38 +3,46 @@
 from __future__ import annotations
 
 import pytest
+from conftest import stack_values
 
 from config import bom
-from config.compat import (
-    WINDOWS,
-    addon_supports,
-    check_addon_kubernetes,
-    check_features,
-    missing_features,
-    newest_supporting,
-    window_of,
-)
+from config.compat import WINDOWS, addon_supports, missing_features, newest_supporting, window_of
+from config.rules.compat import check_addon_kubernetes, check_features
 
-PROD_KUBE = bom.KUBERNETES_VERSION  # 1.30.6, the reference cluster
+PROD_KUBE = stack_values("prod")["versions"]["kubernetes"]  # 1.30.6, the reference cluster
 SIM_KUBE = "1.36.3"  # the e2e engine's kube-apiserver
 
 
+BOM = (
+    ("keda", bom.KEDA_CHART),
+    ("volcano", bom.VOLCANO_CHART),
+    ("gpu-operator", bom.GPU_OPERATOR_CHART),
+    ("lws", bom.LWS_CHART),
+    ("kube-prometheus-stack", bom.KUBE_PROMETHEUS_STACK_CHART),
+)
+
+
 def test_the_pins_of_this_bill_of_materials_on_the_reference_kubernetes():
-    verdicts = {
-        addon: addon_supports(addon, version, PROD_KUBE).verdict
-        for addon, version in (
-            ("keda", bom.KEDA_CHART),
-            ("volcano", bom.VOLCANO_CHART),
-            ("gpu-operator", bom.GPU_OPERATOR_CHART),
-            ("lws", bom.LWS_CHART),
-            ("kube-prometheus-stack", bom.KUBE_PROMETHEUS_STACK_CHART),
-        )
-    }
-    # Today's BOM: KEDA 2.20 and Volcano 1.9 do not claim 1.30; what prod must pin instead is below.
+    verdicts = {addon: addon_supports(addon, version, PROD_KUBE).verdict for addon, version in BOM}
+    # KEDA 2.20 and Volcano 1.9 do not claim 1.30: prod pins 2.17.2 and 1.10.2 instead (below).
     assert verdicts == {
         "keda": "below",
         "volcano": "above",
         "gpu-operator": "supported",
+        "lws": "supported",
+        "kube-prometheus-stack": "supported",
+    }
+
+
+def test_the_default_kubernetes_supports_what_a_stack_on_defaults_installs():
+    """dev installs LWS, KEDA and the monitoring stack at the BOM's versions on the BOM's Kubernetes. The BOM's
+    Volcano and GPU Operator are the reference cluster's and stop at 1.29 and 1.31: a stack installing those
+    pins an older Kubernetes (as prod does) or newer charts; the refusal names the lines that would do."""
+    verdicts = {addon: addon_supports(addon, version, bom.KUBERNETES_VERSION).verdict for addon, version in BOM}
+    assert verdicts == {
+        "keda": "supported",
+        "volcano": "above",
+        "gpu-operator": "above",
         "lws": "supported",
         "kube-prometheus-stack": "supported",
     }

@@ -13,7 +13,7 @@ import yaml
 from conftest import SHARED
 
 from config.gpus import GPUS
-from config.live_rules import (
+from config.rules.live import (
     KEDA_CRD,
     LWS_CRD,
     GroupDemand,
@@ -306,7 +306,11 @@ def test_server_version():
     assert check_server_version("1.30.6", {"gitVersion": "v1.30.9"}) == []
     (problem,) = check_server_version("1.30.6", {"gitVersion": "v1.36.3"})
     assert problem.loc == ("versions", "kubernetes")
-    assert problem.message.startswith("'1.30.6', but the cluster runs Kubernetes 1.36.3")
+    assert problem.message == (
+        "is 1.30.6, but the cluster runs Kubernetes 1.36.3 (kube-apiserver /version): the schemas and add-on "
+        "versions were checked for 1.30.6, not for the cluster; set versions.kubernetes to 1.36.3 (and pin add-ons "
+        "that support it)"
+    )
 
 
 def fixture(name: str) -> dict:
@@ -343,5 +347,5 @@ def test_objects_read_back_from_a_real_api_server():
     version = fixture("version.json")
     assert check_server_version("1.36.3", version) == []
     assert check_server_version("1.30.6", version)[0].message.startswith(
-        "'1.30.6', but the cluster runs Kubernetes 1.36.3"
+        "is 1.30.6, but the cluster runs Kubernetes 1.36.3"
     )

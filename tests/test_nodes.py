@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from config import quantization as q
-from config.nodes import NodeShape, capacity_advice, check_pod_fits, cpu_text, memory_text, plural
+from config.nodes import NodeShape
+from config.rules.nodes import capacity_advice, check_pod_fits, cpu_text, memory_text, plural
 
 # The reference hosts: 2 x (8 A800, 128 cores, 2 TB, 4 InfiniBand HCAs as rdma/ib).
 REFERENCE = NodeShape.model_validate(
@@ -80,7 +81,7 @@ def test_fractional_cpu_room_and_reserved_that_eats_everything():
     problems = {p.loc: p.message for p in check_pod_fits({"cpu": "127", "memory": "1Gi"}, odd, LOCS)}
     assert problems[("resources", "cpu")].endswith("request at most '126500m'")
     assert problems[("nodeShape", "reserved", "memory")] == (
-        "64Gi leaves no memory of the node's 1Gi allocatable for the pods"
+        "64Gi leaves no memory of the node's 64Gi allocatable for the pods"
     )
 
 

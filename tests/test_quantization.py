@@ -7,6 +7,7 @@ from packaging.version import Version
 
 from config import quantization as q
 from config.gpus import GPUS, gpu_by_product, parse_product
+from config.rules import quantization as r
 
 A800, H100, L40S = GPUS["A800-80GB"], GPUS["H100-80GB"], GPUS["L40S"]
 R1 = q.KNOWN_MODELS["deepseek-r1"]
@@ -131,7 +132,7 @@ def test_architecture_from_config_json():
 
 @pytest.mark.parametrize("sglang", [str(r) for r in q.RELEASES_READ])
 def test_deepseek_fp8_refused_on_a800_in_every_release(sglang):
-    problems = q.check_quantization(q.SCHEMES["fp8-block"], A800, release(sglang), model=R1, where="config.json")
+    problems = r.check_quantization(q.SCHEMES["fp8-block"], A800, release(sglang), model=R1, where="config.json")
     assert [p.loc for p in problems] == [("gpu",)], messages(problems)
     text = problems[0].message
     assert "deepseek-ai/DeepSeek-R1 is FP8 (e4m3) in 128 x 128 blocks (config.json)" in text
@@ -142,35 +143,35 @@ def test_deepseek_fp8_refused_on_a800_in_every_release(sglang):
 
 def test_fp8_runs_on_gpus_with_fp8():
     for gpu in (H100, L40S, GPUS["H20-96GB"], GPUS["B200"]):
-        assert q.check_quantization(q.SCHEMES["fp8-block"], gpu, release("0.4.3.post2"), model=R1) == []
+        assert r.check_quantization(q.SCHEMES["fp8-block"], gpu, release("0.4.3.post2"), model=R1) == []
 
 
 def test_block_int8_needs_0_4_3_post3():
     model = q.known_model("meituan/DeepSeek-R1-Block-INT8")
-    old = q.check_quantization(q.SCHEMES["int8-block"], A800, release("0.4.3.post2"), model=model)
+    old = r.check_quantization(q.SCHEMES["int8-block"], A800, release("0.4.3.post2"), model=model)
     assert [p.loc for p in old] == [("versions", "sglangImage")]
     assert "blockwise_int8, which SGLang 0.4.3.post2 does not have (first in 0.4.3.post3)" in old[0].message
-    assert q.check_quantization(q.SCHEMES["int8-block"], A800, release("0.4.3.post3"), model=model) == []
+    assert r.check_quantization(q.SCHEMES["int8-block"], A800, release("0.4.3.post3"), model=model) == []
 
 
 def test_channel_int8_moe_needs_0_4_4():
     model = q.known_model("DeepSeek-R1-Channel-INT8")
-    old = q.check_quantization(q.SCHEMES["w8a8-int8"], A800, release("0.4.3.post4"), model=model)
+    old = r.check_quantization(q.SCHEMES["w8a8-int8"], A800, release("0.4.3.post4"), model=model)
     assert [p.loc for p in old] == [("versions", "sglangImage")]
     assert "only to dense layers" in old[0].message and "0.4.4 or later" in old[0].message
-    assert q.check_quantization(q.SCHEMES["w8a8-int8"], A800, release("0.4.4"), model=model) == []
+    assert r.check_quantization(q.SCHEMES["w8a8-int8"], A800, release("0.4.4"), model=model) == []
     # A dense model is fine with the linear-only method.
-    assert q.check_quantization(q.SCHEMES["w8a8-int8"], A800, release("0.4.3.post2"), model=QWEN) == []
+    assert r.check_quantization(q.SCHEMES["w8a8-int8"], A800, release("0.4.3.post2"), model=QWEN) == []
 
 
 def test_dense_fp8_on_ampere_needs_the_marlin_fallback():
-    old = q.check_quantization(q.SCHEMES["fp8"], A800, release("0.4.10.post2"), model=QWEN)
+    old = r.check_quantization(q.SCHEMES["fp8"], A800, release("0.4.10.post2"), model=QWEN)
     assert [p.loc for p in old] == [("gpu",)] and "arrives in 0.5.1" in old[0].message
-    assert q.check_quantization(q.SCHEMES["fp8"], A800, release("0.5.1"), model=QWEN) == []
+    assert r.check_quantization(q.SCHEMES["fp8"], A800, release("0.5.1"), model=QWEN) == []
 
 
 def test_capability_below_sglangs_minimum():
-    problems = q.check_quantization(q.SCHEMES["w8a8-fp8"], A800, release("0.4.4"), model=QWEN)
+    problems = r.check_quantization(q.SCHEMES["w8a8-fp8"], A800, release("0.4.4"), model=QWEN)
     assert [p.loc for p in problems] == [("gpu",)]
     assert "SGLang 0.4.4's w8a8_fp8 needs compute capability 8.9 or newer (layers/quantization/w8a8_fp8.py" in (
         problems[0].message
@@ -179,38 +180,38 @@ def test_capability_below_sglangs_minimum():
 
 def test_a_minimum_that_changed_between_releases():
     nvfp4 = q.SCHEMES["modelopt-fp4"]
-    assert [p.loc for p in q.check_quantization(nvfp4, H100, release("0.5.5"))] == [("gpu",)]
-    assert q.check_quantization(nvfp4, H100, release("0.5.23")) == []
+    assert [p.loc for p in r.check_quantization(nvfp4, H100, release("0.5.5"))] == [("gpu",)]
+    assert r.check_quantization(nvfp4, H100, release("0.5.23")) == []
     # 0.5.10 was not read: the lower minimum applies.
-    assert q.check_quantization(nvfp4, H100, release("0.5.10")) == []
+    assert r.check_quantization(nvfp4, H100, release("0.5.10")) == []
 
 
 def test_releases_between_the_wheels_read_are_not_refused():
     # modelopt_fp4 is absent in 0.4.4 and present in 0.4.10; 0.4.6 was not read.
-    unread = q.check_quantization(q.SCHEMES["modelopt-fp4"], GPUS["B200"], release("0.4.6"))
+    unread = r.check_quantization(q.SCHEMES["modelopt-fp4"], GPUS["B200"], release("0.4.6"))
     assert unread == []
-    assert q.check_quantization(q.SCHEMES["modelopt-fp4"], GPUS["B200"], release("0.4.4"))
+    assert r.check_quantization(q.SCHEMES["modelopt-fp4"], GPUS["B200"], release("0.4.4"))
 
 
 def test_unquantized_and_unknown_methods_pass():
-    assert q.check_quantization(q.SCHEMES["none"], A800, release("0.4.3.post2")) == []
-    assert q.check_quantization(q.detect({"quantization_config": {"quant_method": "x"}}), A800, release("0.5.23")) == []
+    assert r.check_quantization(q.SCHEMES["none"], A800, release("0.4.3.post2")) == []
+    assert r.check_quantization(q.detect({"quantization_config": {"quant_method": "x"}}), A800, release("0.5.23")) == []
 
 
 def test_fp8_e4m3_kv_cache_of_mla_models_needs_fp8_gpus():
     old = release("0.4.3.post2")
-    (problem,) = q.check_kv_cache_dtype("fp8_e4m3", A800, old, R1)
+    (problem,) = r.check_kv_cache_dtype("fp8_e4m3", A800, old, R1)
     assert problem.loc == ("kvCacheDtype",) and "use fp8_e5m2, or auto" in problem.message
-    assert q.check_kv_cache_dtype("fp8_e5m2", A800, old, R1) == []
-    assert q.check_kv_cache_dtype("fp8_e4m3", H100, old, R1) == []
+    assert r.check_kv_cache_dtype("fp8_e5m2", A800, old, R1) == []
+    assert r.check_kv_cache_dtype("fp8_e4m3", H100, old, R1) == []
     # Not MLA (FlashInfer's own FP8 KV path), or a release that no longer forces Triton for MLA.
-    assert q.check_kv_cache_dtype("fp8_e4m3", A800, old, QWEN) == []
-    assert q.check_kv_cache_dtype("fp8_e4m3", A800, release("0.5.23"), R1) == []
+    assert r.check_kv_cache_dtype("fp8_e4m3", A800, old, QWEN) == []
+    assert r.check_kv_cache_dtype("fp8_e4m3", A800, release("0.5.23"), R1) == []
 
 
 def test_declared_quantization_against_config_json():
-    assert q.check_declared("int8-block", q.detect({"quantization_config": BLOCK_INT8}), "config.json") == []
-    (problem,) = q.check_declared("none", q.detect(DEEPSEEK_CONFIG), "config.json of deepseek-ai/DeepSeek-R1")
+    assert r.check_declared("int8-block", q.detect({"quantization_config": BLOCK_INT8}), "config.json") == []
+    (problem,) = r.check_declared("none", q.detect(DEEPSEEK_CONFIG), "config.json of deepseek-ai/DeepSeek-R1")
     assert problem.loc == ("model", "quantization")
     assert "'none' does not match config.json of deepseek-ai/DeepSeek-R1, which says fp8-block" in problem.message
 
@@ -219,26 +220,19 @@ def test_declared_quantization_against_config_json():
 
 
 def test_tensor_parallel_sizes_divide_the_heads_and_the_blocks():
-    assert q.valid_tp_sizes(R1, q.SCHEMES["fp8-block"]) == [1, 2, 4, 8, 16]
-    assert q.valid_tp_sizes(R1, q.SCHEMES["none"]) == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert r.valid_tp_sizes(R1, q.SCHEMES["fp8-block"]) == [1, 2, 4, 8, 16]
+    assert r.valid_tp_sizes(R1, q.SCHEMES["none"]) == [1, 2, 4, 8, 16, 32, 64, 128]
     # 12 heads, 2 KV heads: 3 divides the heads but not the KV heads.
-    assert q.valid_tp_sizes(QWEN, q.SCHEMES["none"]) == [1, 2, 4, 6, 12]
+    assert r.valid_tp_sizes(QWEN, q.SCHEMES["none"]) == [1, 2, 4, 6, 12]
 
 
 def test_tensor_parallel_messages_list_what_works():
-    (eleven,) = q.check_tp(R1, q.SCHEMES["none"], 11)
+    (eleven,) = r.check_tp(R1, q.SCHEMES["none"], 11)
     assert eleven.loc == ("tensorParallel",)
     assert eleven.message == (
         "tensorParallel 11: deepseek-ai/DeepSeek-R1 has 128 attention heads, which 11 does not divide "
         "(SGLang asserts num_heads % tp_size == 0); use 1, 2, 4, 8, 16, 32, 64 or 128"
     )
-    (blocks,) = q.check_tp(R1, q.SCHEMES["fp8-block"], 32)
+    (blocks,) = r.check_tp(R1, q.SCHEMES["fp8-block"], 32)
     assert "18432 / 32 = 576" in blocks.message and blocks.message.endswith("use 1, 2, 4, 8 or 16")
-    assert q.check_tp(R1, q.SCHEMES["fp8-block"], 16) == []
-
-
-def test_smallest_fitting_tensor_parallel_size_skips_invalid_ones():
-    # 1250 GiB of BF16 on 1-GPU nodes of 71 GiB room: 18 GPUs would fit but 18 does not divide 128 heads.
-    assert q.smallest_tp_that_fits(R1, q.SCHEMES["none"], 1250, 71.0, gpus_per_node=1) == (32, 32)
-    assert q.smallest_tp_that_fits(R1, q.SCHEMES["none"], 1250, 71.0, gpus_per_node=8) == (4, 32)
-    assert q.smallest_tp_that_fits(R1, q.SCHEMES["fp8-block"], 642, 30.0, gpus_per_node=8) is None
+    assert r.check_tp(R1, q.SCHEMES["fp8-block"], 16) == []

@@ -36,8 +36,8 @@ import yaml
 from config.compat import kube_minor
 from config.errors import Loc, Problem
 from config.gpus import GFD_MEMORY, GFD_PRODUCT, GPU_RESOURCE, Gpu, ProductLabel, gpu_choices, parse_product
-from config.nodes import plural
 from config.quantity import parse_quantity
+from config.rules.nodes import plural
 
 # GFD's memory label against the table: ECC on/off and driver versions move it a little.
 MEMORY_TOLERANCE = 0.10
@@ -556,15 +556,17 @@ def check_lws_gang(declared: bool, config_map: Mapping[str, Any] | None, where: 
 
 
 def check_server_version(configured: str, version: Mapping[str, Any]) -> list[Problem]:
-    """``versions.kubernetes`` against the API server's ``/version`` (``gitVersion`` e.g. ``v1.36.3``)."""
+    """``versions.kubernetes`` against the API server's ``/version`` (``gitVersion`` e.g. ``v1.36.3``): another
+    minor means every rule that reads the version (schemas, add-on windows) judged the wrong cluster."""
     actual = str(version.get("gitVersion") or "")
     if not actual or kube_minor(actual) is None or kube_minor(actual) == kube_minor(configured):
         return []
+    running = actual.removeprefix("v").split("+")[0]
     return [
         Problem(
             ("versions", "kubernetes"),
-            f"{configured!r}, but the cluster runs Kubernetes {actual.removeprefix('v')} (kube-apiserver /version): "
-            f"set it to {actual.removeprefix('v').split('+')[0]} so schemas and add-on pins are checked against the "
-            "cluster",
+            f"is {configured}, but the cluster runs Kubernetes {running} (kube-apiserver /version): the schemas and "
+            f"add-on versions were checked for {configured}, not for the cluster; set versions.kubernetes to "
+            f"{running} (and pin add-ons that support it)",
         )
     ]
