@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 
 from config.models import InferenceGroup
+from config.quantization import SCHEMES
 
 API_KEY_ENV = "SGLANG_API_KEY"
 WORKER_INDEX_ENV = "LWS_WORKER_INDEX"
@@ -41,6 +42,11 @@ def typed_args(group: InferenceGroup, *, leader: bool, api_key: bool) -> list[st
         ]
     if group.model.trust_remote_code:
         args.append("--trust-remote-code")
+    # Only for schemes SGLang does not pick from config.json by itself (w8a8-int8 checkpoints say
+    # compressed-tensors); the quantization rules require model.quantization for those.
+    flag = SCHEMES[group.model.quantization].flag if group.model.quantization else None
+    if flag:
+        args += ["--quantization", flag]
     if group.context_length is not None:
         args += ["--context-length", str(group.context_length)]
     if group.mem_fraction_static is not None:
@@ -63,7 +69,7 @@ def typed_args(group: InferenceGroup, *, leader: bool, api_key: bool) -> list[st
 # InferenceGroup field is set, so a new one cannot be forgotten).
 _EVERY_TYPED_SETTING = {
     "name": "every-setting",
-    "model": {"path": "m", "servedName": "m", "trustRemoteCode": True},
+    "model": {"path": "m", "servedName": "m", "trustRemoteCode": True, "quantization": "w8a8-int8"},
     "modelVolume": {"type": "pvc", "claimName": "models"},
     "nodes": 2,
     "gpusPerNode": 1,

@@ -11,13 +11,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from config.compat import ADDON_KEYS, ADDON_NAMES, FEATURES, WINDOWS, addon_supports, kube_minor, missing_features
-from config.errors import Loc, Problem
+from config.errors import PROJECT, Loc, Problem, key_path
 from config.models import PlatformConfig
 
 
 def _minor_text(kube: str) -> str:
     minor = kube_minor(kube)
     return "{}.{}".format(*minor) if minor else kube
+
+
+def _claimed_from(addon: str, line: str, kubernetes: str) -> str:
+    """``26.3`` when the whole line claims the version, ``26.3.2 or a later 26.3`` when only later patches do."""
+    kube = kube_minor(kubernetes)
+    claims = [
+        w
+        for w in WINDOWS[addon]
+        if w.line == line and kube is not None and w.kube_min <= kube and (w.kube_max is None or kube <= w.kube_max)
+    ]
+    if any(w.since is None for w in claims):
+        return line
+    since = min((w.since for w in claims if w.since), key=lambda text: tuple(int(x) for x in text.split(".")))
+    return f"{since} or a later {line}"
 
 
 def check_addon_kubernetes(addon: str, version: str, kubernetes: str) -> tuple[list[Problem], list[str]]:
@@ -43,7 +57,7 @@ def check_addon_kubernetes(addon: str, version: str, kubernetes: str) -> tuple[l
             f"no {name} release claims Kubernetes {kube} yet: {version} is tested on {window.text}, the newest "
             f"line ({newest.line}) on {newest.text} ({newest.source}); proceeding, the live checks verify the APIs"
         ]
-    lines = list(support.claiming)
+    lines = [_claimed_from(addon, line, kubernetes) for line in support.claiming]
     if lines:
         listed = ", ".join(lines[:-1]) + " or " + lines[-1] if len(lines) > 1 else lines[0]
         fix = f"pin a release of {listed} in sglang-platform:{key}"
@@ -63,7 +77,7 @@ def check_features(addon: str, version: str, needed: Mapping[str, Loc]) -> list[
     out = []
     version_loc, _ = ADDON_KEYS[addon]
     for feature in missing_features(addon, version, list(needed)):
-        using = ".".join(str(p) for p in needed[feature.name])
+        using = key_path(needed[feature.name]).removeprefix(f"{PROJECT}:")
         out.append(
             Problem(
                 version_loc,
