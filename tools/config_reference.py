@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Print the configuration reference (markdown) from the pydantic models; docs/configuration.md embeds it
-and a test keeps the two equal. Usage: python tools/config_reference.py [--write [FILE]]"""
+"""Print the configuration reference (markdown) from the pydantic models, and the add-on compatibility table
+from config/compat.py; docs/configuration.md embeds both and a test keeps them equal.
+Usage: python tools/config_reference.py [--write [FILE]]"""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.errors import _unwrap
 from config.models import SECRET_KEYS, PlatformConfig
+from config.rules.compat import compatibility_table
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
+COMPAT_BEGIN, COMPAT_END = "<!-- compatibility:begin -->", "<!-- compatibility:end -->"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
@@ -70,6 +73,18 @@ def reference() -> str:
     return "\n".join(lines)
 
 
+def compatibility() -> str:
+    return "\n".join([COMPAT_BEGIN, compatibility_table(), COMPAT_END])
+
+
+def embed(doc: str) -> str:
+    """``doc`` with both generated blocks replaced."""
+    for begin, end, text in ((BEGIN, END, reference()), (COMPAT_BEGIN, COMPAT_END, compatibility())):
+        start, stop = doc.index(begin), doc.index(end) + len(end)
+        doc = doc[:start] + text + doc[stop:]
+    return doc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -77,16 +92,15 @@ def main() -> int:
         type=Path,
         nargs="?",
         const=DOC,
-        help=f"replace the reference between the markers (default {DOC.name})",
+        help=f"replace the reference and the compatibility table between their markers (default {DOC.name})",
     )
     args = parser.parse_args()
-    text = reference()
     if args.write:
-        doc = args.write.read_text()
-        start, end = doc.index(BEGIN), doc.index(END) + len(END)
-        args.write.write_text(doc[:start] + text + doc[end:])
+        args.write.write_text(embed(args.write.read_text()))
     else:
-        print(text)
+        print(reference())
+        print()
+        print(compatibility())
     return 0
 
 
