@@ -236,3 +236,23 @@ def test_tensor_parallel_messages_list_what_works():
     (blocks,) = r.check_tp(R1, q.SCHEMES["fp8-block"], 32)
     assert "18432 / 32 = 576" in blocks.message and blocks.message.endswith("use 1, 2, 4, 8 or 16")
     assert r.check_tp(R1, q.SCHEMES["fp8-block"], 16) == []
+
+
+def test_model_quantization_accepts_exactly_the_schemes():
+    from typing import get_args
+
+    assert list(get_args(q.Scheme)) == list(q.SCHEMES)
+
+
+def test_the_fact_modules_are_leaves():
+    """config/gpus.py, quantization.py, compat.py and nodes.py hold data the models and rules build on: they import
+    no rule, loader or network module (a circle back from config.models would break the package's lazy import)."""
+    import ast
+
+    from conftest import ROOT
+
+    for name in ("gpus", "quantization", "compat", "nodes"):
+        tree = ast.parse((ROOT / "config" / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        ours = {m for m in imported if m.startswith("config")}
+        assert ours <= {"config.base", "config.errors", "config.gpus", "config.quantity"}, (name, ours)
