@@ -287,6 +287,9 @@ class ModelConfigs:
         seen: dict[str, Fetched] = {}
         for i, g in enumerate(cfg.inference_groups):
             download = g.model.download
+            if g.model.source == "s3" and not cfg.preflight.s3:
+                self.notes.append(f"{g.name}: config.json not read from S3: sglang-platform:preflight.s3 is false")
+                continue
             # Groups downloading the same weights read them once; staged weights are each their own.
             identity = repr(download.identity(g.model.source)) if download is not None else f"staged:{g.name}"
             fetched = seen.get(identity)

@@ -4,6 +4,7 @@ tests that read pass offline=False and point the endpoints at 127.0.0.1)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import socket
 
@@ -149,3 +150,39 @@ def test_reads_s3(aws_env):
     assert missing.loc == ("model", "download", "prefix") and "does not exist" in (missing.problem or "")
     no_bucket = fetch_config_json("s3", ModelDownload(bucket="other-bucket", prefix="r1"), offline=False)
     assert no_bucket.loc == ("model", "download", "bucket")
+
+
+def test_every_group_is_read_once_per_repository(hub):
+    from conftest import REQUIRED_SECRETS, stack_values
+
+    from config import validate
+    from config.config_json import ModelConfigs
+
+    raw = stack_values("prod")
+    second = copy.deepcopy(raw["inferenceGroups"][0]) | {"name": "deepseek-r1-b"}
+    second["model"]["servedName"] = "deepseek-r1-b"
+    raw["inferenceGroups"].append(second)
+    raw["inferenceGroups"].append(
+        {
+            "name": "from-s3",
+            "model": {"path": "m", "servedName": "m", "source": "s3", "download": {"bucket": "weights", "prefix": "m"}},
+            "modelVolume": {"type": "pvc", "claimName": "s3-models"},
+            "gpusPerNode": 1,
+            "scheduler": "volcano",
+            "resources": {"cpu": "8", "memory": "64Gi", "shmSize": "8Gi"},
+        }
+    )
+    raw["preflight"] = {"s3": False, "capacity": False}
+    raw["volcano"]["queue"]["capability"] = {}
+    cfg = validate(raw, REQUIRED_SECRETS)
+    configs = ModelConfigs(endpoints=hub, offline=False)
+    before = len(FakeHub.seen)
+    assert configs.run(cfg) == []
+    assert len(FakeHub.seen) == before + 1
+    assert sorted(configs.read) == ["deepseek-r1", "deepseek-r1-b"]
+    assert configs.notes == ["from-s3: config.json not read from S3: sglang-platform:preflight.s3 is false"]
+    # A missing repository is a problem at the group's key.
+    raw["inferenceGroups"][0]["model"] |= {"path": "Missing"}
+    raw["inferenceGroups"][0]["model"]["download"]["repo"] = "meituan/Missing"
+    (problem,) = ModelConfigs(endpoints=hub, offline=False).run(validate(raw, REQUIRED_SECRETS))
+    assert problem.loc == ("inferenceGroups", 0, "model", "download", "repo")
