@@ -150,6 +150,7 @@ for group in platform.inference_groups:
             config=group,
             namespace=platform.namespace,
             image=versions.sglang_image,
+            sglang_version=versions.sglang_version,
             api_key=loaded.secrets.get("apiKey"),
             client_namespaces=client_namespaces,
             client_cidrs=platform.api_access.allowed_cidrs,

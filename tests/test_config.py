@@ -153,9 +153,14 @@ def test_dist_timeout_follows_the_pinned_release():
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)"
     ]
-    raw = prod_with(distTimeoutSeconds=3600)
-    raw["versions"] |= {"sglangImage": "lmsysorg/sglang:v0.4.4.post1-cu124"}
-    assert validate(raw, ALL_SECRETS).inference_groups[0].dist_timeout_seconds == 3600
+    dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124"}
+    assert validate(dev, FRONT_END).inference_groups[0].dist_timeout_seconds == 3600
+    # The release named by sglangVersion wins over the tag, and is the key the message names.
+    dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124", "sglangVersion": "0.4.3.post2"}
+    assert problems(dev) == [
+        "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
+        "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangVersion)"
+    ]
 
 
 def test_extra_args_may_not_shadow_typed_settings():
@@ -175,12 +180,12 @@ def test_extra_args_may_not_shadow_typed_settings():
         ALL_SECRETS,
     )
     assert lines == [
-        "  - sglang-platform:inferenceGroups[0].extraArgs[0]: --tp would override --tp-size, which the platform "
-        "sets from typed settings; use the typed key instead",
-        "  - sglang-platform:inferenceGroups[0].extraArgs[4]: --port would override --port, which the platform "
-        "sets from typed settings; use the typed key instead",
-        "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' is neither a --flag nor the value of the flag "
-        "before it",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[0]: --tp is an abbreviation of --tp-size, which the "
+        "platform sets from tensorParallel: use that key",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[4]: --port is set by the platform from ports.http: use "
+        "that key",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' follows --port, which takes one value",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[7]: 'x' follows --enable-torch-compile, which takes no value",
     ]
 
 

@@ -129,8 +129,7 @@ def test_a_scheme_sglang_selects_only_by_flag_must_be_declared():
 
 def test_the_flag_is_the_platforms():
     assert refused("prod", lambda v: group(v).update(extraArgs=["--quantization", "fp8"])) == [
-        f"{G}.extraArgs[0]: --quantization would override --quantization, which the platform sets from typed "
-        "settings; use the typed key instead"
+        f"{G}.extraArgs[0]: --quantization is set by the platform from model.quantization: use that key"
     ]
 
 

@@ -1,11 +1,10 @@
 """The facts in config/quantization.py, re-read from SGLang's own wheels.
 
-For every release in RELEASES_READ whose wheel is in ``.cache/sglang-wheels/`` (``tools/sglang_flags.py fetch``
-puts the stacks' pinned releases there; copy others in with ``pip download --no-deps --dest
-.cache/sglang-wheels sglang==X``): which quantization methods QUANTIZATION_METHODS registers, each config
-class's get_min_capability(), and the two release boundaries the rules depend on (MoE support of w8a8_int8,
-the Marlin fallback of FP8 linear layers). No network: a wheel that is not cached is skipped, except a
-stack's pinned release, which CI must have.
+For every release in RELEASES_READ that has a shipped flag table (``tools/sglang_flags.py fetch`` caches
+those wheels in ``.cache/sglang-wheels/``, as CI does), and every other release read whose wheel is cached
+here (``pip download --no-deps --dest .cache/sglang-wheels sglang==X``): which quantization methods
+QUANTIZATION_METHODS registers, each config class's get_min_capability(), and the release boundaries the rules
+depend on (MoE support of w8a8_int8, the Marlin fallback of FP8 linear layers, MLA on Triton). No network.
 """
 
 from __future__ import annotations
@@ -35,20 +34,22 @@ CLASSES = {
 }
 
 
-def stack_releases() -> set[str]:
-    try:
-        return set(sglang_flags._stack_releases())
-    except Exception:  # pragma: no cover - a broken stack file fails other tests
-        return set()
+SHIPPED = set(sglang_flags.shipped_wheels())
+# The releases checked here: those CI fetches, and those a developer has cached (the boundaries between them).
+CHECKED = [v for v in q.RELEASES_READ if str(v) in SHIPPED or sglang_flags.wheel_for(str(v)) is not None]
+
+
+def test_the_releases_ci_fetches_cover_the_boundaries():
+    """Each boundary of the rules has a shipped (CI-fetched) release on its present side."""
+    for since in (q.W8A8_INT8_MOE, q.FP8_DENSE_MARLIN, *(m.since for m in q.METHODS.values())):
+        assert str(since.present_from) in SHIPPED or since.present_from == q.RELEASES_READ[0], since
 
 
 def sources(version) -> dict[str, str]:
     wheel = sglang_flags.wheel_for(str(version))
     if wheel is None:
-        reason = f"no sglang {version} wheel in {sglang_flags.CACHE} to re-read the quantization facts from"
-        if str(version) in stack_releases():
-            unavailable(reason + "; run `python tools/sglang_flags.py fetch`")
-        pytest.skip(reason)
+        unavailable(f"no sglang {version} wheel in {sglang_flags.CACHE}; run `python tools/sglang_flags.py fetch`")
+        raise AssertionError("unreachable")
     with zipfile.ZipFile(wheel) as archive:
         return {
             name: archive.read(name).decode("utf-8")
@@ -88,7 +89,7 @@ def min_capability(files: dict[str, str], cls: str) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("version", q.RELEASES_READ, ids=str)
+@pytest.mark.parametrize("version", CHECKED, ids=str)
 def test_methods_and_minimum_capabilities(version):
     files = sources(version)
     methods = registered(files)
@@ -103,7 +104,7 @@ def test_methods_and_minimum_capabilities(version):
                 assert found == method.min_capability_in(version), f"{CLASSES[method.name]} in {version}"
 
 
-@pytest.mark.parametrize("version", q.RELEASES_READ, ids=str)
+@pytest.mark.parametrize("version", CHECKED, ids=str)
 def test_release_boundaries_the_rules_rely_on(version):
     files = sources(version)
     w8a8 = files[QUANT_DIR + "w8a8_int8.py"]

@@ -10,6 +10,7 @@ from config.models import PlatformConfig
 from config.rules.addons import check_addons
 from config.rules.autoscaling import check_autoscaling
 from config.rules.compat import check_compat
+from config.rules.flags import check_release_table, release_key
 from config.rules.front_end import check_front_end
 from config.rules.gpus import check_gpus
 from config.rules.groups import check_group
@@ -31,10 +32,14 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[s
                 "(e.g. 0.4.3.post2) so flags can be checked against it",
             )
         )
+    problems += check_release_table(cfg.versions)
     problems += _unique_names(cfg)
     for i, group in enumerate(cfg.inference_groups):
         found = check_group(
-            group, allowed_cidrs=cfg.api_access.allowed_cidrs, sglang_release=cfg.versions.sglang_release
+            group,
+            allowed_cidrs=cfg.api_access.allowed_cidrs,
+            sglang_release=cfg.versions.sglang_release,
+            release_key=release_key(cfg.versions),
         )
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in found]
     problems += check_gpus(cfg)
