@@ -216,7 +216,7 @@ class InferenceGroup(Base):
     gpu: GpuName | None = Field(
         None,
         description="GPU model of the nodes (config/gpus.py: " + gpu_choices() + "): sets gpuMemoryGiB and is "
-        "checked against the weights' quantization and, at preview, the nodes' GPU feature discovery labels.",
+        "checked against the weights' quantization.",
     )
     gpu_memory_gib: float | None = Field(
         None,
