@@ -12,8 +12,13 @@ from typing import Final
 # flag check reads (sglang.srt.server_args of the same version).
 SGLANG_IMAGE: Final = "lmsysorg/sglang:v0.4.3.post2-cu124"
 
-# The Kubernetes release the reference cluster runs; rendered objects are validated against its schemas.
-KUBERNETES_VERSION: Final = "1.30.6"
+# The Kubernetes release a stack that does not say (versions.kubernetes) is checked for: rendered objects are
+# validated against its schemas (kubernetes-validate, nearest release at or below) and every add-on version the
+# stack installs against its window (config/compat.py). 1.35.8 (kubernetes.io/releases/1.35, 2026-08-11) is
+# the newest release KEDA 2.20 is tested on; the BOM's LWS and kube-prometheus-stack support it too. The
+# BOM's Volcano 1.9.0 and GPU Operator v24.9.1 are the reference cluster's and claim only up to 1.29 and
+# 1.31: a stack that installs them pins versions.kubernetes (prod: the reference's 1.30.6) or newer charts.
+KUBERNETES_VERSION: Final = "1.35.8"
 
 # Open WebUI release of 2025-02-18 (the reference ran the floating :main); its env vars (open_webui/env.py,
 # config.py of the same wheel) are what components/open_webui.py sets. Newer releases migrate the database.

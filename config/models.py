@@ -1,7 +1,7 @@
 """Typed stack configuration: what a platform team may put under ``sglang-platform:*``.
 
 Field rules live on the fields (types, ranges, patterns, enums); rules that span fields live in
-``config.checks`` so every problem is reported at once. Keys are camelCase in stack files and
+``config.rules`` so every problem is reported at once. Keys are camelCase in stack files and
 snake_case in Python, so other teams can build these models in their own programs.
 """
 
@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from config import bom
 from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
@@ -30,14 +30,19 @@ from config.base import (
     RelativePath,
 )
 from config.gateway import GatewayConfig
+from config.gpus import GPUS, gpu_choices
 from config.model_cache import ModelDownload, Preflight, Pvc
 from config.monitoring import MonitoringConfig
+from config.nodes import NodeShape
+from config.quantization import Scheme
 from config.webui import OpenWebUIConfig
 
 # LWS names a group's worker StatefulSet "<name>-<replica>" and Kubernetes adds a controller-revision-hash
 # label "<statefulset>-<10 chars>" that must fit the 63-character label limit: 40 leaves room for
 # 4-digit replica indexes and the "-api" Service suffix.
 GROUP_NAME_MAX = 40
+# Memory of one GPU when a group names neither gpu nor gpuMemoryGiB (an 80 GB A100/A800/H100/H800).
+DEFAULT_GPU_MEMORY_GIB = 80.0
 # The pod volume that holds a group's weights: the SGLang containers, the download and gate init containers
 # and the download Job all mount it under this name.
 MODEL_VOLUME = "models"
@@ -53,6 +58,15 @@ def release_of_tag(image: str) -> Version | None:
         return Version(match[1])
     except InvalidVersion:
         return None
+
+
+def _known_gpu(name: str) -> str:
+    if name not in GPUS:
+        raise ValueError(f"{name!r} is not a GPU the platform knows: use one of {gpu_choices()} (config/gpus.py)")
+    return name
+
+
+GpuName = Annotated[str, AfterValidator(_known_gpu)]
 
 
 class Versions(Base):
@@ -132,6 +146,11 @@ class Model(Base):
         alias="sizeGiB",
         description="Size of the weights in GiB; defaults for known models, measured for s3.",
     )
+    quantization: Scheme | None = Field(
+        None,
+        description="Quantization of the checkpoint; checked against its config.json at preview. Required for "
+        "schemes SGLang selects only by flag (w8a8-int8, w8a8-fp8: passes --quantization).",
+    )
 
 
 class ModelVolume(Base):
@@ -208,8 +227,17 @@ class InferenceGroup(Base):
     replicas: int = Field(1, ge=1, le=1000, description="Number of serving groups (each nodes x gpusPerNode).")
     nodes: int = Field(1, ge=1, le=64, description="Pods (nodes) per group: LWS size, --nnodes.")
     gpus_per_node: int = Field(ge=1, le=16, description="nvidia.com/gpu per pod.")
-    gpu_memory_gib: float = Field(
-        80, gt=0, le=1024, alias="gpuMemoryGiB", description="Memory of one GPU in GiB (capacity check)."
+    gpu: GpuName | None = Field(
+        None,
+        description="GPU model of the nodes (config/gpus.py: " + gpu_choices() + "): sets gpuMemoryGiB and is "
+        "checked against the weights' quantization.",
+    )
+    gpu_memory_gib: float | None = Field(
+        None,
+        gt=0,
+        le=1024,
+        alias="gpuMemoryGiB",
+        description="Memory of one GPU in GiB (capacity check) when gpu is not set; 80 when neither is.",
     )
     tensor_parallel: int | None = Field(None, ge=1, description="--tp-size; must equal nodes x gpusPerNode.")
     context_length: int | None = Field(None, ge=1, le=10_000_000, description="--context-length.")
@@ -236,6 +264,27 @@ class InferenceGroup(Base):
     autoscaling: GroupAutoscaling | None = Field(
         None, description="Scale whole groups on queue depth and KV-cache usage (KEDA); replicas is then ignored."
     )
+    node_shape: NodeShape | None = Field(
+        None, description="The GPU node this group runs on, when it differs from sglang-platform:gpuNodes."
+    )
+
+    @property
+    def gpu_memory(self) -> float:
+        """Memory of one GPU in GiB: gpuMemoryGiB, else the gpu's, else DEFAULT_GPU_MEMORY_GIB."""
+        if self.gpu_memory_gib is not None:
+            return self.gpu_memory_gib
+        if self.gpu is not None:
+            return GPUS[self.gpu].memory_gib
+        return DEFAULT_GPU_MEMORY_GIB
+
+    @property
+    def gpu_memory_origin(self) -> str:
+        """Where gpu_memory comes from, as the messages name it."""
+        if self.gpu_memory_gib is not None:
+            return f"gpuMemoryGiB {self.gpu_memory_gib:g}"
+        if self.gpu is not None:
+            return f"gpu {self.gpu}: {self.gpu_memory:g} GiB"
+        return f"gpuMemoryGiB unset: {DEFAULT_GPU_MEMORY_GIB:g}"
 
     @property
     def total_gpus(self) -> int:
@@ -306,7 +355,8 @@ class PlatformConfig(Base):
     )
     keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
     preflight: Preflight = Field(
-        default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
+        default_factory=Preflight,
+        description="Checks at pulumi preview: S3 model prefixes, capacity, add-on compatibility.",
     )
     gpu_operator: GpuOperatorConfig = Field(
         default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (docs/add-ons.md)."
@@ -316,6 +366,11 @@ class PlatformConfig(Base):
     )
     lws: LwsConfig = Field(
         default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (docs/add-ons.md)."
+    )
+    gpu_nodes: NodeShape = Field(
+        default_factory=NodeShape,
+        description="The GPU nodes as Kubernetes allocates them (cpu, memory, gpus, rdma): pods that cannot fit one "
+        "are refused. Unset: not checked.",
     )
 
     @property

@@ -10,7 +10,19 @@ from config.models import InferenceGroup
 from config.server_args import API_KEY, EVERY_TYPED_SETTING, managed_flags, typed_args, typed_flags
 
 # InferenceGroup settings that shape objects and pods, never a launch_server flag.
-NOT_FLAGS = ("model.download", "model.sizeGiB", "modelVolume", "network", "rollout", "tolerations", "autoscaling")
+NOT_FLAGS = (
+    "model.download",
+    "model.sizeGiB",
+    "modelVolume",
+    "network",
+    "rollout",
+    "tolerations",
+    "autoscaling",
+    # The GPU and its node: checked against the weights and the pods, never passed to SGLang.
+    "gpu",
+    "gpuMemoryGiB",
+    "nodeShape",
+)
 
 
 def _unset_by_default(model: type[BaseModel], prefix: str = ""):
@@ -64,6 +76,7 @@ def test_the_managed_flags_are_what_the_builder_emits():
         "--nnodes": "nodes",
         "--node-rank": None,
         "--trust-remote-code": "model.trustRemoteCode",
+        "--quantization": "model.quantization",
         "--context-length": "contextLength",
         "--mem-fraction-static": "memFractionStatic",
         "--kv-cache-dtype": "kvCacheDtype",

@@ -106,6 +106,16 @@ def test_configuration_reference_is_current():
     )
 
 
+def test_compatibility_table_is_current():
+    """The add-on compatibility table of docs/configuration.md is config/compat.py's, with its sources."""
+    from tools.config_reference import COMPAT_BEGIN, COMPAT_END, DOC, compatibility
+
+    doc = DOC.read_text()
+    assert doc[doc.index(COMPAT_BEGIN) : doc.index(COMPAT_END) + len(COMPAT_END)] == compatibility(), (
+        "run: python tools/config_reference.py --write"
+    )
+
+
 def test_flag_release_table_is_current():
     from tools.config_reference import DOC, FLAGS_BEGIN, FLAGS_END, flag_releases
 
