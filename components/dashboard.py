@@ -1,9 +1,9 @@
 """The SGLang + GPU Grafana dashboard, built as code with grafana-foundation-sdk (Grafana 11.6 schema).
 
-``SGLANG_PANELS`` and ``GPU_PANELS`` are the single description of what is shown: the builder turns them into
-dashboard JSON for the pinned SGLang release (``{itl}`` becomes that release's decode-latency histogram), the
-tests check every expression with promtool and against that release's metric names, and a test keeps the
-panel table in docs/ui-and-monitoring.md in step with the titles.
+``SGLANG_PANELS``, ``GATEWAY_PANELS`` and ``GPU_PANELS`` are the single description of what is shown: the
+builder turns them into dashboard JSON for the pinned SGLang release (``{itl}`` becomes that release's
+decode-latency histogram), the tests check every expression with promtool and against that release's metric
+names, and a test keeps the panel table in docs/ui-and-monitoring.md in step with the titles.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ class Panel:
     title: str
     description: str
     unit: str
-    # (PromQL with the placeholders {sel} = namespace + model filter, {itl} = the release's inter-token latency
-    # histogram, legend)
+    # (PromQL with the placeholders {sel} = namespace + model filter ({sel, x="y"} adds matchers), {itl} = the
+    # release's inter-token latency histogram, legend)
     queries: tuple[tuple[str, str], ...]
 
 
@@ -131,6 +131,69 @@ SGLANG_PANELS = (
     ),
 )
 
+# sglang-router 0.3.2's series (components/metrics/sgl-model-gateway.txt); the gateway's PodMonitor adds the
+# labels gateway (its name) and model_name (the served model).
+GATEWAY_PANELS = (
+    Panel(
+        "Gateway requests and upstream errors",
+        "Requests the gateway routed per second (smg_router_requests_total), and attempts at a group that "
+        "answered 5xx (smg_router_upstream_responses_total, retries included): the error-rate alert's inputs.",
+        "reqps",
+        (
+            (f"sum by (gateway) (rate(smg_router_requests_total{{sel}}[{RATE}]))", "routed {{gateway}}"),
+            (
+                f'sum by (gateway) (rate(smg_router_upstream_responses_total{{sel, status_code=~"5.."}}[{RATE}]))',
+                "upstream 5xx {{gateway}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Gateway request latency",
+        "p50/p99 of a successful routed request through the gateway, retries included "
+        "(smg_router_request_duration_seconds; for a streamed answer, until the group starts the stream).",
+        "s",
+        tuple(
+            (
+                f"histogram_quantile({q}, sum by (gateway, le) "
+                f"(rate(smg_router_request_duration_seconds_bucket{{sel}}[{RATE}])))",
+                f"p{round(q * 100)} {{{{gateway}}}}",
+            )
+            for q in (0.5, 0.99)
+        ),
+    ),
+    Panel(
+        "Gateway workers: registered and healthy",
+        "Leaders the gateway discovered (smg_worker_pool_size) and those passing its health check "
+        "(smg_worker_health = 1). A group the autoscaler adds appears here once its leader is ready.",
+        "short",
+        (
+            ("sum by (gateway) (smg_worker_pool_size{sel})", "registered {{gateway}}"),
+            ("count by (gateway) (smg_worker_health{sel} == 1)", "healthy {{gateway}}"),
+        ),
+    ),
+    Panel(
+        "Requests in flight per worker",
+        "Requests the gateway has running on each leader (smg_worker_requests_active): how the policy spreads "
+        "the load; cache_aware keeps a prompt prefix on one group until the load is unbalanced.",
+        "short",
+        (("sum by (gateway, worker) (smg_worker_requests_active{sel})", "{{gateway}} {{worker}}"),),
+    ),
+    Panel(
+        "Circuit breakers and retries",
+        "Breaker state per leader (smg_worker_cb_state: 0 closed, 1 open, 2 half-open), retries per second "
+        "(smg_worker_retries_total) and requests that failed after every retry (smg_worker_retries_exhausted_total).",
+        "short",
+        (
+            ("max by (gateway, worker) (smg_worker_cb_state{sel})", "breaker {{gateway}} {{worker}}"),
+            (f"sum by (gateway) (rate(smg_worker_retries_total{{sel}}[{RATE}]))", "retries/s {{gateway}}"),
+            (
+                f"sum by (gateway) (rate(smg_worker_retries_exhausted_total{{sel}}[{RATE}]))",
+                "exhausted/s {{gateway}}",
+            ),
+        ),
+    ),
+)
+
 GPU_PANELS = (
     Panel(
         "GPU utilisation",
@@ -165,12 +228,15 @@ def expressions(namespace: str, sglang_release: str | None = None) -> list[str]:
     """Every PromQL expression of the dashboard for the SGLang release (None: the newest with a metric list),
     as Grafana sends it before variable substitution."""
     metrics = SglangMetrics.of(sglang_release)
-    return [_expr(q, namespace, metrics) for p in (*SGLANG_PANELS, *GPU_PANELS) for q, _ in p.queries]
+    panels = (*SGLANG_PANELS, *GATEWAY_PANELS, *GPU_PANELS)
+    return [_expr(q, namespace, metrics) for p in panels for q, _ in p.queries]
 
 
 def _expr(query: str, namespace: str, metrics: SglangMetrics) -> str:
+    sel = f'namespace="{namespace}", {MODEL}'
     return (
-        query.replace("{sel}", f'{{namespace="{namespace}", {MODEL}}}')
+        query.replace("{sel}", f"{{{sel}}}")
+        .replace("{sel,", f"{{{sel},")
         .replace("{ns}", f'namespace="{namespace}"')
         .replace("{itl}", metrics.inter_token_latency)
     )
@@ -197,9 +263,9 @@ def _panel(p: Panel, namespace: str, datasource: DataSourceRef, metrics: SglangM
     return panel
 
 
-def build(namespace: str, gpu: bool = True, sglang_release: str | None = None) -> dict:
-    """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace``, with the series names of
-    ``sglang_release`` (None: the newest release with a metric list)."""
+def build(namespace: str, gpu: bool = True, gateway: bool = False, sglang_release: str | None = None) -> dict:
+    """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace`` (and their gateways), with the
+    series names of ``sglang_release`` (None: the newest release with a metric list)."""
     metrics = SglangMetrics.of(sglang_release)
     datasource = DataSourceRef(type_val="prometheus", uid="${datasource}")
     dash = (
@@ -224,6 +290,10 @@ def build(namespace: str, gpu: bool = True, sglang_release: str | None = None) -
     )
     for p in SGLANG_PANELS:
         dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
+    if gateway:
+        dash = dash.with_row(dashboard.Row("SGLang gateway: routing, workers, failures"))
+        for p in GATEWAY_PANELS:
+            dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
     if gpu:
         dash = dash.with_row(dashboard.Row("GPUs (DCGM)"))
         for p in GPU_PANELS:

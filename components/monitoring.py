@@ -2,15 +2,16 @@
 
 The Helm release brings Prometheus, Alertmanager, Grafana, kube-state-metrics and the monitoring CRDs;
 this component adds a PodMonitor per inference group (/metrics of the leader, with the group's API key where
-the pinned SGLang release asks for one, and of the workers where the release serves it there), a
-ServiceMonitor for the GPU Operator's dcgm-exporter, the SLO PrometheusRule and the dashboard ConfigMap
-Grafana's sidecar loads.
+the pinned SGLang release asks for one, and of the workers where the release serves it there), one for the
+gateways' metrics ports, a ServiceMonitor for the GPU Operator's dcgm-exporter, the SLO PrometheusRule and the
+dashboard ConfigMap Grafana's sidecar loads.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alerts, dashboard
+from components.gateway import SERVED_MODEL_ANNOTATION
 from components.k8s import PART_OF, child_opts, helm_release, namespace
-from components.sglang_pods import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
+from components.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from config import bom
 from config.monitoring import MonitoringConfig
 from config.sglang.releases import ReleaseFacts, facts
@@ -57,6 +59,8 @@ class MonitoringStackArgs:
     # dashboard reads, whether /metrics wants the API key, whether workers serve /metrics. None: the
     # reference release's behaviour (leader only, with the key) and the newest release's names.
     sglang_release: str | None = None
+    # Names of the gateways (SglangGateway) in the serving namespace: their metrics, panels and alerts.
+    gateways: Sequence[str] = ()
     chart_version: str = bom.KUBE_PROMETHEUS_STACK_CHART
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -108,7 +112,12 @@ class MonitoringStack(pulumi.ComponentResource):
             },
             data={
                 "sglang-platform.json": json.dumps(
-                    dashboard.build(args.serving_namespace, s.dcgm.enabled, sglang_release=args.sglang_release)
+                    dashboard.build(
+                        args.serving_namespace,
+                        s.dcgm.enabled,
+                        gateway=bool(args.gateways),
+                        sglang_release=args.sglang_release,
+                    )
                 )
             },
             opts=in_ns,
@@ -124,6 +133,7 @@ class MonitoringStack(pulumi.ComponentResource):
                     s.slo,
                     gpu=s.dcgm.enabled,
                     scraped=[t.name for t in args.targets if t.metrics],
+                    gateways=args.gateways,
                 )
             },
             opts=after_release,
@@ -148,6 +158,18 @@ class MonitoringStack(pulumi.ComponentResource):
                         release=facts(args.sglang_release or _bom_release()),
                     )
                 ),
+                opts=after_release,
+            )
+        if args.gateways:
+            _operator_object(
+                f"{name}-gateway-podmonitor",
+                "PodMonitor",
+                metadata={
+                    "name": alerts.GATEWAY_MONITOR,
+                    "namespace": args.serving_namespace,
+                    "labels": dict(labels),
+                },
+                spec=gateway_pod_monitor_spec(args.serving_namespace, s),
                 opts=after_release,
             )
         if s.dcgm.enabled:
@@ -230,6 +252,39 @@ def chart_values(s: MonitoringConfig) -> dict[str, Any]:
         # The no-ready-leader alert joins readiness with the LWS pod labels.
         "kube-state-metrics": {"metricLabelsAllowlist": [alerts.KSM_POD_LABELS]},
     }
+
+
+def gateway_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
+    """Every gateway's metrics port (no key: it is not the API listener). Each series gets the gateway's name
+    and the exact served model name (a pod annotation), so the dashboard's model filter covers them too."""
+    return {
+        "namespaceSelector": {"matchNames": [namespace]},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": GATEWAY_APP}},
+        "podMetricsEndpoints": [
+            {
+                "port": "metrics",
+                "path": "/metrics",
+                "interval": s.prometheus.scrape_interval,
+                "relabelings": [
+                    {
+                        "action": "replace",
+                        "sourceLabels": [_pod_meta("label", "app.kubernetes.io/instance")],
+                        "targetLabel": "gateway",
+                    },
+                    {
+                        "action": "replace",
+                        "sourceLabels": [_pod_meta("annotation", SERVED_MODEL_ANNOTATION)],
+                        "targetLabel": "model_name",
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def _pod_meta(kind: str, key: str) -> str:
+    """Prometheus' discovery label of a pod label or annotation (every character not [a-zA-Z0-9_] -> _)."""
+    return f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
 
 
 def pod_monitor_spec(

@@ -8,7 +8,10 @@ release, and the tests render every preset on every shipped release it runs on. 
 settings are stack keys (camelCase), merged before validation, so an error names the key it is about whether
 the value came from the preset or the stack.
 
-GPU classes are named as in the GPU table (``config/gpus.py``: ``A800-80GB``, ``H100-80GB``, ...).
+GPU classes are those of the GPU table (``config/gpus.py``); a preset sets ``gpu`` to the first it names (a
+group on another of them overrides it), and ``model.quantization`` to its weights' scheme, so the GPU and
+quantization rules check it like any group; which release it needs follows from its flags, its weights
+(``config/quantization.py``) and the release facts (``config/sglang/releases.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ REVISIONS = {
 DEEPSEEK_671B_GIB = 642.0
 
 
+# DeepSeek-V3-0324: FP8 in blocks like R1, and no size the platform knows by its name.
+V3_0324: Mapping[str, Any] = MappingProxyType({"quantization": "fp8-block", "sizeGiB": DEEPSEEK_671B_GIB})
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -50,8 +57,6 @@ class Preset:
     # The sources' commands as published (node 0 of a multi-node one; flags a page adds on their own line).
     source_commands: tuple[str, ...]
     settings: Mapping[str, Any]
-    # The oldest release it runs on, when that depends on more than its flags (which the tables check), and why.
-    min_release: tuple[str, str] | None = None
     # Its GPUs run DeepGEMM (FP8 GEMMs on Hopper, sm90, and newer; SGLang turns it off below).
     deep_gemm: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -94,17 +99,14 @@ _PRESETS = (
             "--reasoning-parser deepseek-r1",
         ),
         settings={
-            "model": _model("meituan/DeepSeek-R1-Block-INT8", "deepseek-r1", sizeGiB=DEEPSEEK_671B_GIB),
+            "model": _model("meituan/DeepSeek-R1-Block-INT8", "deepseek-r1", quantization="int8-block"),
             "nodes": 2,
             "gpusPerNode": 8,
-            "gpuMemoryGiB": 80,
+            "gpu": "A800-80GB",
             "tensorParallel": 16,
             "torchCompileMaxBs": 8,
             "reasoningParser": "deepseek-r1",
         },
-        # W8A8Int8MoEMethod and BlockInt8Config (quant_method blockwise_int8) first ship in 0.4.4: 0.4.3.x
-        # quantizes only the linear layers and cannot load the INT8 experts.
-        min_release=("0.4.4", "SGLang runs block-wise INT8 MoE experts from 0.4.4 (blockwise_int8)"),
     ),
     Preset(
         name="deepseek-r1-h100",
@@ -124,10 +126,10 @@ _PRESETS = (
         ),
         deep_gemm=True,
         settings={
-            "model": _model("deepseek-ai/DeepSeek-R1", "deepseek-r1"),
+            "model": _model("deepseek-ai/DeepSeek-R1", "deepseek-r1", quantization="fp8-block"),
             "nodes": 2,
             "gpusPerNode": 8,
-            "gpuMemoryGiB": 80,
+            "gpu": "H100-80GB",
             "tensorParallel": 16,
             "dpAttentionSize": 2,
             "reasoningParser": "deepseek-r1",
@@ -156,10 +158,10 @@ _PRESETS = (
         ),
         deep_gemm=True,
         settings={
-            "model": _model("deepseek-ai/DeepSeek-R1", "deepseek-r1"),
+            "model": _model("deepseek-ai/DeepSeek-R1", "deepseek-r1", quantization="fp8-block"),
             "nodes": 1,
             "gpusPerNode": 8,
-            "gpuMemoryGiB": 141,
+            "gpu": "H200-141GB",
             "tensorParallel": 8,
             "dpAttentionSize": 8,
             "reasoningParser": "deepseek-r1",
@@ -184,10 +186,12 @@ _PRESETS = (
         ),
         deep_gemm=True,
         settings={
-            "model": _model("deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", sizeGiB=DEEPSEEK_671B_GIB),
+            "model": _model(
+                "deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", quantization="fp8-block", sizeGiB=DEEPSEEK_671B_GIB
+            ),
             "nodes": 1,
             "gpusPerNode": 8,
-            "gpuMemoryGiB": 141,
+            "gpu": "H200-141GB",
             "tensorParallel": 8,
             # "The default configuration for DeepSeek models is --speculative-num-steps 3
             # --speculative-eagle-topk 1 --speculative-num-draft-tokens 4": written out, because releases before
@@ -216,10 +220,12 @@ _PRESETS = (
         ),
         deep_gemm=True,
         settings={
-            "model": _model("deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", sizeGiB=DEEPSEEK_671B_GIB),
+            "model": _model(
+                "deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", quantization="fp8-block", sizeGiB=DEEPSEEK_671B_GIB
+            ),
             "nodes": 1,
             "gpusPerNode": 8,
-            "gpuMemoryGiB": 96,
+            "gpu": "H20-96GB",
             "tensorParallel": 8,
             "memFractionStatic": 0.9,
             "toolCallParser": "deepseekv3",
@@ -248,6 +254,7 @@ _PRESETS = (
                 "servedName": "qwen2.5-1.5b-instruct",
                 "source": "huggingface",
                 "trustRemoteCode": False,
+                "quantization": "none",
                 "download": {
                     "repo": "Qwen/Qwen2.5-1.5B-Instruct",
                     "revision": "989aa7980e4cf806f80c7fef2b1adb7bc71aa306",

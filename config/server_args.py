@@ -28,6 +28,7 @@ from typing import NamedTuple
 from packaging.version import Version
 
 from config.models import InferenceGroup
+from config.quantization import SCHEMES
 from config.sglang import Table, load_table, releases_with, shipped_releases
 from config.sglang.releases import facts
 
@@ -75,11 +76,13 @@ def typed_flags(group: InferenceGroup, *, leader: bool, api_key: bool, table: Ta
             ("--nnodes", multi_node and g.nodes, "nodes"),
             ("--node-rank", multi_node and rank, None),
             ("--trust-remote-code", g.model.trust_remote_code, "model.trustRemoteCode"),
+            # Only schemes SGLang does not pick from config.json by itself (w8a8-int8 checkpoints say
+            # compressed-tensors); the quantization rules require model.quantization for those.
+            ("--quantization", g.model.quantization and SCHEMES[g.model.quantization].flag, "model.quantization"),
             ("--context-length", g.context_length, "contextLength"),
             ("--mem-fraction-static", g.mem_fraction_static, "memFractionStatic"),
             ("--kv-cache-dtype", g.kv_cache_dtype, "kvCacheDtype"),
             ("--dist-timeout", g.dist_timeout_seconds, "distTimeoutSeconds"),
-            ("--quantization", g.quantization, "quantization"),
             *_dp_attention(g, table),
             *_expert_parallel(g, table),
             ("--chunked-prefill-size", g.chunked_prefill_size, "chunkedPrefillSize"),
@@ -182,12 +185,19 @@ def _emitted(settings: list[Setting]) -> list[TypedFlag]:
     return out
 
 
+# The values a setting can write after its flag, where they are not the setting's own values (a scheme name is
+# not a --quantization value): the flag-release table of docs/configuration.md reads this.
+FLAG_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"model.quantization": tuple(dict.fromkeys(q.flag for q in SCHEMES.values() if q.flag))}
+)
+
+
 # Every typed setting that turns a flag on, set: the flags this group gets are all the flags the platform can
 # emit. A new typed flag only needs a value here if its default emits nothing (tests/test_server_args.py checks
 # that every InferenceGroup setting whose default is unset or false is set here, so one cannot be forgotten).
 EVERY_TYPED_SETTING = {
     "name": "every-setting",
-    "model": {"path": "m", "servedName": "m", "trustRemoteCode": True},
+    "model": {"path": "m", "servedName": "m", "trustRemoteCode": True, "quantization": "w8a8-int8"},
     "modelVolume": {"type": "pvc", "claimName": "models"},
     "nodes": 2,
     "gpusPerNode": 1,
@@ -200,7 +210,6 @@ EVERY_TYPED_SETTING = {
     # DeepEP and plain expert parallelism emit different flags: ALTERNATE_SPELLINGS covers the plain ones.
     "expertParallel": {"size": 2, "a2aBackend": "deepep", "deepepMode": "auto"},
     "speculative": {"numSteps": 1, "eagleTopk": 1, "numDraftTokens": 2, "draftModelPath": "d"},
-    "quantization": "fp8",
     "chunkedPrefillSize": 1,
     "maxRunningRequests": 1,
     "cudaGraphMaxBs": 1,

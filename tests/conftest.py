@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools import harness  # noqa: E402
+
+SHARED = harness.SHARED
 
 # No test reaches the network: program runs skip the S3 preflight listing unless a test (under moto) unsets this.
 os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
@@ -73,6 +74,7 @@ def preset_gallery(release_image: str = "lmsysorg/sglang:v0.5.23-cu130") -> dict
         "requireApiKey": True,
         "versions": {"sglangImage": release_image},
         "inferenceGroups": groups,
+        "gateway": {"enabled": True},
         "openWebui": {"enabled": False},
         "monitoring": {"enabled": True},
         "gpuOperator": {"mode": "present"},

@@ -18,8 +18,9 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
 
 
 def known_metrics(sglang_release: str | None = None) -> set[str]:
-    """Every series name the exporters expose (histograms as _bucket/_sum/_count), plus `up`: SGLang's of
-    ``sglang_release`` (components/metrics/sglang-<release>.txt), or of every shipped release when None."""
+    """Every series name the exporters expose (histograms as _bucket/_sum/_count, summaries as the quantiles
+    plus _sum/_count), plus `up`: SGLang's of ``sglang_release`` (components/metrics/sglang-<release>.txt), or
+    of every shipped release when None."""
     from components.sglang_metrics import SglangMetrics, releases
 
     names = {"up"}  # written by Prometheus for every target
@@ -32,7 +33,12 @@ def known_metrics(sglang_release: str | None = None) -> set[str]:
             if not line.strip() or line.startswith("#"):
                 continue
             name, kind = line.split()
-            names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")} if kind == "histogram" else {name}
+            if kind == "histogram":
+                names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")}
+            elif kind == "summary":
+                names |= {name, f"{name}_sum", f"{name}_count"}
+            else:
+                names.add(name)
     return names
 
 

@@ -44,7 +44,7 @@ def test_prod_is_the_reference_topology():
 
 def test_every_problem_is_reported_at_once_with_its_key():
     raw = prod_with(gpusPerNode=0, name="Bad_Name", typo=1, resources={"cpu": "4", "memory": "lots"})
-    raw["versions"] = {"sglangImage": "lmsysorg/sglang:latest"}
+    raw["versions"] |= {"sglangImage": "lmsysorg/sglang:latest"}
     lines = problems(raw, ALL_SECRETS)
     assert lines == [
         "  - sglang-platform:inferenceGroups[0].gpusPerNode: Input should be greater than or equal to 1 (got 0)",
@@ -53,12 +53,12 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "  - sglang-platform:inferenceGroups[0].resources.memory: 'lots' is not a Kubernetes quantity (a number "
         "with an optional suffix: Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or an exponent such as 1e3)",
         "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: preset, name, model, "
-        "modelVolume, replicas, nodes, gpusPerNode, gpuMemoryGiB, tensorParallel, contextLength, memFractionStatic, "
-        "kvCacheDtype, distTimeoutSeconds, dpAttentionSize, expertParallel, speculative, quantization, "
+        "modelVolume, replicas, nodes, gpusPerNode, gpu, gpuMemoryGiB, tensorParallel, contextLength, "
+        "memFractionStatic, kvCacheDtype, distTimeoutSeconds, dpAttentionSize, expertParallel, speculative, "
         "chunkedPrefillSize, maxRunningRequests, cudaGraphMaxBs, cudaGraphBatchSizes, torchCompileMaxBs, "
         "reasoningParser, toolCallParser, enableMetrics, metricsForAllSchedulers, extraArgs, network, resources, "
         "ports, probes, service, scheduler, restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, "
-        "autoscaling, deepGemm",
+        "autoscaling, nodeShape, deepGemm",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
         "pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest",
     ]
@@ -120,7 +120,7 @@ def test_duplicate_names_and_served_names():
 )
 def test_images_must_be_pinned(image, ok):
     raw = prod_with()
-    raw["versions"] = {"sglangImage": image, "sglangVersion": "0.4.3.post2"}
+    raw["versions"] |= {"sglangImage": image, "sglangVersion": "0.4.4"}
     if ok:
         validate(raw, ALL_SECRETS)
     else:
@@ -130,7 +130,7 @@ def test_images_must_be_pinned(image, ok):
 
 def test_digest_without_version_needs_sglang_version():
     raw = prod_with()
-    raw["versions"] = {"sglangImage": "lmsysorg/sglang@sha256:" + "b" * 64}
+    raw["versions"] |= {"sglangImage": "lmsysorg/sglang@sha256:" + "b" * 64}
     assert problems(raw, ALL_SECRETS) == [
         "  - sglang-platform:versions.sglangVersion: cannot tell the SGLang release of 'lmsysorg/sglang@sha256:"
         + "b" * 64
@@ -149,16 +149,18 @@ def test_ports_in_range_and_distinct():
 
 
 def test_dist_timeout_follows_the_pinned_release():
-    assert problems(prod_with(distTimeoutSeconds=3600), ALL_SECRETS) == [
+    dev = copy.deepcopy(stack_values("dev"))
+    dev["inferenceGroups"][0]["distTimeoutSeconds"] = 3600
+    # dev runs the BOM's SGLang, 0.4.3.post2.
+    assert problems(dev) == [
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)"
     ]
-    raw = prod_with(distTimeoutSeconds=3600)
-    raw["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124"}
-    assert validate(raw, ALL_SECRETS).inference_groups[0].dist_timeout_seconds == 3600
+    dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124"}
+    assert validate(dev, FRONT_END).inference_groups[0].dist_timeout_seconds == 3600
     # The release named by sglangVersion wins over the tag, and is the key the message names.
-    raw["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124", "sglangVersion": "0.4.3.post2"}
-    assert problems(raw, ALL_SECRETS) == [
+    dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124", "sglangVersion": "0.4.3.post2"}
+    assert problems(dev) == [
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangVersion)"
     ]
@@ -241,9 +243,9 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, openWebui, monitoring, keda, preflight, gpuOperator, volcano, lws, "
-        "and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, "
-        "s3SecretAccessKey"
+        "apiAccess, versions, inferenceGroups, gateway, openWebui, monitoring, keda, preflight, gpuOperator, volcano, "
+        "lws, gpuNodes, and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, "
+        "s3AccessKeyId, s3SecretAccessKey"
     ]
 
 

@@ -20,8 +20,10 @@ CACHE = {"type": "pvc", "claimName": "deep-gemm"}
 
 
 def prod(image: str, **group):
+    """Pulumi.prod.yaml's group (its INT8 weights: the cache rules do not look at the GPU) on ``image``."""
+
     def mutate(values):
-        values["versions"] = {"sglangImage": image}
+        values.setdefault("versions", {})["sglangImage"] = image
         values["inferenceGroups"][0].update(group)
 
     return run_with("prod", mutate, secrets={"apiKey": API_KEY})
@@ -50,7 +52,7 @@ def test_every_pod_compiles_into_the_shared_cache_then_serves_from_it():
             "-m",
             "sglang.compile_deep_gemm",
             "--model-path",
-            "/mnt/catcat_data/model/DeepSeek-R1",
+            "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
             "--served-model-name",
             "deepseek-r1",
             "--tp-size",
@@ -64,6 +66,8 @@ def test_every_pod_compiles_into_the_shared_cache_then_serves_from_it():
             "--trust-remote-code",
             "--context-length",
             "131072",
+            "--dist-timeout",
+            "1800",
             "--enable-metrics",
             "--host",
             "127.0.0.1",
@@ -154,7 +158,7 @@ def test_a_node_local_cache_is_fine_without_precompile_or_on_one_node():
 
 def test_an_ampere_preset_refuses_deep_gemm():
     def a800(values):
-        values["versions"] = {"sglangImage": "lmsysorg/sglang:v0.5.23-cu130"}
+        values.setdefault("versions", {})["sglangImage"] = "lmsysorg/sglang:v0.5.23-cu130"
         g = values["inferenceGroups"][0]
         g.update(preset="deepseek-r1-a800", deepGemm={"cache": CACHE})
         g["model"] = {"download": None}

@@ -74,10 +74,26 @@ SPEC = [
 TAIL = ["--host", "0.0.0.0", "--port", "8000", "--api-key", "$(SGLANG_API_KEY)"]
 
 
+# The prod group (2 x 8 over InfiniBand) as an H100 group serving DeepSeek-R1's own FP8 weights, without the
+# --dist-timeout of Pulumi.prod.yaml (0.4.3.post2 lacks it): what each lever adds is all that changes.
+H100_R1 = {
+    "gpu": "H100-80GB",
+    "model": {
+        "path": "DeepSeek-R1",
+        "servedName": "deepseek-r1",
+        "source": "modelscope",
+        "download": {"repo": "deepseek-ai/DeepSeek-R1", "revision": "master"},
+    },
+}
+
+
 def prod(release: str, **group: Any):
     def mutate(values):
         values.setdefault("versions", {})["sglangImage"] = IMAGES[release]
-        values["inferenceGroups"][0].update(group)
+        g = values["inferenceGroups"][0]
+        g.pop("distTimeoutSeconds", None)
+        g.update(H100_R1)
+        g.update(group)
 
     return run_with("prod", mutate, secrets={"apiKey": API_KEY})
 
@@ -211,11 +227,36 @@ def test_a_release_that_lacks_a_lever_refuses_it_on_its_key(release, lines):
     assert refused(release, **LEVERS) == lines
 
 
-def test_the_reference_group_is_unchanged_by_the_levers_it_does_not_use():
-    # Pulumi.prod.yaml sets none of them: its tp 16 command is the reference's (tests/test_inference_group.py).
-    result = prod("0.4.3.post2")
-    assert result.error is None
-    assert "--enable-dp-attention" not in leader_args(result)
+def test_the_prod_group_is_unchanged_by_the_levers_it_does_not_use():
+    # Pulumi.prod.yaml sets none of them: its tp 16 command is what tests/test_inference_group.py pins.
+    result = run_with("prod", lambda values: None, secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    assert leader_args(result) == [
+        "--model-path",
+        "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
+        "--served-model-name",
+        "deepseek-r1",
+        "--tp-size",
+        "16",
+        "--dist-init-addr",
+        "$(LWS_LEADER_ADDRESS):20000",
+        "--nnodes",
+        "2",
+        "--node-rank",
+        "0",
+        "--trust-remote-code",
+        "--context-length",
+        "131072",
+        "--dist-timeout",
+        "1800",
+        "--enable-metrics",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+        "--api-key",
+        "$(SGLANG_API_KEY)",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -273,7 +314,7 @@ def test_metrics_for_all_schedulers_is_fine_where_each_gpu_is_its_own_attention_
 
 def test_deepep_across_nodes_needs_infiniband():
     def tcp(values):
-        values["versions"] = {"sglangImage": IMAGES["0.5.23"]}
+        values.setdefault("versions", {})["sglangImage"] = IMAGES["0.5.23"]
         g = values["inferenceGroups"][0]
         g["network"] = {"fabric": "tcp"}
         g["expertParallel"] = {"a2aBackend": "deepep"}

@@ -14,7 +14,7 @@ HF_REVISION = "989aa7980e4cf806f80c7fef2b1adb7bc71aa306"
 HF_IDENTITY = json.dumps(
     {"repo": "Qwen/Qwen2.5-1.5B-Instruct", "revision": HF_REVISION, "source": "huggingface"}, sort_keys=True
 )
-MS_IDENTITY = json.dumps({"repo": "deepseek-ai/DeepSeek-R1", "revision": "master", "source": "modelscope"})
+MS_IDENTITY = json.dumps({"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "master", "source": "modelscope"})
 SCRIPT_VOLUME = {
     "name": "model-download-script",
     "configMap": {"name": "qwen-small-model-download", "defaultMode": 0o444},
@@ -322,9 +322,9 @@ def test_prod_downloads_on_every_node_before_sglang_starts(prod):
         assert init["command"] == ["python3", "/opt/sglang-platform/download_model.py", "download"]
         env = plain_env(init)
         assert (env["MODEL_DIR"], env["MODEL_SOURCE"], env["MODEL_REPO"], env["MODEL_REVISION"]) == (
-            "/mnt/catcat_data/model/DeepSeek-R1",
+            "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
             "modelscope",
-            "deepseek-ai/DeepSeek-R1",
+            "meituan/DeepSeek-R1-Block-INT8",
             "master",
         )
         assert json.loads(env["MODEL_IDENTITY"]) == json.loads(MS_IDENTITY)

@@ -4,13 +4,13 @@ group's own keys win, and that docs/deepseek.md shows each with its sources and 
 from __future__ import annotations
 
 import copy
-import importlib
 from typing import Any
 
 import pytest
 from conftest import ALL_SECRETS_FOR_PRESETS, preset_gallery, run_with
 
 from config import ConfigError, InferenceGroup, validate
+from config.gpus import GPUS
 from config.presets import PRESETS, merge
 from config.server_args import typed_args
 from config.sglang import load_table, shipped_releases
@@ -18,7 +18,7 @@ from tools import harness
 
 # The oldest shipped release each preset runs on, and why the one before refuses it.
 OLDEST = {
-    "deepseek-r1-a800": "0.4.4",  # block-wise INT8 MoE experts (preset.min_release)
+    "deepseek-r1-a800": "0.4.3.post3",  # blockwise_int8 (config/quantization.py) and --reasoning-parser
     "deepseek-r1-h100": "0.4.5",  # 2 DP-attention groups: up to 0.4.4 DP attention means dp = tp
     "deepseek-r1-h200": "0.4.6",  # the DeepGEMM cache (SGL_DG_CACHE_DIR, compile_deep_gemm)
     "deepseek-v3-h200-mtp": "0.4.7",  # DeepSeek MTP reads its draft layer from the model
@@ -89,10 +89,13 @@ def test_the_same_presets_on_an_older_release_get_its_spellings():
 
 def test_preset_refusals_name_the_key_and_the_release():
     with pytest.raises(ConfigError) as info:
-        validate(only("deepseek-r1-a800", "0.4.3.post3"), ALL_SECRETS_FOR_PRESETS)
+        validate(only("deepseek-r1-a800", "0.4.3.post2"), ALL_SECRETS_FOR_PRESETS)
     assert [f"{p.key}: {p.message}" for p in info.value.problems] == [
-        "sglang-platform:inferenceGroups[0].preset: deepseek-r1-a800 needs SGLang 0.4.4 or later: SGLang runs "
-        "block-wise INT8 MoE experts from 0.4.4 (blockwise_int8); the pinned release is 0.4.3.post3"
+        "sglang-platform:inferenceGroups[0].reasoningParser: --reasoning-parser needs SGLang 0.4.3.post3 or later; "
+        "the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)",
+        "sglang-platform:versions.sglangImage: meituan/DeepSeek-R1-Block-INT8 is W8A8 INT8 in 128 x 128 blocks "
+        "(model.quantization), quantization method blockwise_int8, which SGLang 0.4.3.post2 does not have (first in "
+        "0.4.3.post3): pin an SGLang image of 0.4.3.post3 or later",
     ]
 
 
@@ -174,23 +177,21 @@ def test_capacity_of_each_preset():
     values["preflight"] = {"capacity": True}
     with pytest.raises(ConfigError) as info:
         validate(values, ALL_SECRETS_FOR_PRESETS)
-    # SGLang's docs run DeepSeek-V3 on one node of 8 H20 at memFractionStatic 0.9: per GPU 80.2 GiB of 86.4 GiB,
+    # SGLang's docs run DeepSeek-V3 on one node of 8 H20 at memFractionStatic 0.9: per GPU 80.2 GiB of 86.0 GiB,
     # under the 10% the capacity check keeps for the KV cache. Every other preset fits.
     assert [f"{p.key}: {p.message}" for p in info.value.problems] == [
         "sglang-platform:inferenceGroups[4].nodes: the weights of DeepSeek-V3-0324 (642.0 GiB, model.sizeGiB) need "
-        "80.2 GiB per GPU on 1 node x 8 GPUs, but each GPU keeps 86.4 GiB for weights and KV cache (gpuMemoryGiB 96 x "
-        "memFractionStatic 0.9), of which at least 10% must stay for the KV cache, leaving 77.8 GiB for weights; "
-        "DeepSeek-V3-0324 needs at least 2 nodes of 8 GPUs (set nodes: 2 and tensorParallel: 16)"
+        "80.2 GiB per GPU on 1 node x 8 GPUs, but each GPU keeps 86.0 GiB for weights and KV cache (gpu H20-96GB: "
+        "95.5771 GiB x memFractionStatic 0.9), of which at least 10% must stay for the KV cache, leaving 77.4 GiB for "
+        "weights: set nodes: 2 and tensorParallel: 16, 2 nodes of 8 GPUs"
     ]
 
 
 def test_presets_name_gpu_classes_of_the_gpu_table():
-    try:
-        gpus = set(importlib.import_module("config.gpus").GPUS)
-    except ImportError:  # the GPU table (config/gpus.py) arrives with the preflight work: its names
-        gpus = {"A100-80GB", "A800-80GB", "H100-80GB", "H800-80GB", "H20-96GB", "H200-141GB"}
     for preset in PRESETS.values():
-        assert set(preset.gpus) <= gpus, preset.name
+        assert set(preset.gpus) <= set(GPUS), preset.name
+        # It sets gpu to the first (a group on another overrides it); the dev preset runs on any.
+        assert preset.settings.get("gpu") == (preset.gpus[0] if preset.gpus else None), preset.name
         assert preset.sources and preset.source_commands, preset.name
 
 

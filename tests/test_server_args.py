@@ -21,6 +21,10 @@ NOT_FLAGS = (
     "autoscaling",
     "preset",
     "deepGemm",
+    # The GPU and its node: checked against the weights and the pods, never passed to SGLang.
+    "gpu",
+    "gpuMemoryGiB",
+    "nodeShape",
 )
 
 
@@ -74,11 +78,11 @@ COMMON = {
     "--nnodes": "nodes",
     "--node-rank": None,
     "--trust-remote-code": "model.trustRemoteCode",
+    "--quantization": "model.quantization",
     "--context-length": "contextLength",
     "--mem-fraction-static": "memFractionStatic",
     "--kv-cache-dtype": "kvCacheDtype",
     "--dist-timeout": "distTimeoutSeconds",
-    "--quantization": "quantization",
 }
 LEVERS = {
     "--deepep-mode": "expertParallel.deepepMode",

@@ -21,6 +21,7 @@ COMPONENTS = {
     "ModelCache",
     "MonitoringStack",
     "OpenWebUI",
+    "SglangGateway",
     "SglangInferenceGroup",
     "Volcano",
 }
@@ -101,6 +102,16 @@ def test_configuration_reference_is_current():
 
     doc = DOC.read_text()
     assert doc[doc.index(BEGIN) : doc.index(END) + len(END)] == reference(), (
+        "run: python tools/config_reference.py --write"
+    )
+
+
+def test_compatibility_table_is_current():
+    """The add-on compatibility table of docs/configuration.md is config/compat.py's, with its sources."""
+    from tools.config_reference import COMPAT_BEGIN, COMPAT_END, DOC, compatibility
+
+    doc = DOC.read_text()
+    assert doc[doc.index(COMPAT_BEGIN) : doc.index(COMPAT_END) + len(COMPAT_END)] == compatibility(), (
         "run: python tools/config_reference.py --write"
     )
 

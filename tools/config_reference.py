@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Print the configuration reference (markdown) from the pydantic models, and the SGLang release each typed
-setting's flag needs from the shipped flag tables; docs/configuration.md embeds both and a test keeps them
-equal. Usage: python tools/config_reference.py [--write [FILE]]"""
+"""Print the configuration reference (markdown) from the pydantic models, the SGLang release each typed
+setting's flag needs from the shipped flag tables, and the add-on compatibility table from config/compat.py;
+docs/configuration.md embeds all three and a test keeps them equal.
+Usage: python tools/config_reference.py [--write [FILE]]"""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.errors import _unwrap
 from config.models import SECRET_KEYS, InferenceGroup, PlatformConfig
-from config.server_args import EVERY_TYPED_SETTING, every_managed_flag, typed_flags
+from config.rules.compat import compatibility_table
+from config.server_args import EVERY_TYPED_SETTING, FLAG_VALUES, every_managed_flag, typed_flags
 from config.sglang import load_table, releases_with, shipped_releases
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 FLAGS_BEGIN, FLAGS_END = "<!-- flag-releases:begin -->", "<!-- flag-releases:end -->"
+COMPAT_BEGIN, COMPAT_END = "<!-- compatibility:begin -->", "<!-- compatibility:end -->"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
@@ -154,9 +157,11 @@ def _releases(having: tuple[str, ...], shipped: tuple[str, ...]) -> str:
 
 
 def _choices(key: str | None) -> tuple[str, ...]:
-    """The values a group setting allows, when it is a Literal."""
+    """The values a group setting writes after its flag: its Literal's values, or what FLAG_VALUES says."""
     if key is None or ":" in key:
         return ()
+    if key in FLAG_VALUES:
+        return FLAG_VALUES[key]
     model: Any = InferenceGroup
     annotation: Any = None
     for part in key.split("."):
@@ -167,6 +172,11 @@ def _choices(key: str | None) -> tuple[str, ...]:
         if get_origin(candidate) is Literal:
             return tuple(str(v) for v in get_args(candidate))
     return ()
+
+
+def compatibility() -> str:
+    """config/compat.py's add-on windows and features by release, each with its source."""
+    return "\n".join([COMPAT_BEGIN, compatibility_table(), COMPAT_END])
 
 
 def _replace(doc: str, begin: str, end: str, text: str) -> str:
@@ -184,14 +194,17 @@ def main() -> int:
         help=f"replace the reference between the markers (default {DOC.name})",
     )
     args = parser.parse_args()
-    text, flags = reference(), flag_releases()
+    text, flags, compat = reference(), flag_releases(), compatibility()
     if args.write:
         doc = _replace(args.write.read_text(), BEGIN, END, text)
-        args.write.write_text(_replace(doc, FLAGS_BEGIN, FLAGS_END, flags))
+        doc = _replace(doc, FLAGS_BEGIN, FLAGS_END, flags)
+        args.write.write_text(_replace(doc, COMPAT_BEGIN, COMPAT_END, compat))
     else:
         print(text)
         print()
         print(flags)
+        print()
+        print(compat)
     return 0
 
 

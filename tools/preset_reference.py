@@ -8,11 +8,15 @@ Usage: python tools/preset_reference.py [--write [FILE]]"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Like tools/render.py: the page shows what the program renders offline; nothing here reaches the network
+# (no config.json or S3 listing at "preview").
+os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
 
 from components.sglang_pods import DEEP_GEMM_MOUNT, deep_gemm_compile_args
 from config.errors import ConfigError
@@ -131,6 +135,18 @@ def example() -> str:
         lines.append(f"# {server['name']}")
         lines.append(" ".join([*server["command"], *server["args"]]))
         lines += ["```", ""]
+    for deployment in (o for o in harness.kubernetes_objects(result) if o["kind"] == "Deployment"):
+        (gateway,) = deployment["spec"]["template"]["spec"]["containers"]
+        if "launch_router" not in " ".join(gateway.get("command", []) + gateway.get("args", [])):
+            continue
+        lines += [
+            f"`{deployment['metadata']['name']}`: {deployment['spec']['replicas']} pod(s), image `{gateway['image']}`:",
+            "",
+            "```",
+            " ".join([*gateway.get("command", []), *gateway["args"]]),
+            "```",
+            "",
+        ]
     lines[-1:] = [EXAMPLE_END]
     return "\n".join(lines)
 

@@ -8,8 +8,6 @@ document it follows; each problem names the key to change.
 
 from __future__ import annotations
 
-from packaging.version import Version
-
 from config.errors import Problem
 from config.models import InferenceGroup
 from config.presets import PRESETS
@@ -20,26 +18,11 @@ def check_levers(g: InferenceGroup, release: ReleaseFacts | None) -> list[Proble
     """``release``: the pinned release's facts, None when it is not known (then only the rules that hold for
     every release run)."""
     return [
-        *_preset(g, release),
         *_dp_attention(g, release),
         *_expert_parallel(g, release),
         *_speculative(g, release),
         *_metrics(g),
         *_deep_gemm(g, release),
-    ]
-
-
-def _preset(g: InferenceGroup, release: ReleaseFacts | None) -> list[Problem]:
-    preset = PRESETS.get(g.preset) if g.preset else None
-    if preset is None or preset.min_release is None or release is None:
-        return []
-    oldest, why = preset.min_release
-    if Version(release.release) >= Version(oldest):
-        return []
-    return [
-        Problem(
-            ("preset",), f"{preset.name} needs SGLang {oldest} or later: {why}; the pinned release is {release.release}"
-        )
     ]
 
 
