@@ -44,7 +44,10 @@ for note in loaded.notes:
 def pod_security_level(cfg: config.PlatformConfig) -> str:
     """hostPath volumes and IPC_LOCK (RDMA) are outside the baseline Pod Security Standard."""
     needs_privileged = any(
-        g.network.fabric == "infiniband" or g.model_volume.type == "hostPath" for g in cfg.inference_groups
+        g.network.fabric == "infiniband"
+        or g.model_volume.type == "hostPath"
+        or (g.deep_gemm is not None and g.deep_gemm.cache.type == "hostPath")
+        for g in cfg.inference_groups
     )
     return "privileged" if needs_privileged else "baseline"
 
@@ -233,6 +236,7 @@ if platform.monitoring.enabled:
             ],
             gateways=list(gateway_names.values()),
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
+            sglang_release=str(platform.versions.sglang_release),
             chart_version=platform.versions.kube_prometheus_stack,
             depends_on=[namespace],
         ),

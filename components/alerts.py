@@ -1,8 +1,8 @@
 """SLO and GPU-health alerting rules (PrometheusRule groups), built from the stack's SLO settings.
 
 Pure functions of plain values, so tests can feed the very rules the stack deploys to ``promtool``.
-Metric names are SGLang 0.4.3.post2's (components/metrics/sglang.txt), dcgm-exporter's and
-kube-state-metrics'; a test keeps them to those lists.
+Metric names are those every shipped SGLang release exposes (components/metrics/sglang-<release>.txt),
+dcgm-exporter's and kube-state-metrics'; the tests keep them to those lists and run promtool per release.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The SGLang + GPU Grafana dashboard, built as code with grafana-foundation-sdk (Grafana 11.6 schema).
 
 ``SGLANG_PANELS``, ``GATEWAY_PANELS`` and ``GPU_PANELS`` are the single description of what is shown: the
-builder turns them into dashboard JSON, the tests check every expression with promtool and against the
-pinned releases' metric names, and a test keeps the panel table in docs/ui-and-monitoring.md in step with
-the titles.
+builder turns them into dashboard JSON for the pinned SGLang release (``{itl}`` becomes that release's
+decode-latency histogram), the tests check every expression with promtool and against that release's metric
+names, and a test keeps the panel table in docs/ui-and-monitoring.md in step with the titles.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
 
 from components.alerts import LWS_NAME, LWS_WORKER_INDEX
+from components.sglang_metrics import SglangMetrics
 
 UID = "sglang-platform"
 # Grafana replaces these before the query reaches Prometheus; tests substitute them the same way.
@@ -28,7 +29,8 @@ class Panel:
     title: str
     description: str
     unit: str
-    # (PromQL with the placeholders {sel} = namespace + model filter ({sel, x="y"} adds matchers), legend)
+    # (PromQL with the placeholders {sel} = namespace + model filter ({sel, x="y"} adds matchers), {itl} = the
+    # release's inter-token latency histogram, legend)
     queries: tuple[tuple[str, str], ...]
 
 
@@ -72,10 +74,10 @@ SGLANG_PANELS = (
     ),
     Panel(
         "Inter-token latency",
-        "p50/p90/p99 time between two output tokens while decoding (time_per_output_token_seconds; later "
-        "SGLang releases call it inter_token_latency_seconds). Its inverse is the per-user streaming speed.",
+        "p50/p90/p99 time between two output tokens while decoding (inter_token_latency_seconds; SGLang "
+        "0.4.3.post2 calls it time_per_output_token_seconds). Its inverse is the per-user streaming speed.",
         "s",
-        _quantiles("sglang:time_per_output_token_seconds"),
+        _quantiles("{itl}"),
     ),
     Panel(
         "End-to-end request latency",
@@ -222,19 +224,25 @@ GPU_PANELS = (
 )
 
 
-def expressions(namespace: str) -> list[str]:
-    """Every PromQL expression of the dashboard, as Grafana sends it before variable substitution."""
-    return [_expr(q, namespace) for p in (*SGLANG_PANELS, *GATEWAY_PANELS, *GPU_PANELS) for q, _ in p.queries]
+def expressions(namespace: str, sglang_release: str | None = None) -> list[str]:
+    """Every PromQL expression of the dashboard for the SGLang release (None: the newest with a metric list),
+    as Grafana sends it before variable substitution."""
+    metrics = SglangMetrics.of(sglang_release)
+    panels = (*SGLANG_PANELS, *GATEWAY_PANELS, *GPU_PANELS)
+    return [_expr(q, namespace, metrics) for p in panels for q, _ in p.queries]
 
 
-def _expr(query: str, namespace: str) -> str:
+def _expr(query: str, namespace: str, metrics: SglangMetrics) -> str:
     sel = f'namespace="{namespace}", {MODEL}'
     return (
-        query.replace("{sel}", f"{{{sel}}}").replace("{sel,", f"{{{sel},").replace("{ns}", f'namespace="{namespace}"')
+        query.replace("{sel}", f"{{{sel}}}")
+        .replace("{sel,", f"{{{sel},")
+        .replace("{ns}", f'namespace="{namespace}"')
+        .replace("{itl}", metrics.inter_token_latency)
     )
 
 
-def _panel(p: Panel, namespace: str, datasource: DataSourceRef) -> timeseries.Panel:
+def _panel(p: Panel, namespace: str, datasource: DataSourceRef, metrics: SglangMetrics) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
         .title(p.title)
@@ -247,13 +255,18 @@ def _panel(p: Panel, namespace: str, datasource: DataSourceRef) -> timeseries.Pa
     )
     for i, (query, legend) in enumerate(p.queries):
         panel = panel.with_target(
-            prometheus.Dataquery().expr(_expr(query, namespace)).legend_format(legend).ref_id(chr(ord("A") + i))
+            prometheus.Dataquery()
+            .expr(_expr(query, namespace, metrics))
+            .legend_format(legend)
+            .ref_id(chr(ord("A") + i))
         )
     return panel
 
 
-def build(namespace: str, gpu: bool = True, gateway: bool = False) -> dict:
-    """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace`` (and their gateways)."""
+def build(namespace: str, gpu: bool = True, gateway: bool = False, sglang_release: str | None = None) -> dict:
+    """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace`` (and their gateways), with the
+    series names of ``sglang_release`` (None: the newest release with a metric list)."""
+    metrics = SglangMetrics.of(sglang_release)
     datasource = DataSourceRef(type_val="prometheus", uid="${datasource}")
     dash = (
         dashboard.Dashboard("SGLang inference")
@@ -276,13 +289,13 @@ def build(namespace: str, gpu: bool = True, gateway: bool = False) -> dict:
         .with_row(dashboard.Row("SGLang: traffic, latency, capacity"))
     )
     for p in SGLANG_PANELS:
-        dash = dash.with_panel(_panel(p, namespace, datasource))
+        dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
     if gateway:
         dash = dash.with_row(dashboard.Row("SGLang gateway: routing, workers, failures"))
         for p in GATEWAY_PANELS:
-            dash = dash.with_panel(_panel(p, namespace, datasource))
+            dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
     if gpu:
         dash = dash.with_row(dashboard.Row("GPUs (DCGM)"))
         for p in GPU_PANELS:
-            dash = dash.with_panel(_panel(p, namespace, datasource))
+            dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
     return json.loads(json.dumps(dash.build(), cls=JSONEncoder))

@@ -1,9 +1,10 @@
 """MonitoringStack: kube-prometheus-stack plus what makes it watch SGLang and the GPUs.
 
 The Helm release brings Prometheus, Alertmanager, Grafana, kube-state-metrics and the monitoring CRDs;
-this component adds a PodMonitor per inference group (leader /metrics, with the group's API key), one for
-the gateways' metrics ports, a ServiceMonitor for the GPU Operator's dcgm-exporter, the SLO PrometheusRule
-and the dashboard ConfigMap Grafana's sidecar loads.
+this component adds a PodMonitor per inference group (/metrics of the leader, with the group's API key where
+the pinned SGLang release asks for one, and of the workers where the release serves it there), one for the
+gateways' metrics ports, a ServiceMonitor for the GPU Operator's dcgm-exporter, the SLO PrometheusRule and the
+dashboard ConfigMap Grafana's sidecar loads.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from components.k8s import PART_OF, child_opts, helm_release, namespace
 from components.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from config import bom
 from config.monitoring import MonitoringConfig
+from config.sglang.releases import ReleaseFacts, facts
 
 RELEASE = "kube-prometheus-stack"
 CHART = "kube-prometheus-stack"
@@ -43,7 +45,7 @@ class ScrapeTarget:
     name: str
     # Whether the group runs with --enable-metrics; without it there is nothing to scrape.
     metrics: bool = True
-    # Secret (in the serving namespace) holding the group's API key, which /metrics requires in 0.4.3.post2.
+    # Secret (in the serving namespace) holding the group's API key, which /metrics requires up to 0.4.5.
     api_key_secret_name: pulumi.Input[str | None] = None
 
 
@@ -53,6 +55,10 @@ class MonitoringStackArgs:
     serving_namespace: str
     targets: Sequence[ScrapeTarget]
     grafana_admin_password: pulumi.Input[str]
+    # The SGLang release the groups run (versions.sglangVersion or the image tag): which series names the
+    # dashboard reads, whether /metrics wants the API key, whether workers serve /metrics. None: the
+    # reference release's behaviour (leader only, with the key) and the newest release's names.
+    sglang_release: str | None = None
     # Names of the gateways (SglangGateway) in the serving namespace: their metrics, panels and alerts.
     gateways: Sequence[str] = ()
     chart_version: str = bom.KUBE_PROMETHEUS_STACK_CHART
@@ -106,7 +112,12 @@ class MonitoringStack(pulumi.ComponentResource):
             },
             data={
                 "sglang-platform.json": json.dumps(
-                    dashboard.build(args.serving_namespace, s.dcgm.enabled, gateway=bool(args.gateways))
+                    dashboard.build(
+                        args.serving_namespace,
+                        s.dcgm.enabled,
+                        gateway=bool(args.gateways),
+                        sglang_release=args.sglang_release,
+                    )
                 )
             },
             opts=in_ns,
@@ -139,7 +150,13 @@ class MonitoringStack(pulumi.ComponentResource):
                     "labels": dict(labels),
                 },
                 spec=pulumi.Output.from_input(target.api_key_secret_name).apply(
-                    functools.partial(pod_monitor_spec, target.name, args.serving_namespace, s=s)
+                    functools.partial(
+                        pod_monitor_spec,
+                        target.name,
+                        args.serving_namespace,
+                        s=s,
+                        release=facts(args.sglang_release or _bom_release()),
+                    )
                 ),
                 opts=after_release,
             )
@@ -178,6 +195,12 @@ class MonitoringStack(pulumi.ComponentResource):
                 "grafana_service": self.grafana_service,
             }
         )
+
+
+def _bom_release() -> str:
+    from config.models import release_of_tag
+
+    return str(release_of_tag(bom.SGLANG_IMAGE))
 
 
 def _operator_object(
@@ -264,17 +287,24 @@ def _pod_meta(kind: str, key: str) -> str:
     return f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
 
 
-def pod_monitor_spec(group: str, namespace: str, api_key_secret: str | None, s: MonitoringConfig) -> dict:
+def pod_monitor_spec(
+    group: str, namespace: str, api_key_secret: str | None, s: MonitoringConfig, release: ReleaseFacts
+) -> dict:
     endpoint: dict[str, Any] = {"port": "http", "path": "/metrics", "interval": s.prometheus.scrape_interval}
-    if api_key_secret:
-        # SGLang's --api-key guards every path but /health*, /metrics included.
+    if api_key_secret and release.metrics_need_api_key:
+        # Up to SGLang 0.4.5 --api-key guards every path but /health*, /metrics included; from 0.4.6 /metrics
+        # is exempt, and the key stays out of Prometheus.
         endpoint["authorization"] = {
             "type": "Bearer",
             "credentials": {"name": api_key_secret, "key": API_KEY_SECRET_KEY},
         }
+    selector = {LWS_NAME_LABEL: group}
+    if not release.worker_metrics:
+        # Workers answer only a stand-in /health there; from 0.4.10 their stand-in server also serves /metrics,
+        # where the schedulers on their node (DP-attention groups) report: every pod of the group is scraped.
+        selector[LWS_WORKER_INDEX_LABEL] = "0"
     return {
         "namespaceSelector": {"matchNames": [namespace]},
-        # Only the leader serves HTTP and metrics; workers answer a stand-in /health.
-        "selector": {"matchLabels": {LWS_NAME_LABEL: group, LWS_WORKER_INDEX_LABEL: "0"}},
+        "selector": {"matchLabels": selector},
         "podMetricsEndpoints": [endpoint],
     }

@@ -12,10 +12,12 @@ from packaging.version import InvalidVersion, Version
 from components.k8s import child_opts, meta, skip_await
 from components.sglang_pods import (
     API_KEY_SECRET_KEY,
+    DEEP_GEMM_SCRIPT,
     LWS_NAME_LABEL,
     LWS_WORKER_INDEX_LABEL,
     PodExtras,
     Spec,
+    deep_gemm_config_map_name,
     group_labels,
     lws_spec,
     network_policy_spec,
@@ -23,7 +25,8 @@ from components.sglang_pods import (
 )
 from config.models import InferenceGroup, release_of_tag
 from config.rules.groups import check_group
-from config.sglang import load_table, missing_table_message
+from config.server_args import typed_args
+from config.sglang import load_table, missing_table_message, shipped_releases
 
 
 @dataclass
@@ -80,9 +83,21 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 opts=child,
             )
 
+        lws_deps: list[pulumi.Resource] = []
+        if g.deep_gemm is not None and g.deep_gemm.precompile:
+            # The script of the pods' compile-deep-gemm init container (components/scripts).
+            lws_deps.append(
+                k8s.core.v1.ConfigMap(
+                    f"{name}-deep-gemm",
+                    metadata=meta(deep_gemm_config_map_name(g), ns, group_meta),
+                    data={DEEP_GEMM_SCRIPT.name: DEEP_GEMM_SCRIPT.read_text()},
+                    opts=child,
+                )
+            )
+
         extras = PodExtras(list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes)
         spec = pulumi.Output.from_input(args.image).apply(
-            lambda image: lws_spec(g, image, secret_name, args.pod_annotations, extras)
+            lambda image: lws_spec(g, image, secret_name, args.pod_annotations, extras, _release(args, image))
         )
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-lws",
@@ -92,7 +107,10 @@ class SglangInferenceGroup(pulumi.ComponentResource):
             spec=spec,
             # With an autoscaler, KEDA owns spec.replicas; a later `pulumi up` must not reset it.
             opts=pulumi.ResourceOptions.merge(
-                child, pulumi.ResourceOptions(ignore_changes=["spec.replicas"] if g.autoscaling else None)
+                child,
+                pulumi.ResourceOptions(
+                    ignore_changes=["spec.replicas"] if g.autoscaling else None, depends_on=lws_deps or None
+                ),
             ),
         )
 
@@ -139,6 +157,17 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         )
 
 
+def _release(args: SglangInferenceGroupArgs, image: str) -> str | None:
+    """The release whose flag spellings and probe paths the pods get: sglang_version, else the image tag."""
+    if args.sglang_version:
+        try:
+            return str(Version(args.sglang_version))
+        except InvalidVersion:
+            return None
+    found = release_of_tag(image)
+    return str(found) if found is not None else None
+
+
 def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs) -> None:
     """The cross-field rules of one group, for programs that build an InferenceGroup themselves (the stack's
     own groups were checked with the whole configuration already): refuse before any child exists. The flags
@@ -158,6 +187,16 @@ def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs
         problems.append((release_key, missing_table_message(release)))
     found = check_group(g, allowed_cidrs=args.client_cidrs, sglang_release=release, release_key=release_key)
     problems = [(p.key.split(":", 1)[1], p.message) for p in found] + problems
+    spellings = {tuple(typed_args(g, leader=True, api_key=False, table=load_table(r))) for r in shipped_releases()}
+    if release is None and not problems and len(spellings) > 1:
+        # Flags spelled differently per release, and an image whose release this cannot read (an Output).
+        problems.append(
+            (
+                "sglang_version",
+                "this group's flags are spelled differently per SGLang release and the image does not say which "
+                "it runs: set sglang_version",
+            )
+        )
     if problems:
         lines = "".join(f"\n  - {key}: {message}" for key, message in problems)
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"

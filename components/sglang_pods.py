@@ -5,15 +5,31 @@ SglangInferenceGroup component registers what these return, and tests read them 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from components.k8s import Spec, image_skips, labels, skip_annotations
 from config.models import MODEL_VOLUME, InferenceGroup
 from config.server_args import API_KEY_ENV, LAUNCH, WORKER_INDEX_ENV, launch_args
+from config.sglang import Table, load_table
+from config.sglang.releases import ReleaseFacts, facts
+
+# DeepGEMM's kernel cache in the pods, and the script that compiles into it (docs/deepseek.md, "DeepGEMM").
+DEEP_GEMM_VOLUME = "deep-gemm-cache"
+DEEP_GEMM_MOUNT = "/var/cache/sglang-platform/deep-gemm"
+DEEP_GEMM_SCRIPT = Path(__file__).resolve().parent / "scripts" / "deep_gemm_precompile.py"
+DEEP_GEMM_SCRIPT_VOLUME = "deep-gemm-script"
+DEEP_GEMM_SCRIPT_DIR = "/opt/sglang-platform/deep-gemm"
+# The variable every release from 0.4.6 reads (0.5.x copies SGL_* to SGLANG_*), for an image of unknown release.
+DEEP_GEMM_CACHE_ENV = "SGL_DG_CACHE_DIR"
+# SGLang's own /health verdict takes up to SGLANG_HEALTH_CHECK_TIMEOUT (20 s, http_server.py) where /health
+# generates a token: the probe waits for it rather than timing out first.
+GENERATING_HEALTH_TIMEOUT = 25
 
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
@@ -59,14 +75,16 @@ def lws_spec(
     api_key_secret: str | None,
     pod_annotations: dict[str, str],
     extras: PodExtras | None = None,
+    release: str | None = None,
 ) -> dict:
+    """``release``: the SGLang release in ``image`` (its flag spellings, probe endpoints); None when unknown."""
     extras = extras or PodExtras()
-    leader = pod_template(g, image, api_key_secret, pod_annotations, leader=True, extras=extras)
+    leader = pod_template(g, image, api_key_secret, pod_annotations, leader=True, extras=extras, release=release)
     template: dict[str, Any] = {"size": g.nodes, "restartPolicy": g.restart_policy}
     if g.nodes > 1:
         template["leaderTemplate"] = leader
         template["workerTemplate"] = pod_template(
-            g, image, api_key_secret, pod_annotations, leader=False, extras=extras
+            g, image, api_key_secret, pod_annotations, leader=False, extras=extras, release=release
         )
     else:
         # A group of one is just its leader; LWS uses the worker template for it.
@@ -94,8 +112,10 @@ def pod_template(
     *,
     leader: bool,
     extras: PodExtras | None = None,
+    release: str | None = None,
 ) -> dict:
     extras = extras or PodExtras()
+    table = load_table(release) if release is not None else None
     role = "leader" if leader else "worker"
     # Workers serve no API, and SGLang 0.4.3.post2 logs every server argument at start (api_key included):
     # the key goes only where it is needed, the leader.
@@ -111,9 +131,23 @@ def pod_template(
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": g.resources.shm_size}},
         *extras.volumes,
     ]
-    container = _container(g, image, api_key_secret, leader=leader) | probes(g, extras.startup_timeout_minutes)
+    if g.deep_gemm is not None:
+        volumes += deep_gemm_volumes(g)
+    container = _container(g, image, api_key_secret, leader=leader, table=table)
+    init_containers = [dict(c) for c in extras.init_containers]
+    if g.deep_gemm is not None:
+        _use_deep_gemm_cache(container, table)
+        if g.deep_gemm.precompile:
+            # After the weights are in place (the model cache's init containers): the compile loads them.
+            init_containers.append(deep_gemm_container(g, image, container, table, leader=leader))
+    container |= probes(
+        g,
+        extras.startup_timeout_minutes,
+        leader=leader,
+        release=facts(table.release) if table is not None else None,
+    )
     spec: dict[str, Any] = {
-        **({"initContainers": [dict(c) for c in extras.init_containers]} if extras.init_containers else {}),
+        **({"initContainers": init_containers} if init_containers else {}),
         "containers": [container],
         "volumes": volumes,
         # SGLang never talks to the Kubernetes API.
@@ -174,7 +208,7 @@ def _model_volume(g: InferenceGroup) -> dict:
     return {"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": vol.claim_name, "readOnly": True}}
 
 
-def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, leader: bool) -> dict:
+def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, leader: bool, table: Table | None) -> dict:
     env: list[dict] = []
     if g.nodes > 1 and not leader:
         env.append(
@@ -208,7 +242,7 @@ def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, lea
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": list(LAUNCH),
-        "args": launch_args(g, leader=leader, api_key=api_key_secret is not None),
+        "args": launch_args(g, leader=leader, api_key=api_key_secret is not None, table=table),
         "env": env,
         "ports": ports,
         "resources": {"requests": dict(quantities), "limits": dict(quantities)},
@@ -220,31 +254,126 @@ def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, lea
     }
 
 
-def probes(g: InferenceGroup, startup_timeout_minutes: int | None = None) -> dict:
-    """/health answers only once the weights are loaded, so the startup probe carries the load budget and
-    liveness starts after it; the reference's TCP readiness probe passed before the model could serve."""
+def probes(
+    g: InferenceGroup,
+    startup_timeout_minutes: int | None = None,
+    *,
+    leader: bool = True,
+    release: ReleaseFacts | None = None,
+) -> dict:
+    """The leader's API answers only once the weights are loaded, so the startup probe carries the load budget
+    and liveness starts after it; the reference's TCP readiness probe passed before the model could serve.
+
+    Which path, per release (``release``; None: /health, which every release serves): up to 0.4.10 the
+    leader's /health is a cheap 200 once the server is up. From 0.5.1 it runs a one-token generation (zero
+    cost while the server is busy: any output within 20 s answers it, and a server that produces none is
+    hung), so startup and readiness use the cheap /ready where the release has it (0.5.23: 200 once warmed
+    up and while healthy) and liveness keeps /health, waiting for SGLang's own verdict. Workers always answer
+    a stand-in /health (no API, no generation) once their schedulers run."""
     period = g.probes.period_seconds
     minutes = startup_timeout_minutes if startup_timeout_minutes is not None else g.probes.startup_timeout_minutes
-    health = {"path": "/health", "port": "http"}
+    generates = leader and release is not None and release.health_generates
+    cheap = "/ready" if leader and release is not None and release.ready_endpoint else "/health"
     return {
         "startupProbe": {
-            "httpGet": dict(health),
+            "httpGet": {"path": cheap, "port": "http"},
             "periodSeconds": period,
-            "timeoutSeconds": 5,
+            "timeoutSeconds": GENERATING_HEALTH_TIMEOUT if generates and cheap == "/health" else 5,
             "failureThreshold": math.ceil(minutes * 60 / period),
         },
         "readinessProbe": {
-            "httpGet": dict(health),
+            "httpGet": {"path": cheap, "port": "http"},
             "periodSeconds": period,
-            "timeoutSeconds": 5,
+            "timeoutSeconds": GENERATING_HEALTH_TIMEOUT if generates and cheap == "/health" else 5,
             "failureThreshold": 3,
         },
         "livenessProbe": {
-            "httpGet": dict(health),
+            "httpGet": {"path": "/health", "port": "http"},
             "periodSeconds": max(period, 30),
-            "timeoutSeconds": 10,
+            "timeoutSeconds": GENERATING_HEALTH_TIMEOUT if generates else 10,
             "failureThreshold": 5,
         },
+    }
+
+
+def deep_gemm_config_map_name(g: InferenceGroup) -> str:
+    return f"{g.name}-deep-gemm"
+
+
+def deep_gemm_volumes(g: InferenceGroup) -> list[dict]:
+    dg = g.deep_gemm
+    if dg is None:
+        return []
+    cache = dg.cache
+    if cache.type == "hostPath":
+        volume: dict[str, Any] = {
+            "name": DEEP_GEMM_VOLUME,
+            "hostPath": {"path": cache.host_path, "type": "DirectoryOrCreate"},
+        }
+    else:
+        volume = {"name": DEEP_GEMM_VOLUME, "persistentVolumeClaim": {"claimName": cache.claim_name}}
+    out = [volume]
+    if dg.precompile:
+        out.append(
+            {
+                "name": DEEP_GEMM_SCRIPT_VOLUME,
+                "configMap": {"name": deep_gemm_config_map_name(g), "defaultMode": 0o444},
+            }
+        )
+    return out
+
+
+def _use_deep_gemm_cache(container: dict, table: Table | None) -> None:
+    """SGLang caches DeepGEMM's JIT kernels where this variable points (default under ~/.cache, gone with the
+    container): the volume keeps them across restarts and for the next group on the node or claim."""
+    env = facts(table.release).deep_gemm_cache_env if table is not None else None
+    container["env"].append({"name": env or DEEP_GEMM_CACHE_ENV, "value": DEEP_GEMM_MOUNT})
+    container["volumeMounts"].append({"name": DEEP_GEMM_VOLUME, "mountPath": DEEP_GEMM_MOUNT})
+
+
+def deep_gemm_compile_args(g: InferenceGroup, table: Table | None, *, leader: bool) -> list[str]:
+    """compile_deep_gemm takes the server's flags: the group's own, without the API key (its readiness poll of
+    /v1/models sends none) and bound to the pod's loopback (only the pod's own compile polls it), plus its
+    timeout."""
+    args = launch_args(g, leader=leader, api_key=False, table=table)
+    host = args.index("--host")
+    args[host + 1] = "127.0.0.1"
+    assert g.deep_gemm is not None
+    return ["python3", "-m", "sglang.compile_deep_gemm", *args, "--timeout", str(g.deep_gemm.timeout_minutes * 60)]
+
+
+def deep_gemm_key(g: InferenceGroup, image: str, table: Table | None) -> str:
+    """The configuration the kernels are compiled for: the image (its SGLang and CUDA) and every flag, as the
+    leader gets them (the pods of a group differ only in --node-rank)."""
+    flags = deep_gemm_compile_args(g, table, leader=True)
+    digest = hashlib.sha256(json.dumps({"image": image, "flags": flags}).encode()).hexdigest()
+    return f"{g.name}-{digest[:16]}"
+
+
+def deep_gemm_container(g: InferenceGroup, image: str, server: dict, table: Table | None, *, leader: bool) -> dict:
+    """Compiles the kernels into the cache, unless it holds them already, with the server container's GPUs,
+    environment (less the API key) and volumes."""
+    env = [e for e in server["env"] if e["name"] != API_KEY_ENV]
+    return {
+        "name": "compile-deep-gemm",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", f"{DEEP_GEMM_SCRIPT_DIR}/{DEEP_GEMM_SCRIPT.name}"],
+        "args": [
+            "--cache",
+            DEEP_GEMM_MOUNT,
+            "--key",
+            deep_gemm_key(g, image, table),
+            "--",
+            *deep_gemm_compile_args(g, table, leader=leader),
+        ],
+        "env": env,
+        "resources": json.loads(json.dumps(server["resources"])),
+        "securityContext": json.loads(json.dumps(server["securityContext"])),
+        "volumeMounts": [
+            *(dict(m) for m in server["volumeMounts"]),
+            {"name": DEEP_GEMM_SCRIPT_VOLUME, "mountPath": DEEP_GEMM_SCRIPT_DIR, "readOnly": True},
+        ],
     }
 
 
@@ -317,6 +446,14 @@ def fabric_env(group: InferenceGroup) -> list[dict]:
             env["NCCL_NET_GDR_LEVEL"] = str(net.gdr_level)
     else:
         env["NCCL_IB_DISABLE"] = "1"
+    ep = group.expert_parallel
+    if ep is not None and ep.a2a_backend == "deepep" and net.fabric == "infiniband":
+        # DeepEP's internode kernels talk NVSHMEM over the same HCAs, which reads its own variables (SGLang's
+        # lws_pd example and OME's deepseek-rdma runtimes set NVSHMEM_IB_GID_INDEX next to NCCL's, and
+        # NVSHMEM_HCA_LIST to the HCAs).
+        env["NVSHMEM_HCA_LIST"] = ",".join(net.hcas)
+        if net.gid_index is not None:
+            env["NVSHMEM_IB_GID_INDEX"] = str(net.gid_index)
     if net.p2p_level is not None:
         env["NCCL_P2P_LEVEL"] = net.p2p_level
     if group.model.source == "modelscope":

@@ -8,10 +8,10 @@ snake_case in Python, so other teams can build these models in their own program
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from config import bom
 from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
@@ -34,7 +34,9 @@ from config.gpus import GPUS, gpu_choices
 from config.model_cache import ModelDownload, Preflight, Pvc
 from config.monitoring import MonitoringConfig
 from config.nodes import NodeShape
+from config.presets import PRESETS, apply_preset, preset_names
 from config.quantization import Scheme
+from config.serving import Choice, DeepGemm, ExpertParallel, Speculative
 from config.webui import OpenWebUIConfig
 
 # LWS names a group's worker StatefulSet "<name>-<replica>" and Kubernetes adds a controller-revision-hash
@@ -215,7 +217,18 @@ class Toleration(Base):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
+def _known_preset(value: str | None) -> str | None:
+    if value is not None and value not in PRESETS:
+        raise ValueError(f"unknown preset {value!r}; the presets are: {preset_names()} (docs/deepseek.md)")
+    return value
+
+
 class InferenceGroup(Base):
+    preset: Annotated[str | None, AfterValidator(_known_preset)] = Field(
+        None,
+        description="Named serving profile (docs/deepseek.md): its model, topology and levers, under the "
+        "group's own keys.",
+    )
     name: str = Field(
         pattern=DNS_LABEL,
         min_length=1,
@@ -246,7 +259,55 @@ class InferenceGroup(Base):
     dist_timeout_seconds: int | None = Field(
         None, ge=60, le=24 * 3600, description="--dist-timeout (SGLang >= 0.4.3.post3): NCCL init timeout."
     )
+    dp_attention_size: int | None = Field(
+        None,
+        ge=2,
+        le=1024,
+        description="Data-parallel attention groups (DeepSeek MLA): --attn-dp-size (0.5.22 and later), "
+        "--enable-dp-attention --dp-size (before); divides tensorParallel, and up to 0.4.4 must equal it.",
+    )
+    expert_parallel: ExpertParallel | None = Field(None, description="MoE expert parallelism (DeepEP).")
+    speculative: Speculative | None = Field(
+        None, description="Speculative decoding: DeepSeek multi-token prediction (MTP) with EAGLE."
+    )
+    chunked_prefill_size: int | None = Field(
+        None, ge=-1, le=1 << 20, description="--chunked-prefill-size: prompt tokens per prefill chunk; -1 disables."
+    )
+    max_running_requests: int | None = Field(
+        None, ge=1, le=1 << 20, description="--max-running-requests (speculative decoding caps it at 48 unless set)."
+    )
+    cuda_graph_max_bs: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Largest decode batch captured in a CUDA graph: --cuda-graph-max-bs-decode (0.5.20 and "
+        "later), --cuda-graph-max-bs (before).",
+    )
+    cuda_graph_batch_sizes: list[Annotated[int, Field(ge=1, le=4096)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=512,
+        description="Decode batch sizes captured in CUDA graphs: --cuda-graph-bs-decode (0.5.20 and later), "
+        "--cuda-graph-bs (before).",
+    )
+    torch_compile_max_bs: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="--enable-torch-compile --torch-compile-max-bs: torch.compile the decode step up to this batch.",
+    )
+    reasoning_parser: Choice | None = Field(
+        None, description="--reasoning-parser (e.g. deepseek-r1): reasoning_content apart from the answer."
+    )
+    tool_call_parser: Choice | None = Field(
+        None, description="--tool-call-parser (e.g. deepseekv3): OpenAI tool calls from the model's output."
+    )
     enable_metrics: bool = Field(True, description="--enable-metrics (Prometheus /metrics).")
+    metrics_for_all_schedulers: bool = Field(
+        False,
+        description="--enable-metrics-for-all-schedulers (0.4.10 and later): every TP rank records its scheduler "
+        "metrics, not only the first of each attention-TP group.",
+    )
     extra_args: list[str] = Field(default_factory=list, description="Further launch_server flags, validated.")
     network: Network = Field(default_factory=Network)
     resources: Resources
@@ -267,6 +328,30 @@ class InferenceGroup(Base):
     node_shape: NodeShape | None = Field(
         None, description="The GPU node this group runs on, when it differs from sglang-platform:gpuNodes."
     )
+
+    deep_gemm: DeepGemm | None = Field(
+        None,
+        description="Keep DeepGEMM's JIT kernels (FP8 on Hopper and newer) in a volume the pods reuse, compiled "
+        "once by sglang.compile_deep_gemm (SGLang 0.4.6 and later).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return apply_preset(data)
+
+    @field_validator("chunked_prefill_size")
+    @classmethod
+    def _chunk_not_zero(cls, value: int | None) -> int | None:
+        if value == 0:
+            raise ValueError("0 is not a chunk size: give the prompt tokens per chunk, or -1 to disable chunking")
+        return value
+
+    @property
+    def attention_tp_size(self) -> int:
+        """GPUs that share one attention computation: tensorParallel, divided among DP-attention groups."""
+        dp = self.dp_attention_size or 1
+        return max(self.tp_size // dp, 1)
 
     @property
     def gpu_memory(self) -> float:
@@ -300,7 +385,11 @@ class InferenceGroup(Base):
 
     @property
     def model_path(self) -> str:
-        return f"{self.model_volume.mount_path.rstrip('/')}/{self.model.path}"
+        return self.volume_path(self.model.path)
+
+    def volume_path(self, relative: str) -> str:
+        """Where a directory of the model volume is inside the pods."""
+        return f"{self.model_volume.mount_path.rstrip('/')}/{relative}"
 
     @property
     def creates_claim(self) -> bool:

@@ -17,11 +17,18 @@ KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ign
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
 
 
-def known_metrics() -> set[str]:
-    """Every series name the pinned releases expose (histograms as _bucket/_sum/_count, summaries as the
-    quantiles plus _sum/_count), plus `up`."""
+def known_metrics(sglang_release: str | None = None) -> set[str]:
+    """Every series name the exporters expose (histograms as _bucket/_sum/_count, summaries as the quantiles
+    plus _sum/_count), plus `up`: SGLang's of ``sglang_release`` (components/metrics/sglang-<release>.txt), or
+    of every shipped release when None."""
+    from components.sglang_metrics import SglangMetrics, releases
+
     names = {"up"}  # written by Prometheus for every target
+    for release in [sglang_release] if sglang_release else releases():
+        names |= SglangMetrics.of(release).series()
     for path in sorted(METRICS_DIR.glob("*.txt")):
+        if path.name.startswith("sglang-"):
+            continue
         for line in path.read_text().splitlines():
             if not line.strip() or line.startswith("#"):
                 continue

@@ -1,7 +1,10 @@
 """The alerting rules and dashboard queries, checked with the real Prometheus tooling (promtool).
 
 `promtool check rules` parses every expression and annotation template; `promtool test rules` feeds
-synthetic series and asserts which alerts fire. The rules are the ones the prod stack deploys.
+synthetic series and asserts which alerts fire. The rules are the ones the prod stack deploys. Both run for
+every shipped SGLang release, with that release's metric names and the label shape its schedulers give their
+gauges (from 0.4.10 one series per scheduler rank, and with DP attention one per DP group, some of them on
+the worker pods).
 """
 
 from __future__ import annotations
@@ -9,10 +12,14 @@ from __future__ import annotations
 import copy
 
 import pytest
-from promql import grafana_to_promql, run_promtool, write_yaml
+from promql import grafana_to_promql, known_metrics, metric_names, run_promtool, write_yaml
 
 from components import alerts, dashboard
 from config.monitoring import Slo
+from config.sglang import shipped_releases
+from config.sglang.releases import facts
+
+RELEASES = shipped_releases()
 
 NS = "deepseek"
 GROUPS = ["deepseek-r1", "qwen", "ghost"]  # ghost: a group with no pods at all
@@ -39,9 +46,12 @@ def test_prod_rules_pass_promtool_check(prod, tmp_path):
     assert "SUCCESS: 11 rules found" in proc.stdout
 
 
-def test_every_dashboard_query_parses(tmp_path):
-    exprs = dashboard.expressions(NS)
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_dashboard_query_parses(tmp_path, release):
+    exprs = dashboard.expressions(NS, release)
     assert len(exprs) == 33
+    for expr in exprs:
+        assert metric_names(grafana_to_promql(expr)) <= known_metrics(release), expr
     rules = [{"record": f"dashboard:query_{i}", "expr": grafana_to_promql(e)} for i, e in enumerate(exprs)]
     write_yaml(tmp_path / "dashboard.yaml", {"groups": [{"name": "dashboard", "rules": rules}]})
     proc = run_promtool("check", "rules", "dashboard.yaml", cwd=tmp_path)
@@ -110,18 +120,45 @@ def _gpu(host: str, gpu: str, metric: str, values: str) -> dict:
     return _series(metric, {"Hostname": host, "gpu": gpu, "UUID": f"GPU-{host}-{gpu}"}, values)
 
 
-INPUT_SERIES = [
-    *_histogram("deepseek-r1", NS, SLOW),
-    *_histogram("qwen", NS, FAST),
-    *_histogram("other-stack", "elsewhere", SLOW),  # another namespace's model: not this stack's SLO
-    # queue: growing above the threshold / large but flat / growing but small
-    _series("sglang:num_queue_reqs", {"namespace": NS, "model_name": "deepseek-r1"}, "0+2x40"),
-    _series("sglang:num_queue_reqs", {"namespace": NS, "model_name": "qwen"}, "50x40"),
-    _series("sglang:num_queue_reqs", {"namespace": NS, "model_name": "small"}, "0+0.1x40"),
-    # KV cache: nearly full / half full / full for only 3 minutes
-    _series("sglang:token_usage", {"namespace": NS, "model_name": "deepseek-r1"}, "0.97x40"),
-    _series("sglang:token_usage", {"namespace": NS, "model_name": "qwen"}, "0.5x40"),
-    _series("sglang:token_usage", {"namespace": NS, "model_name": "small"}, "0.5x16 0.99x3 0.5x20"),
+def _gauge(release: str, name: str, model: str, per_rank: list[str]) -> list[dict]:
+    """A scheduler gauge as the release exposes it: before 0.4.10 one series per pod (the schedulers of a node
+    share one label set), from 0.4.10 one per recording rank (tp_rank, dp_rank; 0.5.23 adds moe_ep_rank), here
+    two DP-attention groups, the second on the worker pod. ``per_rank`` gives each group's values."""
+    base = {"namespace": NS, "model_name": model}
+    if not facts(release).worker_metrics:
+        return [_series(name, base | {"pod": f"{model}-0"}, per_rank[0])]
+    out = []
+    for rank, values in enumerate(per_rank):
+        labels = base | {"pod": f"{model}-0" + ("-1" if rank else ""), "engine_type": "unified"}
+        labels |= {"tp_rank": str(rank * 8), "pp_rank": "0", "dp_rank": str(rank)}
+        if release == "0.5.23":
+            labels["moe_ep_rank"] = str(rank * 8)
+        out.append(_series(name, labels, values))
+    return out
+
+
+def input_series(release: str) -> list[dict]:
+    two = facts(release).worker_metrics  # the release reports a DP group's queue on the pod it runs on
+    # 0.8 more queued requests a minute in all: over the threshold of 10 from minute 13 (the alert fires 5
+    # minutes later), while neither DP group alone reaches it by minute 20.
+    queue = ["0+0.4x40", "0+0.4x40"] if two else ["0+0.8x40"]
+    return [
+        *_histogram("deepseek-r1", NS, SLOW),
+        *_histogram("qwen", NS, FAST),
+        *_histogram("other-stack", "elsewhere", SLOW),  # another namespace's model: not this stack's SLO
+        # queue: growing above the threshold (only in sum, with two groups) / large but flat / growing but small
+        *_gauge(release, "sglang:num_queue_reqs", "deepseek-r1", queue),
+        *_gauge(release, "sglang:num_queue_reqs", "qwen", ["50x40", "0x40"]),
+        *_gauge(release, "sglang:num_queue_reqs", "small", ["0+0.1x40", "0x40"]),
+        # KV cache: nearly full (one group is enough) / half full / full for only 3 minutes
+        *_gauge(release, "sglang:token_usage", "deepseek-r1", ["0.97x40", "0.5x40"]),
+        *_gauge(release, "sglang:token_usage", "qwen", ["0.5x40", "0.5x40"]),
+        *_gauge(release, "sglang:token_usage", "small", ["0.5x16 0.99x3 0.5x20", "0.5x40"]),
+        *OTHER_SERIES,
+    ]
+
+
+OTHER_SERIES = [
     # deepseek-r1: leader not ready while a worker is; qwen: leader ready; ghost: no pods
     *_leader("deepseek-r1", "deepseek-r1-0", "0", "0x40"),
     *_leader("deepseek-r1", "deepseek-r1-0-1", "1", "1x40"),
@@ -234,7 +271,9 @@ def _without_annotations(groups: list[dict]) -> list[dict]:
     return groups
 
 
-def _unit_test(tmp_path, groups: list[dict], expected: dict[str, list[dict]], eval_time: str = "20m"):
+def _unit_test(
+    tmp_path, groups: list[dict], expected: dict[str, list[dict]], eval_time: str = "20m", release: str = "0.4.3.post2"
+):
     write_yaml(tmp_path / "rules.yaml", {"groups": _without_annotations(groups)})
     tests = {
         "rule_files": ["rules.yaml"],
@@ -242,7 +281,7 @@ def _unit_test(tmp_path, groups: list[dict], expected: dict[str, list[dict]], ev
         "tests": [
             {
                 "interval": "1m",
-                "input_series": INPUT_SERIES,
+                "input_series": input_series(release),
                 "alert_rule_test": [
                     {"eval_time": eval_time, "alertname": name, "exp_alerts": exp} for name, exp in expected.items()
                 ],
@@ -253,9 +292,12 @@ def _unit_test(tmp_path, groups: list[dict], expected: dict[str, list[dict]], ev
     return run_promtool("test", "rules", "tests.yaml", cwd=tmp_path)
 
 
-def test_each_alert_fires_when_it_should_and_only_then(tmp_path):
+@pytest.mark.parametrize("release", RELEASES)
+def test_each_alert_fires_when_it_should_and_only_then(tmp_path, release):
     groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"], gateways=GATEWAYS)
-    proc = _unit_test(tmp_path, groups, EXPECTED)
+    for rule in (r for g in groups for r in g["rules"]):
+        assert metric_names(rule["expr"]) <= known_metrics(release), rule["expr"]
+    proc = _unit_test(tmp_path, groups, EXPECTED, release=release)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 

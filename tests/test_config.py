@@ -52,10 +52,13 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "(a DNS-1123 label: lower-case letters, digits and '-')",
         "  - sglang-platform:inferenceGroups[0].resources.memory: 'lots' is not a Kubernetes quantity (a number "
         "with an optional suffix: Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or an exponent such as 1e3)",
-        "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: name, model, modelVolume, "
-        "replicas, nodes, gpusPerNode, gpu, gpuMemoryGiB, tensorParallel, contextLength, memFractionStatic, "
-        "kvCacheDtype, distTimeoutSeconds, enableMetrics, extraArgs, network, resources, ports, probes, service, "
-        "scheduler, restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, autoscaling, nodeShape",
+        "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: preset, name, model, "
+        "modelVolume, replicas, nodes, gpusPerNode, gpu, gpuMemoryGiB, tensorParallel, contextLength, "
+        "memFractionStatic, kvCacheDtype, distTimeoutSeconds, dpAttentionSize, expertParallel, speculative, "
+        "chunkedPrefillSize, maxRunningRequests, cudaGraphMaxBs, cudaGraphBatchSizes, torchCompileMaxBs, "
+        "reasoningParser, toolCallParser, enableMetrics, metricsForAllSchedulers, extraArgs, network, resources, "
+        "ports, probes, service, scheduler, restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, "
+        "autoscaling, nodeShape, deepGemm",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
         "pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest",
     ]
@@ -182,9 +185,13 @@ def test_extra_args_may_not_shadow_typed_settings():
     assert lines == [
         "  - sglang-platform:inferenceGroups[0].extraArgs[0]: --tp is an abbreviation of --tp-size, which the "
         "platform sets from tensorParallel: use that key",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[2]: --chunked-prefill-size is set by the platform from "
+        "chunkedPrefillSize: use that key",
         "  - sglang-platform:inferenceGroups[0].extraArgs[4]: --port is set by the platform from ports.http: use "
         "that key",
         "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' follows --port, which takes one value",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[6]: --enable-torch-compile is set by the platform from "
+        "torchCompileMaxBs: use that key",
         "  - sglang-platform:inferenceGroups[0].extraArgs[7]: 'x' follows --enable-torch-compile, which takes no value",
     ]
 

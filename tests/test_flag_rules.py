@@ -47,24 +47,25 @@ def extra_args(*args: str):
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        # The examples of issue 11, exactly.
+        # The examples of issue 11 (--max-running-requests, --chunked-prefill-size and --enable-torch-compile
+        # have become typed settings since: flags of the same kinds stand in for them).
         (["--enable-turbo-mode"], "extraArgs[0]: --enable-turbo-mode is not an option of SGLang 0.4.3.post2"),
-        (["--max-running-requests", "lots"], "extraArgs[1]: --max-running-requests wants an int, got 'lots'"),
+        (["--max-prefill-tokens", "lots"], "extraArgs[1]: --max-prefill-tokens wants an int, got 'lots'"),
         (
             ["--tensor-parallel-size", "8"],
             "extraArgs[0]: --tensor-parallel-size is an alias of --tp-size, which the platform sets from "
             "tensorParallel: use that key",
         ),
         # A missing value, an extra value (as a word and after '='), a value outside the choices.
-        (["--max-running-requests"], "extraArgs[0]: --max-running-requests needs a value"),
+        (["--max-prefill-tokens"], "extraArgs[0]: --max-prefill-tokens needs a value"),
         (
-            ["--chunked-prefill-size", "--enable-torch-compile"],
-            "extraArgs[0]: --chunked-prefill-size needs a value",
+            ["--max-prefill-tokens", "--disable-radix-cache"],
+            "extraArgs[0]: --max-prefill-tokens needs a value",
         ),
-        (["--enable-torch-compile", "yes"], "extraArgs[1]: 'yes' follows --enable-torch-compile, which takes no value"),
+        (["--disable-radix-cache", "yes"], "extraArgs[1]: 'yes' follows --disable-radix-cache, which takes no value"),
         (
-            ["--enable-torch-compile=yes"],
-            "extraArgs[0]: --enable-torch-compile takes no value (got '--enable-torch-compile=yes')",
+            ["--disable-radix-cache=yes"],
+            "extraArgs[0]: --disable-radix-cache takes no value (got '--disable-radix-cache=yes')",
         ),
         (
             ["--attention-backend", "fa3"],
@@ -99,19 +100,19 @@ def test_each_mistake_in_extra_args_is_one_line_naming_the_key(args, line):
 
 
 def test_each_word_is_named_by_its_own_index():
-    good = ["--chunked-prefill-size", "4096"]
-    assert refusal(extra_args(*good, "--max-running-requests", "lots", *good, "--enable-turbo-mode")) == [
-        f"  - {GROUP}.extraArgs[3]: --max-running-requests wants an int, got 'lots'",
+    good = ["--max-prefill-tokens", "4096"]
+    assert refusal(extra_args(*good, "--schedule-conservativeness", "lots", *good, "--enable-turbo-mode")) == [
+        f"  - {GROUP}.extraArgs[3]: --schedule-conservativeness wants a float, got 'lots'",
         f"  - {GROUP}.extraArgs[6]: --enable-turbo-mode is not an option of SGLang 0.4.3.post2",
     ]
 
 
 def test_good_extra_args_pass_and_reach_the_pods():
-    result = run_with("dev", extra_args("--chunked-prefill", "4096", "--schedule-policy", "fcfs"))
+    result = run_with("dev", extra_args("--max-prefill", "4096", "--schedule-policy", "fcfs"))
     assert result.error is None
     (lws,) = [r for r in result.resources if r.type == "kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"]
     args = lws.inputs["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]["args"]
-    assert args[-4:] == ["--chunked-prefill", "4096", "--schedule-policy", "fcfs"]
+    assert args[-4:] == ["--max-prefill", "4096", "--schedule-policy", "fcfs"]
 
 
 def test_a_typed_setting_newer_than_the_pin_is_refused_on_its_key():

@@ -11,6 +11,7 @@ from promql import known_metrics, metric_names
 
 from components import alerts, dashboard
 from config.monitoring import Slo
+from config.sglang import shipped_releases
 from tools import harness
 
 
@@ -110,6 +111,35 @@ def test_pod_monitor_scrapes_the_leader_with_the_groups_key(prod):
 def test_without_api_key_the_scrape_sends_none(dev):
     endpoint = dev.k8s_object("PodMonitor", "qwen-small-metrics")["spec"]["podMetricsEndpoints"][0]
     assert "authorization" not in endpoint
+
+
+def _pin(image: str):
+    def mutate(values):
+        values.setdefault("versions", {})["sglangImage"] = image
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("image", "key", "workers"),
+    [
+        # /metrics behind --api-key up to 0.4.5; exempt from 0.4.6; workers serve it from 0.4.10.
+        ("lmsysorg/sglang:v0.4.5-cu124", True, False),
+        ("lmsysorg/sglang:v0.4.6-cu124", False, False),
+        ("lmsysorg/sglang:v0.4.10-cu126", False, True),
+        ("lmsysorg/sglang:v0.5.23-cu130", False, True),
+    ],
+)
+def test_pod_monitor_follows_the_pinned_release(image, key, workers):
+    result = run_with("prod", _pin(image), secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    spec = result.k8s_object("PodMonitor", "deepseek-r1-metrics")["spec"]
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert ("authorization" in endpoint) is key
+    selector = {"leaderworkerset.sigs.k8s.io/name": "deepseek-r1"}
+    if not workers:
+        selector["leaderworkerset.sigs.k8s.io/worker-index"] = "0"
+    assert spec["selector"] == {"matchLabels": selector}
 
 
 def test_groups_without_metrics_get_no_monitor():
@@ -231,13 +261,13 @@ def _all_expressions(result) -> list[str]:
 
 
 def test_every_metric_exists_in_the_pinned_releases(prod):
-    known = known_metrics()
+    known = known_metrics("0.4.4")  # Pulumi.prod.yaml's
     used = set().union(*(metric_names(e) for e in _all_expressions(prod)))
     assert used - known == set()
     # the lists are real: the histogram and DCGM names the panels need are there
     assert {
         "sglang:time_to_first_token_seconds_bucket",
-        "sglang:time_per_output_token_seconds_bucket",
+        "sglang:inter_token_latency_seconds_bucket",
         "sglang:e2e_request_latency_seconds_bucket",
         "sglang:cache_hit_rate",
         "DCGM_FI_DEV_XID_ERRORS",
@@ -247,10 +277,32 @@ def test_every_metric_exists_in_the_pinned_releases(prod):
 
 
 def test_metric_check_catches_names_from_other_releases():
-    # 0.4.4+ renamed time_per_output_token to inter_token_latency; the pinned 0.4.3.post2 does not have it.
-    expr = "histogram_quantile(0.9, sum by (le) (rate(sglang:inter_token_latency_seconds_bucket[5m])))"
-    assert metric_names(expr) - known_metrics() == {"sglang:inter_token_latency_seconds_bucket"}
+    # 0.4.3.post3 added inter_token_latency, 0.4.5 dropped time_per_output_token.
+    itl = "histogram_quantile(0.9, sum by (le) (rate(sglang:inter_token_latency_seconds_bucket[5m])))"
+    tpot = itl.replace("inter_token_latency", "time_per_output_token")
+    assert metric_names(itl) - known_metrics("0.4.3.post2") == {"sglang:inter_token_latency_seconds_bucket"}
+    assert metric_names(tpot) - known_metrics("0.5.23") == {"sglang:time_per_output_token_seconds_bucket"}
+    assert metric_names(itl) - known_metrics("0.4.4") == set() == metric_names(tpot) - known_metrics("0.4.4")
     assert dashboard.expressions("x")  # and the dashboard's own list is not empty
+
+
+@pytest.mark.parametrize(
+    ("release", "histogram"),
+    [
+        ("0.4.3.post2", "sglang:time_per_output_token_seconds"),
+        ("0.4.4", "sglang:inter_token_latency_seconds"),
+        ("0.5.23", "sglang:inter_token_latency_seconds"),
+    ],
+)
+def test_the_dashboard_reads_the_pinned_releases_names(release, histogram):
+    used = set().union(*(metric_names(e) for e in dashboard.expressions("x", release)))
+    sglang = {n for n in used if n.startswith("sglang:")}
+    assert sglang <= known_metrics(release)
+    assert f"{histogram}_bucket" in sglang
+    result = run_with("dev", _pin(f"lmsysorg/sglang:v{release}-cu124"))
+    assert result.error is None, result.error
+    rendered = set().union(*(metric_names(e) for e in _all_expressions(result)))
+    assert f"{histogram}_bucket" in rendered and rendered - known_metrics(release) == set()
 
 
 def test_metric_list_tool_reads_a_wheel(tmp_path):
@@ -279,27 +331,23 @@ def test_metric_list_tool_reads_a_wheel(tmp_path):
     }
 
 
-def test_metric_list_matches_the_pinned_wheel():
-    import os
-
-    from config import Versions
+@pytest.mark.parametrize("release", shipped_releases())
+def test_metric_list_matches_each_releases_wheel(release):
     from tools import sglang_flags
-    from tools.metric_names import sglang_metrics
+    from tools.metric_names import sglang_list
 
-    # SGLANG_WHEEL names a wheel by hand; otherwise the pinned release's wheel that .ci/run fetches for the
-    # flag check (python tools/sglang_flags.py fetch).
-    release = Versions().sglang_release
-    assert release is not None
-    cached = sglang_flags.wheel_for(str(release))
-    wheel = os.environ.get("SGLANG_WHEEL") or (str(cached) if cached else None)
-    if not wheel:
+    # The wheel .ci/run fetches for the flag check (python tools/sglang_flags.py fetch).
+    wheel = sglang_flags.wheel_for(release)
+    if wheel is None:
         unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
-    listed = {
-        line.split()[0]: line.split()[1]
-        for line in (harness.ROOT / "components" / "metrics" / "sglang.txt").read_text().splitlines()
-        if line and not line.startswith("#")
-    }
-    assert listed == sglang_metrics(wheel)
+    listed = (harness.ROOT / "components" / "metrics" / f"sglang-{release}.txt").read_text()
+    assert listed == sglang_list(release, str(wheel))
+
+
+def test_every_shipped_release_has_a_metric_list():
+    from components.sglang_metrics import releases
+
+    assert releases() == shipped_releases()
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REQUIRED_SECRETS, SHARED, STACKS, run_with, unavailable
+from conftest import REQUIRED_SECRETS, SHARED, STACKS, run_named, run_with, unavailable
 
 from tools import harness, security_scan
 
@@ -31,6 +31,39 @@ SKIPPED_BY_OBJECT = {
         "Deployment.deepseek.open-webui": SGLANG_SKIPS,
         "Deployment.deepseek.deepseek-r1-gateway": GATEWAY_SKIPS,
     },
+    # docs/deepseek.md's example: one-node groups (DeepGEMM's init container in the same pods), no InfiniBand.
+    "deepseek-h200": {
+        "StatefulSet.deepseek.deepseek-r1-workertemplate": SGLANG_SKIPS,
+        "Deployment.deepseek.open-webui": SGLANG_SKIPS,
+        "Deployment.deepseek.deepseek-r1-gateway": GATEWAY_SKIPS,
+    },
+    # Every preset: the 2-node ones (InfiniBand: IPC_LOCK) with leader and worker templates.
+    "presets": {
+        **{
+            f"StatefulSet.presets.deepseek-r1-{gpu}-leadertemplate": SGLANG_SKIPS | {"CKV_K8S_25"}
+            for gpu in ("a800", "h100")
+        },
+        **{
+            f"StatefulSet.presets.deepseek-r1-{gpu}-workertemplate": ALWAYS_SKIPPED | {"CKV_K8S_25"}
+            for gpu in ("a800", "h100")
+        },
+        **{
+            f"StatefulSet.presets.{name}-workertemplate": SGLANG_SKIPS
+            for name in ("deepseek-r1-h200", "deepseek-v3-h20", "deepseek-v3-h200-mtp", "qwen2-5-1-5b-dev")
+        },
+        # One gateway per served model (the gallery names each model after its preset).
+        **{
+            f"Deployment.presets.{name}-gateway": GATEWAY_SKIPS
+            for name in (
+                "deepseek-r1-a800",
+                "deepseek-r1-h100",
+                "deepseek-r1-h200",
+                "deepseek-v3-h20",
+                "deepseek-v3-h200-mtp",
+                "qwen2-5-1-5b-dev",
+            )
+        },
+    },
 }
 
 
@@ -43,7 +76,7 @@ def reports() -> dict[str, security_scan.Report]:
     for stack in STACKS:
         # Secrets render as placeholders; each stack is scanned with its API key Secret wired in (dev needs
         # none, so it is set here) and the front ends' secrets.
-        result, _ = harness.run_stack(stack, secrets={key: harness.PLACEHOLDER for key in REQUIRED_SECRETS})
+        result = run_named(stack, secrets={key: harness.PLACEHOLDER for key in REQUIRED_SECRETS})
         assert result.error is None, result.error
         sets[stack] = harness.kubernetes_objects(result)
     if (SHARED / "reference").is_dir():
@@ -62,7 +95,10 @@ def test_pod_templates_of_custom_resources_are_scanned(reports, stack):
     assert any(r.startswith("StatefulSet.") and r.endswith("template") for r in scanned), sorted(scanned)
 
 
-@pytest.mark.parametrize(("stack", "extra"), [("dev", set()), ("prod", {"CKV_K8S_25"})])
+@pytest.mark.parametrize(
+    ("stack", "extra"),
+    [("dev", set()), ("prod", {"CKV_K8S_25"}), ("deepseek-h200", set()), ("presets", {"CKV_K8S_25"})],
+)
 def test_only_the_documented_checks_are_skipped_each_with_a_reason(reports, stack, extra):
     skipped = reports[stack].skipped
     assert {c["check_id"] for c in skipped} == ALWAYS_SKIPPED | {"CKV_K8S_35", "CKV_K8S_38"} | extra

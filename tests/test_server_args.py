@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from config.errors import _unwrap
 from config.models import InferenceGroup
 from config.server_args import API_KEY, EVERY_TYPED_SETTING, managed_flags, typed_args, typed_flags
+from config.sglang import load_table
 
 # InferenceGroup settings that shape objects and pods, never a launch_server flag.
 NOT_FLAGS = (
@@ -18,6 +19,8 @@ NOT_FLAGS = (
     "rollout",
     "tolerations",
     "autoscaling",
+    "preset",
+    "deepGemm",
     # The GPU and its node: checked against the weights and the pods, never passed to SGLang.
     "gpu",
     "gpuMemoryGiB",
@@ -67,24 +70,89 @@ def test_every_flag_names_a_real_key():
             node = getattr(node, fields[part])
 
 
+COMMON = {
+    "--model-path": "model.path",
+    "--served-model-name": "model.servedName",
+    "--tp-size": "tensorParallel",
+    "--dist-init-addr": "ports.distInit",
+    "--nnodes": "nodes",
+    "--node-rank": None,
+    "--trust-remote-code": "model.trustRemoteCode",
+    "--quantization": "model.quantization",
+    "--context-length": "contextLength",
+    "--mem-fraction-static": "memFractionStatic",
+    "--kv-cache-dtype": "kvCacheDtype",
+    "--dist-timeout": "distTimeoutSeconds",
+}
+LEVERS = {
+    "--deepep-mode": "expertParallel.deepepMode",
+    "--chunked-prefill-size": "chunkedPrefillSize",
+    "--max-running-requests": "maxRunningRequests",
+}
+TAIL = {
+    "--enable-torch-compile": "torchCompileMaxBs",
+    "--torch-compile-max-bs": "torchCompileMaxBs",
+    "--speculative-algorithm": "speculative.algorithm",
+    "--speculative-draft-model-path": "speculative.draftModelPath",
+    "--speculative-num-steps": "speculative.numSteps",
+    "--speculative-eagle-topk": "speculative.eagleTopk",
+    "--speculative-num-draft-tokens": "speculative.numDraftTokens",
+    "--reasoning-parser": "reasoningParser",
+    "--tool-call-parser": "toolCallParser",
+    "--enable-metrics": "enableMetrics",
+    "--enable-metrics-for-all-schedulers": "metricsForAllSchedulers",
+    "--host": None,
+    "--port": "ports.http",
+    "--api-key": API_KEY,
+}
+
+
 def test_the_managed_flags_are_what_the_builder_emits():
-    assert dict(managed_flags()) == {
-        "--model-path": "model.path",
-        "--served-model-name": "model.servedName",
-        "--tp-size": "tensorParallel",
-        "--dist-init-addr": "ports.distInit",
-        "--nnodes": "nodes",
-        "--node-rank": None,
-        "--trust-remote-code": "model.trustRemoteCode",
-        "--quantization": "model.quantization",
-        "--context-length": "contextLength",
-        "--mem-fraction-static": "memFractionStatic",
-        "--kv-cache-dtype": "kvCacheDtype",
-        "--dist-timeout": "distTimeoutSeconds",
-        "--enable-metrics": "enableMetrics",
-        "--host": None,
-        "--port": "ports.http",
-        "--api-key": API_KEY,
+    # Without a release: the newest spelling of each lever, and every other spelling after.
+    assert list(managed_flags().items()) == [
+        *COMMON.items(),
+        ("--attn-dp-size", "dpAttentionSize"),
+        ("--moe-a2a-backend", "expertParallel.a2aBackend"),
+        *LEVERS.items(),
+        ("--cuda-graph-max-bs-decode", "cudaGraphMaxBs"),
+        ("--cuda-graph-bs-decode", "cudaGraphBatchSizes"),
+        *TAIL.items(),
+        ("--enable-dp-attention", "dpAttentionSize"),
+        ("--enable-deepep-moe", "expertParallel.a2aBackend"),
+        ("--enable-ep-moe", "expertParallel"),
+        ("--ep-size", "expertParallel.size"),
+        ("--cuda-graph-max-bs", "cudaGraphMaxBs"),
+        ("--cuda-graph-bs", "cudaGraphBatchSizes"),
+    ]
+
+
+def test_each_release_manages_the_spellings_it_has():
+    old = dict(managed_flags(load_table("0.4.5")))
+    assert old == {
+        **COMMON,
+        "--enable-dp-attention": "dpAttentionSize",
+        "--dp-size": "dpAttentionSize",
+        "--enable-deepep-moe": "expertParallel.a2aBackend",
+        **LEVERS,
+        "--cuda-graph-max-bs": "cudaGraphMaxBs",
+        "--cuda-graph-bs": "cudaGraphBatchSizes",
+        **TAIL,
+        "--enable-ep-moe": "expertParallel",
+        "--ep-size": "expertParallel.size",
+    }
+    new = dict(managed_flags(load_table("0.5.23")))
+    # --dp-size is DP replicas there, a lever of its own; --enable-dp-attention its deprecated alias of
+    # --attn-dp-size; --enable-deepep-moe and --enable-ep-moe are gone.
+    assert new == {
+        **COMMON,
+        "--attn-dp-size": "dpAttentionSize",
+        "--moe-a2a-backend": "expertParallel.a2aBackend",
+        **LEVERS,
+        "--cuda-graph-max-bs-decode": "cudaGraphMaxBs",
+        "--cuda-graph-bs-decode": "cudaGraphBatchSizes",
+        **TAIL,
+        "--enable-dp-attention": "dpAttentionSize",
+        "--ep-size": "expertParallel.size",
     }
 
 

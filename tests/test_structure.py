@@ -131,9 +131,19 @@ def test_flag_release_table_says_which_releases_have_a_flag():
     shipped = ("0.4.3.post2", "0.4.3.post3", "0.4.4", "0.5.1")
     assert _releases(shipped, shipped) == "every shipped release"
     assert _releases(shipped[1:], shipped) == "0.4.3.post3 or later"
-    assert _releases(shipped[1:3], shipped) == "only 0.4.3.post3, 0.4.4"
+    assert _releases(shipped[1:3], shipped) == "0.4.3.post3 to 0.4.4"
+    assert _releases(shipped[:2], shipped) == "up to 0.4.3.post3"
+    assert _releases((shipped[0], shipped[2]), shipped) == "only 0.4.3.post2, 0.4.4"
     assert _releases((), shipped) == "no shipped release"
+    lines = flag_releases().splitlines()
     assert (
-        "| `sglang-platform:inferenceGroups[].distTimeoutSeconds` | `--dist-timeout` | 0.4.3.post3 or later |"
-        in flag_releases().splitlines()
+        "| `sglang-platform:inferenceGroups[].distTimeoutSeconds` | `--dist-timeout` | 0.4.3.post3 or later | "
+        "0.4.3.post3 or later |" in lines
     )
+    # Each spelling of DP attention with the releases that have it and those the platform writes it for.
+    key = "`sglang-platform:inferenceGroups[].dpAttentionSize`"
+    assert [line for line in lines if line.startswith(f"| {key} ")] == [
+        f"| {key} | `--attn-dp-size` | 0.5.23 or later | 0.5.23 or later |",
+        f"| {key} | `--enable-dp-attention` | every shipped release | up to 0.5.1 |",
+        f"| {key} | `--dp-size` | every shipped release | up to 0.5.1 |",
+    ]

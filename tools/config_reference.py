@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config.errors import _unwrap
 from config.models import SECRET_KEYS, InferenceGroup, PlatformConfig
 from config.rules.compat import compatibility_table
-from config.server_args import FLAG_VALUES, managed_flags
-from config.sglang import releases_with, shipped_releases
+from config.server_args import EVERY_TYPED_SETTING, FLAG_VALUES, every_managed_flag, typed_flags
+from config.sglang import load_table, releases_with, shipped_releases
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 FLAGS_BEGIN, FLAGS_END = "<!-- flag-releases:begin -->", "<!-- flag-releases:end -->"
@@ -78,17 +78,33 @@ def reference() -> str:
 
 
 def flag_releases() -> str:
-    """One row per flag the platform sets: the key that sets it and the shipped releases that have it (and,
-    for a setting with a fixed set of values, each value the oldest release does not accept yet)."""
+    """One row per flag the platform sets: the key that sets it, the shipped releases that have it (and, for a
+    setting with a fixed set of values, each value the oldest release does not accept yet), and the releases
+    the platform writes that spelling for."""
     shipped = shipped_releases()
     lines = [
         FLAGS_BEGIN,
         f"Shipped flag tables: {', '.join(shipped)}.",
         "",
-        "| setting | flag | needs SGLang |",
-        "|---|---|---|",
+        "| setting | flag | needs SGLang | written for |",
+        "|---|---|---|---|",
     ]
-    for flag, key in managed_flags().items():
+    written = _written_for()
+    # In command-line order; a spelling the newest releases do not use after the one they do.
+
+    every = InferenceGroup.model_validate(EVERY_TYPED_SETTING)
+    emitted = typed_flags(every, leader=False, api_key=True)
+    order = [item.flag for item in emitted]
+    first = {item.key: i for i, item in reversed(list(enumerate(emitted)))}
+    first.setdefault("expertParallel", first["expertParallel.a2aBackend"])
+    first.setdefault("expertParallel.size", first["expertParallel.a2aBackend"])
+
+    def rank(item: tuple[str, str | None]) -> tuple[float, int]:
+        flag, key = item
+        return (order.index(flag), 0) if flag in order else (first[key] + 0.5, 0)
+
+    rows = sorted(every_managed_flag().items(), key=rank)
+    for flag, key in rows:
         having = releases_with(flag)
         when = _releases(having, shipped)
         for value in _choices(key):
@@ -101,9 +117,28 @@ def flag_releases() -> str:
             setting = f"`{key}`"
         else:
             setting = f"`sglang-platform:inferenceGroups[].{key}`"
-        lines.append(f"| {setting} | `{flag}` | {when} |")
+        used = tuple(r for r in written.get(flag, ()) if r in having)
+        lines.append(f"| {setting} | `{flag}` | {when} | {_releases(used, shipped)} |")
     lines.append(FLAGS_END)
     return "\n".join(lines)
+
+
+def _written_for() -> dict[str, tuple[str, ...]]:
+    """flag -> the shipped releases the platform spells a lever with it for (with DeepEP and with plain expert
+    parallelism, which emit different flags)."""
+
+    variants = [EVERY_TYPED_SETTING, {**EVERY_TYPED_SETTING, "expertParallel": {"size": 2}}]
+    out: dict[str, list[str]] = {}
+    for release in shipped_releases():
+        table = load_table(release)
+        flags: set[str] = set()
+        for variant in variants:
+            group = InferenceGroup.model_validate(variant)
+            for leader in (True, False):
+                flags |= {item.flag for item in typed_flags(group, leader=leader, api_key=True, table=table)}
+        for flag in flags:
+            out.setdefault(flag, []).append(release)
+    return {flag: tuple(releases) for flag, releases in out.items()}
 
 
 def _releases(having: tuple[str, ...], shipped: tuple[str, ...]) -> str:
@@ -111,9 +146,14 @@ def _releases(having: tuple[str, ...], shipped: tuple[str, ...]) -> str:
         return "no shipped release"
     if having == shipped:
         return "every shipped release"
-    if having == shipped[shipped.index(having[0]) :]:
+    start = shipped.index(having[0])
+    if having != shipped[start : start + len(having)]:
+        return "only " + ", ".join(having)
+    if start == 0:
+        return f"up to {having[-1]}"
+    if having[-1] == shipped[-1]:
         return f"{having[0]} or later"
-    return "only " + ", ".join(having)
+    return f"{having[0]} to {having[-1]}"
 
 
 def _choices(key: str | None) -> tuple[str, ...]:

@@ -39,14 +39,14 @@ def check_group_flags(g: InferenceGroup, table: Table, *, release_key: str) -> l
     messages."""
     out: list[Problem] = []
     for leader in (True, False):
-        items = typed_flags(g, leader=leader, api_key=True)
+        items = typed_flags(g, leader=leader, api_key=True, table=table)
         words, owners = _words(items)
         for p in check_args(words, table, required=True, pin_key=release_key):
             item = owners[p.index] if p.index < len(owners) else None
             problem = _typed_problem(item, p.message)
             if problem not in out:  # leader and worker share most flags: one line each
                 out.append(problem)
-    for p in check_args(g.extra_args, table, managed_flags(), pin_key=release_key):
+    for p in check_args(g.extra_args, table, managed_flags(table), pin_key=release_key):
         out.append(Problem(("extraArgs", p.index), p.message))
     return out
 

@@ -10,7 +10,9 @@ from config.errors import Problem, key_path
 from config.models import InferenceGroup
 from config.quantity import parse_quantity
 from config.rules.flags import check_group_flags
+from config.rules.levers import check_levers
 from config.sglang import load_table
+from config.sglang.releases import facts
 
 PIN_KEY = key_path(("versions", "sglangImage"))
 
@@ -91,4 +93,5 @@ def check_group(
     table = load_table(sglang_release) if sglang_release is not None else None
     if table is not None:
         out += check_group_flags(g, table, release_key=release_key)
+    out += check_levers(g, facts(table.release) if table is not None else None)
     return out
