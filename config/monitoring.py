@@ -47,6 +47,20 @@ class Slo(Base):
         le=1,
         description="Alert when more than this share of the gateway's requests to the groups fail (5xx).",
     )
+    itl_p99_seconds: float = Field(
+        0.1,
+        gt=0,
+        le=60,
+        description="Disaggregated services: alert when the p99 inter-token latency of a model's decode role "
+        "exceeds this.",
+    )
+    kv_transfer_p99_milliseconds: float = Field(
+        500,
+        gt=0,
+        le=600_000,
+        description="Disaggregated services: alert when the p99 time to move a request's KV cache from prefill "
+        "to decode exceeds this (SGLang 0.5.x's sglang:kv_transfer_latency_ms).",
+    )
     for_duration: Duration = Field("5m", description="How long a condition must hold before an alert fires.")
 
 
