@@ -20,6 +20,8 @@ from components import (
     OpenWebUI,
     OpenWebUIArgs,
     ScrapeTarget,
+    SglangDisaggregatedService,
+    SglangDisaggregatedServiceArgs,
     SglangGateway,
     SglangGatewayArgs,
     SglangInferenceGroup,
@@ -47,7 +49,7 @@ def pod_security_level(cfg: config.PlatformConfig) -> str:
         g.network.fabric == "infiniband"
         or g.model_volume.type == "hostPath"
         or (g.deep_gemm is not None and g.deep_gemm.cache.type == "hostPath")
-        for g in cfg.inference_groups
+        for g in (u.group for u in cfg.serving_units)
     )
     return "privileged" if needs_privileged else "baseline"
 
@@ -146,9 +148,36 @@ def cache_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
     return list(deps.values())
 
 
-groups = {}
+# By the name of what runs: each colocated group, and each role of a disaggregated service (<name>-prefill,
+# <name>-decode); the services by their own name.
+groups: dict[str, SglangInferenceGroup] = {}
+services: dict[str, SglangDisaggregatedService] = {}
 for group in platform.inference_groups:
     cache = caches.get(group.name)
+    if group.disaggregation is not None:
+        # Prefill and decode, each its own LeaderWorkerSet, one revision label on both (docs/disaggregation.md).
+        service = SglangDisaggregatedService(
+            group.name,
+            SglangDisaggregatedServiceArgs(
+                config=group,
+                namespace=platform.namespace,
+                image=versions.sglang_image,
+                sglang_version=versions.sglang_version,
+                api_key=loaded.secrets.get("apiKey"),
+                client_namespaces=client_namespaces,
+                client_cidrs=platform.api_access.allowed_cidrs,
+                annotations=queue_annotations(group),
+                pod_annotations=queue_annotations(group),
+                depends_on=[*group_dependencies(group), *cache_dependencies(group)],
+                init_containers=cache.init_containers if cache else (),
+                extra_volumes=cache.volumes if cache else (),
+                startup_timeout_minutes={r.name: loaded.startup_minutes[r.name] for r in group.roles.values()},
+            ),
+        )
+        services[group.name] = service
+        groups[f"{group.name}-prefill"] = service.prefill
+        groups[f"{group.name}-decode"] = service.decode
+        continue
     groups[group.name] = SglangInferenceGroup(
         group.name,
         SglangInferenceGroupArgs(
@@ -176,6 +205,7 @@ gateway_names: dict[str, str] = {}
 for model, fronted in platform.gateway_routes.items():
     first = fronted[0]
     gateway_names[model] = f"{first.name}-gateway"
+    pd_service = services.get(first.name)  # a served name belongs to one service: PD mode is all or nothing
     gateways[model] = SglangGateway(
         gateway_names[model],
         SglangGatewayArgs(
@@ -185,11 +215,13 @@ for model, fronted in platform.gateway_routes.items():
             served_model_name=model,
             worker_port=first.ports.http,
             # The groups' key (one stack secret): clients send it to the gateway, which passes it on.
-            api_key_secret_name=groups[first.name].api_key_secret_name,
+            api_key_secret_name=(pd_service or groups[first.name]).api_key_secret_name,
             client_namespaces=platform.api_access.allowed_namespaces,
             client_cidrs=platform.api_access.allowed_cidrs,
             monitoring_namespace=platform.monitoring.namespace if platform.monitoring.enabled else None,
-            depends_on=[namespace, *(groups[g.name] for g in fronted)],
+            depends_on=[namespace, *((pd_service,) if pd_service else (groups[g.name] for g in fronted))],
+            pd_service=first.name if pd_service else None,
+            pd_revision=pd_service.revision if pd_service else None,
         ),
     )
 fronted_model = {g.name: model for model, fronted in platform.gateway_routes.items() for g in fronted}
@@ -231,8 +263,8 @@ if platform.monitoring.enabled:
             config=platform.monitoring,
             serving_namespace=platform.namespace,
             targets=[
-                ScrapeTarget(g.name, g.enable_metrics, groups[g.name].api_key_secret_name)
-                for g in platform.inference_groups
+                ScrapeTarget(u.group.name, u.group.enable_metrics, groups[u.group.name].api_key_secret_name, u.role)
+                for u in platform.serving_units
             ],
             gateways=list(gateway_names.values()),
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
@@ -257,9 +289,11 @@ keda = (
     if platform.keda.mode == "install"
     else None
 )
-for group in platform.inference_groups:
+for unit in platform.serving_units:
+    group = unit.group
     if group.autoscaling is None:
         continue
+    # Each role of a disaggregated service on its own signals (docs/disaggregation.md).
     InferenceAutoscaler(
         f"{group.name}-autoscaler",
         InferenceAutoscalerArgs(
@@ -269,6 +303,8 @@ for group in platform.inference_groups:
             config=group.autoscaling,
             prometheus_address=prometheus_address,
             depends_on=[groups[group.name], *([keda] if keda else [])],
+            role=unit.role,
+            sglang_release=str(platform.versions.sglang_release),
         ),
     )
 

@@ -47,6 +47,8 @@ class ScrapeTarget:
     metrics: bool = True
     # Secret (in the serving namespace) holding the group's API key, which /metrics requires up to 0.4.5.
     api_key_secret_name: pulumi.Input[str | None] = None
+    # prefill or decode: a role of a disaggregated service; its series get the label pd_role.
+    pd_role: str | None = None
 
 
 @dataclass
@@ -117,6 +119,7 @@ class MonitoringStack(pulumi.ComponentResource):
                         s.dcgm.enabled,
                         gateway=bool(args.gateways),
                         sglang_release=args.sglang_release,
+                        pd=any(t.pd_role for t in args.targets),
                     )
                 )
             },
@@ -134,6 +137,8 @@ class MonitoringStack(pulumi.ComponentResource):
                     gpu=s.dcgm.enabled,
                     scraped=[t.name for t in args.targets if t.metrics],
                     gateways=args.gateways,
+                    disaggregated=any(t.pd_role for t in args.targets),
+                    sglang_release=args.sglang_release,
                 )
             },
             opts=after_release,
@@ -156,6 +161,7 @@ class MonitoringStack(pulumi.ComponentResource):
                         args.serving_namespace,
                         s=s,
                         release=facts(args.sglang_release or _bom_release()),
+                        pd_role=target.pd_role,
                     )
                 ),
                 opts=after_release,
@@ -288,9 +294,18 @@ def _pod_meta(kind: str, key: str) -> str:
 
 
 def pod_monitor_spec(
-    group: str, namespace: str, api_key_secret: str | None, s: MonitoringConfig, release: ReleaseFacts
+    group: str,
+    namespace: str,
+    api_key_secret: str | None,
+    s: MonitoringConfig,
+    release: ReleaseFacts,
+    pd_role: str | None = None,
 ) -> dict:
     endpoint: dict[str, Any] = {"port": "http", "path": "/metrics", "interval": s.prometheus.scrape_interval}
+    if pd_role is not None:
+        # The role of a disaggregated service on every series, whatever the release calls it (0.5.x's own
+        # engine_type label is missing before): the dashboard, the alerts and the autoscalers split by it.
+        endpoint["relabelings"] = [{"action": "replace", "targetLabel": alerts.PD_ROLE, "replacement": pd_role}]
     if api_key_secret and release.metrics_need_api_key:
         # Up to SGLang 0.4.5 --api-key guards every path but /health*, /metrics included; from 0.4.6 /metrics
         # is exempt, and the key stays out of Prometheus.
