@@ -229,7 +229,7 @@ def gateway_rules(namespace: str, gateways: Sequence[str], slo: Slo) -> list[dic
 def disaggregation_rules(namespace: str, slo: Slo, sglang_release: str | None = None) -> list[dict]:
     """The roles of disaggregated services (docs/disaggregation.md), with the series the pinned release has:
     decode's inter-token latency (every release), failed KV transfers and bootstraps (0.4.7 and later), the
-    KV transfer's latency (0.5.x)."""
+    KV transfer's latency (0.5.23)."""
     metrics = SglangMetrics.of(sglang_release)
     ns = f'namespace="{namespace}"'
     by = "namespace, model_name"

@@ -200,7 +200,7 @@ GATEWAY_PANELS = (
 def pd_panels(metrics: SglangMetrics) -> tuple[Panel, ...]:
     """The row of disaggregated services, split by role (the pd_role label their PodMonitors add), with the
     series the release has: first tokens from prefill, token pace and KV cache from decode, the PD queues and
-    failed transfers (0.4.7 and later), the KV transfer's latency (0.5.x)."""
+    failed transfers (0.4.7 and later), the KV transfer's latency (0.5.23)."""
 
     def has(*names: str) -> list[str]:
         return [n for n in names if metrics.has(n)]

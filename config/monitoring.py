@@ -59,7 +59,7 @@ class Slo(Base):
         gt=0,
         le=600_000,
         description="Disaggregated services: alert when the p99 time to move a request's KV cache from prefill "
-        "to decode exceeds this (SGLang 0.5.x's sglang:kv_transfer_latency_ms).",
+        "to decode exceeds this (sglang:kv_transfer_latency_ms, SGLang 0.5.23).",
     )
     for_duration: Duration = Field("5m", description="How long a condition must hold before an alert fires.")
 

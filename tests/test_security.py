@@ -37,6 +37,14 @@ SKIPPED_BY_OBJECT = {
         "Deployment.deepseek.open-webui": SGLANG_SKIPS,
         "Deployment.deepseek.deepseek-r1-gateway": GATEWAY_SKIPS,
     },
+    # docs/disaggregation.md's example: a prefill and a decode group of one node each, on InfiniBand (IPC_LOCK),
+    # sharing the service's key.
+    "pd-h200": {
+        "StatefulSet.deepseek.deepseek-r1-prefill-workertemplate": SGLANG_SKIPS | {"CKV_K8S_25"},
+        "StatefulSet.deepseek.deepseek-r1-decode-workertemplate": SGLANG_SKIPS | {"CKV_K8S_25"},
+        "Deployment.deepseek.open-webui": SGLANG_SKIPS,
+        "Deployment.deepseek.deepseek-r1-gateway": GATEWAY_SKIPS,
+    },
     # Every preset: the 2-node ones (InfiniBand: IPC_LOCK) with leader and worker templates.
     "presets": {
         **{
@@ -97,7 +105,13 @@ def test_pod_templates_of_custom_resources_are_scanned(reports, stack):
 
 @pytest.mark.parametrize(
     ("stack", "extra"),
-    [("dev", set()), ("prod", {"CKV_K8S_25"}), ("deepseek-h200", set()), ("presets", {"CKV_K8S_25"})],
+    [
+        ("dev", set()),
+        ("prod", {"CKV_K8S_25"}),
+        ("deepseek-h200", set()),
+        ("pd-h200", {"CKV_K8S_25"}),
+        ("presets", {"CKV_K8S_25"}),
+    ],
 )
 def test_only_the_documented_checks_are_skipped_each_with_a_reason(reports, stack, extra):
     skipped = reports[stack].skipped
