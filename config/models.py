@@ -7,6 +7,7 @@ snake_case in Python, so other teams can build these models in their own program
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -406,6 +407,11 @@ class InferenceGroup(Base):
                 continue
             group._pd = PdContext(self.name, role, pd, pd_ib_devices(pd, group.network))
             self._roles[role] = group
+        prefill, decode = self._roles.get("prefill"), self._roles.get("decode")
+        if prefill is not None and decode is not None and prefill._pd is not None:
+            prefill._pd = dataclasses.replace(
+                prefill._pd, decode_tp=decode.tp_size, decode_dp=decode.dp_attention_size or 1
+            )
         self._role_problems = tuple(dict.fromkeys(problems))
 
     def role_overrides(self, role: str) -> dict[str, Any]:
@@ -634,6 +640,10 @@ class PdContext:
     settings: Disaggregation
     # --disaggregation-ib-device, resolved (empty: none could be derived).
     ib_devices: tuple[str, ...]
+    # The decode role's tensor-parallel size and DP-attention groups (1 without): a prefill server of 0.4.10 to
+    # 0.5.1 must be told them when they are not its own (--disaggregation-decode-tp, --disaggregation-decode-dp).
+    decode_tp: int | None = None
+    decode_dp: int | None = None
 
 
 def pd_ib_devices(pd: Disaggregation, network: Network) -> tuple[str, ...]:

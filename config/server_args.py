@@ -86,7 +86,7 @@ def typed_flags(group: InferenceGroup, *, leader: bool, api_key: bool, table: Ta
             ("--dist-timeout", g.dist_timeout_seconds, "distTimeoutSeconds"),
             *_dp_attention(g, table),
             *_expert_parallel(g, table),
-            *_disaggregation(g),
+            *_disaggregation(g, table),
             ("--chunked-prefill-size", g.chunked_prefill_size, "chunkedPrefillSize"),
             ("--max-running-requests", g.max_running_requests, "maxRunningRequests"),
             (_one(table, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs"), g.cuda_graph_max_bs, "cudaGraphMaxBs"),
@@ -149,20 +149,28 @@ def _expert_parallel(g: InferenceGroup, table: Table | None) -> list[Setting]:
     return out
 
 
-def _disaggregation(g: InferenceGroup) -> list[Setting]:
+def _disaggregation(g: InferenceGroup, table: Table | None) -> list[Setting]:
     """A role of a disaggregated service: its mode, and what both roles must agree on to hand the KV cache
     over (the transfer backend, the prefill leader's bootstrap port, which decode also falls back to when the
-    gateway sends none in 0.5.x, and the RDMA devices). Every value is written, defaults included."""
+    gateway sends none in 0.5.x, and the RDMA devices). Every value is written, defaults included. Where the
+    release has them (0.4.10 to 0.5.1), prefill is told decode's layout, which it otherwise takes to be its own
+    (``ServerArgs.__post_init__``); 0.5.23 learns it from decode at bootstrap."""
     pd = g.pd
     if pd is None:
         return []
     s = pd.settings
-    return [
+    out: list[Setting] = [
         ("--disaggregation-mode", pd.role, "disaggregation"),
         ("--disaggregation-transfer-backend", s.transfer_backend, "disaggregation.transferBackend"),
         ("--disaggregation-bootstrap-port", s.bootstrap_port, "disaggregation.bootstrapPort"),
         ("--disaggregation-ib-device", ",".join(pd.ib_devices) or None, "disaggregation.ibDevices"),
     ]
+    if pd.role == "prefill" and table is not None and table.option("--disaggregation-decode-tp") is not None:
+        out += [
+            ("--disaggregation-decode-tp", pd.decode_tp, "disaggregation.decode.tensorParallel"),
+            ("--disaggregation-decode-dp", pd.decode_dp, "disaggregation.decode.dpAttentionSize"),
+        ]
+    return out
 
 
 def _one(table: Table | None, *flags: str) -> str:

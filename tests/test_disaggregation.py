@@ -938,3 +938,39 @@ def test_docs_explain_every_pd_panel_and_alert():
         assert panel.title in rows, panel.title
     for rule in alerts.disaggregation_rules("ns", Slo(), "0.5.23"):
         assert rule["alert"] in rows, rule["alert"]
+
+
+def test_a_prefill_of_0_5_1_is_told_decodes_layout():
+    def on_0_5_1(values):
+        values["versions"]["sglangImage"] = "lmsysorg/sglang:v0.5.1-cu126"
+        service(values)["deepGemm"] = None
+        for role in ("prefill", "decode"):
+            # 0.5.1 has neither --ep-dispatch-algorithm's 0.5.23 choices nor every flag of the example
+            service(values)["disaggregation"][role]["extraArgs"] = []
+        service(values)["disaggregation"]["decode"] |= {"nodes": 2, "tensorParallel": 16, "dpAttentionSize": 16}
+
+    result = run_with(STACK, on_0_5_1, secrets=SECRETS)
+    assert result.error is None, result.error
+    prefill = container(role_template(result, "prefill"))["args"]
+    i = prefill.index("--disaggregation-decode-tp")
+    assert prefill[i : i + 4] == ["--disaggregation-decode-tp", "16", "--disaggregation-decode-dp", "16"]
+    decode = result.k8s_object("LeaderWorkerSet", "deepseek-r1-decode")["spec"]["leaderWorkerTemplate"]
+    assert "--disaggregation-decode-tp" not in container(decode["leaderTemplate"])["args"]
+    # 0.5.23 learns decode's layout at bootstrap: no such flags there
+    assert "--disaggregation-decode-tp" not in PREFILL_ARGS
+
+    def uneven(values):
+        on_0_5_1(values)
+        service(values)["disaggregation"]["decode"] |= {
+            "nodes": 1,
+            "gpusPerNode": 6,
+            "tensorParallel": 6,
+            "dpAttentionSize": 6,
+        }
+
+    # (DeepSeek-R1's 128 heads refuse tp 6 too; the layout rule is SGLang's own assertion)
+    assert (
+        "sglang-platform:inferenceGroups[0].disaggregation.decode.tensorParallel: prefill runs tp 8 and decode tp 6: "
+        "SGLang 0.5.1 moves the KV cache between different tensor-parallel sizes only when one is a multiple of the "
+        "other"
+    ) in problems(uneven)

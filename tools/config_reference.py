@@ -99,6 +99,9 @@ def flag_releases() -> str:
     first = {item.key: i for i, item in reversed(list(enumerate(emitted)))}
     first.setdefault("expertParallel", first["expertParallel.a2aBackend"])
     first.setdefault("expertParallel.size", first["expertParallel.a2aBackend"])
+    # Decode's layout, written on prefill only for the releases that take it (0.4.10 to 0.5.1).
+    first.setdefault("disaggregation.decode.tensorParallel", first["disaggregation.ibDevices"])
+    first.setdefault("disaggregation.decode.dpAttentionSize", first["disaggregation.ibDevices"])
 
     def rank(item: tuple[str, str | None]) -> tuple[float, int]:
         flag, key = item

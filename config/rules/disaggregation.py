@@ -42,7 +42,29 @@ def check_disaggregation(cfg: PlatformConfig) -> list[Problem]:
         out += _gateway(cfg, i, service)
         out += _fabric(i, service)
         out += _ratio(i, service)
+        out += _layouts(cfg, i, service)
     return out
+
+
+def _layouts(cfg: PlatformConfig, i: int, service: InferenceGroup) -> list[Problem]:
+    """0.4.10 to 0.5.1 (the releases with --disaggregation-decode-tp) move a KV cache between different
+    tensor-parallel sizes only when one is a multiple of the other (``ServerArgs.validate_disagg_tp_size``, an
+    assertion at start); 0.5.23 negotiates the layouts at bootstrap instead."""
+    release = cfg.versions.sglang_release
+    table = load_table(release) if release is not None else None
+    roles = service.roles
+    if table is None or table.option("--disaggregation-decode-tp") is None or len(roles) != 2:
+        return []
+    prefill, decode = roles["prefill"].tp_size, roles["decode"].tp_size
+    if max(prefill, decode) % min(prefill, decode) == 0:
+        return []
+    return [
+        Problem(
+            ("inferenceGroups", i, *service.role_key("decode", ("tensorParallel",))),
+            f"prefill runs tp {prefill} and decode tp {decode}: SGLang {release} moves the KV cache between "
+            "different tensor-parallel sizes only when one is a multiple of the other",
+        )
+    ]
 
 
 def _release(cfg: PlatformConfig, i: int, service: InferenceGroup) -> list[Problem]:
