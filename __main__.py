@@ -317,6 +317,17 @@ pulumi.export(
     },
 )
 
+if services:
+    # Each disaggregated service's roles and the revision both carry (kubectl get pods -l
+    # sglang-platform.io/pd-revision=<revision>): the one its gateway pairs (docs/disaggregation.md).
+    pulumi.export(
+        "disaggregated",
+        {
+            name: {"revision": s.revision, "roles": [f"{name}-prefill", f"{name}-decode"]}
+            for name, s in services.items()
+        },
+    )
+
 if gateways:
     # The URL clients use (README, "How clients reach the service"), per served model.
     pulumi.export(

@@ -293,9 +293,9 @@ def pod_spec(
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        # /readiness answers 200 once at least one discovered leader passes the gateway's health check: the
-        # Service sends nothing to a gateway that has nowhere to route. /liveness answers whenever the process
-        # serves HTTP.
+        # /readiness answers 200 once at least one discovered leader passes the gateway's health check (in PD
+        # mode: one prefill and one decode leader): the Service sends nothing to a gateway that has nowhere to
+        # route. /liveness answers whenever the process serves HTTP.
         "readinessProbe": {
             "httpGet": {"path": "/readiness", "port": "http"},
             "periodSeconds": 10,

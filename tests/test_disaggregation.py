@@ -974,3 +974,10 @@ def test_a_prefill_of_0_5_1_is_told_decodes_layout():
         "SGLang 0.5.1 moves the KV cache between different tensor-parallel sizes only when one is a multiple of the "
         "other"
     ) in problems(uneven)
+
+
+def test_the_stack_output_names_each_services_revision_and_roles(pd):
+    assert pd.outputs["disaggregated"] == {
+        "deepseek-r1": {"revision": revision_of(pd), "roles": ["deepseek-r1-prefill", "deepseek-r1-decode"]}
+    }
+    assert set(pd.outputs["inferenceGroups"]) == {"deepseek-r1-prefill", "deepseek-r1-decode"}
