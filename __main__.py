@@ -125,6 +125,7 @@ for group in platform.inference_groups:
                 gate_image=versions.sglang_image,
                 requirement=requirements.get(group.model.source, ""),
                 secrets=loaded.secrets,
+                metrics_namespaces=[platform.monitoring.namespace] if platform.monitoring.enabled else [],
                 depends_on=[namespace],
             ),
         )
@@ -158,6 +159,7 @@ for group in platform.inference_groups:
             depends_on=[*group_dependencies(group), *cache_dependencies(group)],
             init_containers=cache.init_containers if cache else (),
             extra_volumes=cache.volumes if cache else (),
+            node_selector=cache.node_selector if cache else {},
             startup_timeout_minutes=loaded.startup_minutes[group.name],
         ),
     )

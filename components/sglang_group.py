@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -45,6 +45,8 @@ class SglangInferenceGroupArgs:
     # mount besides the model volume and /dev/shm.
     init_containers: Sequence[dict] = ()
     extra_volumes: Sequence[dict] = ()
+    # Node labels the pods require on top of config.node_selector (e.g. ModelCache's staged nodes).
+    node_selector: Mapping[str, str] = field(default_factory=dict)
     # Startup probe budget in minutes; None: the group's probes.startupTimeoutMinutes.
     startup_timeout_minutes: int | None = None
 
@@ -75,7 +77,9 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 opts=child,
             )
 
-        extras = PodExtras(list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes)
+        extras = PodExtras(
+            list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes, dict(args.node_selector)
+        )
         spec = pulumi.Output.from_input(args.image).apply(
             lambda image: lws_spec(g, image, secret_name, args.pod_annotations, extras)
         )

@@ -32,6 +32,8 @@ class PodExtras:
     init_containers: list[dict] = field(default_factory=list)
     volumes: list[dict] = field(default_factory=list)
     startup_timeout_minutes: int | None = None
+    # Node labels required on top of the group's nodeSelector (e.g. the nodes ModelCache stages weights on).
+    node_selector: dict[str, str] = field(default_factory=dict)
 
 
 def lws_spec(
@@ -101,8 +103,8 @@ def pod_template(
     }
     if g.scheduler == "volcano":
         spec["schedulerName"] = "volcano"
-    if g.node_selector:
-        spec["nodeSelector"] = dict(g.node_selector)
+    if selector := dict(g.node_selector) | extras.node_selector:
+        spec["nodeSelector"] = selector
     if g.tolerations:
         spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
     metadata: dict[str, Any] = {
