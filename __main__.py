@@ -186,7 +186,13 @@ if platform.monitoring.enabled:
             config=platform.monitoring,
             serving_namespace=platform.namespace,
             targets=[
-                ScrapeTarget(g.name, g.enable_metrics, groups[g.name].api_key_secret_name)
+                ScrapeTarget(
+                    g.name,
+                    g.enable_metrics,
+                    groups[g.name].api_key_secret_name,
+                    startup_budget_minutes=loaded.startup_minutes[g.name],
+                    stages_weights=g.model_volume.type == "hostPath" and g.model.download is not None,
+                )
                 for g in platform.inference_groups
             ],
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],

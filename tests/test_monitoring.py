@@ -154,7 +154,7 @@ def test_dcgm_exporter_scraped_unless_the_gpu_operator_does_it(prod):
     result = run_with("dev", off)
     assert not [o for o in harness.kubernetes_objects(result) if o["kind"] == "ServiceMonitor"]
     groups = result.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"]
-    assert [g["name"] for g in groups] == ["sglang-slo"]
+    assert [g["name"] for g in groups] == ["sglang-slo", "sglang-startup"]
     board = json.loads(result.k8s_object("ConfigMap", "sglang-platform-dashboard")["data"]["sglang-platform.json"])
     assert "GPU temperature" not in [p["title"] for p in board["panels"]]
 
@@ -162,7 +162,9 @@ def test_dcgm_exporter_scraped_unless_the_gpu_operator_does_it(prod):
 def test_rules_follow_the_slo_config(prod):
     (rule,) = [o for o in harness.kubernetes_objects(prod) if o["kind"] == "PrometheusRule"]
     assert rule["metadata"]["namespace"] == "monitoring"
-    assert rule["spec"]["groups"] == alerts.rule_groups("deepseek", ["deepseek-r1"], Slo(ttft_p99_seconds=0.2))
+    assert rule["spec"]["groups"] == alerts.rule_groups(
+        "deepseek", ["deepseek-r1"], Slo(ttft_p99_seconds=0.2), budgets={"deepseek-r1": 90}, staging=True
+    )
     by_name = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     assert by_name["SGLangTTFTHigh"]["expr"] == (
         "histogram_quantile(0.99, sum by (namespace, model_name, le) "
@@ -198,6 +200,9 @@ def test_dashboard_configmap_loads_in_grafana_shape(prod):
         "Serving groups and queue depth",
         "KV-cache usage",
         "Prefix-cache hit rate",
+        "Pods starting, by phase",
+        "Weights staged per node",
+        "Weights download rate",
         "GPU utilisation",
         "GPU memory used",
         "GPU temperature",
@@ -363,8 +368,9 @@ def test_disabled_monitoring_needs_no_password_and_renders_nothing():
 def test_docs_explain_every_panel_and_alert():
     section = (harness.ROOT / "docs" / "ui-and-monitoring.md").read_text()
     rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
-    for panel in (*dashboard.SGLANG_PANELS, *dashboard.GPU_PANELS):
+    panels = (*dashboard.SGLANG_PANELS, *dashboard.startup_panels(), *dashboard.STAGING_PANELS, *dashboard.GPU_PANELS)
+    for panel in panels:
         assert panel.title in rows, panel.title
-    for group in alerts.rule_groups("ns", ["g"], Slo()):
+    for group in alerts.rule_groups("ns", ["g"], Slo(), budgets={"g": 10}, staging=True):
         for rule in group["rules"]:
             assert rule["alert"] in rows, rule["alert"]

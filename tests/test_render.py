@@ -44,6 +44,7 @@ def test_prod_render_writes_every_object(tmp_path):
         ("NetworkPolicy", "open-webui-ingress"),
         ("PodDisruptionBudget", "deepseek-r1-pdb"),
         ("PodMonitor", "deepseek-r1-metrics"),
+        ("PodMonitor", "sglang-platform-weights"),
         ("PrometheusRule", "sglang-platform"),
         ("Queue", "inference"),
         ("ScaledObject", "deepseek-r1-autoscaler"),
