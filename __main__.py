@@ -20,6 +20,8 @@ from components import (
     OpenWebUI,
     OpenWebUIArgs,
     ScrapeTarget,
+    ServingBenchmark,
+    ServingBenchmarkArgs,
     SglangInferenceGroup,
     SglangInferenceGroupArgs,
     Volcano,
@@ -163,6 +165,43 @@ for group in platform.inference_groups:
             startup_timeout_minutes=loaded.startup_minutes[group.name],
         ),
     )
+
+# The benchmark of each group that asks for one, re-run whenever the group serves a new revision. Its result
+# (a ConfigMap the Job writes) reaches the stack output after a refresh: `pulumi up --refresh`.
+benchmarks = {}
+for group in platform.inference_groups:
+    if group.benchmark is None:
+        continue
+    cache = caches.get(group.name)
+    served = groups[group.name]
+    bench = ServingBenchmark(
+        f"{group.name}-benchmark",
+        ServingBenchmarkArgs(
+            config=group.benchmark,
+            slo=platform.monitoring.slo,
+            group=group,
+            namespace=platform.namespace,
+            image=versions.sglang_image,
+            base_url=served.base_url.apply(lambda url: url.removesuffix("/v1")),
+            served_model_name=served.served_model_name,
+            revision=served.revision,
+            api_key_secret_name=served.api_key_secret_name,
+            init_containers=cache.init_containers if cache else (),
+            extra_volumes=cache.volumes if cache else (),
+            node_selector=cache.node_selector if cache else {},
+            depends_on=[served, namespace],
+        ),
+    )
+    benchmarks[group.name] = {
+        "job": bench.job_name,
+        "configMap": bench.config_map_name,
+        "revision": bench.revision,
+        "status": bench.status,
+        "passed": bench.passed,
+        "result": bench.result,
+    }
+if benchmarks:
+    pulumi.export("benchmarks", benchmarks)
 
 if platform.open_webui.enabled:
     ui = OpenWebUI(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from components.addons import GpuOperator, GpuOperatorArgs, LwsController, LwsControllerArgs, Volcano, VolcanoArgs
     from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
+    from components.benchmark import ServingBenchmark, ServingBenchmarkArgs
     from components.model_cache import ModelCache, ModelCacheArgs
     from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
     from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
@@ -23,6 +24,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(("InferenceAutoscaler", "InferenceAutoscalerArgs", "Keda", "KedaArgs"), "components.autoscaling"),
     **dict.fromkeys(("ModelCache", "ModelCacheArgs"), "components.model_cache"),
+    **dict.fromkeys(("ServingBenchmark", "ServingBenchmarkArgs"), "components.benchmark"),
     **dict.fromkeys(("MonitoringStack", "MonitoringStackArgs", "ScrapeTarget"), "components.monitoring"),
     **dict.fromkeys(("Backend", "OpenWebUI", "OpenWebUIArgs"), "components.open_webui"),
     **dict.fromkeys(("SglangInferenceGroup", "SglangInferenceGroupArgs"), "components.sglang_group"),
@@ -46,6 +48,8 @@ __all__ = [
     "OpenWebUI",
     "OpenWebUIArgs",
     "ScrapeTarget",
+    "ServingBenchmark",
+    "ServingBenchmarkArgs",
     "SglangInferenceGroup",
     "SglangInferenceGroupArgs",
     "Volcano",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +54,9 @@ class SglangInferenceGroupArgs:
 
 
 class SglangInferenceGroup(pulumi.ComponentResource):
+    # What the group serves: a hash of its pod templates (image, model, revision of the weights, flags). The
+    # replica count is not part of it: scaling serves the same revision.
+    revision: pulumi.Output[str]
     base_url: pulumi.Output[str]
     service_name: pulumi.Output[str]
     port: pulumi.Output[int]
@@ -120,6 +125,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.revision = spec.apply(template_revision)
         self.service_name = pulumi.Output.from_input(service_name)
         self.port = pulumi.Output.from_input(g.ports.http)
         self.base_url = pulumi.Output.concat(
@@ -129,6 +135,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         self.api_key_secret_name = pulumi.Output.from_input(secret_name)
         self.register_outputs(
             {
+                "revision": self.revision,
                 "base_url": self.base_url,
                 "service_name": self.service_name,
                 "port": self.port,
@@ -136,6 +143,11 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 "api_key_secret_name": self.api_key_secret_name,
             }
         )
+
+
+def template_revision(spec: dict) -> str:
+    """A short hash of a LeaderWorkerSet's group template: what its groups run, whatever their number."""
+    return hashlib.sha256(json.dumps(spec["leaderWorkerTemplate"], sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs) -> None:

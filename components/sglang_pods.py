@@ -85,7 +85,7 @@ def pod_template(
     api_key_secret = api_key_secret if leader else None
     pod_labels = group_labels(g) | {"role": role, "app.kubernetes.io/component": role}
     volumes = [
-        _model_volume(g),
+        model_volume(g),
         # 64 MiB default /dev/shm is too small for NCCL and SGLang's shared-memory IPC.
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": g.resources.shm_size}},
         *extras.volumes,
@@ -144,7 +144,7 @@ def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str
     return skip_annotations(skips)
 
 
-def _model_volume(g: InferenceGroup) -> dict:
+def model_volume(g: InferenceGroup) -> dict:
     vol = g.model_volume
     if vol.type == "hostPath":
         # A platform-managed download creates the directory on a fresh node; hand-staged weights must exist.

@@ -29,6 +29,7 @@ from config.base import (
     Quantity,
     RelativePath,
 )
+from config.benchmark import Benchmark
 from config.model_cache import ModelDownload, Preflight, Pvc
 from config.monitoring import MonitoringConfig
 from config.webui import OpenWebUIConfig
@@ -74,7 +75,7 @@ class Versions(Base):
     )
     keda_chart: str = Field(bom.KEDA_CHART, pattern=r"^\d+\.\d+\.\d+$", description="KEDA chart version.")
     model_downloader_image: Image = Field(
-        bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and hostPath download init containers."
+        bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and the hostPath staging DaemonSet."
     )
     huggingface_hub: PinnedRequirement = Field(bom.HUGGINGFACE_HUB, description="pip requirement for Hugging Face.")
     modelscope: PinnedRequirement = Field(bom.MODELSCOPE, description="pip requirement for ModelScope downloads.")
@@ -221,6 +222,11 @@ class InferenceGroup(Base):
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
     autoscaling: GroupAutoscaling | None = Field(
         None, description="Scale whole groups on queue depth and KV-cache usage (KEDA); replicas is then ignored."
+    )
+    benchmark: Benchmark | None = Field(
+        None,
+        description="Run SGLang's bench_serving against the group whenever it serves a new revision and judge it "
+        "against monitoring.slo (set {} for the defaults; unset: no benchmark).",
     )
 
     @property

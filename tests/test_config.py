@@ -55,7 +55,7 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: name, model, modelVolume, "
         "replicas, nodes, gpusPerNode, gpuMemoryGiB, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
         "distTimeoutSeconds, enableMetrics, extraArgs, network, resources, ports, probes, service, scheduler, "
-        "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, autoscaling",
+        "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, autoscaling, benchmark",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
         "pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -21,24 +22,33 @@ def test_prod_render_writes_every_object(tmp_path):
     proc = render("--stack", "prod", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     docs = list(yaml.safe_load_all((tmp_path / "manifests.yaml").read_text()))
-    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+    # The benchmark Job's name ends in a hash of what it measures.
+    names = [(d["kind"], re.sub(r"-bench-[0-9a-f]{10}$", "-bench-*", d["metadata"]["name"])) for d in docs]
+    assert names == [
         ("Namespace", "deepseek"),
         ("Namespace", "gpu-operator"),
         ("Namespace", "keda"),
         ("Namespace", "lws-system"),
         ("Namespace", "monitoring"),
         ("Namespace", "volcano-system"),
+        ("ServiceAccount", "deepseek-r1-benchmark"),
         ("Secret", "deepseek-r1-api-key"),
         ("Secret", "open-webui-secret-key"),
         ("Secret", "grafana-admin"),
+        ("ConfigMap", "deepseek-r1-benchmark"),
+        ("ConfigMap", "deepseek-r1-benchmark-script"),
         ("ConfigMap", "deepseek-r1-model-download"),
         ("ConfigMap", "sglang-platform-dashboard"),
         ("PersistentVolumeClaim", "open-webui-data"),
+        ("Role", "deepseek-r1-benchmark"),
+        ("RoleBinding", "deepseek-r1-benchmark"),
         ("Service", "deepseek-r1-api"),
         ("Service", "open-webui"),
         ("DaemonSet", "deepseek-r1-weights"),
         ("Deployment", "open-webui"),
+        ("Job", "deepseek-r1-bench-*"),
         ("LeaderWorkerSet", "deepseek-r1"),
+        ("NetworkPolicy", "deepseek-r1-benchmark"),
         ("NetworkPolicy", "deepseek-r1-ingress"),
         ("NetworkPolicy", "deepseek-r1-weights"),
         ("NetworkPolicy", "open-webui-ingress"),
@@ -50,9 +60,9 @@ def test_prod_render_writes_every_object(tmp_path):
         ("ScaledObject", "deepseek-r1-autoscaler"),
         ("ServiceMonitor", "dcgm-exporter"),
     ]
-    assert docs[6]["stringData"] == {"api-key": harness.PLACEHOLDER}
-    assert docs[7]["stringData"] == {"webui-secret-key": harness.PLACEHOLDER}
-    assert docs[8]["stringData"] == {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER}
+    assert docs[7]["stringData"] == {"api-key": harness.PLACEHOLDER}
+    assert docs[8]["stringData"] == {"webui-secret-key": harness.PLACEHOLDER}
+    assert docs[9]["stringData"] == {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER}
     releases = yaml.safe_load((tmp_path / "releases.yaml").read_text())
     assert [(r["name"], r["namespace"], r["chart"], r["version"]) for r in releases] == [
         ("gpu-operator", "gpu-operator", "gpu-operator", "v24.9.1"),

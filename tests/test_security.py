@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import REQUIRED_SECRETS, SHARED, STACKS, run_with, unavailable
 
@@ -27,8 +29,12 @@ SKIPPED_BY_OBJECT = {
         "Deployment.deepseek.open-webui": SGLANG_SKIPS,
         # Root in the node's root-owned model directory, every capability dropped.
         "DaemonSet.deepseek.deepseek-r1-weights": {"CKV_K8S_15", "CKV_K8S_43", "CKV_K8S_23", "CKV_K8S_40"},
+        # bench_serving reads the key from its environment; the token reads the group and writes the result.
+        "Job.deepseek.deepseek-r1-bench-*": {"CKV_K8S_15", "CKV_K8S_43", "CKV_K8S_35", "CKV_K8S_38"},
     },
 }
+# The benchmark Job's name ends in a hash of what it measures.
+BENCH_JOB = re.compile(r"-bench-[0-9a-f]{10}$")
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +65,13 @@ def test_pod_templates_of_custom_resources_are_scanned(reports, stack):
     assert any(r.startswith("StatefulSet.") and r.endswith("template") for r in scanned), sorted(scanned)
 
 
-@pytest.mark.parametrize(("stack", "extra"), [("dev", set()), ("prod", {"CKV_K8S_25"})])
+@pytest.mark.parametrize(("stack", "extra"), [("dev", set()), ("prod", {"CKV_K8S_25", "CKV_K8S_38"})])
 def test_only_the_documented_checks_are_skipped_each_with_a_reason(reports, stack, extra):
     skipped = reports[stack].skipped
     assert {c["check_id"] for c in skipped} == ALWAYS_SKIPPED | {"CKV_K8S_35"} | extra
     by_object: dict[str, set[str]] = {}
     for check in skipped:
-        by_object.setdefault(check["resource"], set()).add(check["check_id"])
+        by_object.setdefault(BENCH_JOB.sub("-bench-*", check["resource"]), set()).add(check["check_id"])
         reason = check["check_result"]["suppress_comment"]
         assert reason != "No comment provided" and len(reason) > 30, security_scan.describe(check)
     assert by_object == SKIPPED_BY_OBJECT[stack]
@@ -76,7 +82,9 @@ def test_reference_deployment_figure(reports):
         unavailable("../shared/reference is absent")
     ref = reports["reference"]
     assert (ref.total, len(ref.failed)) == (REFERENCE_TOTAL, REFERENCE_FAILED)
-    ours = {c["check_id"] for s in STACKS for c in reports[s].skipped}
+    # The benchmark Job, which the reference does not have, keeps its token (CKV_K8S_38, documented): every
+    # workload the reference has is fixed.
+    ours = {c["check_id"] for s in STACKS for c in reports[s].skipped if not BENCH_JOB.search(c["resource"])}
     fixed = {c["check_id"] for c in ref.failed} - ours
     # What we fixed rather than skipped: probes, limits, security contexts, namespace, token, NetworkPolicy.
     assert fixed == {

@@ -9,6 +9,7 @@ from config.errors import Problem
 from config.models import PlatformConfig
 from config.rules.addons import check_addons
 from config.rules.autoscaling import check_autoscaling
+from config.rules.benchmark import check_benchmark
 from config.rules.front_end import check_front_end
 from config.rules.groups import check_group
 from config.rules.secrets import check_secrets
@@ -35,6 +36,7 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Probl
     problems += check_front_end(cfg)
     problems += check_addons(cfg)
     problems += check_autoscaling(cfg)
+    problems += check_benchmark(cfg)
     return problems
 
 
