@@ -404,7 +404,8 @@ CONTEXT = {
 
 def test_a_result_line_becomes_the_published_result_with_its_verdict(tmp_path):
     out = tmp_path / "result.jsonl"
-    out.write_text("not this one\n" * 0 + json.dumps({"completed": 1}) + "\n" + json.dumps(RAW_043) + "\n")
+    # bench_serving appends: an earlier run's line first, this run's last.
+    out.write_text(json.dumps({"completed": 1}) + "\n" + json.dumps(RAW_043) + "\n")
     raw = sb.read_result(out)
     assert raw["request_rate"] == float("inf")
     result = sb.summarize(raw, 2000, SLO, CONTEXT)

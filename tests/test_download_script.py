@@ -397,6 +397,26 @@ def test_weights_the_pods_downloaded_before_staging_are_adopted_without_a_fetch(
     assert dm.wait(env, lambda _: None, 0) is True
 
 
+def test_an_interrupted_download_of_the_pods_is_resumed(tmp_path, hub):
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_bytes(b"{}")  # no marker: the per-pod download stopped half way
+    env = stage_env(tmp_path)
+    seen = []
+    original = hub.snapshot_download
+
+    def fetch(**kwargs):
+        seen.append(sorted(p.name for p in dm.Path(kwargs["local_dir"]).iterdir()))
+        return original(**kwargs)
+
+    sys.modules["huggingface_hub"].snapshot_download = fetch  # type: ignore[attr-defined]
+    dm.stage(env, progress_for(env))
+    rev = dm.revision_dir(model_dir, identity_of(env))
+    assert seen == [["config.json"]] and hub.calls[0]["local_dir"] == str(rev)
+    assert dm.os.readlink(model_dir) == rev.name
+    assert sorted(p.name for p in tmp_path.glob("Qwen2.5-1.5B-Instruct.rev-*")) == [rev.name]
+
+
 def test_a_plain_directory_of_other_weights_serves_until_the_new_revision_is_in_place(tmp_path, hub):
     model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
     old = hf_env(model_dir, revision="e" * 40)

@@ -523,11 +523,16 @@ def stage(env: Mapping[str, str], progress: Progress) -> dict:
     with locked(model_dir, model_dir.with_name(f".{model_dir.name}.sglang-platform.lock")):
         started = time.monotonic()
         fetched: float | None = None
-        if marker_matches(model_dir, identity) and not model_dir.is_symlink() and not marker_matches(target, identity):
+        plain = model_dir.is_dir() and not model_dir.is_symlink()
+        if plain and marker_matches(model_dir, identity) and not marker_matches(target, identity):
             # The weights the pods downloaded themselves before staging existed: adopt them as this revision.
             shutil.rmtree(target, ignore_errors=True)
             os.rename(model_dir, target)
             log(f"{model_dir}: adopted the complete directory as {target.name}")
+        elif plain and read_marker(model_dir) is None and not target.exists():
+            # An interrupted download (no marker: no gate ever opened on it): resume it as this revision.
+            os.rename(model_dir, target)
+            log(f"{model_dir}: resuming the incomplete directory as {target.name}")
         if marker_matches(target, identity):
             log(f"{target}: complete ({read_marker(target)}); nothing to fetch")
         else:
