@@ -4,6 +4,7 @@ wheel run by that script against a fake OpenAI server and a fake Kubernetes API,
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.util
 import json
@@ -329,27 +330,56 @@ def test_results_read_back_from_the_config_map():
     assert benchmark.read_results(None) == (None, None, None)
 
 
-def _bench_options(wheel: Path) -> set[str]:
-    from tools import sglang_flags
-
+def _bench_source(wheel: Path) -> str:
+    """bench_serving's source in a release's wheel (0.5.x keeps it in sglang/benchmark/serving.py)."""
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         module = "sglang/benchmark/serving.py" if "sglang/benchmark/serving.py" in names else "sglang/bench_serving.py"
-        parser = sglang_flags.parse_source(archive.read(module).decode(), wheel.name)
-    return set(parser.option_strings())
+        return archive.read(module).decode()
 
 
-def test_every_flag_is_an_option_of_each_cached_release():
-    """Every release whose wheel is cached (the stacks' pins; 0.5.x keeps these flags in
-    sglang/benchmark/serving.py) knows every flag the Job passes."""
+def _options(source: str) -> set[str]:
+    """Every option string of the module's ``add_argument`` calls."""
+    tree = ast.parse(source)
+    return {
+        a.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "add_argument"
+        for a in n.args
+        if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("--")
+    }
+
+
+def _result_keys(source: str) -> set[str]:
+    """The keys of the ``result = {...}`` literal bench_serving writes to --output-file."""
+    keys: set[str] = set()
+    for n in ast.walk(ast.parse(source)):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict):
+            if any(isinstance(t, ast.Name) and t.id == "result" for t in n.targets):
+                keys |= {k.value for k in n.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return keys
+
+
+def _cached_wheels() -> list[Path]:
     from tools import sglang_flags
 
     wheels = sorted(sglang_flags.CACHE.glob("sglang-*.whl"))
     if not wheels:
         unavailable(f"no sglang wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+    return wheels
+
+
+def test_every_flag_is_an_option_of_each_cached_release():
+    """Every release whose wheel is cached (at least the stacks' pins) knows every flag the Job passes."""
     flags = {a for a in PROD_ARGS if a.startswith("--")}
-    for wheel in wheels:
-        assert flags - _bench_options(wheel) == set(), wheel.name
+    for wheel in _cached_wheels():
+        assert flags - _options(_bench_source(wheel)) == set(), wheel.name
+
+
+def test_each_cached_release_writes_the_keys_the_result_is_read_from():
+    """The keys the script reads (RAW_043, the 0.4.3.post2 line) are in each release's result literal."""
+    for wheel in _cached_wheels():
+        assert set(RAW_043) - _result_keys(_bench_source(wheel)) == set(), wheel.name
 
 
 # --- the script: waiting, parsing, the verdict ---------------------------------------------------------
