@@ -22,6 +22,8 @@ from components import (
     ScrapeTarget,
     ServingBenchmark,
     ServingBenchmarkArgs,
+    SglangGateway,
+    SglangGatewayArgs,
     SglangInferenceGroup,
     SglangInferenceGroupArgs,
     Volcano,
@@ -153,6 +155,7 @@ for group in platform.inference_groups:
             config=group,
             namespace=platform.namespace,
             image=versions.sglang_image,
+            sglang_version=versions.sglang_version,
             api_key=loaded.secrets.get("apiKey"),
             client_namespaces=client_namespaces,
             client_cidrs=platform.api_access.allowed_cidrs,
@@ -165,6 +168,47 @@ for group in platform.inference_groups:
             startup_timeout_minutes=loaded.startup_minutes[group.name],
         ),
     )
+
+# One gateway per served model, in front of every group (and autoscaled replica) serving it: it finds their
+# leader pods by label, so groups the autoscaler adds join it without a `pulumi up`. The groups' own
+# Services stay for direct access.
+gateways: dict[str, SglangGateway] = {}
+gateway_names: dict[str, str] = {}
+for model, fronted in platform.gateway_routes.items():
+    first = fronted[0]
+    gateway_names[model] = f"{first.name}-gateway"
+    gateways[model] = SglangGateway(
+        gateway_names[model],
+        SglangGatewayArgs(
+            config=platform.gateway,
+            namespace=platform.namespace,
+            image=versions.gateway_image,
+            served_model_name=model,
+            worker_port=first.ports.http,
+            # The groups' key (one stack secret): clients send it to the gateway, which passes it on.
+            api_key_secret_name=groups[first.name].api_key_secret_name,
+            client_namespaces=platform.api_access.allowed_namespaces,
+            client_cidrs=platform.api_access.allowed_cidrs,
+            monitoring_namespace=platform.monitoring.namespace if platform.monitoring.enabled else None,
+            depends_on=[namespace, *(groups[g.name] for g in fronted)],
+        ),
+    )
+fronted_model = {g.name: model for model, fronted in platform.gateway_routes.items() for g in fronted}
+
+
+def ui_backends() -> list[Backend]:
+    """What Open WebUI talks to, in stack order: each model's gateway once, and the groups no gateway fronts."""
+    out: list[Backend] = []
+    for group in platform.inference_groups:
+        model = fronted_model.get(group.name)
+        if model is None:
+            g = groups[group.name]
+            out.append(Backend(group.name, g.base_url, g.api_key_secret_name))
+        elif gateway_names[model] not in [b.name for b in out]:
+            gw = gateways[model]
+            out.append(Backend(gateway_names[model], gw.base_url, gw.api_key_secret_name))
+    return out
+
 
 # The benchmark of each group that asks for one, re-run whenever the group serves a new revision. Its result
 # (a ConfigMap the Job writes) reaches the stack output after a refresh: `pulumi up --refresh`.
@@ -211,7 +255,7 @@ if platform.open_webui.enabled:
             namespace=platform.namespace,
             image=platform.versions.open_webui_image,
             secret_key=loaded.secrets["webuiSecretKey"],
-            backends=[Backend(name, g.base_url, g.api_key_secret_name) for name, g in groups.items()],
+            backends=ui_backends(),
             depends_on=[namespace],
         ),
     )
@@ -234,6 +278,7 @@ if platform.monitoring.enabled:
                 )
                 for g in platform.inference_groups
             ],
+            gateways=list(gateway_names.values()),
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
             chart_version=platform.versions.kube_prometheus_stack,
             depends_on=[namespace],
@@ -278,6 +323,20 @@ pulumi.export(
         for name, g in groups.items()
     },
 )
+
+if gateways:
+    # The URL clients use (README, "How clients reach the service"), per served model.
+    pulumi.export(
+        "gateway",
+        {
+            model: {
+                "baseUrl": gw.base_url,
+                "service": gw.service_name,
+                "groups": [g.name for g in platform.gateway_routes[model]],
+            }
+            for model, gw in gateways.items()
+        },
+    )
 
 
 def addon_output(mode: str, component) -> dict:

@@ -4,13 +4,15 @@ the inference group's modules only (not the monitoring stack and its Grafana SDK
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from config.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from components.addons import GpuOperator, GpuOperatorArgs, LwsController, LwsControllerArgs, Volcano, VolcanoArgs
     from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
     from components.benchmark import ServingBenchmark, ServingBenchmarkArgs
+    from components.gateway import SglangGateway, SglangGatewayArgs
     from components.model_cache import ModelCache, ModelCacheArgs
     from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
     from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
@@ -23,6 +25,7 @@ _EXPORTS = {
         "components.addons",
     ),
     **dict.fromkeys(("InferenceAutoscaler", "InferenceAutoscalerArgs", "Keda", "KedaArgs"), "components.autoscaling"),
+    **dict.fromkeys(("SglangGateway", "SglangGatewayArgs"), "components.gateway"),
     **dict.fromkeys(("ModelCache", "ModelCacheArgs"), "components.model_cache"),
     **dict.fromkeys(("ServingBenchmark", "ServingBenchmarkArgs"), "components.benchmark"),
     **dict.fromkeys(("MonitoringStack", "MonitoringStackArgs", "ScrapeTarget"), "components.monitoring"),
@@ -50,6 +53,8 @@ __all__ = [
     "ScrapeTarget",
     "ServingBenchmark",
     "ServingBenchmarkArgs",
+    "SglangGateway",
+    "SglangGatewayArgs",
     "SglangInferenceGroup",
     "SglangInferenceGroupArgs",
     "Volcano",
@@ -57,8 +62,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'components' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("components", _EXPORTS)

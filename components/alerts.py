@@ -1,8 +1,8 @@
 """SLO and GPU-health alerting rules (PrometheusRule groups), built from the stack's SLO settings.
 
 Pure functions of plain values, so tests can feed the very rules the stack deploys to ``promtool``.
-Metric names are SGLang 0.4.3.post2's (components/metrics/sglang.txt), dcgm-exporter's, kube-state-metrics'
-and the weights stager's; a test keeps them to those lists.
+Metric names are SGLang 0.4.3.post2's (components/metrics/sglang.txt), dcgm-exporter's, kube-state-metrics',
+the weights stager's and the gateway's; a test keeps them to those lists.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ LWS_NAME = "label_leaderworkerset_sigs_k8s_io_name"
 LWS_WORKER_INDEX = "label_leaderworkerset_sigs_k8s_io_worker_index"
 # kube-state-metrics exports pod labels only when allow-listed; the no-ready-leader rule needs these two.
 KSM_POD_LABELS = "pods=[leaderworkerset.sigs.k8s.io/name,leaderworkerset.sigs.k8s.io/worker-index]"
+
+
+# The one PodMonitor of every gateway's metrics port (its series carry gateway= and model_name= labels).
+GATEWAY_MONITOR = "sglang-gateway-metrics"
 
 
 def metrics_monitor_name(group: str) -> str:
@@ -203,6 +207,83 @@ def gpu_rules(slo: Slo) -> list[dict]:
     ]
 
 
+def gateway_rules(namespace: str, gateways: Sequence[str], slo: Slo) -> list[dict]:
+    """The gateways' health (docs/gateway.md): smg_* series of sglang-router 0.3.2
+    (components/metrics/sgl-model-gateway.txt) and their Deployments' availability (kube-state-metrics)."""
+    ns = f'namespace="{namespace}"'
+    by = "namespace, gateway, model_name"
+    upstream = f"smg_router_upstream_responses_total{{{ns}"
+    rules: list[dict] = []
+    for gateway in gateways:
+        rules.append(
+            {
+                "alert": "SGLangGatewayUnavailable",
+                # Its readiness probe (/readiness) passes only while a discovered leader is healthy, so no
+                # available replica means: no healthy group of the model, or the gateway itself is down.
+                # `or vector(0)`: a missing Deployment alerts too.
+                "expr": f'(sum(kube_deployment_status_replicas_available{{{ns}, deployment="{gateway}"}}) '
+                "or vector(0)) < 1",
+                "for": slo.for_duration,
+                "labels": {"severity": "critical", "namespace": namespace, "gateway": gateway},
+                "annotations": {
+                    "summary": f"Gateway {gateway} has no ready replica: clients of its model get no answer",
+                    "description": "The gateway is ready only while one of the leaders it discovered passes its "
+                    "health check. Expected while the groups load their weights after a (re)start; otherwise see "
+                    f"SGLangNoReadyLeader and `kubectl -n {namespace} logs deploy/{gateway}` (discovery, health "
+                    "checks).",
+                },
+            }
+        )
+    if not gateways:
+        return rules
+    rules += [
+        {
+            "alert": "SGLangGatewayErrorRateHigh",
+            # Each attempt the gateway makes at a group, retries included (smg_http_responses_total would
+            # also count the kubelet's probes of /readiness).
+            "expr": f'sum by ({by}) (rate({upstream}, status_code=~"5.."}}[{slo.window}])) '
+            f"/ sum by ({by}) (rate({upstream}}}[{slo.window}])) > {_num(slo.gateway_error_ratio)}",
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $value | humanizePercentage }} of {{ $labels.gateway }}'s requests to the groups fail",
+                "description": f"More than {_num(slo.gateway_error_ratio)} of the attempts over {slo.window} "
+                "answered 5xx (sglang-platform:monitoring.slo.gatewayErrorRatio). 503 with no healthy group, "
+                "502/504 from a group that restarts or times out (gateway.requestTimeoutSeconds); see the "
+                "gateway panels and the groups' logs.",
+            },
+        },
+        {
+            "alert": "SGLangGatewayCircuitOpen",
+            # Counted from the transitions, not the smg_worker_cb_state gauge, which keeps the last value of a
+            # group the gateway has since dropped.
+            "expr": "sum by (namespace, gateway, model_name, worker) "
+            f'(increase(smg_worker_cb_transitions_total{{{ns}, to="open"}}[{slo.window}])) > 0',
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "{{ $labels.gateway }} stopped sending to {{ $labels.worker }}: its circuit breaker opened",
+                "description": "The group's leader at that address failed gateway.circuitBreaker.failureThreshold "
+                "requests in a row; the gateway routes around it and probes it again after "
+                "circuitBreaker.timeoutSeconds. The other groups carry its load meanwhile. Look at that leader's "
+                "log.",
+            },
+        },
+        {
+            "alert": "SGLangGatewayMetricsDown",
+            "expr": f'up{{{ns}, job="{namespace}/{GATEWAY_MONITOR}"}} == 0',
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Prometheus cannot scrape the gateway metrics of {{ $labels.pod }}",
+                "description": "While the scrape fails the gateway's error and circuit-breaker alerts cannot "
+                "fire. The metrics port is not behind the API key; check the gateway's NetworkPolicy admits the "
+                "monitoring namespace.",
+            },
+        },
+    ]
+    return rules
+
+
 def rule_groups(
     namespace: str,
     groups: Sequence[str],
@@ -211,15 +292,18 @@ def rule_groups(
     scraped: Sequence[str] | None = None,
     budgets: Mapping[str, int] | None = None,
     staging: bool = False,
+    gateways: Sequence[str] = (),
 ) -> list[dict]:
     """``groups``: every inference group; ``scraped``: those with a PodMonitor (default: all); ``budgets``:
     startup budget in minutes by group (default: none alerted); ``staging``: some group's weights are staged by
-    the DaemonSet."""
+    the DaemonSet; ``gateways``: the gateways' Deployment names."""
     scraped = groups if scraped is None else scraped
     out = [{"name": "sglang-slo", "rules": sglang_rules(namespace, groups, slo, scraped)}]
     startup = startup_rules(namespace, budgets or {}) + (staging_rules(namespace, slo) if staging else [])
     if startup:
         out.append({"name": "sglang-startup", "rules": startup})
+    if gateways:
+        out.append({"name": "sglang-gateway", "rules": gateway_rules(namespace, gateways, slo)})
     if gpu:
         out.append({"name": "gpu-health", "rules": gpu_rules(slo)})
     return out

@@ -1,9 +1,9 @@
 """The SGLang + GPU Grafana dashboard, built as code with grafana-foundation-sdk (Grafana 11.6 schema).
 
-``SGLANG_PANELS``, ``STARTUP_PANELS``, ``STAGING_PANELS`` and ``GPU_PANELS`` are the single description of what
-is shown: the builder turns them into dashboard JSON, the tests check every expression with promtool and
-against the pinned releases' metric names, and a test keeps the panel table in docs/ui-and-monitoring.md in
-step with the titles.
+``SGLANG_PANELS``, ``startup_panels()``, ``STAGING_PANELS``, ``GATEWAY_PANELS`` and ``GPU_PANELS`` are the single
+description of what is shown: the builder turns them into dashboard JSON, the tests check every expression
+with promtool and against the pinned releases' metric names, and a test keeps the panel table in
+docs/ui-and-monitoring.md in step with the titles.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ class Panel:
     title: str
     description: str
     unit: str
-    # (PromQL with the placeholders {sel} = namespace + model filter and {ns} = namespace filter, legend; a
-    # table's legend is its column title)
+    # (PromQL with the placeholders {sel} = namespace + model filter ({sel, x="y"} adds matchers) and {ns} =
+    # namespace filter, legend; a table's legend is its column title)
     queries: tuple[tuple[str, str], ...]
     kind: Literal["timeseries", "table"] = "timeseries"
 
@@ -246,6 +246,69 @@ STAGING_PANELS = (
     ),
 )
 
+# sglang-router 0.3.2's series (components/metrics/sgl-model-gateway.txt); the gateway's PodMonitor adds the
+# labels gateway (its name) and model_name (the served model).
+GATEWAY_PANELS = (
+    Panel(
+        "Gateway requests and upstream errors",
+        "Requests the gateway routed per second (smg_router_requests_total), and attempts at a group that "
+        "answered 5xx (smg_router_upstream_responses_total, retries included): the error-rate alert's inputs.",
+        "reqps",
+        (
+            (f"sum by (gateway) (rate(smg_router_requests_total{{sel}}[{RATE}]))", "routed {{gateway}}"),
+            (
+                f'sum by (gateway) (rate(smg_router_upstream_responses_total{{sel, status_code=~"5.."}}[{RATE}]))',
+                "upstream 5xx {{gateway}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Gateway request latency",
+        "p50/p99 of a successful routed request through the gateway, retries included "
+        "(smg_router_request_duration_seconds; for a streamed answer, until the group starts the stream).",
+        "s",
+        tuple(
+            (
+                f"histogram_quantile({q}, sum by (gateway, le) "
+                f"(rate(smg_router_request_duration_seconds_bucket{{sel}}[{RATE}])))",
+                f"p{round(q * 100)} {{{{gateway}}}}",
+            )
+            for q in (0.5, 0.99)
+        ),
+    ),
+    Panel(
+        "Gateway workers: registered and healthy",
+        "Leaders the gateway discovered (smg_worker_pool_size) and those passing its health check "
+        "(smg_worker_health = 1). A group the autoscaler adds appears here once its leader is ready.",
+        "short",
+        (
+            ("sum by (gateway) (smg_worker_pool_size{sel})", "registered {{gateway}}"),
+            ("count by (gateway) (smg_worker_health{sel} == 1)", "healthy {{gateway}}"),
+        ),
+    ),
+    Panel(
+        "Requests in flight per worker",
+        "Requests the gateway has running on each leader (smg_worker_requests_active): how the policy spreads "
+        "the load; cache_aware keeps a prompt prefix on one group until the load is unbalanced.",
+        "short",
+        (("sum by (gateway, worker) (smg_worker_requests_active{sel})", "{{gateway}} {{worker}}"),),
+    ),
+    Panel(
+        "Circuit breakers and retries",
+        "Breaker state per leader (smg_worker_cb_state: 0 closed, 1 open, 2 half-open), retries per second "
+        "(smg_worker_retries_total) and requests that failed after every retry (smg_worker_retries_exhausted_total).",
+        "short",
+        (
+            ("max by (gateway, worker) (smg_worker_cb_state{sel})", "breaker {{gateway}} {{worker}}"),
+            (f"sum by (gateway) (rate(smg_worker_retries_total{{sel}}[{RATE}]))", "retries/s {{gateway}}"),
+            (
+                f"sum by (gateway) (rate(smg_worker_retries_exhausted_total{{sel}}[{RATE}]))",
+                "exhausted/s {{gateway}}",
+            ),
+        ),
+    ),
+)
+
 GPU_PANELS = (
     Panel(
         "GPU utilisation",
@@ -278,12 +341,15 @@ GPU_PANELS = (
 
 def expressions(namespace: str) -> list[str]:
     """Every PromQL expression of the dashboard, as Grafana sends it before variable substitution."""
-    panels = (*SGLANG_PANELS, *startup_panels(), *STAGING_PANELS, *GPU_PANELS)
+    panels = (*SGLANG_PANELS, *startup_panels(), *STAGING_PANELS, *GATEWAY_PANELS, *GPU_PANELS)
     return [_expr(q, namespace) for p in panels for q, _ in p.queries]
 
 
 def _expr(query: str, namespace: str) -> str:
-    return query.replace("{sel}", f'{{namespace="{namespace}", {MODEL}}}').replace("{ns}", f'namespace="{namespace}"')
+    sel = f'namespace="{namespace}", {MODEL}'
+    return (
+        query.replace("{sel}", f"{{{sel}}}").replace("{sel,", f"{{{sel},").replace("{ns}", f'namespace="{namespace}"')
+    )
 
 
 def _table(p: Panel, namespace: str, datasource: DataSourceRef) -> table.Panel:
@@ -325,9 +391,10 @@ def _panel(p: Panel, namespace: str, datasource: DataSourceRef) -> timeseries.Pa
     return panel
 
 
-def build(namespace: str, gpu: bool = True, staging: bool = False) -> dict:
+def build(namespace: str, gpu: bool = True, staging: bool = False, gateway: bool = False) -> dict:
     """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace``; ``staging``: some group's
-    weights are staged by a DaemonSet (its panels are added)."""
+    weights are staged by a DaemonSet (its panels are added); ``gateway``: the groups have gateways (their row
+    is added)."""
     datasource = DataSourceRef(type_val="prometheus", uid="${datasource}")
     dash = (
         dashboard.Dashboard("SGLang inference")
@@ -354,6 +421,10 @@ def build(namespace: str, gpu: bool = True, staging: bool = False) -> dict:
     dash = dash.with_row(dashboard.Row("Cold starts: where a group's start spends its time"))
     for p in (*startup_panels(), *(STAGING_PANELS if staging else ())):
         dash = dash.with_panel(_panel(p, namespace, datasource))
+    if gateway:
+        dash = dash.with_row(dashboard.Row("SGLang gateway: routing, workers, failures"))
+        for p in GATEWAY_PANELS:
+            dash = dash.with_panel(_panel(p, namespace, datasource))
     if gpu:
         dash = dash.with_row(dashboard.Row("GPUs (DCGM)"))
         for p in GPU_PANELS:

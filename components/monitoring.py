@@ -1,15 +1,16 @@
 """MonitoringStack: kube-prometheus-stack plus what makes it watch SGLang and the GPUs.
 
 The Helm release brings Prometheus, Alertmanager, Grafana, kube-state-metrics and the monitoring CRDs;
-this component adds a PodMonitor per inference group (leader /metrics, with the group's API key), a
-ServiceMonitor for the GPU Operator's dcgm-exporter, the SLO PrometheusRule and the dashboard ConfigMap
-Grafana's sidecar loads.
+this component adds a PodMonitor per inference group (leader /metrics, with the group's API key), one for
+the gateways' metrics ports, one for the weights staging DaemonSets, a ServiceMonitor for the GPU Operator's
+dcgm-exporter, the SLO PrometheusRule and the dashboard ConfigMap Grafana's sidecar loads.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +19,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alerts, dashboard
+from components.gateway import SERVED_MODEL_ANNOTATION
 from components.k8s import PART_OF, child_opts, helm_release, namespace
 from components.model_cache import STAGER_COMPONENT, STAGER_PORT_NAME
-from components.sglang_pods import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
+from components.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from config import bom
 from config.monitoring import MonitoringConfig
 
@@ -58,6 +60,8 @@ class MonitoringStackArgs:
     serving_namespace: str
     targets: Sequence[ScrapeTarget]
     grafana_admin_password: pulumi.Input[str]
+    # Names of the gateways (SglangGateway) in the serving namespace: their metrics, panels and alerts.
+    gateways: Sequence[str] = ()
     chart_version: str = bom.KUBE_PROMETHEUS_STACK_CHART
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -108,7 +112,11 @@ class MonitoringStack(pulumi.ComponentResource):
                 "namespace": ns,
                 "labels": {**labels, DASHBOARD_LABEL: "1"},
             },
-            data={"sglang-platform.json": json.dumps(dashboard.build(args.serving_namespace, s.dcgm.enabled, staging))},
+            data={
+                "sglang-platform.json": json.dumps(
+                    dashboard.build(args.serving_namespace, s.dcgm.enabled, staging, gateway=bool(args.gateways))
+                )
+            },
             opts=in_ns,
         )
         _operator_object(
@@ -124,18 +132,11 @@ class MonitoringStack(pulumi.ComponentResource):
                     scraped=[t.name for t in args.targets if t.metrics],
                     budgets={t.name: t.startup_budget_minutes for t in args.targets if t.startup_budget_minutes},
                     staging=staging,
+                    gateways=args.gateways,
                 )
             },
             opts=after_release,
         )
-        if staging:
-            _operator_object(
-                f"{name}-weights-podmonitor",
-                "PodMonitor",
-                metadata={"name": WEIGHTS_MONITOR, "namespace": args.serving_namespace, "labels": dict(labels)},
-                spec=weights_pod_monitor_spec(args.serving_namespace, s),
-                opts=after_release,
-            )
         for target in args.targets:
             if not target.metrics:
                 continue
@@ -150,6 +151,26 @@ class MonitoringStack(pulumi.ComponentResource):
                 spec=pulumi.Output.from_input(target.api_key_secret_name).apply(
                     functools.partial(pod_monitor_spec, target.name, args.serving_namespace, s=s)
                 ),
+                opts=after_release,
+            )
+        if staging:
+            _operator_object(
+                f"{name}-weights-podmonitor",
+                "PodMonitor",
+                metadata={"name": WEIGHTS_MONITOR, "namespace": args.serving_namespace, "labels": dict(labels)},
+                spec=weights_pod_monitor_spec(args.serving_namespace, s),
+                opts=after_release,
+            )
+        if args.gateways:
+            _operator_object(
+                f"{name}-gateway-podmonitor",
+                "PodMonitor",
+                metadata={
+                    "name": alerts.GATEWAY_MONITOR,
+                    "namespace": args.serving_namespace,
+                    "labels": dict(labels),
+                },
+                spec=gateway_pod_monitor_spec(args.serving_namespace, s),
                 opts=after_release,
             )
         if s.dcgm.enabled:
@@ -244,6 +265,39 @@ def weights_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
             }
         ],
     }
+
+
+def gateway_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
+    """Every gateway's metrics port (no key: it is not the API listener). Each series gets the gateway's name
+    and the exact served model name (a pod annotation), so the dashboard's model filter covers them too."""
+    return {
+        "namespaceSelector": {"matchNames": [namespace]},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": GATEWAY_APP}},
+        "podMetricsEndpoints": [
+            {
+                "port": "metrics",
+                "path": "/metrics",
+                "interval": s.prometheus.scrape_interval,
+                "relabelings": [
+                    {
+                        "action": "replace",
+                        "sourceLabels": [_pod_meta("label", "app.kubernetes.io/instance")],
+                        "targetLabel": "gateway",
+                    },
+                    {
+                        "action": "replace",
+                        "sourceLabels": [_pod_meta("annotation", SERVED_MODEL_ANNOTATION)],
+                        "targetLabel": "model_name",
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def _pod_meta(kind: str, key: str) -> str:
+    """Prometheus' discovery label of a pod label or annotation (every character not [a-zA-Z0-9_] -> _)."""
+    return f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
 
 
 def pod_monitor_spec(group: str, namespace: str, api_key_secret: str | None, s: MonitoringConfig) -> dict:

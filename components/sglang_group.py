@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
+from packaging.version import InvalidVersion, Version
 
 from components.k8s import child_opts, meta, skip_await
 from components.sglang_pods import (
@@ -22,8 +23,9 @@ from components.sglang_pods import (
     network_policy_spec,
     pdb_spec,
 )
-from config.models import InferenceGroup
+from config.models import InferenceGroup, release_of_tag
 from config.rules.groups import check_group
+from config.sglang import load_table, missing_table_message
 
 
 @dataclass
@@ -31,6 +33,9 @@ class SglangInferenceGroupArgs:
     config: InferenceGroup
     namespace: pulumi.Input[str]
     image: pulumi.Input[str]
+    # The SGLang release in the image, when its tag does not say (a digest); the flags are checked against
+    # its table when the release is known (here, or from the tag of a plain string image).
+    sglang_version: str | None = None
     # Secret value for --api-key (a pulumi secret); None serves without authentication.
     api_key: pulumi.Input[str] | None = None
     # Namespaces (besides the group's own labelled clients) whose pods may reach the API port.
@@ -152,8 +157,24 @@ def template_revision(spec: dict) -> str:
 
 def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs) -> None:
     """The cross-field rules of one group, for programs that build an InferenceGroup themselves (the stack's
-    own groups were checked with the whole configuration already): refuse before any child exists."""
-    problems = check_group(g, allowed_cidrs=args.client_cidrs, sglang_release=None)
+    own groups were checked with the whole configuration already): refuse before any child exists. The flags
+    are checked as for a stack whenever the release is known; an image given as an Output, without
+    ``sglang_version``, leaves them unchecked."""
+    release_key = "sglang_version" if args.sglang_version else "image"
+    problems: list[tuple[str, str]] = []
+    release = None
+    if args.sglang_version:
+        try:
+            release = Version(args.sglang_version)
+        except InvalidVersion:
+            problems.append((release_key, f"{args.sglang_version!r} is not an SGLang release (e.g. 0.4.3.post2)"))
+    elif isinstance(args.image, str):
+        release = release_of_tag(args.image)
+    if release is not None and load_table(release) is None:
+        problems.append((release_key, missing_table_message(release)))
+    found = check_group(g, allowed_cidrs=args.client_cidrs, sglang_release=release, release_key=release_key)
+    problems = [(p.key.split(":", 1)[1], p.message) for p in found] + problems
     if problems:
-        lines = "".join(f"\n  - {p.key.split(':', 1)[1]}: {p.message}" for p in problems)
-        raise ValueError(f"SglangInferenceGroup {name!r}: invalid config ({len(problems)} problems):{lines}")
+        lines = "".join(f"\n  - {key}: {message}" for key, message in problems)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        raise ValueError(f"SglangInferenceGroup {name!r}: invalid config ({count}):{lines}")

@@ -4,7 +4,9 @@ SglangInferenceGroup component registers what these return, and tests read them 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +21,27 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
 # Key of the group's API-key Secret (and of what Open WebUI and Prometheus read from it).
 API_KEY_SECRET_KEY = "api-key"
+# Every pod of a group carries the model it serves, so one selector finds the leaders of every group (and of
+# every replica the autoscaler adds) serving a model: the gateway's (components/gateway.py).
+MODEL_LABEL = "sglang-platform.io/model"
+# app.kubernetes.io/name of the gateway's pods, which each group's NetworkPolicy admits for its model.
+GATEWAY_APP = "sglang-gateway"
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def group_labels(g: InferenceGroup) -> dict[str, str]:
     return labels("sglang", instance=g.name)
+
+
+def model_label_value(served_name: str) -> str:
+    """The served model name as a label value: itself when it is one (at most 63 characters of letters,
+    digits, '-', '_', '.'), otherwise a readable stem plus a hash of the whole name, so two names never
+    share a value (``deepseek-ai/DeepSeek-R1`` -> ``deepseek-ai-DeepSeek-R1-<10 hex>``)."""
+    if len(served_name) <= 63 and _LABEL_VALUE.match(served_name):
+        return served_name
+    digest = hashlib.sha256(served_name.encode()).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", served_name)[:52].strip("-_.")
+    return f"{stem}-{digest}" if stem else digest
 
 
 @dataclass(frozen=True)
@@ -83,7 +102,11 @@ def pod_template(
     # Workers serve no API, and SGLang 0.4.3.post2 logs every server argument at start (api_key included):
     # the key goes only where it is needed, the leader.
     api_key_secret = api_key_secret if leader else None
-    pod_labels = group_labels(g) | {"role": role, "app.kubernetes.io/component": role}
+    pod_labels = group_labels(g) | {
+        "role": role,
+        "app.kubernetes.io/component": role,
+        MODEL_LABEL: model_label_value(g.model.served_name),
+    }
     volumes = [
         model_volume(g),
         # 64 MiB default /dev/shm is too small for NCCL and SGLang's shared-memory IPC.
@@ -242,7 +265,18 @@ def pdb_spec(g: InferenceGroup) -> Spec:
 
 def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str], client_cidrs: Sequence[str] = ()) -> Spec:
     members = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}}
-    clients: list[dict] = [{"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}}]
+    clients: list[dict] = [
+        {"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}},
+        # The gateway of this group's model (if the stack runs one): it sends the model's requests here.
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": GATEWAY_APP,
+                    MODEL_LABEL: model_label_value(g.model.served_name),
+                }
+            }
+        },
+    ]
     if client_namespaces:
         clients.append(
             {

@@ -4,8 +4,9 @@ the S3 preflight."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from config.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from config import bom
@@ -72,10 +73,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'config' has no attribute {name!r}")
-    if name == module.rsplit(".", 1)[1]:
-        return importlib.import_module(module)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr("config", _EXPORTS)

@@ -14,15 +14,16 @@ from packaging.version import Version
 from pydantic import Field
 
 from config.base import DNS_LABEL, Base, DnsLabel, Quantity
+from config.compat import FEATURES
 
 Mode = Literal["install", "present", "absent"]
 MODE_HELP = "install: this stack installs it; present: the cluster already runs it; absent: not available."
 
-# gangSchedulingManagement (the volcano PodGroup provider) first shipped in lws v0.7.0 (lws#498).
-LWS_GANG_SINCE = Version("0.7.0")
-# From 0.8.0 the chart keeps its CRDs in crds/, which Helm installs once and never deletes (lws#718); up to
-# 0.7.0 it renders the CRD as part of the release, so an upgrade or uninstall deletes it (lws#880).
-LWS_CRDS_KEPT_SINCE = Version("0.8.0")
+# gangSchedulingManagement (the volcano PodGroup provider), and the chart keeping its CRDs in crds/ (which Helm
+# installs once and never deletes; before, an upgrade or uninstall deleted them): the releases and evidence are
+# in config/compat.py's feature table.
+LWS_GANG_SINCE = FEATURES["gangScheduling"].version
+LWS_CRDS_KEPT_SINCE = FEATURES["crdsKeptOnUpgrade"].version
 # Volcano creates this queue itself; a stack-managed queue of that name would fight the controller.
 VOLCANO_DEFAULT_QUEUE = "default"
 

@@ -104,3 +104,8 @@ class Pvc(Base):
 class Preflight(Base):
     s3: bool = Field(True, description="List S3 model prefixes at preview (needs credentials; skipped without).")
     capacity: bool = Field(True, description="Refuse groups whose weights do not fit their GPUs or PVC.")
+    compatibility: bool = Field(
+        True,
+        description="Refuse add-on versions their project does not support on versions.kubernetes (false: warn "
+        "only, e.g. a simulated cluster running older charts).",
+    )

@@ -1,7 +1,7 @@
 """Typed stack configuration: what a platform team may put under ``sglang-platform:*``.
 
 Field rules live on the fields (types, ranges, patterns, enums); rules that span fields live in
-``config.checks`` so every problem is reported at once. Keys are camelCase in stack files and
+``config.rules`` so every problem is reported at once. Keys are camelCase in stack files and
 snake_case in Python, so other teams can build these models in their own programs.
 """
 
@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from config import bom
 from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
@@ -30,16 +30,22 @@ from config.base import (
     RelativePath,
 )
 from config.benchmark import Benchmark
+from config.gateway import GatewayConfig
+from config.gpus import GPUS, gpu_choices
 from config.model_cache import ModelDownload, Preflight, Pvc
 from config.monitoring import MonitoringConfig
+from config.nodes import NodeShape
+from config.quantization import Scheme
 from config.webui import OpenWebUIConfig
 
 # LWS names a group's worker StatefulSet "<name>-<replica>" and Kubernetes adds a controller-revision-hash
 # label "<statefulset>-<10 chars>" that must fit the 63-character label limit: 40 leaves room for
 # 4-digit replica indexes and the "-api" Service suffix.
 GROUP_NAME_MAX = 40
-# The pod volume that holds a group's weights: the SGLang containers, the download and gate init containers
-# and the download Job all mount it under this name.
+# Memory of one GPU when a group names neither gpu nor gpuMemoryGiB (an 80 GB A100/A800/H100/H800).
+DEFAULT_GPU_MEMORY_GIB = 80.0
+# The pod volume that holds a group's weights: the SGLang containers, the gate init containers, the download
+# Job, the staging DaemonSet and the benchmark Job all mount it under this name.
 MODEL_VOLUME = "models"
 
 
@@ -55,6 +61,15 @@ def release_of_tag(image: str) -> Version | None:
         return None
 
 
+def _known_gpu(name: str) -> str:
+    if name not in GPUS:
+        raise ValueError(f"{name!r} is not a GPU the platform knows: use one of {gpu_choices()} (config/gpus.py)")
+    return name
+
+
+GpuName = Annotated[str, AfterValidator(_known_gpu)]
+
+
 class Versions(Base):
     """Overrides of the bill of materials in ``config/bom.py``."""
 
@@ -68,6 +83,10 @@ class Versions(Base):
         description="Kubernetes version the cluster runs (schemas the render is validated against).",
     )
     open_webui_image: Image = Field(bom.OPEN_WEBUI_IMAGE, description="Open WebUI container image.")
+    gateway_image: Image = Field(bom.GATEWAY_IMAGE, description="SGLang model gateway image (sglang-router).")
+    gateway_version: str | None = Field(
+        None, description="sglang-router release in the gateway image; derived from the tag, required for a digest."
+    )
     kube_prometheus_stack: str = Field(
         bom.KUBE_PROMETHEUS_STACK_CHART,
         pattern=r"^\d+\.\d+\.\d+$",
@@ -96,6 +115,15 @@ class Versions(Base):
                 return None
         return release_of_tag(self.sglang_image)
 
+    @property
+    def gateway_release(self) -> Version | None:
+        if self.gateway_version:
+            try:
+                return Version(self.gateway_version)
+            except InvalidVersion:
+                return None
+        return release_of_tag(self.gateway_image)
+
 
 class Model(Base):
     path: RelativePath = Field(description="Directory of the weights inside the model volume.")
@@ -118,6 +146,11 @@ class Model(Base):
         le=100_000,
         alias="sizeGiB",
         description="Size of the weights in GiB; defaults for known models, measured for s3.",
+    )
+    quantization: Scheme | None = Field(
+        None,
+        description="Quantization of the checkpoint; checked against its config.json at preview. Required for "
+        "schemes SGLang selects only by flag (w8a8-int8, w8a8-fp8: passes --quantization).",
     )
 
 
@@ -195,8 +228,17 @@ class InferenceGroup(Base):
     replicas: int = Field(1, ge=1, le=1000, description="Number of serving groups (each nodes x gpusPerNode).")
     nodes: int = Field(1, ge=1, le=64, description="Pods (nodes) per group: LWS size, --nnodes.")
     gpus_per_node: int = Field(ge=1, le=16, description="nvidia.com/gpu per pod.")
-    gpu_memory_gib: float = Field(
-        80, gt=0, le=1024, alias="gpuMemoryGiB", description="Memory of one GPU in GiB (capacity check)."
+    gpu: GpuName | None = Field(
+        None,
+        description="GPU model of the nodes (config/gpus.py: " + gpu_choices() + "): sets gpuMemoryGiB and is "
+        "checked against the weights' quantization.",
+    )
+    gpu_memory_gib: float | None = Field(
+        None,
+        gt=0,
+        le=1024,
+        alias="gpuMemoryGiB",
+        description="Memory of one GPU in GiB (capacity check) when gpu is not set; 80 when neither is.",
     )
     tensor_parallel: int | None = Field(None, ge=1, description="--tp-size; must equal nodes x gpusPerNode.")
     context_length: int | None = Field(None, ge=1, le=10_000_000, description="--context-length.")
@@ -228,6 +270,27 @@ class InferenceGroup(Base):
         description="Run SGLang's bench_serving against the group whenever it serves a new revision and judge it "
         "against monitoring.slo (set {} for the defaults; unset: no benchmark).",
     )
+    node_shape: NodeShape | None = Field(
+        None, description="The GPU node this group runs on, when it differs from sglang-platform:gpuNodes."
+    )
+
+    @property
+    def gpu_memory(self) -> float:
+        """Memory of one GPU in GiB: gpuMemoryGiB, else the gpu's, else DEFAULT_GPU_MEMORY_GIB."""
+        if self.gpu_memory_gib is not None:
+            return self.gpu_memory_gib
+        if self.gpu is not None:
+            return GPUS[self.gpu].memory_gib
+        return DEFAULT_GPU_MEMORY_GIB
+
+    @property
+    def gpu_memory_origin(self) -> str:
+        """Where gpu_memory comes from, as the messages name it."""
+        if self.gpu_memory_gib is not None:
+            return f"gpuMemoryGiB {self.gpu_memory_gib:g}"
+        if self.gpu is not None:
+            return f"gpu {self.gpu}: {self.gpu_memory:g} GiB"
+        return f"gpuMemoryGiB unset: {DEFAULT_GPU_MEMORY_GIB:g}"
 
     @property
     def total_gpus(self) -> int:
@@ -289,13 +352,17 @@ class PlatformConfig(Base):
     api_access: ApiAccess = Field(default_factory=ApiAccess)
     versions: Versions = Field(default_factory=Versions)
     inference_groups: list[InferenceGroup] = Field(min_length=1, description="Served models.")
+    gateway: GatewayConfig = Field(
+        default_factory=GatewayConfig, description="SGLang model gateway in front of the groups (docs/gateway.md)."
+    )
     open_webui: OpenWebUIConfig = Field(default_factory=OpenWebUIConfig, description="Chat front end (Open WebUI).")
     monitoring: MonitoringConfig = Field(
         default_factory=MonitoringConfig, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
     )
     keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
     preflight: Preflight = Field(
-        default_factory=Preflight, description="Checks at pulumi preview: S3 model prefixes, capacity."
+        default_factory=Preflight,
+        description="Checks at pulumi preview: S3 model prefixes, capacity, add-on compatibility.",
     )
     gpu_operator: GpuOperatorConfig = Field(
         default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (docs/add-ons.md)."
@@ -306,6 +373,24 @@ class PlatformConfig(Base):
     lws: LwsConfig = Field(
         default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (docs/add-ons.md)."
     )
+    gpu_nodes: NodeShape = Field(
+        default_factory=NodeShape,
+        description="The GPU nodes as Kubernetes allocates them (cpu, memory, gpus, rdma): pods that cannot fit one "
+        "are refused. Unset: not checked.",
+    )
+
+    @property
+    def gateway_routes(self) -> dict[str, list[InferenceGroup]]:
+        """Served model name -> the groups behind the gateway that serve it, in stack order (one gateway per
+        model); empty when the gateway is off."""
+        if not self.gateway.enabled:
+            return {}
+        chosen = set(self.gateway.groups)
+        routes: dict[str, list[InferenceGroup]] = {}
+        for g in self.inference_groups:
+            if not chosen or g.name in chosen:
+                routes.setdefault(g.model.served_name, []).append(g)
+        return routes
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.

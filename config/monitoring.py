@@ -56,6 +56,12 @@ class Slo(Base):
         0.95, gt=0, le=1, description="Alert when the KV-cache token usage of a model stays above this fraction."
     )
     gpu_temperature_celsius: int = Field(85, ge=40, le=120, description="Alert when a GPU stays hotter than this.")
+    gateway_error_ratio: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Alert when more than this share of the gateway's requests to the groups fail (5xx).",
+    )
     for_duration: Duration = Field("5m", description="How long a condition must hold before an alert fires.")
 
 

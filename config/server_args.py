@@ -1,17 +1,37 @@
 """The exact ``sglang.launch_server`` command line of a group's leader and workers, from its typed settings.
 
-Pure (no Pulumi): the inference group's pods run what ``launch_args`` returns, the flag rules check the same
-list against the pinned release's table, and the flags the platform manages are the flags it emits."""
+Pure (no Pulumi): the inference group's pods run what ``launch_args`` returns, the flag rules
+(``config.rules.flags``) check the same words against the pinned release's table, and the flags the platform
+manages, with the key that sets each, are the flags ``typed_flags`` emits.
+
+A typed setting that becomes a flag is one line of ``typed_flags``: the flag, the setting's value, and the
+stack key (relative to the group) that sets it. A value of None or False emits nothing, True the bare flag,
+a list one word per item, anything else one word.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 from config.models import InferenceGroup
+from config.quantization import SCHEMES
 
 API_KEY_ENV = "SGLANG_API_KEY"
 WORKER_INDEX_ENV = "LWS_WORKER_INDEX"
 LAUNCH = ("python3", "-m", "sglang.launch_server")
+# The key of a flag set from a stack-level setting rather than one of the group's.
+API_KEY = "sglang-platform:apiKey"
+
+
+class TypedFlag(NamedTuple):
+    flag: str
+    values: tuple[str, ...]
+    # The stack key that sets it: relative to the group (``tensorParallel``, ``model.path``), a full
+    # ``sglang-platform:`` key, or None when the platform sets it itself (``--host``).
+    key: str | None
 
 
 def launch_args(group: InferenceGroup, *, leader: bool, api_key: bool) -> list[str]:
@@ -22,48 +42,67 @@ def launch_args(group: InferenceGroup, *, leader: bool, api_key: bool) -> list[s
 
 def typed_args(group: InferenceGroup, *, leader: bool, api_key: bool) -> list[str]:
     """The flags the platform derives from typed settings (everything but ``extraArgs``)."""
-    args = [
-        "--model-path",
-        group.model_path,
-        "--served-model-name",
-        group.model.served_name,
-        "--tp-size",
-        str(group.tp_size),
-    ]
-    if group.nodes > 1:
-        args += [
-            "--dist-init-addr",
-            f"$(LWS_LEADER_ADDRESS):{group.ports.dist_init}",
-            "--nnodes",
-            str(group.nodes),
-            "--node-rank",
-            "0" if leader else f"$({WORKER_INDEX_ENV})",
+    return [word for item in typed_flags(group, leader=leader, api_key=api_key) for word in (item.flag, *item.values)]
+
+
+def typed_flags(group: InferenceGroup, *, leader: bool, api_key: bool) -> list[TypedFlag]:
+    """Each flag the platform sets for one pod, in command-line order, with its values and its key."""
+    g = group
+    multi_node = g.nodes > 1
+    rank = "0" if leader else f"$({WORKER_INDEX_ENV})"
+    return _emitted(
+        [
+            ("--model-path", g.model_path, "model.path"),
+            ("--served-model-name", g.model.served_name, "model.servedName"),
+            ("--tp-size", g.tp_size, "tensorParallel"),
+            ("--dist-init-addr", multi_node and f"$(LWS_LEADER_ADDRESS):{g.ports.dist_init}", "ports.distInit"),
+            ("--nnodes", multi_node and g.nodes, "nodes"),
+            ("--node-rank", multi_node and rank, None),
+            ("--trust-remote-code", g.model.trust_remote_code, "model.trustRemoteCode"),
+            # Only schemes SGLang does not pick from config.json by itself (w8a8-int8 checkpoints say
+            # compressed-tensors); the quantization rules require model.quantization for those.
+            ("--quantization", g.model.quantization and SCHEMES[g.model.quantization].flag, "model.quantization"),
+            ("--context-length", g.context_length, "contextLength"),
+            ("--mem-fraction-static", g.mem_fraction_static, "memFractionStatic"),
+            ("--kv-cache-dtype", g.kv_cache_dtype, "kvCacheDtype"),
+            ("--dist-timeout", g.dist_timeout_seconds, "distTimeoutSeconds"),
+            ("--enable-metrics", g.enable_metrics, "enableMetrics"),
+            # Workers bind 0.0.0.0 too: once their weights are loaded they serve a stand-in /health there.
+            ("--host", "0.0.0.0", None),
+            ("--port", g.ports.http, "ports.http"),
+            ("--api-key", api_key and f"$({API_KEY_ENV})", API_KEY),
         ]
-    if group.model.trust_remote_code:
-        args.append("--trust-remote-code")
-    if group.context_length is not None:
-        args += ["--context-length", str(group.context_length)]
-    if group.mem_fraction_static is not None:
-        args += ["--mem-fraction-static", repr(group.mem_fraction_static)]
-    if group.kv_cache_dtype is not None:
-        args += ["--kv-cache-dtype", group.kv_cache_dtype]
-    if group.dist_timeout_seconds is not None:
-        args += ["--dist-timeout", str(group.dist_timeout_seconds)]
-    if group.enable_metrics:
-        args.append("--enable-metrics")
-    # Workers bind 0.0.0.0 too: once their weights are loaded they serve a stand-in /health there.
-    args += ["--host", "0.0.0.0", "--port", str(group.ports.http)]
-    if api_key:
-        args += ["--api-key", f"$({API_KEY_ENV})"]
-    return args
+    )
+
+
+def _emitted(settings: list[tuple[str, object, str | None]]) -> list[TypedFlag]:
+    out = []
+    for flag, value, key in settings:
+        if value is None or value is False:
+            continue
+        if value is True:
+            words: tuple[str, ...] = ()
+        elif isinstance(value, list | tuple):
+            words = tuple(str(v) for v in value)
+        else:
+            words = (str(value),)  # str() of a float is its repr: 0.85 stays 0.85
+        out.append(TypedFlag(flag, words, key))
+    return out
+
+
+# The values a setting can write after its flag, where they are not the setting's own values (a scheme name is
+# not a --quantization value): the flag-release table of docs/configuration.md reads this.
+FLAG_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"model.quantization": tuple(dict.fromkeys(q.flag for q in SCHEMES.values() if q.flag))}
+)
 
 
 # Every typed setting that turns a flag on, set: the flags this group gets are all the flags the platform can
-# emit. A new typed flag only needs a value here if its default emits nothing (a test checks every optional
-# InferenceGroup field is set, so a new one cannot be forgotten).
-_EVERY_TYPED_SETTING = {
+# emit. A new typed flag only needs a value here if its default emits nothing (tests/test_server_args.py checks
+# that every InferenceGroup setting whose default is unset or false is set here, so one cannot be forgotten).
+EVERY_TYPED_SETTING = {
     "name": "every-setting",
-    "model": {"path": "m", "servedName": "m", "trustRemoteCode": True},
+    "model": {"path": "m", "servedName": "m", "trustRemoteCode": True, "quantization": "w8a8-int8"},
     "modelVolume": {"type": "pvc", "claimName": "models"},
     "nodes": 2,
     "gpusPerNode": 1,
@@ -78,9 +117,10 @@ _EVERY_TYPED_SETTING = {
 
 
 @functools.cache
-def managed_flags() -> frozenset[str]:
-    """The flags the platform sets from typed settings, derived from ``typed_args`` itself: extraArgs may not
-    repeat them, nor spell them another way that argparse resolves to them."""
-    group = InferenceGroup.model_validate(_EVERY_TYPED_SETTING)
-    words = typed_args(group, leader=True, api_key=True) + typed_args(group, leader=False, api_key=True)
-    return frozenset(w for w in words if w.startswith("--"))
+def managed_flags() -> Mapping[str, str | None]:
+    """{flag: the key that sets it, or None when the platform sets it itself} for every flag the platform
+    sets, derived from ``typed_flags`` itself: extraArgs may not repeat them, nor spell them another way that
+    argparse resolves to them."""
+    group = InferenceGroup.model_validate(EVERY_TYPED_SETTING)
+    items = typed_flags(group, leader=True, api_key=True) + typed_flags(group, leader=False, api_key=True)
+    return MappingProxyType({item.flag: item.key for item in items})

@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools import harness  # noqa: E402
+
+SHARED = harness.SHARED
 
 # No test reaches the network: program runs skip the S3 preflight listing unless a test (under moto) unsets this.
 os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"

@@ -18,14 +18,20 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
 
 
 def known_metrics() -> set[str]:
-    """Every series name the pinned releases expose (histograms as _bucket/_sum/_count), plus `up`."""
+    """Every series name the pinned releases expose (histograms as _bucket/_sum/_count, summaries as the
+    quantiles plus _sum/_count), plus `up`."""
     names = {"up"}  # written by Prometheus for every target
     for path in sorted(METRICS_DIR.glob("*.txt")):
         for line in path.read_text().splitlines():
             if not line.strip() or line.startswith("#"):
                 continue
             name, kind = line.split()
-            names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")} if kind == "histogram" else {name}
+            if kind == "histogram":
+                names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")}
+            elif kind == "summary":
+                names |= {name, f"{name}_sum", f"{name}_count"}
+            else:
+                names.add(name)
     return names
 
 

@@ -40,8 +40,10 @@ def problems(raw: dict, secrets: AbstractSet[str] = REQUIRED_SECRETS) -> list[st
 
 
 def stack(name: str, **keys) -> dict:
+    """The stack's values with ``keys`` merged in (a mapping into the stack's mapping of that key)."""
     raw = copy.deepcopy(stack_values(name))
-    raw.update(keys)
+    for key, value in keys.items():
+        raw[key] = raw.get(key, {}) | value if isinstance(value, dict) else value
     return raw
 
 
@@ -62,7 +64,8 @@ def test_prod_installs_all_three_pinned(prod):
     assert sorted(specs) == ["gpu-operator", "lws", "volcano"]
     assert {n: (s["namespace"], s["chart"], s["version"], s.get("repositoryOpts")) for n, s in specs.items()} == {
         "gpu-operator": ("gpu-operator", "gpu-operator", "v24.9.1", {"repo": "https://helm.ngc.nvidia.com/nvidia"}),
-        "volcano": ("volcano-system", "volcano", "1.9.0", {"repo": "https://volcano-sh.github.io/helm-charts"}),
+        # prod pins 1.10.2, the first Volcano line that supports its Kubernetes 1.30 (the BOM's 1.9.0 does not).
+        "volcano": ("volcano-system", "volcano", "1.10.2", {"repo": "https://volcano-sh.github.io/helm-charts"}),
         # An OCI chart reference needs no repository.
         "lws": ("lws-system", "oci://registry.k8s.io/lws/charts/lws", "0.10.0", None),
     }
@@ -171,10 +174,10 @@ def test_merge_values_reports_only_real_conflicts():
 
 def test_version_overrides_reach_the_releases():
     def bump(values):
-        values["versions"] = {"volcanoChart": "1.9.1", "gpuOperatorChart": "v24.9.2"}
+        values["versions"] |= {"volcanoChart": "1.10.1", "gpuOperatorChart": "v24.9.2"}
 
     specs = releases(prod_run(bump))
-    assert specs["volcano"]["version"] == "1.9.1"
+    assert specs["volcano"]["version"] == "1.10.1"
     assert specs["gpu-operator"]["version"] == "v24.9.2"
 
 
@@ -413,7 +416,7 @@ def test_queue_capability_must_fit_the_groups():
     raw["volcano"]["queue"]["capability"] = {"nvidia.com/gpu": "40", "memory": "4Ti", "cpu": "2000"}
     assert problems(raw) == [
         "  - sglang-platform:volcano.queue.capability: memory 4Ti is less than the groups in the queue need: "
-        "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 1Ti; in all 6Ti. Groups beyond the capability are never "
+        "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 1996Gi; in all 11976Gi. Groups beyond the capability are never "
         "admitted: raise it, or lower replicas, autoscaling.maxReplicas or rollout.maxSurge",
         "  - sglang-platform:volcano.queue.capability: nvidia.com/gpu 40 is less than the groups in the queue need: "
         "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 8; in all 48. Groups beyond the capability are never "

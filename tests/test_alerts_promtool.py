@@ -16,6 +16,8 @@ from config.monitoring import Slo
 
 NS = "deepseek"
 GROUPS = ["deepseek-r1", "qwen", "ghost"]  # ghost: a group with no pods at all
+# Gateways: deepseek-r1's has no available replica, qwen's serves, ghost's Deployment does not exist.
+GATEWAYS = ["deepseek-r1-gateway", "qwen-gateway", "ghost-gateway"]
 
 
 def prod_rule_groups(prod) -> list[dict]:
@@ -33,12 +35,14 @@ def test_prod_rules_pass_promtool_check(prod, tmp_path):
     write_yaml(tmp_path / "rules.yaml", {"groups": prod_rule_groups(prod)})
     proc = run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 10 rules found" in proc.stdout
+    # 7 for the group and the GPUs, 3 for its cold start and weights staging, 4 for its gateway
+    assert "SUCCESS: 14 rules found" in proc.stdout
 
 
 def test_every_dashboard_query_parses(tmp_path):
     exprs = dashboard.expressions(NS)
-    assert len(exprs) == 33
+    # 20 for the groups, 10 for cold starts and staging, 10 for the gateways, 3 for the GPUs
+    assert len(exprs) == 43
     rules = [{"record": f"dashboard:query_{i}", "expr": grafana_to_promql(e)} for i, e in enumerate(exprs)]
     write_yaml(tmp_path / "dashboard.yaml", {"groups": [{"name": "dashboard", "rules": rules}]})
     proc = run_promtool("check", "rules", "dashboard.yaml", cwd=tmp_path)
@@ -86,6 +90,23 @@ def _leader(group: str, pod: str, index: str, ready: str) -> list[dict]:
     ]
 
 
+def _gateway(metric: str, gateway: str, model: str, values: str, **labels: str) -> dict:
+    return _series(metric, {"namespace": NS, "gateway": gateway, "model_name": model, **labels}, values)
+
+
+def _upstream(gateway: str, model: str, namespace: str, ok: int, failed: int) -> list[dict]:
+    """Per-minute growth of the gateway's upstream answers by status."""
+    labels = {"namespace": namespace, "gateway": gateway, "model_name": model, "router_type": "http"}
+    return [
+        _series("smg_router_upstream_responses_total", labels | {"status_code": "200", "error_code": ""}, f"0+{ok}x40"),
+        _series(
+            "smg_router_upstream_responses_total",
+            labels | {"status_code": "503", "error_code": "no_available_workers"},
+            f"0+{failed}x40",
+        ),
+    ]
+
+
 def _gpu(host: str, gpu: str, metric: str, values: str) -> dict:
     return _series(metric, {"Hostname": host, "gpu": gpu, "UUID": f"GPU-{host}-{gpu}"}, values)
 
@@ -109,6 +130,36 @@ INPUT_SERIES = [
     # scrapes: deepseek-r1's fails (e.g. 401), qwen's works
     _series("up", {"namespace": NS, "job": f"{NS}/deepseek-r1-metrics", "pod": "deepseek-r1-0"}, "0x40"),
     _series("up", {"namespace": NS, "job": f"{NS}/qwen-metrics", "pod": "qwen-0"}, "1x40"),
+    # gateways: deepseek-r1's Deployment has no available replica, qwen's has one
+    _series(
+        "kube_deployment_status_replicas_available", {"namespace": NS, "deployment": "deepseek-r1-gateway"}, "0x40"
+    ),
+    _series("kube_deployment_status_replicas_available", {"namespace": NS, "deployment": "qwen-gateway"}, "1x40"),
+    # upstream answers: deepseek-r1's gateway 20% 5xx, qwen's 1% (below the 5% threshold), "other" in
+    # another namespace 100% (not this stack's)
+    *_upstream("deepseek-r1-gateway", "deepseek-r1", NS, ok=8, failed=2),
+    *_upstream("qwen-gateway", "qwen", NS, ok=99, failed=1),
+    *_upstream("other-gateway", "other", "elsewhere", ok=0, failed=5),
+    # circuit breakers: one of deepseek-r1's leaders opened at minute 15, qwen's only went half-open
+    _gateway(
+        "smg_worker_cb_transitions_total",
+        "deepseek-r1-gateway",
+        "deepseek-r1",
+        "0x15 1x25",
+        worker="http://10.0.0.7:8000",
+        to="open",
+    ),
+    _gateway(
+        "smg_worker_cb_transitions_total",
+        "qwen-gateway",
+        "qwen",
+        "0x15 1x25",
+        worker="http://10.0.0.9:8000",
+        to="half_open",
+    ),
+    # gateway scrapes: one pod fails, one works
+    _series("up", {"namespace": NS, "job": f"{NS}/sglang-gateway-metrics", "pod": "deepseek-r1-gateway-a"}, "0x40"),
+    _series("up", {"namespace": NS, "job": f"{NS}/sglang-gateway-metrics", "pod": "qwen-gateway-b"}, "1x40"),
     # GPUs: an XID 79 on node-a GPU 3; node-b quiet
     _gpu("node-a", "3", "DCGM_FI_DEV_XID_ERRORS", "0x10 79x30"),
     _gpu("node-b", "0", "DCGM_FI_DEV_XID_ERRORS", "0x40"),
@@ -139,6 +190,34 @@ EXPECTED = {
                 "namespace": NS,
                 "job": f"{NS}/deepseek-r1-metrics",
                 "pod": "deepseek-r1-0",
+            }
+        )
+    ],
+    "SGLangGatewayUnavailable": [
+        _alert({"severity": "critical", "namespace": NS, "gateway": "deepseek-r1-gateway"}),
+        _alert({"severity": "critical", "namespace": NS, "gateway": "ghost-gateway"}),
+    ],
+    "SGLangGatewayErrorRateHigh": [
+        _alert({"severity": "warning", "namespace": NS, "gateway": "deepseek-r1-gateway", "model_name": "deepseek-r1"})
+    ],
+    "SGLangGatewayCircuitOpen": [
+        _alert(
+            {
+                "severity": "warning",
+                "namespace": NS,
+                "gateway": "deepseek-r1-gateway",
+                "model_name": "deepseek-r1",
+                "worker": "http://10.0.0.7:8000",
+            }
+        )
+    ],
+    "SGLangGatewayMetricsDown": [
+        _alert(
+            {
+                "severity": "warning",
+                "namespace": NS,
+                "job": f"{NS}/sglang-gateway-metrics",
+                "pod": "deepseek-r1-gateway-a",
             }
         )
     ],
@@ -176,19 +255,46 @@ def _unit_test(tmp_path, groups: list[dict], expected: dict[str, list[dict]], ev
 
 
 def test_each_alert_fires_when_it_should_and_only_then(tmp_path):
-    groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"])
+    groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"], gateways=GATEWAYS)
     proc = _unit_test(tmp_path, groups, EXPECTED)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 
 
 def test_nothing_fires_before_the_for_duration(tmp_path):
-    # At minute 3 the conditions hold but not yet for 5 minutes; the XID alert has no `for` and fires at once.
-    groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"])
-    expected: dict[str, list] = {name: [] for name in EXPECTED} | {"GPUXidError": []}
+    # At minute 3 the conditions hold but not yet for 5 minutes; the XID and circuit-breaker alerts have no
+    # `for` and fire as soon as the event is seen (XID at minute 10, the breaker at minute 15).
+    groups = alerts.rule_groups(NS, GROUPS, Slo(), scraped=["deepseek-r1", "qwen"], gateways=GATEWAYS)
+    expected: dict[str, list] = {name: [] for name in EXPECTED}
     proc = _unit_test(tmp_path, groups, expected, eval_time="3m")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = _unit_test(tmp_path, groups, {"GPUXidError": EXPECTED["GPUXidError"]}, eval_time="11m")
+    early = {"GPUXidError": EXPECTED["GPUXidError"], "SGLangGatewayCircuitOpen": []}
+    proc = _unit_test(tmp_path, groups, early, eval_time="11m")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = _unit_test(
+        tmp_path, groups, {"SGLangGatewayCircuitOpen": EXPECTED["SGLangGatewayCircuitOpen"]}, eval_time="16m"
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_circuit_that_opened_long_ago_no_longer_alerts(tmp_path):
+    # The breaker opened at minute 15 and never again: once the window (5m) has passed, the alert resolves,
+    # whatever the last value of the smg_worker_cb_state gauge was.
+    groups = alerts.rule_groups(NS, GROUPS, Slo(), gateways=GATEWAYS)
+    proc = _unit_test(tmp_path, groups, {"SGLangGatewayCircuitOpen": []}, eval_time="35m")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("ratio", "fires"), [(0.05, ["deepseek-r1-gateway"]), (0.25, [])])
+def test_gateway_error_ratio_comes_from_config(tmp_path, ratio, fires):
+    groups = alerts.rule_groups(NS, GROUPS, Slo(gateway_error_ratio=ratio), gateways=GATEWAYS)
+    expected = {
+        "SGLangGatewayErrorRateHigh": [
+            _alert({"severity": "warning", "namespace": NS, "gateway": g, "model_name": g.removesuffix("-gateway")})
+            for g in fires
+        ]
+    }
+    proc = _unit_test(tmp_path, groups, expected)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -119,7 +119,7 @@ PROD_ARGS = [
     "--model",
     "deepseek-r1",
     "--tokenizer",
-    "/mnt/catcat_data/model/DeepSeek-R1",
+    "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
     "--dataset-name",
     "random",
     "--dataset-path",
@@ -164,8 +164,8 @@ def test_prod_runs_sglangs_bench_serving_against_the_group(prod):
     pod = spec["template"]["spec"]
     assert spec["template"]["metadata"]["labels"]["sglang-platform.io/api-client"] == "true"
     (c,) = pod["containers"]
-    # The group's own image: bench_serving of the release it serves.
-    assert c["image"] == "lmsysorg/sglang:v0.4.3.post2-cu124"
+    # The group's own image (prod pins SGLang 0.4.4): bench_serving of the release it serves.
+    assert c["image"] == "lmsysorg/sglang:v0.4.4-cu124"
     assert c["command"] == ["python3", "/opt/sglang-platform-benchmark/serving_benchmark.py", "--", *PROD_ARGS]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
     assert env == {

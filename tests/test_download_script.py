@@ -1,4 +1,4 @@
-"""components/scripts/download_model.py, the script the download Job and init containers run, against a
+"""components/scripts/download_model.py, the script the download Job, the stagers and the gates run, against a
 local directory: fake Hugging Face / ModelScope clients, S3 through moto, and the script run as a process
 against a local moto server (a custom endpoint). No network."""
 

@@ -14,7 +14,7 @@ HF_REVISION = "989aa7980e4cf806f80c7fef2b1adb7bc71aa306"
 HF_IDENTITY = json.dumps(
     {"repo": "Qwen/Qwen2.5-1.5B-Instruct", "revision": HF_REVISION, "source": "huggingface"}, sort_keys=True
 )
-MS_IDENTITY = json.dumps({"repo": "deepseek-ai/DeepSeek-R1", "revision": "master", "source": "modelscope"})
+MS_IDENTITY = json.dumps({"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "master", "source": "modelscope"})
 MS_IDENTITY_SORTED = json.dumps(json.loads(MS_IDENTITY), sort_keys=True)
 SCRIPT_VOLUME = {
     "name": "model-download-script",
@@ -357,9 +357,9 @@ def test_prod_stages_the_weights_on_every_gpu_node_with_a_daemonset(prod):
     assert c["command"] == ["python3", "/opt/sglang-platform/download_model.py", "stage"]
     env = plain_env(c)
     assert {k: env[k] for k in ("MODEL_DIR", "MODEL_SOURCE", "MODEL_REPO", "MODEL_REVISION")} == {
-        "MODEL_DIR": "/mnt/catcat_data/model/DeepSeek-R1",
+        "MODEL_DIR": "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
         "MODEL_SOURCE": "modelscope",
-        "MODEL_REPO": "deepseek-ai/DeepSeek-R1",
+        "MODEL_REPO": "meituan/DeepSeek-R1-Block-INT8",
         "MODEL_REVISION": "master",
     }
     assert json.loads(env["MODEL_IDENTITY"]) == json.loads(MS_IDENTITY)
@@ -413,7 +413,7 @@ def test_prod_pods_only_wait_for_their_nodes_copy(prod):
         assert gate["name"] == "wait-for-weights"
         assert gate["command"] == ["python3", "/opt/sglang-platform/download_model.py", "wait"]
         assert plain_env(gate) == {
-            "MODEL_DIR": "/mnt/catcat_data/model/DeepSeek-R1",
+            "MODEL_DIR": "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
             "MODEL_IDENTITY": MS_IDENTITY_SORTED,
             "WAIT_HINT": "daemonset/deepseek-r1-weights fetches them (kubectl logs daemonset/deepseek-r1-weights)",
         }

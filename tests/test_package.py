@@ -79,7 +79,9 @@ def test_the_wheel_holds_both_packages_and_their_data(wheel):
         "components/metrics/sglang.txt",
         "config/models.py",
         "config/rules/groups.py",
+        "config/rules/flags.py",
         "config/server_args.py",
+        "config/sglang/0.4.3.post2.json",
     ):
         assert expected in names, expected
     assert not [n for n in names if n.startswith(("tests/", "tools/", "__main__"))]

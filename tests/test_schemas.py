@@ -10,7 +10,8 @@ from conftest import SHARED, unavailable
 from tools import harness, k8s_schemas, security_scan
 
 
-@pytest.fixture(autouse=True)
+# Module-scoped so it runs before the module fixtures below, which read the CRDs.
+@pytest.fixture(autouse=True, scope="module")
 def _shared_crds():
     if not (SHARED / "crds").is_dir():
         unavailable("../shared/crds (upstream CRDs) is absent: custom resources cannot be checked")

@@ -22,6 +22,7 @@ COMPONENTS = {
     "MonitoringStack",
     "OpenWebUI",
     "ServingBenchmark",
+    "SglangGateway",
     "SglangInferenceGroup",
     "Volcano",
 }
@@ -103,4 +104,37 @@ def test_configuration_reference_is_current():
     doc = DOC.read_text()
     assert doc[doc.index(BEGIN) : doc.index(END) + len(END)] == reference(), (
         "run: python tools/config_reference.py --write"
+    )
+
+
+def test_compatibility_table_is_current():
+    """The add-on compatibility table of docs/configuration.md is config/compat.py's, with its sources."""
+    from tools.config_reference import COMPAT_BEGIN, COMPAT_END, DOC, compatibility
+
+    doc = DOC.read_text()
+    assert doc[doc.index(COMPAT_BEGIN) : doc.index(COMPAT_END) + len(COMPAT_END)] == compatibility(), (
+        "run: python tools/config_reference.py --write"
+    )
+
+
+def test_flag_release_table_is_current():
+    from tools.config_reference import DOC, FLAGS_BEGIN, FLAGS_END, flag_releases
+
+    doc = DOC.read_text()
+    assert doc[doc.index(FLAGS_BEGIN) : doc.index(FLAGS_END) + len(FLAGS_END)] == flag_releases(), (
+        "run: python tools/config_reference.py --write"
+    )
+
+
+def test_flag_release_table_says_which_releases_have_a_flag():
+    from tools.config_reference import _releases, flag_releases
+
+    shipped = ("0.4.3.post2", "0.4.3.post3", "0.4.4", "0.5.1")
+    assert _releases(shipped, shipped) == "every shipped release"
+    assert _releases(shipped[1:], shipped) == "0.4.3.post3 or later"
+    assert _releases(shipped[1:3], shipped) == "only 0.4.3.post3, 0.4.4"
+    assert _releases((), shipped) == "no shipped release"
+    assert (
+        "| `sglang-platform:inferenceGroups[].distTimeoutSeconds` | `--dist-timeout` | 0.4.3.post3 or later |"
+        in flag_releases().splitlines()
     )

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Print the configuration reference (markdown) from the pydantic models; docs/configuration.md embeds it
-and a test keeps the two equal. Usage: python tools/config_reference.py [--write [FILE]]"""
+"""Print the configuration reference (markdown) from the pydantic models, the SGLang release each typed
+setting's flag needs from the shipped flag tables, and the add-on compatibility table from config/compat.py;
+docs/configuration.md embeds all three and a test keeps them equal.
+Usage: python tools/config_reference.py [--write [FILE]]"""
 
 from __future__ import annotations
 
@@ -16,9 +18,14 @@ from pydantic_core import PydanticUndefined
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.errors import _unwrap
-from config.models import SECRET_KEYS, PlatformConfig
+from config.models import SECRET_KEYS, InferenceGroup, PlatformConfig
+from config.rules.compat import compatibility_table
+from config.server_args import FLAG_VALUES, managed_flags
+from config.sglang import releases_with, shipped_releases
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
+FLAGS_BEGIN, FLAGS_END = "<!-- flag-releases:begin -->", "<!-- flag-releases:end -->"
+COMPAT_BEGIN, COMPAT_END = "<!-- compatibility:begin -->", "<!-- compatibility:end -->"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
@@ -70,6 +77,73 @@ def reference() -> str:
     return "\n".join(lines)
 
 
+def flag_releases() -> str:
+    """One row per flag the platform sets: the key that sets it and the shipped releases that have it (and,
+    for a setting with a fixed set of values, each value the oldest release does not accept yet)."""
+    shipped = shipped_releases()
+    lines = [
+        FLAGS_BEGIN,
+        f"Shipped flag tables: {', '.join(shipped)}.",
+        "",
+        "| setting | flag | needs SGLang |",
+        "|---|---|---|",
+    ]
+    for flag, key in managed_flags().items():
+        having = releases_with(flag)
+        when = _releases(having, shipped)
+        for value in _choices(key):
+            accepting = releases_with(flag, value)
+            if accepting != having:
+                when += f"; `{value}`: {_releases(accepting, shipped)}"
+        if key is None:
+            setting = "(set by the platform)"
+        elif ":" in key:
+            setting = f"`{key}`"
+        else:
+            setting = f"`sglang-platform:inferenceGroups[].{key}`"
+        lines.append(f"| {setting} | `{flag}` | {when} |")
+    lines.append(FLAGS_END)
+    return "\n".join(lines)
+
+
+def _releases(having: tuple[str, ...], shipped: tuple[str, ...]) -> str:
+    if not having:
+        return "no shipped release"
+    if having == shipped:
+        return "every shipped release"
+    if having == shipped[shipped.index(having[0]) :]:
+        return f"{having[0]} or later"
+    return "only " + ", ".join(having)
+
+
+def _choices(key: str | None) -> tuple[str, ...]:
+    """The values a group setting writes after its flag: its Literal's values, or what FLAG_VALUES says."""
+    if key is None or ":" in key:
+        return ()
+    if key in FLAG_VALUES:
+        return FLAG_VALUES[key]
+    model: Any = InferenceGroup
+    annotation: Any = None
+    for part in key.split("."):
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        annotation = fields[part].annotation
+        model = _unwrap(annotation)
+    for candidate in (annotation, *get_args(annotation)):
+        if get_origin(candidate) is Literal:
+            return tuple(str(v) for v in get_args(candidate))
+    return ()
+
+
+def compatibility() -> str:
+    """config/compat.py's add-on windows and features by release, each with its source."""
+    return "\n".join([COMPAT_BEGIN, compatibility_table(), COMPAT_END])
+
+
+def _replace(doc: str, begin: str, end: str, text: str) -> str:
+    start, stop = doc.index(begin), doc.index(end) + len(end)
+    return doc[:start] + text + doc[stop:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -80,13 +154,17 @@ def main() -> int:
         help=f"replace the reference between the markers (default {DOC.name})",
     )
     args = parser.parse_args()
-    text = reference()
+    text, flags, compat = reference(), flag_releases(), compatibility()
     if args.write:
-        doc = args.write.read_text()
-        start, end = doc.index(BEGIN), doc.index(END) + len(END)
-        args.write.write_text(doc[:start] + text + doc[end:])
+        doc = _replace(args.write.read_text(), BEGIN, END, text)
+        doc = _replace(doc, FLAGS_BEGIN, FLAGS_END, flags)
+        args.write.write_text(_replace(doc, COMPAT_BEGIN, COMPAT_END, compat))
     else:
         print(text)
+        print()
+        print(flags)
+        print()
+        print(compat)
     return 0
 
 

@@ -19,9 +19,9 @@ import kubernetes_validate
 import yaml
 from packaging.version import InvalidVersion, Version
 
-from tools.harness import ROOT
+from tools.harness import SHARED
 
-CRD_DIR = ROOT.parent / "shared" / "crds"
+CRD_DIR = SHARED / "crds"
 LWS_GROUP = "leaderworkerset.x-k8s.io"
 _LWS_FILE = re.compile(r"^lws-v(?P<version>[0-9][0-9A-Za-z.+-]*)\.yaml$")
 

@@ -3,11 +3,18 @@
 
     python tools/metric_names.py sglang sglang-0.4.3.post2-py3-none-any.whl > components/metrics/sglang.txt
     python tools/metric_names.py dcgm default-counters.csv > components/metrics/dcgm-exporter.txt
+    python tools/metric_names.py gateway sgl-model-gateway/src/observability/metrics.rs \
+        sglang_router-0.3.2-cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl \
+        > components/metrics/sgl-model-gateway.txt
 
 The SGLang list comes from the wheel of the pinned release (``pip download --no-deps sglang==<v>``): every
 prometheus_client Gauge/Counter/Histogram in ``sglang/srt/metrics/*.py``, read with ``ast`` because the
 modules cannot be imported without torch. The DCGM list comes from dcgm-exporter's ``etc/default-counters.csv``
-at the exporter tag the GPU Operator deploys. Output lines: ``<name> <type>``, sorted.
+at the exporter tag the GPU Operator deploys. The gateway's list comes from its Rust source (the
+``describe_*!``, ``counter!``, ``gauge!`` and ``histogram!`` calls of ``observability/metrics.rs``), kept only
+where the name is in the Rust extension of the pinned sglang-router wheel: the wheel holds no Python metrics
+code, and strings in the binary run together, so the source names them and the binary confirms them.
+Output lines: ``<name> <type>``, sorted.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import ast
 import csv
 import io
+import re
 import sys
 import zipfile
 
@@ -62,12 +70,42 @@ def dcgm_metrics(counters_csv: str) -> dict[str, str]:
     return found
 
 
+_RUST_METRIC = re.compile(r'\b(describe_)?(counter|gauge|histogram)!\(\s*"(smg_[a-z0-9_]+)"')
+# The gateway's exporter (metrics-exporter-prometheus) sets buckets only for names with this suffix and serves
+# every other histogram as a summary.
+_BUCKETED = "duration_seconds"
+
+
+def gateway_metrics(metrics_rs: str, wheel: str) -> tuple[dict[str, str], list[str]]:
+    """(name -> kind of every smg_ metric the source declares and the wheel's binary holds, the names the
+    binary lacks)."""
+    declared: dict[str, str] = {}
+    for _, macro, name in _RUST_METRIC.findall(metrics_rs):
+        kind = macro if macro != "histogram" else ("histogram" if name.endswith(_BUCKETED) else "summary")
+        declared[name] = kind
+    with zipfile.ZipFile(wheel) as zf:
+        binary = b"".join(zf.read(m) for m in zf.namelist() if m.endswith(".so"))
+    missing = sorted(name for name in declared if name.encode() not in binary)
+    return {k: v for k, v in declared.items() if k not in missing}, missing
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", choices=["sglang", "dcgm"])
-    parser.add_argument("path", help="the sglang wheel, or dcgm-exporter's default-counters.csv")
+    parser.add_argument("source", choices=["sglang", "dcgm", "gateway"])
+    parser.add_argument("path", help="the sglang wheel, dcgm-exporter's default-counters.csv, or metrics.rs")
+    parser.add_argument("wheel", nargs="?", help="gateway: the sglang-router wheel")
     args = parser.parse_args(argv)
-    found = sglang_metrics(args.path) if args.source == "sglang" else dcgm_metrics(args.path)
+    if args.source == "gateway":
+        if not args.wheel:
+            parser.error("gateway needs metrics.rs and the sglang-router wheel")
+        with open(args.path) as fh:
+            found, missing = gateway_metrics(fh.read(), args.wheel)
+        for name in missing:
+            print(f"not in the wheel, left out: {name}", file=sys.stderr)
+    elif args.source == "sglang":
+        found = sglang_metrics(args.path)
+    else:
+        found = dcgm_metrics(args.path)
     for name in sorted(found):
         print(f"{name} {found[name]}")
     return 0

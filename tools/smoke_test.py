@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Prove a deployed group serves: list its models, then one chat completion, with the stack's API key.
+"""Prove a deployed model serves: list its models, then one chat completion, with the stack's API key.
 
+    python tools/smoke_test.py --namespace deepseek --service deepseek-r1-gateway --key-secret deepseek-r1-api-key
     python tools/smoke_test.py --namespace deepseek --service deepseek-r1-api --key-secret deepseek-r1-api-key
     python tools/smoke_test.py --base-url http://localhost:8000/v1 --api-key "$KEY"   # already reachable
 
-With --namespace it port-forwards the Service with kubectl (your kubeconfig) and reads the key from the
-group's Secret; the key is sent in a header and never printed. Exits non-zero, saying why, on any failure.
-Only the standard library: it runs wherever kubectl does.
+With --namespace it port-forwards the Service (the model's gateway, or one group's own) with kubectl (your
+kubeconfig) and reads the key from the group's Secret; the key is sent in a header and never printed. Exits
+non-zero, saying why, on any failure. Only the standard library: it runs wherever kubectl does.
 """
 
 from __future__ import annotations

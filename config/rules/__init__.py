@@ -10,14 +10,21 @@ from config.models import PlatformConfig
 from config.rules.addons import check_addons
 from config.rules.autoscaling import check_autoscaling
 from config.rules.benchmark import check_benchmark
+from config.rules.compat import check_compat
+from config.rules.flags import check_release_table, release_key
 from config.rules.front_end import check_front_end
+from config.rules.gateway import check_gateway
+from config.rules.gpus import check_gpus
 from config.rules.groups import check_group
+from config.rules.nodes import check_node_shapes
 from config.rules.secrets import check_secrets
 
 __all__ = ["check_platform"]
 
 
-def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Problem]:
+def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[str] | None = None) -> list[Problem]:
+    """Every rule over the stack's values alone (the loader adds those that read sizes or config.json).
+    Warnings (an add-on Kubernetes version no release claims yet) are appended to ``notes``."""
     problems: list[Problem] = check_secrets(cfg, secrets_present)
     if cfg.versions.sglang_release is None:
         problems.append(
@@ -27,16 +34,27 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Probl
                 "(e.g. 0.4.3.post2) so flags can be checked against it",
             )
         )
+    problems += check_release_table(cfg.versions)
     problems += _unique_names(cfg)
     for i, group in enumerate(cfg.inference_groups):
         found = check_group(
-            group, allowed_cidrs=cfg.api_access.allowed_cidrs, sglang_release=cfg.versions.sglang_release
+            group,
+            allowed_cidrs=cfg.api_access.allowed_cidrs,
+            sglang_release=cfg.versions.sglang_release,
+            release_key=release_key(cfg.versions),
         )
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in found]
+    problems += check_gpus(cfg)
+    problems += check_node_shapes(cfg)
     problems += check_front_end(cfg)
+    problems += check_gateway(cfg)
     problems += check_addons(cfg)
     problems += check_autoscaling(cfg)
     problems += check_benchmark(cfg)
+    found, warnings = check_compat(cfg)
+    problems += found
+    if notes is not None:
+        notes += warnings
     return problems
 
 

@@ -6,18 +6,25 @@ from collections.abc import Sequence
 
 from packaging.version import Version
 
-from config.errors import Problem
+from config.errors import Problem, key_path
 from config.models import InferenceGroup
 from config.quantity import parse_quantity
-from config.server_args import managed_flags
+from config.rules.flags import check_group_flags
+from config.sglang import load_table
 
-# First SGLang release that knows a flag the typed settings can produce.
-FLAG_SINCE = {"--dist-timeout": Version("0.4.3.post3")}
+PIN_KEY = key_path(("versions", "sglangImage"))
 
 
-def check_group(g: InferenceGroup, *, allowed_cidrs: Sequence[str], sglang_release: Version | None) -> list[Problem]:
+def check_group(
+    g: InferenceGroup,
+    *,
+    allowed_cidrs: Sequence[str],
+    sglang_release: Version | None,
+    release_key: str = PIN_KEY,
+) -> list[Problem]:
     """``allowed_cidrs``: sglang-platform:apiAccess.allowedCidrs; ``sglang_release``: the pinned release
-    (None when it is not known, e.g. an image passed as an Output)."""
+    (None when it is not known, e.g. an image passed as an Output: then the flags are not checked);
+    ``release_key``: the setting that pins it, for "needs a newer release" messages."""
     out: list[Problem] = []
     if g.tensor_parallel is not None and g.tensor_parallel != g.total_gpus:
         out.append(
@@ -80,40 +87,8 @@ def check_group(g: InferenceGroup, *, allowed_cidrs: Sequence[str], sglang_relea
             if value:
                 out.append(Problem(("network", key), "only allowed with fabric infiniband"))
 
-    release = sglang_release
-    if g.dist_timeout_seconds is not None and release is not None and release < FLAG_SINCE["--dist-timeout"]:
-        out.append(
-            Problem(
-                ("distTimeoutSeconds",),
-                f"--dist-timeout needs SGLang {FLAG_SINCE['--dist-timeout']} or later; the pinned release is "
-                f"{release} (sglang-platform:versions.sglangImage)",
-            )
-        )
-    out += _check_extra_args(g.extra_args)
-    return out
-
-
-def _check_extra_args(args: list[str]) -> list[Problem]:
-    out = []
-    for j, arg in enumerate(args):
-        loc = ("extraArgs", j)
-        if not arg.startswith("--"):
-            # A value belongs to the flag before it; a bare word first is an error.
-            if j == 0 or not args[j - 1].startswith("--") or "=" in args[j - 1]:
-                out.append(Problem(loc, f"{arg!r} is neither a --flag nor the value of the flag before it"))
-            continue
-        flag = arg.split("=", 1)[0]
-        if len(flag) < 3:
-            out.append(Problem(loc, f"{arg!r} is not a flag name"))
-            continue
-        # argparse accepts any unambiguous prefix, so --tp would set --tp-size behind the typed field.
-        clashes = sorted(m for m in managed_flags() if m.startswith(flag))
-        if clashes:
-            out.append(
-                Problem(
-                    loc,
-                    f"{flag} would override {clashes[0]}, which the platform sets from typed settings; "
-                    "use the typed key instead",
-                )
-            )
+    # Without a table for the release nothing is checked here: check_release_table refuses it once.
+    table = load_table(sglang_release) if sglang_release is not None else None
+    if table is not None:
+        out += check_group_flags(g, table, release_key=release_key)
     return out

@@ -11,16 +11,15 @@ from config.errors import Problem
 from config.model_cache import HF_COMMIT
 from config.models import InferenceGroup, PlatformConfig
 from config.quantity import GIB, parse_quantity
+from config.quantization import KNOWN_MODELS, SCHEMES
+from config.rules.nodes import capacity_advice
+from config.rules.quantization import Weights, model_key, resolve
 
 # Weights of models people serve with this platform, in GiB, keyed by the repository's model name (lower
-# case), so both `deepseek-ai/DeepSeek-R1` and a hand-staged `model.path: DeepSeek-R1` find it.
+# case), so both `deepseek-ai/DeepSeek-R1` and a hand-staged `model.path: DeepSeek-R1` find it. One table:
+# config/quantization.py's known models, with the source of each size.
 KNOWN_WEIGHTS_GIB: Mapping[str, float] = {
-    # 671B parameters in FP8: the reference measured 642G (du -h) for the ModelScope download; the Hugging
-    # Face repository lists 688 GB (decimal), the same 641 GiB.
-    "deepseek-r1": 642.0,
-    "deepseek-v3": 642.0,
-    # One model.safetensors of 3.09 GB (bf16, 1.54B parameters).
-    "qwen2.5-1.5b-instruct": 2.9,
+    name: model.size_gib for name, model in KNOWN_MODELS.items() if model.size_gib is not None
 }
 # SGLang's --mem-fraction-static when unset, by tensor-parallel size (sglang 0.4.3.post2,
 # srt/server_args.py __post_init__): the share of GPU memory kept for weights plus KV cache.
@@ -42,12 +41,6 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
 def default_mem_fraction(tp_size: int) -> float:
     return next(f for tp, f in SGLANG_MEM_FRACTION_BY_TP if tp_size >= tp)
-
-
-def model_key(g: InferenceGroup) -> str:
-    download = g.model.download
-    name = download.repo if download is not None and download.repo else g.model.path
-    return name.rstrip("/").rsplit("/", 1)[-1].lower()
 
 
 def weights_gib(g: InferenceGroup, measured: Mapping[str, float]) -> tuple[float | None, str]:
@@ -74,51 +67,53 @@ def _gib(value: float) -> str:
     return f"{value:.1f} GiB"
 
 
-def _weights_room(g: InferenceGroup, nodes: int) -> tuple[float, float, float]:
-    """(mem fraction, static pool per GPU, room left for weights per GPU) for ``nodes`` nodes."""
-    tp = nodes * g.gpus_per_node
+def _weights_room(g: InferenceGroup, tp: int) -> tuple[float, float, float]:
+    """(mem fraction, static pool per GPU, room left for weights per GPU) at tensor-parallel size ``tp``."""
     fraction = g.mem_fraction_static if g.mem_fraction_static is not None else default_mem_fraction(tp)
-    pool = g.gpu_memory_gib * fraction
+    pool = g.gpu_memory * fraction
     return fraction, pool, pool * (1 - KV_CACHE_MIN_SHARE)
 
 
-def check_capacity(g: InferenceGroup, size: float, origin: str) -> list[Problem]:
+def check_capacity(g: InferenceGroup, size: float, origin: str, weights: Weights | None = None) -> list[Problem]:
     """Weights are sharded over every GPU of the group (tensor parallel); each shard plus a KV cache must
-    fit the static memory pool SGLang reserves per GPU."""
+    fit the static memory pool SGLang reserves per GPU. The advice proposes only tensor-parallel sizes the
+    model can be split to (``weights``: what the group serves, as far as known)."""
     per_gpu = size / g.total_gpus
-    fraction, pool, room = _weights_room(g, g.nodes)
+    fraction, pool, room = _weights_room(g, g.total_gpus)
     if per_gpu <= room:
         return []
-    needed = next(
-        (n for n in range(g.nodes + 1, MAX_NODES + 1) if size / (n * g.gpus_per_node) <= _weights_room(g, n)[2]),
-        None,
+    weights = weights or resolve(g)
+    advice = capacity_advice(
+        weights.model,
+        weights.quant or SCHEMES["none"],
+        size,
+        g.gpus_per_node,
+        lambda tp: _weights_room(g, tp)[2],
+        MAX_NODES,
     )
     fraction_origin = "" if g.mem_fraction_static is not None else f", SGLang's default at tp {g.total_gpus}"
     nodes = f"{g.nodes} node{'s' if g.nodes != 1 else ''}"
     message = (
         f"the weights of {g.model.path} ({_gib(size)}, {origin}) need {_gib(per_gpu)} per GPU on {nodes} x "
-        f"{g.gpus_per_node} GPUs, but each GPU keeps {_gib(pool)} for weights and KV cache (gpuMemoryGiB "
-        f"{g.gpu_memory_gib:g} x memFractionStatic {fraction:g}{fraction_origin}), of which at least "
-        f"{KV_CACHE_MIN_SHARE:.0%} must stay for the KV cache, leaving {_gib(room)} for weights"
+        f"{g.gpus_per_node} GPUs, but each GPU keeps {_gib(pool)} for weights and KV cache ({g.gpu_memory_origin} "
+        f"x memFractionStatic {fraction:g}{fraction_origin}), of which at least "
+        f"{KV_CACHE_MIN_SHARE:.0%} must stay for the KV cache, leaving {_gib(room)} for weights: {advice}"
     )
-    if needed is None:
-        message += f"; it does not fit on {MAX_NODES} nodes either: use GPUs with more memory or a quantized model"
-    else:
-        message += (
-            f"; {g.model.path} needs at least {needed} nodes of {g.gpus_per_node} GPUs "
-            f"(set nodes: {needed} and tensorParallel: {needed * g.gpus_per_node})"
-        )
     return [Problem(("nodes",), message)]
 
 
-def check_model_cache(cfg: PlatformConfig, measured: Mapping[str, float]) -> list[Problem]:
-    """Rules across the download, volume and capacity settings of every group (locations from the root)."""
+def check_model_cache(
+    cfg: PlatformConfig, measured: Mapping[str, float], weights: Mapping[str, Weights] | None = None
+) -> list[Problem]:
+    """Rules across the download, volume and capacity settings of every group (locations from the root).
+    ``weights``: what each group serves, by name (config.rules.quantization.resolve), for the capacity advice."""
     problems: list[Problem] = []
     for i, g in enumerate(cfg.inference_groups):
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in _check_group(g)]
         size, origin = weights_gib(g, measured)
         if cfg.preflight.capacity and size is not None:
-            problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in check_capacity(g, size, origin)]
+            found = check_capacity(g, size, origin, (weights or {}).get(g.name))
+            problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in found]
     problems += _check_claims(cfg, measured)
     return problems
 

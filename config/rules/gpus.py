@@ -1,0 +1,22 @@
+"""Rules of a group's GPU: ``gpu`` names the model and with it the memory, so the two keys cannot both be set."""
+
+from __future__ import annotations
+
+from config.errors import Problem
+from config.gpus import GPUS
+from config.models import PlatformConfig
+
+
+def check_gpus(cfg: PlatformConfig) -> list[Problem]:
+    out: list[Problem] = []
+    for i, g in enumerate(cfg.inference_groups):
+        if g.gpu is not None and g.gpu_memory_gib is not None:
+            gpu = GPUS[g.gpu]
+            out.append(
+                Problem(
+                    ("inferenceGroups", i, "gpuMemoryGiB"),
+                    f"set gpu or gpuMemoryGiB, not both: gpu {gpu.name} has {gpu.memory_gib:g} GiB "
+                    "(config/gpus.py); remove gpuMemoryGiB, or remove gpu for a GPU the table does not list",
+                )
+            )
+    return out
