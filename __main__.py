@@ -210,14 +210,18 @@ def ui_backends() -> list[Backend]:
     return out
 
 
-# The benchmark of each group that asks for one, re-run whenever the group serves a new revision. Its result
-# (a ConfigMap the Job writes) reaches the stack output after a refresh: `pulumi up --refresh`.
+# The benchmark of each group that asks for one, re-run whenever the group serves a new revision. It calls
+# what clients call: the model's gateway when one fronts the group (the documented client URL), else the
+# group's Service. Its result (a ConfigMap the Job writes) reaches the stack output after a refresh:
+# `pulumi up --refresh`.
 benchmarks = {}
 for group in platform.inference_groups:
     if group.benchmark is None:
         continue
     cache = caches.get(group.name)
     served = groups[group.name]
+    gateway = gateways.get(fronted_model.get(group.name, ""))
+    target = gateway if gateway is not None else served
     bench = ServingBenchmark(
         f"{group.name}-benchmark",
         ServingBenchmarkArgs(
@@ -226,19 +230,20 @@ for group in platform.inference_groups:
             group=group,
             namespace=platform.namespace,
             image=versions.sglang_image,
-            base_url=served.base_url.apply(lambda url: url.removesuffix("/v1")),
+            base_url=target.base_url.apply(lambda url: url.removesuffix("/v1")),
             served_model_name=served.served_model_name,
             revision=served.revision,
-            api_key_secret_name=served.api_key_secret_name,
+            api_key_secret_name=target.api_key_secret_name,
             init_containers=cache.init_containers if cache else (),
             extra_volumes=cache.volumes if cache else (),
             node_selector=cache.node_selector if cache else {},
-            depends_on=[served, namespace],
+            depends_on=[served, namespace, *([gateway] if gateway is not None else [])],
         ),
     )
     benchmarks[group.name] = {
         "job": bench.job_name,
         "configMap": bench.config_map_name,
+        "target": bench.base_url,
         "revision": bench.revision,
         "status": bench.status,
         "passed": bench.passed,

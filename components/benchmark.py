@@ -51,7 +51,8 @@ class ServingBenchmarkArgs:
     namespace: pulumi.Input[str]
     # The group's SGLang image: bench_serving of the same release.
     image: pulumi.Input[str]
-    # Where requests go, as bench_serving's --base-url (no /v1): the group's Service, or a gateway.
+    # Where requests go, as bench_serving's --base-url (no /v1): the model's gateway when one fronts the group
+    # (what clients call), else the group's Service. Either way the Job waits for the group's revision first.
     base_url: pulumi.Input[str]
     served_model_name: pulumi.Input[str]
     # What the group serves (SglangInferenceGroup.revision): a change runs the benchmark again.
@@ -68,6 +69,8 @@ class ServingBenchmarkArgs:
 class ServingBenchmark(pulumi.ComponentResource):
     job_name: pulumi.Output[str]
     config_map_name: pulumi.Output[str]
+    # Where the requests go (bench_serving's --base-url).
+    base_url: pulumi.Output[str]
     # What the current Job measures, and the ConfigMap's content as of the last refresh.
     revision: pulumi.Output[str]
     status: pulumi.Output[str | None]
@@ -138,6 +141,7 @@ class ServingBenchmark(pulumi.ComponentResource):
 
         self.job_name = job.apply(lambda j: j["metadata"]["name"])
         self.config_map_name = pulumi.Output.from_input(results_name)
+        self.base_url = pulumi.Output.from_input(args.base_url)
         self.revision = pulumi.Output.from_input(args.revision)
         read = results.data.apply(read_results)
         self.status = read.apply(lambda r: r[0])
@@ -147,6 +151,7 @@ class ServingBenchmark(pulumi.ComponentResource):
             {
                 "job_name": self.job_name,
                 "config_map_name": self.config_map_name,
+                "base_url": self.base_url,
                 "revision": self.revision,
                 "status": self.status,
                 "passed": self.passed,

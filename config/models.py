@@ -267,8 +267,9 @@ class InferenceGroup(Base):
     )
     benchmark: Benchmark | None = Field(
         None,
-        description="Run SGLang's bench_serving against the group whenever it serves a new revision and judge it "
-        "against monitoring.slo (set {} for the defaults; unset: no benchmark).",
+        description="Run SGLang's bench_serving against the group (through its model's gateway when one fronts it) "
+        "whenever it serves a new revision and judge it against monitoring.slo (set {} for the defaults; unset: no "
+        "benchmark).",
     )
     node_shape: NodeShape | None = Field(
         None, description="The GPU node this group runs on, when it differs from sglang-platform:gpuNodes."

@@ -1,6 +1,7 @@
-"""ServingBenchmark: its stack keys and rules, the objects it renders (the exact bench_serving arguments), the
-script's waiting, result parsing and SLO verdict, and the real ``python -m sglang.bench_serving`` of the pinned
-wheel run by that script against a fake OpenAI server and a fake Kubernetes API, both on 127.0.0.1."""
+"""ServingBenchmark: its stack keys and rules, the objects it renders (the exact bench_serving arguments, aimed
+at the model's gateway or the group's Service), the script's waiting, result parsing and SLO verdict, and the
+real ``python -m sglang.bench_serving`` of the pinned wheel run by that script against a fake OpenAI server and
+a fake Kubernetes API, both on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -111,11 +112,13 @@ def result_objects(result) -> list[dict]:
     return harness.kubernetes_objects(result)
 
 
+PROD_GATEWAY = "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000"
+PROD_SERVICE = "http://deepseek-r1-api.deepseek.svc.cluster.local:8000"
 PROD_ARGS = [
     "--backend",
     "sglang-oai",
     "--base-url",
-    "http://deepseek-r1-api.deepseek.svc.cluster.local:8000",
+    PROD_GATEWAY,
     "--model",
     "deepseek-r1",
     "--tokenizer",
@@ -144,7 +147,11 @@ PROD_ARGS = [
 ]
 
 
-def test_prod_runs_sglangs_bench_serving_against_the_group(prod):
+def job_args(result) -> list[str]:
+    return bench_job(result)["spec"]["template"]["spec"]["containers"][0]["command"][3:]
+
+
+def test_prod_runs_sglangs_bench_serving_through_the_models_gateway(prod):
     job = bench_job(prod)
     meta = job["metadata"]
     assert meta["namespace"] == "deepseek"
@@ -169,7 +176,8 @@ def test_prod_runs_sglangs_bench_serving_against_the_group(prod):
     assert c["command"] == ["python3", "/opt/sglang-platform-benchmark/serving_benchmark.py", "--", *PROD_ARGS]
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
     assert env == {
-        "BENCH_BASE_URL": "http://deepseek-r1-api.deepseek.svc.cluster.local:8000",
+        # The gateway fronts the group: the Job calls what clients call (`pulumi stack output gateway`).
+        "BENCH_BASE_URL": PROD_GATEWAY,
         "BENCH_MODEL": "deepseek-r1",
         "BENCH_SLO": '{"e2eP99Seconds": null, "itlP99Seconds": null, "minRequestThroughput": 200.0, '
         '"ttftP99Seconds": 0.2}',
@@ -248,6 +256,9 @@ def test_the_job_may_read_its_group_and_write_its_result_and_nothing_else(prod):
 def test_the_stack_output_names_the_job_and_waits_for_a_refresh(prod):
     out = prod.outputs["benchmarks"]["deepseek-r1"]
     assert out["job"] == bench_job(prod)["metadata"]["name"]
+    # The gateway's base URL (the stack output clients read), without /v1 as bench_serving takes it.
+    assert out["target"] == PROD_GATEWAY
+    assert prod.outputs["gateway"]["deepseek-r1"]["baseUrl"] == PROD_GATEWAY + "/v1"
     assert (out["configMap"], out["status"], out["passed"], out["result"]) == (
         "deepseek-r1-benchmark",
         None,
@@ -281,6 +292,59 @@ def test_a_new_revision_runs_the_benchmark_again_and_an_unchanged_stack_does_not
     assert _job_name(run_with("prod", scaled, secrets={"apiKey": API_KEY})) == first
 
 
+def test_the_gateway_admits_the_job_and_the_job_waits_for_it(prod):
+    """The Job's pod is a labelled API client, which the gateway's NetworkPolicy admits on its API port; the
+    Job is created after the gateway (and the group) it measures."""
+    labels = bench_job(prod)["spec"]["template"]["metadata"]["labels"]
+    (api,) = [
+        rule
+        for rule in prod.k8s_object("NetworkPolicy", "deepseek-r1-gateway-ingress")["spec"]["ingress"]
+        if rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    ]
+    admitted = [peer["podSelector"]["matchLabels"] for peer in api["from"] if "podSelector" in peer]
+    assert any(all(labels.get(k) == v for k, v in selector.items()) for selector in admitted), admitted
+    deps = set(prod.named("deepseek-r1-benchmark-job").dependencies)
+    assert prod.urn_of("deepseek-r1-gateway-deployment") in deps
+    assert prod.urn_of("deepseek-r1-lws") in deps
+
+
+def test_without_a_gateway_the_job_calls_the_groups_service():
+    result = run_with("prod", lambda v: v["gateway"].update(enabled=False), secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    args = job_args(result)
+    assert args[args.index("--base-url") + 1] == PROD_SERVICE
+    assert args == [PROD_SERVICE if a == PROD_GATEWAY else a for a in PROD_ARGS]
+    env = {e["name"]: e.get("value") for e in bench_job(result)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["BENCH_BASE_URL"] == PROD_SERVICE
+    assert result.outputs["benchmarks"]["deepseek-r1"]["target"] == PROD_SERVICE
+    deps = set(result.named("deepseek-r1-benchmark-job").dependencies)
+    assert not [d for d in deps if "gateway" in d]
+
+
+def test_a_group_the_gateway_does_not_front_is_benchmarked_on_its_service():
+    """gateway.groups names the groups behind it; a benchmarked group left out is measured directly."""
+
+    def two_groups(values):
+        first = values["inferenceGroups"][0]
+        second = copy.deepcopy(first)
+        second["name"] = "qwen-direct"
+        second["model"]["servedName"] = "qwen-direct"
+        # The same weights on the claim the first group's cache creates.
+        second["modelVolume"] = {"type": "pvc", "claimName": "models"}
+        second["benchmark"] = {"numPrompts": 100, "maxConcurrency": 8}
+        first["benchmark"] = {"numPrompts": 100, "maxConcurrency": 8}
+        values["inferenceGroups"].append(second)
+        values["gateway"]["groups"] = ["qwen-small"]
+
+    result = run_with("dev", two_groups)
+    assert result.error is None, result.error
+    targets = {name: out["target"] for name, out in result.outputs["benchmarks"].items()}
+    assert targets == {
+        "qwen-small": "http://qwen-small-gateway.sglang-dev.svc.cluster.local:8000",
+        "qwen-direct": "http://qwen-direct-api.sglang-dev.svc.cluster.local:8000",
+    }
+
+
 def test_dev_opts_in_with_an_empty_mapping():
     def opt_in(values):
         values["inferenceGroups"][0]["benchmark"] = {"numPrompts": 200, "maxConcurrency": 16, "requestRate": 20}
@@ -289,6 +353,9 @@ def test_dev_opts_in_with_an_empty_mapping():
     assert result.error is None, result.error
     pod = bench_job(result)["spec"]["template"]["spec"]
     args = pod["containers"][0]["command"][3:]
+    # dev's gateway fronts its group too.
+    assert args[args.index("--base-url") + 1] == "http://qwen-small-gateway.sglang-dev.svc.cluster.local:8000"
+    assert pod["containers"][0]["image"] == "lmsysorg/sglang:v0.4.3.post2-cu124"
     assert args[args.index("--request-rate") + 1] == "20"
     assert args[args.index("--max-concurrency") + 1] == "16"
     assert args[args.index("--tokenizer") + 1] == "/models/Qwen2.5-1.5B-Instruct"
@@ -425,7 +492,7 @@ CONTEXT = {
     "group": "deepseek-r1",
     "model": "deepseek-r1",
     "revision": "1ae4af0433e3",
-    "target": "http://deepseek-r1-api.deepseek.svc.cluster.local:8000",
+    "target": "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000",
     "startedAt": "2026-12-01T10:00:00Z",
     "finishedAt": "2026-12-01T10:00:12Z",
     "benchServing": "0.4.3.post2",
