@@ -1,7 +1,8 @@
 """ServingBenchmark: its stack keys and rules, the objects it renders (the exact bench_serving arguments, aimed
-at the model's gateway or the group's Service), the script's waiting, result parsing and SLO verdict, and the
-real ``python -m sglang.bench_serving`` of the pinned wheel run by that script against a fake OpenAI server and
-a fake Kubernetes API, both on 127.0.0.1."""
+at the model's gateway or the group's Service), those arguments read against the bench_serving source of each
+stack's release, the script's waiting, result parsing and SLO verdict, and the real ``python -m
+sglang.bench_serving`` of the BOM's release (0.4.3.post2, whose bench_serving imports without torch) run by that
+script against a fake OpenAI server and a fake Kubernetes API, both on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -417,6 +418,28 @@ def _options(source: str) -> set[str]:
     }
 
 
+def _backends(source: str) -> set[str]:
+    """The keys of ``ASYNC_REQUEST_FUNCS``: the values --backend accepts."""
+    for n in ast.walk(ast.parse(source)):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict):
+            if any(isinstance(t, ast.Name) and t.id == "ASYNC_REQUEST_FUNCS" for t in n.targets):
+                return {k.value for k in n.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return set()
+
+
+def _choices(source: str, flag: str) -> set[str]:
+    """The literal ``choices`` of an ``add_argument(flag, ...)`` call."""
+    for n in ast.walk(ast.parse(source)):
+        if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "add_argument"):
+            continue
+        if not any(isinstance(a, ast.Constant) and a.value == flag for a in n.args):
+            continue
+        for kw in n.keywords:
+            if kw.arg == "choices" and isinstance(kw.value, ast.List | ast.Tuple):
+                return {e.value for e in kw.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+    return set()
+
+
 def _result_keys(source: str) -> set[str]:
     """The keys of the ``result = {...}`` literal bench_serving writes to --output-file."""
     keys: set[str] = set()
@@ -437,10 +460,56 @@ def _cached_wheels() -> list[Path]:
 
 
 def test_every_flag_is_an_option_of_each_cached_release():
-    """Every release whose wheel is cached (at least the stacks' pins) knows every flag the Job passes."""
+    """Every release whose wheel is cached (every shipped flag table's) knows every flag the Job passes, the
+    backend and the datasets."""
     flags = {a for a in PROD_ARGS if a.startswith("--")}
     for wheel in _cached_wheels():
-        assert flags - _options(_bench_source(wheel)) == set(), wheel.name
+        source = _bench_source(wheel)
+        assert flags - _options(source) == set(), wheel.name
+        assert "sglang-oai" in _backends(source), wheel.name
+        assert {"random", "sharegpt"} <= _choices(source, "--dataset-name"), wheel.name
+
+
+def _stack_release(stack: str) -> str:
+    from config import Versions
+
+    return str(Versions.model_validate(stack_values(stack).get("versions", {})).sglang_release)
+
+
+def _stack_job(stack: str):
+    """The stack's rendered Job (dev opts in here: it has no benchmark key of its own)."""
+
+    def opt_in(values):
+        for g in values["inferenceGroups"]:
+            g.setdefault("benchmark", {})
+
+    return run_with(stack, opt_in, secrets={"apiKey": API_KEY})
+
+
+@pytest.mark.parametrize(("stack", "release"), [("dev", "0.4.3.post2"), ("prod", "0.4.4")])
+def test_each_stacks_job_is_read_against_the_bench_serving_of_its_own_release(stack, release):
+    """The Job runs bench_serving from the stack's SGLang image: the exact arguments the stack renders are
+    options (and values) of that release's bench_serving, and its result line has the keys the script reads.
+    prod's 0.4.4 imports torch on `import sglang`, so this reading of its source is its check; the real run
+    below uses the BOM's 0.4.3.post2 (docs/benchmark-slo.md, "Tested how")."""
+    from tools import sglang_flags
+
+    assert _stack_release(stack) == release
+    result = _stack_job(stack)
+    assert result.error is None, result.error
+    (container,) = bench_job(result)["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"lmsysorg/sglang:v{release}-cu124"
+    wheel = sglang_flags.wheel_for(release)
+    if wheel is None:
+        unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+    source = _bench_source(wheel)
+    args = container["command"][3:]
+    assert {a for a in args if a.startswith("--")} - _options(source) == set()
+    assert args[args.index("--backend") + 1] in _backends(source)
+    assert args[args.index("--dataset-name") + 1] in _choices(source, "--dataset-name")
+    assert set(RAW_043) - _result_keys(source) == set()
+    # bench_serving sends the key from OPENAI_API_KEY (0.4.4 also on /flush_cache; both ignore its answer).
+    assert 'os.environ.get("OPENAI_API_KEY")' in source or "os.environ.get('OPENAI_API_KEY')" in source
 
 
 def test_each_cached_release_writes_the_keys_the_result_is_read_from():
@@ -660,8 +729,9 @@ def test_waiting_gives_up_with_what_it_saw(tmp_path):
 
 
 def bench_python() -> tuple[str, dict[str, str]]:
-    """The interpreter with bench_serving's dependencies, and the PYTHONPATH holding the pinned sglang wheel
-    (both installed by .ci/run; SGLANG_BENCH_PYTHON and SGLANG_BENCH_PATH point elsewhere)."""
+    """The interpreter with bench_serving's dependencies, and the PYTHONPATH holding the BOM's sglang wheel
+    (0.4.3.post2, dev's pin: its bench_serving imports without torch; prod's 0.4.4 does not, see above).
+    Both installed by .ci/run; SGLANG_BENCH_PYTHON and SGLANG_BENCH_PATH point elsewhere."""
     from config import Versions
 
     release = str(Versions().sglang_release)
@@ -764,7 +834,7 @@ def run_benchmark(
     return proc, args
 
 
-def test_bench_serving_of_the_pinned_release_against_a_fake_server(tmp_path):
+def test_bench_serving_of_the_boms_release_against_a_fake_server(tmp_path):
     # The group becomes ready on the third look: the old group is still serving, then the new one loads.
     states = [lws(updated=0), lws(ready=0, total=1, updated=1), lws()]
     with (
