@@ -46,7 +46,12 @@ class Slo(Base):
         None, gt=0, le=600, description="A benchmark with a p99 inter-token latency above this fails (unset: no limit)."
     )
     e2e_p99_seconds: float | None = Field(
-        None, gt=0, le=86_400, description="A benchmark whose p99 end-to-end latency is above this fails (unset: none)."
+        None,
+        gt=0,
+        le=86_400,
+        # to_camel would spell it e2EP99Seconds.
+        alias="e2eP99Seconds",
+        description="A benchmark whose p99 end-to-end latency is above this fails (unset: none).",
     )
     window: Duration = Field("5m", description="Rate window the latency and queue alerts evaluate over.")
     queue_backlog_requests: int = Field(

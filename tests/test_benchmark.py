@@ -346,6 +346,21 @@ def test_a_group_the_gateway_does_not_front_is_benchmarked_on_its_service():
     }
 
 
+def test_every_slo_key_reaches_the_job_as_spelled_in_the_docs():
+    def slo(values):
+        values["monitoring"]["slo"].update(itlP99Seconds=0.05, e2eP99Seconds=30)
+
+    result = run_with("prod", slo, secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    env = {e["name"]: e.get("value") for e in bench_job(result)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["BENCH_SLO"]) == {
+        "ttftP99Seconds": 0.2,
+        "minRequestThroughput": 200,
+        "itlP99Seconds": 0.05,
+        "e2eP99Seconds": 30,
+    }
+
+
 def test_dev_opts_in_with_an_empty_mapping():
     def opt_in(values):
         values["inferenceGroups"][0]["benchmark"] = {"numPrompts": 200, "maxConcurrency": 16, "requestRate": 20}
