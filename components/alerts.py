@@ -2,12 +2,13 @@
 
 Pure functions of plain values, so tests can feed the very rules the stack deploys to ``promtool``.
 Metric names are those every shipped SGLang release exposes (components/metrics/sglang-<release>.txt),
-dcgm-exporter's and kube-state-metrics'; the tests keep them to those lists and run promtool per release.
+dcgm-exporter's, kube-state-metrics', the weights stager's and the gateway's; the tests keep them to those lists
+and run promtool per release.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from config.monitoring import Slo
 
@@ -113,6 +114,69 @@ def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo, scraped: Seque
             }
         )
     return rules
+
+
+def startup_rules(namespace: str, budgets: Mapping[str, int]) -> list[dict]:
+    """A start past its budget: a group pod not ready this long after it was created (``budgets``: minutes by
+    group, the startup probe's budget). Measured from creation, so scheduling and waiting for weights count:
+    it fires no later than the probe would restart the group, whose budget starts with the container."""
+    ns = f'namespace="{namespace}"'
+    rules = []
+    for group, minutes in budgets.items():
+        pods = f'kube_pod_labels{{{ns}, {LWS_NAME}="{group}"}}'
+        rules.append(
+            {
+                "alert": "SGLangStartOverBudget",
+                "expr": f"max by (namespace, pod) (time() - kube_pod_created{{{ns}}}) > {minutes * 60} "
+                f"and on (namespace, pod) {pods} "
+                f'unless on (namespace, pod) (kube_pod_status_ready{{{ns}, condition="true"}} == 1)',
+                "for": "1m",
+                "labels": {"severity": "warning", "group": group},
+                "annotations": {
+                    "summary": f"Pod {{{{ $labels.pod }}}} of {group} has been starting for "
+                    f"{{{{ $value | humanizeDuration }}}}, past its {minutes} minute budget",
+                    "description": "The dashboard's cold-start timeline shows where the time goes: not scheduled "
+                    "(the gang waits for GPUs: `kubectl describe podgroup`), waiting for weights (the node's copy "
+                    f"is still staging: `kubectl -n {namespace} logs daemonset/{group}-weights`), or loading (the "
+                    "leader's log). The startup probe restarts the group once SGLang itself has used the budget; "
+                    "raise probes.startupTimeoutMinutes if loads legitimately take longer.",
+                },
+            }
+        )
+    return rules
+
+
+def staging_rules(namespace: str, slo: Slo) -> list[dict]:
+    """The weights staging DaemonSet: a node whose copy stopped growing, or keeps failing."""
+    ns = f'namespace="{namespace}"'
+    by = "namespace, group, node"
+    return [
+        {
+            "alert": "ModelWeightsStagingStalled",
+            "expr": f"max by ({by}) (sglang_platform_weights_complete{{{ns}}}) == 0 "
+            f"and on ({by}) max by ({by}) (changes(sglang_platform_weights_done_bytes{{{ns}}}[15m])) == 0",
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "The weights of {{ $labels.group }} on {{ $labels.node }} stopped growing",
+                "description": "The node's stager has written nothing for 15 minutes and its copy is not complete: "
+                f"see `kubectl -n {namespace} logs` of its pod (errors are retried with a backoff up to 10 "
+                "minutes; a hub that stopped answering or a full disk stall it). Groups placed on that node "
+                "wait in their wait-for-weights init container.",
+            },
+        },
+        {
+            "alert": "ModelWeightsStagingFailing",
+            "expr": f"sum by ({by}) (increase(sglang_platform_weights_errors_total{{{ns}}}[1h])) >= 3",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Staging the weights of {{ $labels.group }} on {{ $labels.node }} failed "
+                "{{ $value }} times in the last hour",
+                "description": "Each failed attempt is logged by the stager with its cause (credentials, a "
+                "missing revision, no room beside the kept revisions, the network) and retried.",
+            },
+        },
+    ]
 
 
 def gpu_rules(slo: Slo) -> list[dict]:
@@ -227,12 +291,18 @@ def rule_groups(
     slo: Slo,
     gpu: bool = True,
     scraped: Sequence[str] | None = None,
+    budgets: Mapping[str, int] | None = None,
+    staging: bool = False,
     gateways: Sequence[str] = (),
 ) -> list[dict]:
-    """``groups``: every inference group; ``scraped``: those with a PodMonitor (default: all); ``gateways``:
-    the gateways' Deployment names."""
+    """``groups``: every inference group; ``scraped``: those with a PodMonitor (default: all); ``budgets``:
+    startup budget in minutes by group (default: none alerted); ``staging``: some group's weights are staged by
+    the DaemonSet; ``gateways``: the gateways' Deployment names."""
     scraped = groups if scraped is None else scraped
     out = [{"name": "sglang-slo", "rules": sglang_rules(namespace, groups, slo, scraped)}]
+    startup = startup_rules(namespace, budgets or {}) + (staging_rules(namespace, slo) if staging else [])
+    if startup:
+        out.append({"name": "sglang-startup", "rules": startup})
     if gateways:
         out.append({"name": "sglang-gateway", "rules": gateway_rules(namespace, gateways, slo)})
     if gpu:

@@ -29,6 +29,7 @@ from config.base import (
     Quantity,
     RelativePath,
 )
+from config.benchmark import Benchmark
 from config.gateway import GatewayConfig
 from config.gpus import GPUS, gpu_choices
 from config.model_cache import ModelDownload, Preflight, Pvc
@@ -45,8 +46,8 @@ from config.webui import OpenWebUIConfig
 GROUP_NAME_MAX = 40
 # Memory of one GPU when a group names neither gpu nor gpuMemoryGiB (an 80 GB A100/A800/H100/H800).
 DEFAULT_GPU_MEMORY_GIB = 80.0
-# The pod volume that holds a group's weights: the SGLang containers, the download and gate init containers
-# and the download Job all mount it under this name.
+# The pod volume that holds a group's weights: the SGLang containers, the gate init containers, the download
+# Job, the staging DaemonSet and the benchmark Job all mount it under this name.
 MODEL_VOLUME = "models"
 
 
@@ -95,7 +96,7 @@ class Versions(Base):
     )
     keda_chart: str = Field(bom.KEDA_CHART, pattern=r"^\d+\.\d+\.\d+$", description="KEDA chart version.")
     model_downloader_image: Image = Field(
-        bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and hostPath download init containers."
+        bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and the hostPath staging DaemonSet."
     )
     huggingface_hub: PinnedRequirement = Field(bom.HUGGINGFACE_HUB, description="pip requirement for Hugging Face.")
     modelscope: PinnedRequirement = Field(bom.MODELSCOPE, description="pip requirement for ModelScope downloads.")
@@ -324,6 +325,12 @@ class InferenceGroup(Base):
     tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
     autoscaling: GroupAutoscaling | None = Field(
         None, description="Scale whole groups on queue depth and KV-cache usage (KEDA); replicas is then ignored."
+    )
+    benchmark: Benchmark | None = Field(
+        None,
+        description="Run SGLang's bench_serving against the group (through its model's gateway when one fronts it) "
+        "whenever it serves a new revision and judge it against monitoring.slo (set {} for the defaults; unset: no "
+        "benchmark).",
     )
     node_shape: NodeShape | None = Field(
         None, description="The GPU node this group runs on, when it differs from sglang-platform:gpuNodes."
