@@ -122,33 +122,25 @@ def test_the_job_ships_the_repository_script(dev):
 def test_dev_pods_wait_for_the_download(dev):
     pod = lws(dev, "qwen-small")["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
     (gate,) = pod["initContainers"]
-    assert gate == {
-        "name": "wait-for-weights",
-        "image": "lmsysorg/sglang:v0.4.3.post2-cu124",
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["python3", "/opt/sglang-platform/download_model.py", "wait"],
-        "env": [
-            {"name": "MODEL_DIR", "value": "/models/Qwen2.5-1.5B-Instruct"},
-            {"name": "MODEL_IDENTITY", "value": HF_IDENTITY},
-            {
-                "name": "WAIT_HINT",
-                "value": "job/qwen-small-model-download fetches them (kubectl logs job/qwen-small-model-download)",
-            },
-        ],
-        "resources": {
-            "limits": {"cpu": "100m", "memory": "128Mi"},
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-        },
-        "volumeMounts": [
-            {"name": "models", "mountPath": "/models", "readOnly": True},
-            {"name": "model-download-script", "mountPath": "/opt/sglang-platform", "readOnly": True},
-        ],
+    assert gate["name"] == "wait-for-weights"
+    # The SGLang image, already on the node, runs the gate: nothing more to pull before the pod starts.
+    assert gate["image"] == container({"spec": pod})["image"]
+    assert gate["command"] == ["python3", "/opt/sglang-platform/download_model.py", "wait"]
+    env = {e["name"]: e["value"] for e in gate["env"]}
+    # It waits for the marker of exactly the revision the stack pins, in the directory SGLang reads.
+    assert env["MODEL_DIR"] == "/models/Qwen2.5-1.5B-Instruct"
+    assert env["MODEL_IDENTITY"] == HF_IDENTITY
+    assert "kubectl logs job/qwen-small-model-download" in env["WAIT_HINT"]
+    # It only reads the weights, and changes nothing else.
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in gate["volumeMounts"]
+    assert all(m.get("readOnly") for m in gate["volumeMounts"])
+    assert gate["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
     }
+    # requests == limits, small: the pod stays Guaranteed and the gate costs the GPU node nothing.
+    assert gate["resources"]["requests"] == gate["resources"]["limits"] == {"cpu": "100m", "memory": "128Mi"}
     assert SCRIPT_VOLUME in pod["volumes"]
     # The served container still mounts the weights read-only.
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in container({"spec": pod})["volumeMounts"]
