@@ -20,6 +20,8 @@ from components import (
     OpenWebUI,
     OpenWebUIArgs,
     ScrapeTarget,
+    ServingBenchmark,
+    ServingBenchmarkArgs,
     SglangDisaggregatedService,
     SglangDisaggregatedServiceArgs,
     SglangGateway,
@@ -132,6 +134,7 @@ for group in platform.inference_groups:
                 gate_image=versions.sglang_image,
                 requirement=requirements.get(group.model.source, ""),
                 secrets=loaded.secrets,
+                metrics_namespaces=[platform.monitoring.namespace] if platform.monitoring.enabled else [],
                 depends_on=[namespace],
             ),
         )
@@ -171,6 +174,7 @@ for group in platform.inference_groups:
                 depends_on=[*group_dependencies(group), *cache_dependencies(group)],
                 init_containers=cache.init_containers if cache else (),
                 extra_volumes=cache.volumes if cache else (),
+                node_selector=cache.node_selector if cache else {},
                 startup_timeout_minutes={r.name: loaded.startup_minutes[r.name] for r in group.roles.values()},
             ),
         )
@@ -193,6 +197,7 @@ for group in platform.inference_groups:
             depends_on=[*group_dependencies(group), *cache_dependencies(group)],
             init_containers=cache.init_containers if cache else (),
             extra_volumes=cache.volumes if cache else (),
+            node_selector=cache.node_selector if cache else {},
             startup_timeout_minutes=loaded.startup_minutes[group.name],
         ),
     )
@@ -241,6 +246,50 @@ def ui_backends() -> list[Backend]:
     return out
 
 
+# The benchmark of each group that asks for one, re-run whenever the group serves a new revision. It calls
+# what clients call: the model's gateway when one fronts the group (the documented client URL), else the
+# group's Service. A disaggregated service has one benchmark, through its gateway (which PD needs), re-run on
+# the service's revision once both roles serve it. Its result (a ConfigMap the Job writes) reaches the stack
+# output after a refresh: `pulumi up --refresh`.
+benchmarks = {}
+for group in platform.inference_groups:
+    if group.benchmark is None:
+        continue
+    cache = caches.get(group.name)
+    served: SglangInferenceGroup | SglangDisaggregatedService = services.get(group.name) or groups[group.name]
+    gateway = gateways.get(fronted_model.get(group.name, ""))
+    # A disaggregated service always has its gateway (config refuses it without one).
+    target = gateway if gateway is not None else groups[group.name]
+    bench = ServingBenchmark(
+        f"{group.name}-benchmark",
+        ServingBenchmarkArgs(
+            config=group.benchmark,
+            slo=platform.monitoring.slo,
+            group=group,
+            namespace=platform.namespace,
+            image=versions.sglang_image,
+            base_url=target.base_url.apply(lambda url: url.removesuffix("/v1")),
+            served_model_name=served.served_model_name,
+            revision=served.revision,
+            api_key_secret_name=target.api_key_secret_name,
+            init_containers=cache.init_containers if cache else (),
+            extra_volumes=cache.volumes if cache else (),
+            node_selector=cache.node_selector if cache else {},
+            depends_on=[served, namespace, *([gateway] if gateway is not None else [])],
+        ),
+    )
+    benchmarks[group.name] = {
+        "job": bench.job_name,
+        "configMap": bench.config_map_name,
+        "target": bench.base_url,
+        "revision": bench.revision,
+        "status": bench.status,
+        "passed": bench.passed,
+        "result": bench.result,
+    }
+if benchmarks:
+    pulumi.export("benchmarks", benchmarks)
+
 if platform.open_webui.enabled:
     ui = OpenWebUI(
         "open-webui",
@@ -263,7 +312,15 @@ if platform.monitoring.enabled:
             config=platform.monitoring,
             serving_namespace=platform.namespace,
             targets=[
-                ScrapeTarget(u.group.name, u.group.enable_metrics, groups[u.group.name].api_key_secret_name, u.role)
+                ScrapeTarget(
+                    u.group.name,
+                    u.group.enable_metrics,
+                    groups[u.group.name].api_key_secret_name,
+                    u.role,
+                    startup_budget_minutes=loaded.startup_minutes[u.group.name],
+                    # A role's pods wait for their service's DaemonSet (the weights are the service's).
+                    stages_weights=u.group.model_volume.type == "hostPath" and u.group.model.download is not None,
+                )
                 for u in platform.serving_units
             ],
             gateways=list(gateway_names.values()),

@@ -11,6 +11,7 @@ from config.lazy import lazy_getattr
 if TYPE_CHECKING:
     from components.addons import GpuOperator, GpuOperatorArgs, LwsController, LwsControllerArgs, Volcano, VolcanoArgs
     from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
+    from components.benchmark import ServingBenchmark, ServingBenchmarkArgs
     from components.disaggregated import SglangDisaggregatedService, SglangDisaggregatedServiceArgs
     from components.gateway import SglangGateway, SglangGatewayArgs
     from components.model_cache import ModelCache, ModelCacheArgs
@@ -28,6 +29,7 @@ _EXPORTS = {
     **dict.fromkeys(("SglangGateway", "SglangGatewayArgs"), "components.gateway"),
     **dict.fromkeys(("SglangDisaggregatedService", "SglangDisaggregatedServiceArgs"), "components.disaggregated"),
     **dict.fromkeys(("ModelCache", "ModelCacheArgs"), "components.model_cache"),
+    **dict.fromkeys(("ServingBenchmark", "ServingBenchmarkArgs"), "components.benchmark"),
     **dict.fromkeys(("MonitoringStack", "MonitoringStackArgs", "ScrapeTarget"), "components.monitoring"),
     **dict.fromkeys(("Backend", "OpenWebUI", "OpenWebUIArgs"), "components.open_webui"),
     **dict.fromkeys(("SglangInferenceGroup", "SglangInferenceGroupArgs"), "components.sglang_group"),
@@ -51,6 +53,8 @@ __all__ = [
     "OpenWebUI",
     "OpenWebUIArgs",
     "ScrapeTarget",
+    "ServingBenchmark",
+    "ServingBenchmarkArgs",
     "SglangDisaggregatedService",
     "SglangDisaggregatedServiceArgs",
     "SglangGateway",

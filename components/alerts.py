@@ -2,12 +2,13 @@
 
 Pure functions of plain values, so tests can feed the very rules the stack deploys to ``promtool``.
 Metric names are those every shipped SGLang release exposes (components/metrics/sglang-<release>.txt),
-dcgm-exporter's and kube-state-metrics'; the tests keep them to those lists and run promtool per release.
+dcgm-exporter's, kube-state-metrics', the weights stager's and the gateway's; the tests keep them to those lists
+and run promtool per release.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from components.sglang_metrics import SglangMetrics
 from config.monitoring import Slo
@@ -120,6 +121,72 @@ def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo, scraped: Seque
     return rules
 
 
+def startup_rules(namespace: str, budgets: Mapping[str, int], stagers: Mapping[str, str] | None = None) -> list[dict]:
+    """A start past its budget: a group pod not ready this long after it was created (``budgets``: minutes by
+    group, the startup probe's budget; each role of a disaggregated service is a group of its own, with its own
+    budget). Measured from creation, so scheduling and waiting for weights count: it fires no later than the
+    probe would restart the group, whose budget starts with the container. ``stagers``: the weights DaemonSet
+    by group where it is not ``<group>-weights`` (the roles of a disaggregated service share their service's)."""
+    ns = f'namespace="{namespace}"'
+    rules = []
+    for group, minutes in budgets.items():
+        stager = (stagers or {}).get(group, f"{group}-weights")
+        pods = f'kube_pod_labels{{{ns}, {LWS_NAME}="{group}"}}'
+        rules.append(
+            {
+                "alert": "SGLangStartOverBudget",
+                "expr": f"max by (namespace, pod) (time() - kube_pod_created{{{ns}}}) > {minutes * 60} "
+                f"and on (namespace, pod) {pods} "
+                f'unless on (namespace, pod) (kube_pod_status_ready{{{ns}, condition="true"}} == 1)',
+                "for": "1m",
+                "labels": {"severity": "warning", "group": group},
+                "annotations": {
+                    "summary": f"Pod {{{{ $labels.pod }}}} of {group} has been starting for "
+                    f"{{{{ $value | humanizeDuration }}}}, past its {minutes} minute budget",
+                    "description": "The dashboard's cold-start timeline shows where the time goes: not scheduled "
+                    "(the gang waits for GPUs: `kubectl describe podgroup`), waiting for weights (the node's copy "
+                    f"is still staging: `kubectl -n {namespace} logs daemonset/{stager}`), or loading (the "
+                    "leader's log). The startup probe restarts the group once SGLang itself has used the budget; "
+                    "raise probes.startupTimeoutMinutes if loads legitimately take longer.",
+                },
+            }
+        )
+    return rules
+
+
+def staging_rules(namespace: str, slo: Slo) -> list[dict]:
+    """The weights staging DaemonSet: a node whose copy stopped growing, or keeps failing."""
+    ns = f'namespace="{namespace}"'
+    by = "namespace, group, node"
+    return [
+        {
+            "alert": "ModelWeightsStagingStalled",
+            "expr": f"max by ({by}) (sglang_platform_weights_complete{{{ns}}}) == 0 "
+            f"and on ({by}) max by ({by}) (changes(sglang_platform_weights_done_bytes{{{ns}}}[15m])) == 0",
+            "for": slo.for_duration,
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "The weights of {{ $labels.group }} on {{ $labels.node }} stopped growing",
+                "description": "The node's stager has written nothing for 15 minutes and its copy is not complete: "
+                f"see `kubectl -n {namespace} logs` of its pod (errors are retried with a backoff up to 10 "
+                "minutes; a hub that stopped answering or a full disk stall it). Groups placed on that node "
+                "wait in their wait-for-weights init container.",
+            },
+        },
+        {
+            "alert": "ModelWeightsStagingFailing",
+            "expr": f"sum by ({by}) (increase(sglang_platform_weights_errors_total{{{ns}}}[1h])) >= 3",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Staging the weights of {{ $labels.group }} on {{ $labels.node }} failed "
+                "{{ $value }} times in the last hour",
+                "description": "Each failed attempt is logged by the stager with its cause (credentials, a "
+                "missing revision, no room beside the kept revisions, the network) and retried.",
+            },
+        },
+    ]
+
+
 def gpu_rules(slo: Slo) -> list[dict]:
     by = "Hostname, gpu, UUID"
     return [
@@ -226,31 +293,34 @@ def gateway_rules(namespace: str, gateways: Sequence[str], slo: Slo) -> list[dic
     return rules
 
 
+def decode_itl_rule(metrics: SglangMetrics, decode: str, by: str, itl: float, slo: Slo) -> dict:
+    return {
+        "alert": "SGLangDecodeInterTokenLatencyHigh",
+        "expr": f"histogram_quantile(0.99, sum by ({by}, le) "
+        f"(rate({metrics.inter_token_latency}_bucket{{{decode}}}[{slo.window}]))) > {_num(itl)}",
+        "for": slo.for_duration,
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Decode of {{ $labels.model_name }} streams tokens {{ $value | humanizeDuration }} apart (p99)",
+            "description": f"The p99 inter-token latency of the decode role over {slo.window} is above "
+            f"{_num(itl)} s (sglang-platform:monitoring.slo.itlP99Seconds). Decode is short: its batch is too "
+            "large for its GPUs (maxRunningRequests, cudaGraphMaxBs) or it needs more groups (its autoscaler's "
+            "KV-cache and latency targets).",
+        },
+    }
+
+
 def disaggregation_rules(namespace: str, slo: Slo, sglang_release: str | None = None) -> list[dict]:
     """The roles of disaggregated services (docs/disaggregation.md), with the series the pinned release has:
-    decode's inter-token latency (every release), failed KV transfers and bootstraps (0.4.7 and later), the
-    KV transfer's latency (0.5.23)."""
+    decode's inter-token latency (every release, when the SLO sets one), failed KV transfers and bootstraps
+    (0.4.7 and later), the KV transfer's latency (0.5.23)."""
     metrics = SglangMetrics.of(sglang_release)
     ns = f'namespace="{namespace}"'
     by = "namespace, model_name"
     decode = f'{ns}, {PD_ROLE}="decode"'
-    rules: list[dict] = [
-        {
-            "alert": "SGLangDecodeInterTokenLatencyHigh",
-            "expr": f"histogram_quantile(0.99, sum by ({by}, le) "
-            f"(rate({metrics.inter_token_latency}_bucket{{{decode}}}[{slo.window}]))) > {_num(slo.itl_p99_seconds)}",
-            "for": slo.for_duration,
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "Decode of {{ $labels.model_name }} streams tokens {{ $value | humanizeDuration }} apart "
-                "(p99)",
-                "description": f"The p99 inter-token latency of the decode role over {slo.window} is above "
-                f"{_num(slo.itl_p99_seconds)} s (sglang-platform:monitoring.slo.itlP99Seconds). Decode is short: "
-                "its batch is too large for its GPUs (maxRunningRequests, cudaGraphMaxBs) or it needs more "
-                "groups (its autoscaler's KV-cache and latency targets).",
-            },
-        }
-    ]
+    rules: list[dict] = []
+    if (itl := slo.itl_p99_seconds) is not None:
+        rules.append(decode_itl_rule(metrics, decode, by, itl, slo))
     failures = [
         name
         for name in ("sglang:num_transfer_failed_reqs_total", "sglang:num_bootstrap_failed_reqs_total")
@@ -299,15 +369,23 @@ def rule_groups(
     slo: Slo,
     gpu: bool = True,
     scraped: Sequence[str] | None = None,
+    budgets: Mapping[str, int] | None = None,
+    staging: bool = False,
     gateways: Sequence[str] = (),
     disaggregated: bool = False,
+    stagers: Mapping[str, str] | None = None,
     sglang_release: str | None = None,
 ) -> list[dict]:
     """``groups``: every inference group (each role of a disaggregated service is one); ``scraped``: those with
-    a PodMonitor (default: all); ``gateways``: the gateways' Deployment names; ``disaggregated``: the stack
-    runs disaggregated services (their alerts, with ``sglang_release``'s series)."""
+    a PodMonitor (default: all); ``budgets``: startup budget in minutes by group (default: none alerted);
+    ``stagers``: the weights DaemonSet by group, where it is not ``<group>-weights`` (a role's is its service's);
+    ``staging``: some group's weights are staged by a DaemonSet; ``gateways``: the gateways' Deployment names;
+    ``disaggregated``: the stack runs disaggregated services (their alerts, with ``sglang_release``'s series)."""
     scraped = groups if scraped is None else scraped
     out = [{"name": "sglang-slo", "rules": sglang_rules(namespace, groups, slo, scraped)}]
+    startup = startup_rules(namespace, budgets or {}, stagers) + (staging_rules(namespace, slo) if staging else [])
+    if startup:
+        out.append({"name": "sglang-startup", "rules": startup})
     if disaggregated:
         out.append({"name": "sglang-disaggregation", "rules": disaggregation_rules(namespace, slo, sglang_release)})
     if gateways:

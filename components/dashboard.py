@@ -1,19 +1,23 @@
 """The SGLang + GPU Grafana dashboard, built as code with grafana-foundation-sdk (Grafana 11.6 schema).
 
-``SGLANG_PANELS``, ``GATEWAY_PANELS`` and ``GPU_PANELS`` are the single description of what is shown: the
-builder turns them into dashboard JSON for the pinned SGLang release (``{itl}`` becomes that release's
-decode-latency histogram), the tests check every expression with promtool and against that release's metric
-names, and a test keeps the panel table in docs/ui-and-monitoring.md in step with the titles.
+``SGLANG_PANELS``, ``startup_panels()``, ``STAGING_PANELS``, ``GATEWAY_PANELS`` and ``GPU_PANELS`` are the single
+description of what is shown: the builder turns them into dashboard JSON for the pinned SGLang release
+(``{itl}`` becomes that release's decode-latency histogram), the tests check every expression with promtool and
+against that release's metric names, and a test keeps the panel table in docs/ui-and-monitoring.md in step with
+the titles.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
-from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
+from grafana_foundation_sdk.builders import dashboard, prometheus, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
+from grafana_foundation_sdk.models.dashboard import DataTransformerConfig as Transformation
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from components.alerts import LWS_NAME, LWS_WORKER_INDEX
 from components.sglang_metrics import SglangMetrics
@@ -22,6 +26,8 @@ UID = "sglang-platform"
 # Grafana replaces these before the query reaches Prometheus; tests substitute them the same way.
 MODEL = 'model_name=~"$model"'
 RATE = "$__rate_interval"
+# Exported by the shipped 0.5.23 list (per phase: load_weight, kv_cache_allocation, ...), not by 0.5.1 or older.
+STARTUP_METRIC = "sglang:startup_time_seconds"
 
 
 @dataclass(frozen=True)
@@ -29,9 +35,11 @@ class Panel:
     title: str
     description: str
     unit: str
-    # (PromQL with the placeholders {sel} = namespace + model filter ({sel, x="y"} adds matchers), {itl} = the
-    # release's inter-token latency histogram, legend)
+    # (PromQL with the placeholders {sel} = namespace + model filter ({sel, x="y"} adds matchers), {ns} =
+    # namespace filter, {itl} = the release's inter-token latency histogram, legend; a table's legend is its
+    # column title)
     queries: tuple[tuple[str, str], ...]
+    kind: Literal["timeseries", "table"] = "timeseries"
 
 
 def _quantiles(histogram: str, matchers: str = "") -> tuple[tuple[str, str], ...]:
@@ -130,6 +138,109 @@ SGLANG_PANELS = (
         "and multi-turn chats raise it and cut prefill work.",
         "percentunit",
         (("max by (model_name) (sglang:cache_hit_rate{sel})", "{{model_name}}"),),
+    ),
+)
+
+
+def _ns(metric: str, *matchers: str) -> str:
+    """``metric`` filtered to the dashboard's namespace (the {ns} placeholder) and ``matchers``."""
+    return metric + "{{ns}" + "".join(f", {m}" for m in matchers) + "}"
+
+
+# A group's pods (kube-state-metrics exports the allow-listed LWS labels on kube_pod_labels).
+GROUP_PODS = _ns("kube_pod_labels", f'{LWS_NAME}!=""')
+GROUP_LABELS = f"{LWS_NAME}, {LWS_WORKER_INDEX}"
+
+
+def _per_group_pod(expr: str) -> str:
+    """A per-pod value (labels namespace, pod) labelled with the pod's group and worker index."""
+    return (
+        f"{expr} * on (namespace, pod) group_left ({GROUP_LABELS}) "
+        f"max by (namespace, pod, {GROUP_LABELS}) ({GROUP_PODS})"
+    )
+
+
+def _since_created(timestamp: str) -> str:
+    """Seconds from a group pod's creation to ``timestamp`` (a kube-state-metrics per-pod time)."""
+    return _per_group_pod(
+        f"(max by (namespace, pod) ({timestamp}) - max by (namespace, pod) ({_ns('kube_pod_created')}))"
+    )
+
+
+def startup_panels(metrics: SglangMetrics) -> tuple[Panel, ...]:
+    """The cold-start panels; the weight-load column only where the pinned release exports its duration."""
+    columns = [
+        (_since_created(_ns("kube_pod_status_scheduled_time")), "Scheduled after"),
+        # Initialized: every init container finished, i.e. the wait-for-weights gate found its revision.
+        (_since_created(_ns("kube_pod_status_initialized_time")), "Weights present after"),
+        (_since_created(_ns("kube_pod_container_state_started", 'container=~"sglang-.*"')), "SGLang started after"),
+    ]
+    if metrics.has(STARTUP_METRIC):
+        load_weight = _ns(STARTUP_METRIC, 'phase="load_weight"')
+        load = f"max by (namespace, pod) ({load_weight})"
+        columns.append((_per_group_pod(load), "Weight load took"))
+    columns.append((_since_created(_ns("kube_pod_status_ready_time")), "Ready after"))
+    ready_true = _ns("kube_pod_status_ready", 'condition="true"')
+    ready = f"({ready_true} == 1)"
+    scheduled, initialized = _ns("kube_pod_status_scheduled_time"), _ns("kube_pod_status_initialized_time")
+    by_group = f"count by ({LWS_NAME})"
+    legend = "{{" + LWS_NAME + "}}"
+    return (
+        Panel(
+            "Cold-start timeline",
+            "Per pod of each group, time from its creation to: scheduled (gang admission and GPUs), weights "
+            "present (the wait-for-weights gate found its revision on the node), SGLang started, ready (/health "
+            "answers: weights loaded, KV cache allocated, CUDA graphs captured). Releases up to 0.5.1 export "
+            "nothing that splits loading from ready (the leader logs 'Load weight end'); with a release that "
+            "exports sglang:startup_time_seconds a 'Weight load took' column appears. The startup alert "
+            "fires when a pod is not ready within its group's startup budget.",
+            "s",
+            tuple(columns),
+            kind="table",
+        ),
+        Panel(
+            "Pods starting, by phase",
+            "The group pods in each phase of a start: waiting to be scheduled, waiting for the weights on their "
+            "node, loading (weights present, not yet ready), ready. Where a line stays up is where the start "
+            "spends its time.",
+            "short",
+            (
+                (f"{by_group} ({GROUP_PODS} unless on (namespace, pod) {scheduled})", f"not scheduled {legend}"),
+                (
+                    f"{by_group} (({GROUP_PODS} and on (namespace, pod) {scheduled}) "
+                    f"unless on (namespace, pod) {initialized})",
+                    f"waiting for weights {legend}",
+                ),
+                (
+                    f"{by_group} (({GROUP_PODS} and on (namespace, pod) {initialized}) unless on (namespace, pod) "
+                    f"{ready})",
+                    f"loading {legend}",
+                ),
+                (f"{by_group} ({GROUP_PODS} and on (namespace, pod) {ready})", f"ready {legend}"),
+            ),
+        ),
+    )
+
+
+STAGING_PANELS = (
+    Panel(
+        "Weights staged per node",
+        "Share of the weights on each node (bytes written, partial files included, over what the source lists), "
+        "from the staging DaemonSet (sglang_platform_weights_*); 100% once verified and switched in.",
+        "percentunit",
+        (
+            (
+                f"max by (group, node) ({_ns('sglang_platform_weights_done_bytes')}) / "
+                f"max by (group, node) ({_ns('sglang_platform_weights_expected_bytes')})",
+                "{{group}} on {{node}}",
+            ),
+        ),
+    ),
+    Panel(
+        "Weights download rate",
+        "Bytes per second each node's stager writes (sglang_platform_weights_download_rate_bytes); 0 once complete.",
+        "Bps",
+        ((f"sum by (group, node) ({_ns('sglang_platform_weights_download_rate_bytes')})", "{{group}} on {{node}}"),),
     ),
 )
 
@@ -319,7 +430,14 @@ def expressions(namespace: str, sglang_release: str | None = None, pd: bool = Fa
     """Every PromQL expression of the dashboard for the SGLang release (None: the newest with a metric list),
     as Grafana sends it before variable substitution; ``pd``: with the row of disaggregated services."""
     metrics = SglangMetrics.of(sglang_release)
-    panels = (*SGLANG_PANELS, *(pd_panels(metrics) if pd else ()), *GATEWAY_PANELS, *GPU_PANELS)
+    panels = (
+        *SGLANG_PANELS,
+        *(pd_panels(metrics) if pd else ()),
+        *startup_panels(metrics),
+        *STAGING_PANELS,
+        *GATEWAY_PANELS,
+        *GPU_PANELS,
+    )
     return [_expr(q, namespace, metrics) for p in panels for q, _ in p.queries]
 
 
@@ -333,7 +451,29 @@ def _expr(query: str, namespace: str, metrics: SglangMetrics) -> str:
     )
 
 
-def _panel(p: Panel, namespace: str, datasource: DataSourceRef, metrics: SglangMetrics) -> timeseries.Panel:
+def _table(p: Panel, namespace: str, datasource: DataSourceRef, metrics: SglangMetrics) -> table.Panel:
+    """Instant queries, one column each, merged into one row per pod."""
+    panel = table.Panel().title(p.title).description(p.description).unit(p.unit).height(8).span(24)
+    panel = panel.datasource(datasource)
+    rename = {LWS_NAME: "Group", LWS_WORKER_INDEX: "Worker", "pod": "Pod"}
+    for i, (query, column) in enumerate(p.queries):
+        ref = chr(ord("A") + i)
+        expr = _expr(query, namespace, metrics)
+        panel = panel.with_target(prometheus.Dataquery().expr(expr).instant().format(PromQueryFormat.TABLE).ref_id(ref))
+        rename[f"Value #{ref}"] = column
+    return panel.with_transformation(Transformation(id_val="merge", options={})).with_transformation(
+        Transformation(
+            id_val="organize",
+            options={"excludeByName": {"Time": True, "namespace": True}, "renameByName": rename},
+        )
+    )
+
+
+def _panel(
+    p: Panel, namespace: str, datasource: DataSourceRef, metrics: SglangMetrics
+) -> timeseries.Panel | table.Panel:
+    if p.kind == "table":
+        return _table(p, namespace, datasource, metrics)
     panel = (
         timeseries.Panel()
         .title(p.title)
@@ -355,11 +495,17 @@ def _panel(p: Panel, namespace: str, datasource: DataSourceRef, metrics: SglangM
 
 
 def build(
-    namespace: str, gpu: bool = True, gateway: bool = False, sglang_release: str | None = None, pd: bool = False
+    namespace: str,
+    gpu: bool = True,
+    staging: bool = False,
+    gateway: bool = False,
+    sglang_release: str | None = None,
+    pd: bool = False,
 ) -> dict:
-    """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace`` (and their gateways), with the
-    series names of ``sglang_release`` (None: the newest release with a metric list); ``pd``: with the row of
-    disaggregated services."""
+    """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace``, with the series names of
+    ``sglang_release`` (None: the newest release with a metric list); ``staging``: some group's weights are
+    staged by a DaemonSet (its panels are added); ``gateway``: the groups have gateways (their row is added);
+    ``pd``: with the row of disaggregated services (their cold starts show per role: each role is a group)."""
     metrics = SglangMetrics.of(sglang_release)
     datasource = DataSourceRef(type_val="prometheus", uid="${datasource}")
     dash = (
@@ -388,6 +534,9 @@ def build(
         dash = dash.with_row(dashboard.Row("Prefill/decode disaggregation: by role"))
         for p in pd_panels(metrics):
             dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
+    dash = dash.with_row(dashboard.Row("Cold starts: where a group's start spends its time"))
+    for p in (*startup_panels(metrics), *(STAGING_PANELS if staging else ())):
+        dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
     if gateway:
         dash = dash.with_row(dashboard.Row("SGLang gateway: routing, workers, failures"))
         for p in GATEWAY_PANELS:

@@ -41,8 +41,11 @@ class SglangDisaggregatedServiceArgs:
     pod_annotations: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
+    # ModelCache's gate and volumes, and the node labels of the nodes it stages the weights on: one cache for the
+    # service (both roles serve the same weights), its gate in every pod of either role.
     init_containers: Sequence[dict] = ()
     extra_volumes: Sequence[dict] = ()
+    node_selector: Mapping[str, str] = field(default_factory=dict)
     # Startup probe budget in minutes by role group name (<service>-prefill); missing: the role's own.
     startup_timeout_minutes: Mapping[str, int] = field(default_factory=dict)
 
@@ -77,6 +80,7 @@ class SglangDisaggregatedService(pulumi.ComponentResource):
                 list(args.init_containers),
                 list(args.extra_volumes),
                 args.startup_timeout_minutes.get(role.name),
+                dict(args.node_selector),
             )
 
         def revision(image: str) -> str:
@@ -108,6 +112,7 @@ class SglangDisaggregatedService(pulumi.ComponentResource):
                     annotations=args.annotations,
                     init_containers=args.init_containers,
                     extra_volumes=args.extra_volumes,
+                    node_selector=args.node_selector,
                     startup_timeout_minutes=args.startup_timeout_minutes.get(role.name),
                     pod_labels=self.revision.apply(lambda rev: {PD_REVISION_LABEL: rev}),
                 ),

@@ -3,9 +3,10 @@ that keep the group's pods from starting before the weights are complete.
 
 - ``modelVolume.type: pvc``: an optional PersistentVolumeClaim (kept on destroy unless ``pvc.retain`` is
   false) and one download Job; each SGLang pod waits in an init container for the Job's completion marker.
-- ``modelVolume.type: hostPath``: every node holds its own copy (as in the reference deployment), so the
-  download runs as the first init container of each SGLang pod, on the node that will read it; a node
-  whose copy is complete skips it in seconds.
+- ``modelVolume.type: hostPath``: every node holds its own copy (as in the reference deployment). A staging
+  DaemonSet fills it on every node the group may use, before and independently of the group: each revision
+  in a directory of its own, switched in by renaming a symlink once it is verified; its pods report progress
+  as Prometheus metrics. The SGLang pods only wait, in an init container, for the marker of their revision.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import Spec, child_opts, image_skips, meta, skip_annotations, skip_await
 from components.sglang_pods import group_labels
-from config.model_cache import ModelDownload, Pvc
+from config.model_cache import ModelDownload, Pvc, Staging
 from config.models import MODEL_VOLUME, InferenceGroup
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
@@ -41,6 +42,12 @@ DOWNLOAD_RESOURCES = {"cpu": "2", "memory": "4Gi"}
 GATE_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
 # The download Job's user: not root, and above the UIDs a node's own accounts use (checkov CKV_K8S_40).
 DOWNLOAD_UID = 65532
+# The staging DaemonSet runs on GPU nodes for good (it serves its metrics after the fetch): a small request so
+# it never stands in the way of an SGLang pod, room to burst while it downloads and verifies.
+STAGER_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+STAGER_PORT = 9400
+STAGER_PORT_NAME = "metrics"
+STAGER_COMPONENT = "weights-stager"
 
 
 @dataclass
@@ -55,6 +62,8 @@ class ModelCacheArgs:
     requirement: str
     # Stack secrets by key (hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey); unused ones ignored.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Namespaces whose pods may scrape the staging DaemonSet's metrics (the monitoring stack's).
+    metrics_namespaces: Sequence[str] = ()
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -62,8 +71,11 @@ class ModelCache(pulumi.ComponentResource):
     # Plain values for the group's pod templates (needed while building them, so not Outputs).
     init_containers: list[dict]
     volumes: list[dict]
+    # Node labels the group's pods must also require: the nodes the staging DaemonSet covers.
+    node_selector: dict[str, str]
     claim_name: pulumi.Output[str | None]
     job_name: pulumi.Output[str | None]
+    daemon_set_name: pulumi.Output[str | None]
     marker_path: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: pulumi.ResourceOptions | None = None):
@@ -86,8 +98,8 @@ class ModelCache(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=vol.pvc.retain)),
             )
 
-        self.init_containers, self.volumes = [], []
-        job_name = None
+        self.init_containers, self.volumes, self.node_selector = [], [], {}
+        job_name = daemon_set_name = None
         if download is not None:
             k8s.core.v1.ConfigMap(
                 f"{name}-script",
@@ -127,15 +139,189 @@ class ModelCache(pulumi.ComponentResource):
                 )
                 self.init_containers = [gate_container(g, args.gate_image)]
             else:
-                self.init_containers = [container]
-                self.volumes.append(tmp_volume())
+                daemon_set_name = stager_name(g)
+                k8s.apps.v1.DaemonSet(
+                    f"{name}-stager",
+                    metadata=meta(
+                        daemon_set_name, ns, stager_labels(g), skip_await(stager_skips(args.downloader_image))
+                    ),
+                    spec=stager_spec(g, args.downloader_image, args.requirement, sorted(secret_env)),
+                    opts=child,
+                )
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-stager-netpol",
+                    metadata=meta(daemon_set_name, ns, stager_labels(g)),
+                    spec=stager_network_policy_spec(g, args.metrics_namespaces),
+                    opts=child,
+                )
+                self.init_containers = [gate_container(g, args.gate_image)]
+                self.node_selector = dict(download.staging.node_selector)
 
         self.claim_name = pulumi.Output.from_input(claim)
         self.job_name = pulumi.Output.from_input(job_name)
+        self.daemon_set_name = pulumi.Output.from_input(daemon_set_name)
         self.marker_path = pulumi.Output.from_input(f"{g.model_path}/{MARKER}" if download is not None else None)
         self.register_outputs(
-            {"claim_name": self.claim_name, "job_name": self.job_name, "marker_path": self.marker_path}
+            {
+                "claim_name": self.claim_name,
+                "job_name": self.job_name,
+                "daemon_set_name": self.daemon_set_name,
+                "marker_path": self.marker_path,
+            }
         )
+
+
+def stager_name(g: InferenceGroup) -> str:
+    return f"{g.name}-weights"
+
+
+def stager_labels(g: InferenceGroup) -> dict[str, str]:
+    return cache_labels(g) | {"app.kubernetes.io/component": STAGER_COMPONENT}
+
+
+def stager_network_policy_spec(g: InferenceGroup, metrics_namespaces: Sequence[str]) -> Spec:
+    """Only Prometheus connects to a stager, on its metrics port; it calls out to its hub, store or PyPI."""
+    ingress = []
+    if metrics_namespaces:
+        ingress.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/metadata.name",
+                                    "operator": "In",
+                                    "values": sorted(set(metrics_namespaces)),
+                                }
+                            ]
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": STAGER_PORT}],
+            }
+        )
+    return {"podSelector": {"matchLabels": stager_labels(g)}, "policyTypes": ["Ingress"], "ingress": ingress}
+
+
+def placed_groups(g: InferenceGroup) -> list[InferenceGroup]:
+    """The groups whose pods read the weights: the group itself, or both roles of a disaggregated service (one
+    DaemonSet stages for both: they serve the same weights from the same host path)."""
+    roles = list(g.roles.values()) if g.disaggregation is not None else []
+    return roles or [g]
+
+
+def staging_node_selector(g: InferenceGroup) -> dict[str, str]:
+    """Where copies are kept: the nodes the group's nodeSelector admits, narrowed to the staging labels. The
+    roles of a disaggregated service that select different nodes are covered by ``staging_affinity`` instead."""
+    selectors = [dict(p.node_selector) for p in placed_groups(g)]
+    common = {k: v for k, v in selectors[0].items() if all(s.get(k) == v for s in selectors)}
+    return common | dict(_staging(g).node_selector)
+
+
+def staging_affinity(g: InferenceGroup) -> Spec | None:
+    """The nodes of either role, when the roles of a disaggregated service select different ones (a
+    nodeSelector can only intersect): one node selector term per role, ORed. None when one nodeSelector says
+    it all, or when a role selects no labels (it may run anywhere the staging labels admit)."""
+    staged = dict(_staging(g).node_selector)
+    common = staging_node_selector(g)
+    terms: list[dict] = []
+    for p in placed_groups(g):
+        own = {k: v for k, v in p.node_selector.items() if k not in common and k not in staged}
+        if not own:
+            return None
+        expressions = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(own.items())]
+        if expressions not in [t["matchExpressions"] for t in terms]:
+            terms.append({"matchExpressions": expressions})
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
+def staging_tolerations(g: InferenceGroup) -> list[dict]:
+    """The taints any pod reading the weights tolerates (both roles' of a disaggregated service)."""
+    out: list[dict] = []
+    for p in placed_groups(g):
+        for t in p.tolerations:
+            dumped = t.model_dump(by_alias=True, exclude_none=True)
+            if dumped not in out:
+                out.append(dumped)
+    return out
+
+
+def _staging(g: InferenceGroup) -> Staging:
+    return _download(g).staging
+
+
+def stager_spec(g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str]) -> Spec:
+    """One pod per node the group may use: fetch, verify, switch in, then serve metrics until replaced. A new
+    node gets its pod (and its copy) as soon as it joins; a changed revision rolls every pod at once
+    (maxUnavailable 100%), each fetching beside the revision its node already serves."""
+    container = download_container(g, image, requirement, secret_envs)
+    container |= {
+        "name": "stage-weights",
+        "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "stage"],
+        "ports": [{"name": STAGER_PORT_NAME, "containerPort": STAGER_PORT, "protocol": "TCP"}],
+        # Ready once this node's copy is in place: `kubectl rollout status daemonset/<group>-weights` waits for
+        # every node, and the DaemonSet's READY column counts the nodes that have the weights.
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": STAGER_PORT_NAME},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 1,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": STAGER_PORT_NAME},
+            "periodSeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 5,
+        },
+        "resources": {k: dict(v) for k, v in STAGER_RESOURCES.items()},
+    }
+    container["env"] = [
+        *container["env"],
+        {"name": "STAGE_GROUP", "value": g.name},
+        {"name": "STAGE_KEEP_REVISIONS", "value": str(_staging(g).keep_revisions)},
+        {"name": "METRICS_PORT", "value": str(STAGER_PORT)},
+    ]
+    d = _download(g)
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "volumes": [
+            {"name": MODEL_VOLUME, "hostPath": {"path": g.model_volume.host_path, "type": "DirectoryOrCreate"}},
+            script_volume(g),
+            tmp_volume(),
+        ],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # Root, as the reference staged the host directory (and as the SGLang pods read it), every capability
+        # dropped: it writes only under the model directory and /tmp.
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 30,
+    }
+    if d.service_account_name:
+        pod["serviceAccountName"] = d.service_account_name
+    if selector := staging_node_selector(g):
+        pod["nodeSelector"] = selector
+    if affinity := staging_affinity(g):
+        pod["affinity"] = affinity
+    if tolerations := staging_tolerations(g):
+        pod["tolerations"] = tolerations
+    labels = stager_labels(g)
+    return {
+        "selector": {"matchLabels": labels},
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": pod,
+        },
+    }
+
+
+def stager_skips(image: str) -> dict[str, str]:
+    root = (
+        "writes the weights into the node's model directory, which root owns (the SGLang pods read it as root); "
+        "all capabilities are dropped"
+    )
+    return skip_annotations([*image_skips(image, "modelDownloaderImage"), ("CKV_K8S_23", root), ("CKV_K8S_40", root)])
 
 
 def download_network_policy_spec(g: InferenceGroup) -> Spec:
@@ -247,12 +433,18 @@ def download_container(g: InferenceGroup, image: str, requirement: str, secret_e
 
 
 def gate_container(g: InferenceGroup, image: str) -> dict:
+    source = f"daemonset/{stager_name(g)}" if g.model_volume.type == "hostPath" else f"job/{download_job_name(g)}"
+    env = {
+        "MODEL_DIR": g.model_path,
+        "MODEL_IDENTITY": json.dumps(identity(g), sort_keys=True),
+        "WAIT_HINT": f"{source} fetches them (kubectl logs {source})",
+    }
     return {
         "name": "wait-for-weights",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "wait"],
-        "env": _env({"MODEL_DIR": g.model_path, "MODEL_IDENTITY": json.dumps(identity(g), sort_keys=True)}),
+        "env": _env(env),
         "resources": {"requests": dict(GATE_RESOURCES), "limits": dict(GATE_RESOURCES)},
         "securityContext": _container_security(),
         "volumeMounts": [

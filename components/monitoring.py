@@ -3,8 +3,8 @@
 The Helm release brings Prometheus, Alertmanager, Grafana, kube-state-metrics and the monitoring CRDs;
 this component adds a PodMonitor per inference group (/metrics of the leader, with the group's API key where
 the pinned SGLang release asks for one, and of the workers where the release serves it there), one for the
-gateways' metrics ports, a ServiceMonitor for the GPU Operator's dcgm-exporter, the SLO PrometheusRule and the
-dashboard ConfigMap Grafana's sidecar loads.
+gateways' metrics ports, one for the weights staging DaemonSets, a ServiceMonitor for the GPU Operator's
+dcgm-exporter, the SLO PrometheusRule and the dashboard ConfigMap Grafana's sidecar loads.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from components import alerts, dashboard
 from components.gateway import SERVED_MODEL_ANNOTATION
 from components.k8s import PART_OF, child_opts, helm_release, namespace
+from components.model_cache import STAGER_COMPONENT, STAGER_PORT_NAME
 from components.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from config import bom
 from config.monitoring import MonitoringConfig
@@ -36,6 +37,8 @@ GRAFANA_SECRET = "grafana-admin"
 DASHBOARD_LABEL = "grafana_dashboard"
 DCGM_SERVICE_LABELS = {"app": "nvidia-dcgm-exporter"}  # gpu-operator assets/state-dcgm-exporter/0600_service.yaml
 DCGM_PORT = "gpu-metrics"
+# The PodMonitor of the weights staging DaemonSets (serving namespace).
+WEIGHTS_MONITOR = "sglang-platform-weights"
 
 
 @dataclass
@@ -49,6 +52,11 @@ class ScrapeTarget:
     api_key_secret_name: pulumi.Input[str | None] = None
     # prefill or decode: a role of a disaggregated service; its series get the label pd_role.
     pd_role: str | None = None
+    # The startup budget in minutes (the startup probe's); a start past it alerts. None: no such alert.
+    startup_budget_minutes: int | None = None
+    # Whether a weights staging DaemonSet (ModelCache, hostPath) serves metrics for the group (a
+    # role's: its service's <service>-weights, one for both roles).
+    stages_weights: bool = False
 
 
 @dataclass
@@ -78,6 +86,7 @@ class MonitoringStack(pulumi.ComponentResource):
         ns = s.namespace
         labels = dict(PART_OF)
         child = child_opts(self, opts, *args.depends_on)
+        staging = any(t.stages_weights for t in args.targets)
 
         # node-exporter needs the host's network, PID namespace and file systems.
         monitoring_ns = namespace(f"{name}-namespace", ns, "privileged", child)
@@ -117,6 +126,7 @@ class MonitoringStack(pulumi.ComponentResource):
                     dashboard.build(
                         args.serving_namespace,
                         s.dcgm.enabled,
+                        staging,
                         gateway=bool(args.gateways),
                         sglang_release=args.sglang_release,
                         pd=any(t.pd_role for t in args.targets),
@@ -136,9 +146,12 @@ class MonitoringStack(pulumi.ComponentResource):
                     s.slo,
                     gpu=s.dcgm.enabled,
                     scraped=[t.name for t in args.targets if t.metrics],
+                    budgets={t.name: t.startup_budget_minutes for t in args.targets if t.startup_budget_minutes},
+                    staging=staging,
                     gateways=args.gateways,
                     disaggregated=any(t.pd_role for t in args.targets),
                     sglang_release=args.sglang_release,
+                    stagers={t.name: stager_of(t) for t in args.targets if t.pd_role},
                 )
             },
             opts=after_release,
@@ -164,6 +177,14 @@ class MonitoringStack(pulumi.ComponentResource):
                         pd_role=target.pd_role,
                     )
                 ),
+                opts=after_release,
+            )
+        if staging:
+            _operator_object(
+                f"{name}-weights-podmonitor",
+                "PodMonitor",
+                metadata={"name": WEIGHTS_MONITOR, "namespace": args.serving_namespace, "labels": dict(labels)},
+                spec=weights_pod_monitor_spec(args.serving_namespace, s),
                 opts=after_release,
             )
         if args.gateways:
@@ -257,6 +278,31 @@ def chart_values(s: MonitoringConfig) -> dict[str, Any]:
         "grafana": grafana,
         # The no-ready-leader alert joins readiness with the LWS pod labels.
         "kube-state-metrics": {"metricLabelsAllowlist": [alerts.KSM_POD_LABELS]},
+    }
+
+
+def stager_of(t: ScrapeTarget) -> str:
+    """The weights DaemonSet a group's pods wait for: ``<group>-weights``; a role's (``<service>-<role>``) is
+    its service's, one for both roles."""
+    service = t.name.removesuffix(f"-{t.pd_role}") if t.pd_role else t.name
+    return f"{service}-weights"
+
+
+def weights_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
+    """Every weights stager of the serving namespace, each series labelled with the node it stages."""
+    return {
+        "namespaceSelector": {"matchNames": [namespace]},
+        "selector": {"matchLabels": {"app.kubernetes.io/component": STAGER_COMPONENT, **PART_OF}},
+        "podMetricsEndpoints": [
+            {
+                "port": STAGER_PORT_NAME,
+                "path": "/metrics",
+                "interval": s.prometheus.scrape_interval,
+                "relabelings": [
+                    {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node", "action": "replace"}
+                ],
+            }
+        ],
     }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -54,6 +56,8 @@ class SglangInferenceGroupArgs:
     # mount besides the model volume and /dev/shm.
     init_containers: Sequence[dict] = ()
     extra_volumes: Sequence[dict] = ()
+    # Node labels the pods require on top of config.node_selector (e.g. ModelCache's staged nodes).
+    node_selector: Mapping[str, str] = field(default_factory=dict)
     # Startup probe budget in minutes; None: the group's probes.startupTimeoutMinutes.
     startup_timeout_minutes: int | None = None
     # An existing Secret (key "api-key") holding the key, instead of one this group creates from api_key: the
@@ -64,6 +68,9 @@ class SglangInferenceGroupArgs:
 
 
 class SglangInferenceGroup(pulumi.ComponentResource):
+    # What the group serves: a hash of its pod templates (image, model, revision of the weights, flags). The
+    # replica count is not part of it: scaling serves the same revision.
+    revision: pulumi.Output[str]
     base_url: pulumi.Output[str]
     service_name: pulumi.Output[str]
     port: pulumi.Output[int]
@@ -101,7 +108,9 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 )
             )
 
-        extras = PodExtras(list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes)
+        extras = PodExtras(
+            list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes, dict(args.node_selector)
+        )
         spec = pulumi.Output.all(args.image, args.pod_labels or {}).apply(
             lambda v: lws_spec(
                 g,
@@ -152,6 +161,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.revision = spec.apply(template_revision)
         self.service_name = pulumi.Output.from_input(service_name)
         self.port = pulumi.Output.from_input(g.ports.http)
         self.base_url = pulumi.Output.concat(
@@ -161,6 +171,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         self.api_key_secret_name = pulumi.Output.from_input(secret_name)
         self.register_outputs(
             {
+                "revision": self.revision,
                 "base_url": self.base_url,
                 "service_name": self.service_name,
                 "port": self.port,
@@ -183,6 +194,11 @@ def release_of(sglang_version: str | None, image: str) -> str | None:
             return None
     found = release_of_tag(image)
     return str(found) if found is not None else None
+
+
+def template_revision(spec: dict) -> str:
+    """A short hash of a LeaderWorkerSet's group template: what its groups run, whatever their number."""
+    return hashlib.sha256(json.dumps(spec["leaderWorkerTemplate"], sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs) -> None:

@@ -91,6 +91,8 @@ class PodExtras:
     init_containers: list[dict] = field(default_factory=list)
     volumes: list[dict] = field(default_factory=list)
     startup_timeout_minutes: int | None = None
+    # Node labels required on top of the group's nodeSelector (e.g. the nodes ModelCache stages weights on).
+    node_selector: dict[str, str] = field(default_factory=dict)
     # Labels on every pod (a disaggregated service's revision).
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -157,7 +159,7 @@ def pod_template(
         | extras.labels
     )
     volumes = [
-        _model_volume(g),
+        model_volume(g),
         # 64 MiB default /dev/shm is too small for NCCL and SGLang's shared-memory IPC.
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": g.resources.shm_size}},
         *extras.volumes,
@@ -189,8 +191,8 @@ def pod_template(
     }
     if g.scheduler == "volcano":
         spec["schedulerName"] = "volcano"
-    if g.node_selector:
-        spec["nodeSelector"] = dict(g.node_selector)
+    if selector := dict(g.node_selector) | extras.node_selector:
+        spec["nodeSelector"] = selector
     if g.tolerations:
         spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
     pod_annotations = dict(annotations) | checkov_skips(g, image, api_key_secret is not None)
@@ -231,7 +233,7 @@ def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str
     return skip_annotations(skips)
 
 
-def _model_volume(g: InferenceGroup) -> dict:
+def model_volume(g: InferenceGroup) -> dict:
     vol = g.model_volume
     if vol.type == "hostPath":
         # A platform-managed download creates the directory on a fresh node; hand-staged weights must exist.

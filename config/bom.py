@@ -30,7 +30,7 @@ KUBE_PROMETHEUS_STACK_CHART: Final = "88.3.0"
 # KEDA's chart and app versions match; 2.20.2 is the release whose ScaledObject CRD is in shared/crds.
 KEDA_CHART: Final = "2.20.2"
 KUBE_PROMETHEUS_STACK_REPO: Final = "https://prometheus-community.github.io/helm-charts"
-# The download Job and the hostPath download init containers: a small Python image; the client library of
+# The download Job and the hostPath staging DaemonSet: a small Python image; the client library of
 # the model's source is pip-installed at the pinned version below unless the image already has it (point
 # versions.modelDownloaderImage at an image with them preinstalled for clusters without PyPI access).
 MODEL_DOWNLOADER_IMAGE: Final = "python:3.12.8-slim-bookworm"

@@ -24,6 +24,24 @@ def _s3_prefix(value: str) -> str:
     return value
 
 
+class Staging(Base):
+    """The pre-stage DaemonSet of a ``hostPath`` volume: one copy per node, fetched before any group starts."""
+
+    node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"},
+        description="Node labels, on top of the group's nodeSelector and tolerations, of the nodes that get a copy: "
+        "the GPU nodes (the GPU Operator labels them nvidia.com/gpu.present=true). {} stages on every node the "
+        "group's nodeSelector and tolerations admit.",
+    )
+    keep_revisions: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Earlier revisions kept on each node after a switch (going back needs no fetch); 0 removes "
+        "the replaced one at once. Each costs the model's size in disk.",
+    )
+
+
 class ModelDownload(Base):
     """How the platform fills the model volume; the keys that apply depend on ``model.source``."""
 
@@ -53,9 +71,15 @@ class ModelDownload(Base):
         "s3SecretAccessKey.",
     )
     service_account_name: DnsSubdomain | None = Field(
-        None, description="s3: ServiceAccount of the download Job (IRSA / workload identity) instead of keys."
+        None,
+        description="s3: ServiceAccount of the download Job or staging DaemonSet (IRSA / workload identity) instead "
+        "of keys.",
     )
     max_workers: int = Field(8, ge=1, le=64, description="Files downloaded in parallel.")
+    staging: Staging = Field(
+        default_factory=Staging,
+        description="hostPath volumes: the DaemonSet that stages the weights on every node the group may use.",
+    )
 
     def identity(self, source: str) -> dict[str, str]:
         """What the completion marker records and the gates compare: a change means a fresh download."""

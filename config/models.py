@@ -33,6 +33,7 @@ from config.base import (
     Quantity,
     RelativePath,
 )
+from config.benchmark import Benchmark
 from config.errors import Loc, Problem, problems_from_validation
 from config.gateway import GatewayConfig
 from config.gpus import GPUS, gpu_choices
@@ -50,8 +51,8 @@ from config.webui import OpenWebUIConfig
 GROUP_NAME_MAX = 40
 # Memory of one GPU when a group names neither gpu nor gpuMemoryGiB (an 80 GB A100/A800/H100/H800).
 DEFAULT_GPU_MEMORY_GIB = 80.0
-# The pod volume that holds a group's weights: the SGLang containers, the download and gate init containers
-# and the download Job all mount it under this name.
+# The pod volume that holds a group's weights: the SGLang containers, the gate init containers, the download
+# Job, the staging DaemonSet and the benchmark Job all mount it under this name.
 MODEL_VOLUME = "models"
 
 
@@ -100,7 +101,7 @@ class Versions(Base):
     )
     keda_chart: str = Field(bom.KEDA_CHART, pattern=r"^\d+\.\d+\.\d+$", description="KEDA chart version.")
     model_downloader_image: Image = Field(
-        bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and hostPath download init containers."
+        bom.MODEL_DOWNLOADER_IMAGE, description="Image of the model download Job and the hostPath staging DaemonSet."
     )
     huggingface_hub: PinnedRequirement = Field(bom.HUGGINGFACE_HUB, description="pip requirement for Hugging Face.")
     modelscope: PinnedRequirement = Field(bom.MODELSCOPE, description="pip requirement for ModelScope downloads.")
@@ -330,6 +331,12 @@ class InferenceGroup(Base):
     autoscaling: GroupAutoscaling | None = Field(
         None, description="Scale whole groups on queue depth and KV-cache usage (KEDA); replicas is then ignored."
     )
+    benchmark: Benchmark | None = Field(
+        None,
+        description="Run SGLang's bench_serving against the group (through its model's gateway when one fronts it) "
+        "whenever it serves a new revision and judge it against monitoring.slo (set {} for the defaults; unset: no "
+        "benchmark). A disaggregated service has one, through its gateway, once both roles serve the revision.",
+    )
     node_shape: NodeShape | None = Field(
         None, description="The GPU node this group runs on, when it differs from sglang-platform:gpuNodes."
     )
@@ -390,10 +397,9 @@ class InferenceGroup(Base):
                 ),
             )
             return
-        # The service's keys in camelCase, so a role's key replaces the service's however a caller spelt it.
-        service = {
-            _camel_of(k): v for k, v in self._raw.items() if to_snake(k) not in ("disaggregation", "preset", "name")
-        }
+        # The service's keys in camelCase, so a role's key replaces the service's however a caller spelt it. The
+        # benchmark is the service's alone: it measures the pair through the gateway, not each role.
+        service = {_camel_of(k): v for k, v in self._raw.items() if to_snake(k) not in SERVICE_ONLY_KEYS}
         for role in PD_ROLES:
             overrides = self.role_overrides(role)
             raw = merge(service, {k: v for k, v in overrides.items() if k != "preset"})
@@ -522,6 +528,8 @@ class InferenceGroup(Base):
 
 
 PD_ROLES: tuple[Literal["prefill", "decode"], ...] = ("prefill", "decode")
+# Keys of a disaggregated service its roles' groups do not inherit.
+SERVICE_ONLY_KEYS = ("disaggregation", "preset", "name", "benchmark")
 # The keys a role of a disaggregated service may set for itself; everything else (the model, its volume, the
 # network, ports, the KV-cache dtype and page size, the parsers) is the service's, shared by both roles, which
 # must agree on them to hand the KV cache over.

@@ -31,7 +31,31 @@ class GrafanaSettings(Base):
 
 class Slo(Base):
     ttft_p99_seconds: float = Field(
-        0.2, gt=0, le=600, description="Alert when the p99 time to first token of a model exceeds this."
+        0.2,
+        gt=0,
+        le=600,
+        description="Alert when the p99 time to first token of a model exceeds this; a benchmark above it fails.",
+    )
+    min_request_throughput: float = Field(
+        200.0,
+        gt=0,
+        le=1_000_000,
+        description="A benchmark that finishes fewer requests per second fails (the reference's QPS >= 200).",
+    )
+    itl_p99_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=600,
+        description="A benchmark with a p99 inter-token latency above this fails, and the decode role of a "
+        "disaggregated service alerts above it (unset: no limit, no such alert).",
+    )
+    e2e_p99_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        # to_camel would spell it e2EP99Seconds.
+        alias="e2eP99Seconds",
+        description="A benchmark whose p99 end-to-end latency is above this fails (unset: none).",
     )
     window: Duration = Field("5m", description="Rate window the latency and queue alerts evaluate over.")
     queue_backlog_requests: int = Field(
@@ -46,13 +70,6 @@ class Slo(Base):
         gt=0,
         le=1,
         description="Alert when more than this share of the gateway's requests to the groups fail (5xx).",
-    )
-    itl_p99_seconds: float = Field(
-        0.1,
-        gt=0,
-        le=60,
-        description="Disaggregated services: alert when the p99 inter-token latency of a model's decode role "
-        "exceeds this.",
     )
     kv_transfer_p99_milliseconds: float = Field(
         500,

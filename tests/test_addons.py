@@ -75,18 +75,18 @@ def test_prod_installs_all_three_pinned(prod):
 
 
 def test_prod_gpu_operator_values(prod):
-    assert releases(prod)["gpu-operator"]["values"] == {
-        # The reference hosts run driver 550.127.05 and Fabric Manager themselves.
-        "driver": {"enabled": False, "useOpenKernelModules": False, "rdma": {"enabled": False, "useHostMofed": False}},
-        "toolkit": {"enabled": True},
-        "devicePlugin": {"enabled": True},
-        "mig": {"strategy": "single"},
-        "nfd": {"enabled": True},
-        "dcgmExporter": {
-            "enabled": True,
-            "serviceMonitor": {"enabled": False, "interval": "15s", "additionalLabels": {}},
-        },
-    }
+    values = releases(prod)["gpu-operator"]["values"]
+    # The reference hosts run driver 550.127.05 and Fabric Manager themselves: the operator must not replace
+    # them, and without its driver container there is no nvidia-peermem to load either.
+    assert values["driver"]["enabled"] is False
+    assert values["driver"]["rdma"] == {"enabled": False, "useHostMofed": False}
+    # What the groups need from it: the container toolkit and the device plugin that advertises nvidia.com/gpu,
+    # NFD for the GPU feature labels the live checks read, and dcgm-exporter for the GPU panels and alerts.
+    assert values["toolkit"]["enabled"] is values["devicePlugin"]["enabled"] is values["nfd"]["enabled"] is True
+    assert values["dcgmExporter"]["enabled"] is True
+    # The monitoring stack scrapes dcgm-exporter with its own ServiceMonitor: the operator's would scrape twice.
+    assert values["dcgmExporter"]["serviceMonitor"]["enabled"] is False
+    assert values["mig"] == {"strategy": "single"}
 
 
 def test_prod_lws_values_turn_on_volcano_gang_scheduling(prod):

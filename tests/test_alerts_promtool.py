@@ -15,6 +15,7 @@ import pytest
 from promql import grafana_to_promql, known_metrics, metric_names, run_promtool, write_yaml
 
 from components import alerts, dashboard
+from components.sglang_metrics import SglangMetrics
 from config.monitoring import Slo
 from config.sglang import shipped_releases
 from config.sglang.releases import facts
@@ -42,14 +43,17 @@ def test_prod_rules_pass_promtool_check(prod, tmp_path):
     write_yaml(tmp_path / "rules.yaml", {"groups": prod_rule_groups(prod)})
     proc = run_promtool("check", "rules", "rules.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    # 7 for the group and the GPUs, 4 for its gateway
-    assert "SUCCESS: 11 rules found" in proc.stdout
+    # 7 for the group and the GPUs, 3 for its cold start and weights staging, 4 for its gateway
+    assert "SUCCESS: 14 rules found" in proc.stdout
 
 
 @pytest.mark.parametrize("release", RELEASES)
 def test_every_dashboard_query_parses(tmp_path, release):
     exprs = dashboard.expressions(NS, release)
-    assert len(exprs) == 33
+    # 20 for the groups, 10 for cold starts and staging (+1 where the release exports its weight-load time),
+    # 10 for the gateways, 3 for the GPUs
+    load_time = SglangMetrics.of(release).has(dashboard.STARTUP_METRIC)
+    assert len(exprs) == 43 + load_time
     for expr in exprs:
         assert metric_names(grafana_to_promql(expr)) <= known_metrics(release), expr
     rules = [{"record": f"dashboard:query_{i}", "expr": grafana_to_promql(e)} for i, e in enumerate(exprs)]

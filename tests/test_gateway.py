@@ -533,7 +533,12 @@ def test_dashboard_has_the_gateway_row(prod):
     cm = prod.k8s_object("ConfigMap", "sglang-platform-dashboard")
     board = json.loads(cm["data"]["sglang-platform.json"])
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
-    assert rows == ["SGLang: traffic, latency, capacity", "SGLang gateway: routing, workers, failures", "GPUs (DCGM)"]
+    assert rows == [
+        "SGLang: traffic, latency, capacity",
+        "Cold starts: where a group's start spends its time",
+        "SGLang gateway: routing, workers, failures",
+        "GPUs (DCGM)",
+    ]
 
 
 def test_metric_list_matches_the_pinned_wheel():
@@ -599,7 +604,7 @@ def test_disabled_gateway_renders_nothing_of_it():
     board = json.loads(result.k8s_object("ConfigMap", "sglang-platform-dashboard")["data"]["sglang-platform.json"])
     assert "Gateway request latency" not in [p["title"] for p in board["panels"]]
     rules = result.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"]
-    assert [g["name"] for g in rules] == ["sglang-slo", "gpu-health"]
+    assert [g["name"] for g in rules] == ["sglang-slo", "sglang-startup", "gpu-health"]
 
 
 def test_the_key_is_never_in_plaintext(prod):

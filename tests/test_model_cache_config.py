@@ -165,15 +165,25 @@ def test_download_keys_follow_the_source():
     ]
 
 
-def test_s3_needs_a_bucket_and_a_service_account_needs_the_job():
+def test_s3_needs_a_bucket_and_a_service_account_works_on_a_host_path_too():
     raw = prod()
     raw["inferenceGroups"][0]["model"]["source"] = "s3"
+    # The staging DaemonSet runs the hostPath download now, and it can use the ServiceAccount (IRSA).
     raw["inferenceGroups"][0]["model"]["download"] = {"prefix": "r1/", "serviceAccountName": "reader"}
+    assert problems(raw, REQUIRED_SECRETS) == [f"{G}.model.download.bucket: required when model.source is s3"]
+
+
+def test_staging_settings_only_apply_to_a_host_path():
+    raw = dev()
+    raw["inferenceGroups"][0]["model"]["download"]["staging"] = {"keepRevisions": 0}
+    assert problems(raw) == [
+        f"{G}.model.download.staging: only applies to modelVolume.type hostPath (a copy on every node); a pvc is "
+        "filled once by the download Job"
+    ]
+    raw = prod()
+    raw["inferenceGroups"][0]["model"]["download"]["staging"] = {"keepRevisions": 11, "nodeSelector": {}}
     assert problems(raw, REQUIRED_SECRETS) == [
-        f"{G}.model.download.bucket: required when model.source is s3",
-        f"{G}.model.download.serviceAccountName: only works with modelVolume.type pvc: on a hostPath the download "
-        "runs in the SGLang pods, which use no ServiceAccount; use credentialsSecret or the "
-        "s3AccessKeyId/s3SecretAccessKey secrets",
+        f"{G}.model.download.staging.keepRevisions: Input should be less than or equal to 10 (got 11)"
     ]
 
 

@@ -10,6 +10,7 @@ from conftest import API_KEY, GRAFANA_PASSWORD, SHARED, run_with, unavailable
 from promql import known_metrics, metric_names
 
 from components import alerts, dashboard
+from components.sglang_metrics import SglangMetrics
 from config.monitoring import Slo
 from config.sglang import shipped_releases
 from tools import harness
@@ -185,7 +186,7 @@ def test_dcgm_exporter_scraped_unless_the_gpu_operator_does_it(prod):
     result = run_with("dev", off)
     assert not [o for o in harness.kubernetes_objects(result) if o["kind"] == "ServiceMonitor"]
     groups = result.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"]
-    assert [g["name"] for g in groups] == ["sglang-slo", "sglang-gateway"]
+    assert [g["name"] for g in groups] == ["sglang-slo", "sglang-startup", "sglang-gateway"]
     board = json.loads(result.k8s_object("ConfigMap", "sglang-platform-dashboard")["data"]["sglang-platform.json"])
     assert "GPU temperature" not in [p["title"] for p in board["panels"]]
 
@@ -194,7 +195,12 @@ def test_rules_follow_the_slo_config(prod):
     (rule,) = [o for o in harness.kubernetes_objects(prod) if o["kind"] == "PrometheusRule"]
     assert rule["metadata"]["namespace"] == "monitoring"
     assert rule["spec"]["groups"] == alerts.rule_groups(
-        "deepseek", ["deepseek-r1"], Slo(ttft_p99_seconds=0.2), gateways=["deepseek-r1-gateway"]
+        "deepseek",
+        ["deepseek-r1"],
+        Slo(ttft_p99_seconds=0.2),
+        budgets={"deepseek-r1": 90},
+        staging=True,
+        gateways=["deepseek-r1-gateway"],
     )
     by_name = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     assert by_name["SGLangTTFTHigh"]["expr"] == (
@@ -232,6 +238,9 @@ def test_dashboard_configmap_loads_in_grafana_shape(prod):
         "Serving groups and queue depth",
         "KV-cache usage",
         "Prefix-cache hit rate",
+        "Pods starting, by phase",
+        "Weights staged per node",
+        "Weights download rate",
         "Gateway requests and upstream errors",
         "Gateway request latency",
         "Gateway workers: registered and healthy",
@@ -420,8 +429,15 @@ def test_disabled_monitoring_needs_no_password_and_renders_nothing():
 def test_docs_explain_every_panel_and_alert():
     section = (harness.ROOT / "docs" / "ui-and-monitoring.md").read_text()
     rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
-    for panel in (*dashboard.SGLANG_PANELS, *dashboard.GATEWAY_PANELS, *dashboard.GPU_PANELS):
+    panels = (
+        *dashboard.SGLANG_PANELS,
+        *dashboard.startup_panels(SglangMetrics.of(None)),
+        *dashboard.STAGING_PANELS,
+        *dashboard.GATEWAY_PANELS,
+        *dashboard.GPU_PANELS,
+    )
+    for panel in panels:
         assert panel.title in rows, panel.title
-    for group in alerts.rule_groups("ns", ["g"], Slo(), gateways=["g-gateway"]):
+    for group in alerts.rule_groups("ns", ["g"], Slo(), budgets={"g": 10}, staging=True, gateways=["g-gateway"]):
         for rule in group["rules"]:
             assert rule["alert"] in rows, rule["alert"]

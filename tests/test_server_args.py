@@ -21,6 +21,8 @@ NOT_FLAGS = (
     "autoscaling",
     "preset",
     "deepGemm",
+    # The benchmark Job's workload: bench_serving's arguments, not the server's.
+    "benchmark",
     # The GPU and its node: checked against the weights and the pods, never passed to SGLang.
     "gpu",
     "gpuMemoryGiB",

@@ -21,6 +21,7 @@ COMPONENTS = {
     "ModelCache",
     "MonitoringStack",
     "OpenWebUI",
+    "ServingBenchmark",
     "SglangDisaggregatedService",
     "SglangGateway",
     "SglangInferenceGroup",

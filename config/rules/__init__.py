@@ -9,6 +9,7 @@ from config.errors import Problem
 from config.models import PlatformConfig
 from config.rules.addons import check_addons
 from config.rules.autoscaling import check_autoscaling
+from config.rules.benchmark import check_benchmark
 from config.rules.compat import check_compat
 from config.rules.disaggregation import check_disaggregation, pd_unsupported
 from config.rules.flags import check_release_table, release_key
@@ -56,6 +57,7 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[s
     problems += check_gateway(cfg)
     problems += check_addons(cfg)
     problems += check_autoscaling(cfg)
+    problems += check_benchmark(cfg)
     found, warnings = check_compat(cfg)
     problems += found
     if notes is not None:

@@ -218,15 +218,7 @@ def _check_group(g: InferenceGroup) -> list[Problem]:
             out.append(Problem((*loc, "bucket"), "required when model.source is s3"))
         if d.repo:
             out.append(Problem((*loc, "repo"), "only allowed with source huggingface or modelscope"))
-        if d.service_account_name and vol.type != "pvc":
-            out.append(
-                Problem(
-                    (*loc, "serviceAccountName"),
-                    "only works with modelVolume.type pvc: on a hostPath the download runs in the SGLang pods, "
-                    "which use no ServiceAccount; use credentialsSecret or the s3AccessKeyId/s3SecretAccessKey secrets",
-                )
-            )
-        return out
+        return out + _check_staging(g)
     if not d.repo:
         out.append(Problem((*loc, "repo"), f"required when model.source is {source} (e.g. deepseek-ai/DeepSeek-R1)"))
     if not d.revision:
@@ -242,7 +234,20 @@ def _check_group(g: InferenceGroup) -> list[Problem]:
     for key, attr in S3_ONLY:
         if getattr(d, attr):
             out.append(Problem((*loc, key), "only allowed with source s3"))
-    return out
+    return out + _check_staging(g)
+
+
+def _check_staging(g: InferenceGroup) -> list[Problem]:
+    d = g.model.download
+    if d is None or "staging" not in d.model_fields_set or g.model_volume.type == "hostPath":
+        return []
+    return [
+        Problem(
+            ("model", "download", "staging"),
+            "only applies to modelVolume.type hostPath (a copy on every node); a pvc is filled once by the "
+            "download Job",
+        )
+    ]
 
 
 def _check_claims(cfg: PlatformConfig, measured: Mapping[str, float]) -> list[Problem]:
