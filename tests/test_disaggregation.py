@@ -983,3 +983,168 @@ def test_the_stack_output_names_each_services_revision_and_roles(pd):
         "deepseek-r1": {"revision": revision_of(pd), "roles": ["deepseek-r1-prefill", "deepseek-r1-decode"]}
     }
     assert set(pd.outputs["inferenceGroups"]) == {"deepseek-r1-prefill", "deepseek-r1-decode"}
+
+
+# --- weights staged once for both roles, cold starts per role, one benchmark per service ----------------------
+
+
+def pod_templates(result: harness.RunResult, role: str) -> list[dict]:
+    spec = result.k8s_object("LeaderWorkerSet", f"deepseek-r1-{role}")["spec"]["leaderWorkerTemplate"]
+    return [spec[t] for t in ("leaderTemplate", "workerTemplate") if t in spec]
+
+
+def daemon_sets(result: harness.RunResult) -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in harness.kubernetes_objects(result) if o["kind"] == "DaemonSet"}
+
+
+def test_one_daemon_set_stages_the_weights_for_both_roles_and_both_wait_for_it(pd):
+    (name,) = daemon_sets(pd)
+    assert name == "deepseek-r1-weights"
+    stager = daemon_sets(pd)[name]["spec"]["template"]["spec"]
+    # Both roles select the same nodes: one nodeSelector says it all.
+    assert stager["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200", "nvidia.com/gpu.present": "true"}
+    assert "affinity" not in stager
+    for role in ("prefill", "decode"):
+        for template in pod_templates(pd, role):
+            spec = template["spec"]
+            gates = [c for c in spec.get("initContainers", []) if c["name"] == "wait-for-weights"]
+            assert len(gates) == 1, role
+            assert env_map(gates[0])["WAIT_HINT"].startswith("daemonset/deepseek-r1-weights fetches them")
+            # never placed on a node the stager does not cover
+            assert spec["nodeSelector"] == stager["nodeSelector"], role
+    # the service's weights are fetched by the DaemonSet alone: no download Job, no per-role stager
+    assert not [o for o in harness.kubernetes_objects(pd) if o["kind"] == "Job" and "download" in o["metadata"]["name"]]
+
+
+def test_roles_on_different_nodes_get_the_weights_on_either():
+    from components.model_cache import stager_spec
+
+    def apart(values):
+        service(values)["tolerations"] = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        service(values)["disaggregation"]["prefill"]["nodeSelector"] = {"pool": "prefill"}
+        service(values)["disaggregation"]["decode"] |= {
+            "nodeSelector": {"pool": "decode", "fabric": "ib"},
+            "tolerations": [{"key": "decode-only", "operator": "Exists", "effect": "NoSchedule"}],
+        }
+
+    values = copy.deepcopy(stack_values(STACK))
+    apart(values)
+    cfg = validate(values, ALL)
+    pod = stager_spec(cfg.inference_groups[0], "python:3.12-slim", "", [])["template"]["spec"]
+    # What both roles select (and the GPU label), then either role's own labels
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200", "nvidia.com/gpu.present": "true"}
+    assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["prefill"]}]},
+            {
+                "matchExpressions": [
+                    {"key": "fabric", "operator": "In", "values": ["ib"]},
+                    {"key": "pool", "operator": "In", "values": ["decode"]},
+                ]
+            },
+        ]
+    }
+    # a taint either role tolerates (a list replaces the service's: decode's own, prefill's the service's)
+    assert pod["tolerations"] == [
+        {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"},
+        {"key": "decode-only", "operator": "Exists", "effect": "NoSchedule"},
+    ]
+
+    def one_role_anywhere(values):
+        service(values)["nodeSelector"] = {}
+        service(values)["disaggregation"]["prefill"]["nodeSelector"] = {"pool": "prefill"}
+
+    values = copy.deepcopy(stack_values(STACK))
+    one_role_anywhere(values)
+    pod = stager_spec(validate(values, ALL).inference_groups[0], "python:3.12-slim", "", [])["template"]["spec"]
+    # decode may run on any GPU node, so every GPU node gets a copy
+    assert (pod["nodeSelector"], "affinity" in pod) == ({"nvidia.com/gpu.present": "true"}, False)
+
+
+def test_each_role_has_its_own_start_budget_alert_naming_the_services_stager(pd):
+    groups = {g["name"]: g["rules"] for g in pd.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"]}
+    startup = groups["sglang-startup"]
+    over = {r["labels"]["group"]: r for r in startup if r["alert"] == "SGLangStartOverBudget"}
+    assert set(over) == {"deepseek-r1-prefill", "deepseek-r1-decode"}
+    for role, rule in over.items():
+        assert f'label_leaderworkerset_sigs_k8s_io_name="{role}"' in rule["expr"]
+        assert "daemonset/deepseek-r1-weights" in rule["annotations"]["description"]
+    # the staging alerts of the one DaemonSet
+    assert {"ModelWeightsStagingStalled", "ModelWeightsStagingFailing"} <= {r["alert"] for r in startup}
+    # and the decode pace alert, the example setting its ITL target
+    assert "SGLangDecodeInterTokenLatencyHigh" in {r["alert"] for r in groups["sglang-disaggregation"]}
+
+
+def test_the_dashboard_shows_cold_starts_per_role_and_the_staging(pd):
+    board = json.loads(pd.k8s_object("ConfigMap", "sglang-platform-dashboard")["data"]["sglang-platform.json"])
+    titles = [p["title"] for p in board["panels"]]
+    row = titles.index("Cold starts: where a group's start spends its time")
+    assert titles.index("Prefill/decode disaggregation: by role") < row
+    assert titles[row + 1 : row + 5] == [
+        "Cold-start timeline",
+        "Pods starting, by phase",
+        "Weights staged per node",
+        "Weights download rate",
+    ]
+    # a role is a LeaderWorkerSet of its own: the timeline's rows and the phases' lines are per role
+    phases = next(p for p in board["panels"] if p["title"] == "Pods starting, by phase")
+    assert all("count by (label_leaderworkerset_sigs_k8s_io_name)" in t["expr"] for t in phases["targets"])
+
+
+def bench(result: harness.RunResult) -> dict:
+    (job,) = [o for o in harness.kubernetes_objects(result) if o["kind"] == "Job"]
+    return job
+
+
+def test_the_service_has_one_benchmark_through_its_gateway_on_its_revision(pd):
+    job = bench(pd)
+    assert job["metadata"]["name"].startswith("deepseek-r1-bench-")
+    assert job["metadata"]["annotations"]["sglang-platform.io/revision"] == revision_of(pd)
+    pod = job["spec"]["template"]["spec"]
+    env = env_map(container(job["spec"]["template"]))
+    assert env["BENCH_BASE_URL"] == "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000"
+    assert (env["BENCH_GROUP"], env["BENCH_REVISION"]) == ("deepseek-r1", revision_of(pd))
+    assert env["BENCH_LEADERWORKERSETS"] == "deepseek-r1-prefill,deepseek-r1-decode"
+    assert env["OPENAI_API_KEY"] == {"secretKeyRef": {"name": "deepseek-r1-api-key", "key": "api-key"}}
+    assert env["BENCH_SLO"] == (
+        '{"e2eP99Seconds": null, "itlP99Seconds": 0.1, "minRequestThroughput": 200.0, "ttftP99Seconds": 0.2}'
+    )
+    # on a node holding the weights, after the gate, like the roles' pods
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200", "nvidia.com/gpu.present": "true"}
+    assert [i["name"] for i in pod["initContainers"]] == ["wait-for-weights"]
+    # its token reads both roles' LeaderWorkerSets, by name
+    rules = pd.k8s_object("Role", "deepseek-r1-benchmark")["rules"]
+    assert rules[1]["resourceNames"] == ["deepseek-r1-prefill", "deepseek-r1-decode"]
+    assert pd.outputs["benchmarks"]["deepseek-r1"]["target"] == env["BENCH_BASE_URL"]
+    assert pd.outputs["benchmarks"]["deepseek-r1"]["revision"] == revision_of(pd)
+    # nothing per role
+    names = [o["metadata"]["name"] for o in harness.kubernetes_objects(pd)]
+    assert not [n for n in names if n.startswith(("deepseek-r1-prefill-bench", "deepseek-r1-decode-bench"))]
+
+
+def test_a_change_to_either_role_runs_the_benchmark_again_and_scaling_does_not(pd):
+    def decode_change(values):
+        service(values)["disaggregation"]["decode"]["cudaGraphMaxBs"] = 128
+
+    def more_decode(values):
+        service(values)["disaggregation"]["decode"]["replicas"] = 2
+
+    changed = run_with(STACK, decode_change, secrets=SECRETS)
+    scaled = run_with(STACK, more_decode, secrets=SECRETS)
+    assert changed.error is None and scaled.error is None
+    assert bench(changed)["metadata"]["name"] != bench(pd)["metadata"]["name"]
+    assert bench(scaled)["metadata"]["name"] == bench(pd)["metadata"]["name"]
+
+
+def test_a_role_cannot_have_a_benchmark_of_its_own():
+    def on_prefill(values):
+        service(values)["disaggregation"]["prefill"]["benchmark"] = {}
+
+    found = problems(on_prefill)
+    assert len(found) == 1 and found[0].startswith(
+        "sglang-platform:inferenceGroups[0].disaggregation.prefill.benchmark: "
+    ), found
+    # the service's benchmark is not copied onto its roles
+    cfg = validate(copy.deepcopy(stack_values(STACK)), ALL)
+    assert cfg.inference_groups[0].benchmark is not None
+    assert [r.benchmark for r in cfg.inference_groups[0].roles.values()] == [None, None]

@@ -52,8 +52,9 @@ SKIPPED_BY_OBJECT = {
         "StatefulSet.deepseek.deepseek-r1-decode-workertemplate": SGLANG_SKIPS | {"CKV_K8S_25"},
         "Deployment.deepseek.open-webui": SGLANG_SKIPS,
         "Deployment.deepseek.deepseek-r1-gateway": GATEWAY_SKIPS,
-        # One staging DaemonSet for the service, not one per role.
+        # One staging DaemonSet and one benchmark for the service, not one per role.
         "DaemonSet.deepseek.deepseek-r1-weights": STAGER_SKIPS,
+        "Job.deepseek.deepseek-r1-bench-*": {"CKV_K8S_15", "CKV_K8S_43", "CKV_K8S_35", "CKV_K8S_38"},
     },
     # Every preset: the 2-node ones (InfiniBand: IPC_LOCK) with leader and worker templates.
     "presets": {
