@@ -22,6 +22,8 @@ from components import (
     ScrapeTarget,
     ServingBenchmark,
     ServingBenchmarkArgs,
+    SglangDisaggregatedService,
+    SglangDisaggregatedServiceArgs,
     SglangGateway,
     SglangGatewayArgs,
     SglangInferenceGroup,
@@ -49,7 +51,7 @@ def pod_security_level(cfg: config.PlatformConfig) -> str:
         g.network.fabric == "infiniband"
         or g.model_volume.type == "hostPath"
         or (g.deep_gemm is not None and g.deep_gemm.cache.type == "hostPath")
-        for g in cfg.inference_groups
+        for g in (u.group for u in cfg.serving_units)
     )
     return "privileged" if needs_privileged else "baseline"
 
@@ -149,9 +151,37 @@ def cache_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
     return list(deps.values())
 
 
-groups = {}
+# By the name of what runs: each colocated group, and each role of a disaggregated service (<name>-prefill,
+# <name>-decode); the services by their own name.
+groups: dict[str, SglangInferenceGroup] = {}
+services: dict[str, SglangDisaggregatedService] = {}
 for group in platform.inference_groups:
     cache = caches.get(group.name)
+    if group.disaggregation is not None:
+        # Prefill and decode, each its own LeaderWorkerSet, one revision label on both (docs/disaggregation.md).
+        service = SglangDisaggregatedService(
+            group.name,
+            SglangDisaggregatedServiceArgs(
+                config=group,
+                namespace=platform.namespace,
+                image=versions.sglang_image,
+                sglang_version=versions.sglang_version,
+                api_key=loaded.secrets.get("apiKey"),
+                client_namespaces=client_namespaces,
+                client_cidrs=platform.api_access.allowed_cidrs,
+                annotations=queue_annotations(group),
+                pod_annotations=queue_annotations(group),
+                depends_on=[*group_dependencies(group), *cache_dependencies(group)],
+                init_containers=cache.init_containers if cache else (),
+                extra_volumes=cache.volumes if cache else (),
+                node_selector=cache.node_selector if cache else {},
+                startup_timeout_minutes={r.name: loaded.startup_minutes[r.name] for r in group.roles.values()},
+            ),
+        )
+        services[group.name] = service
+        groups[f"{group.name}-prefill"] = service.prefill
+        groups[f"{group.name}-decode"] = service.decode
+        continue
     groups[group.name] = SglangInferenceGroup(
         group.name,
         SglangInferenceGroupArgs(
@@ -180,6 +210,7 @@ gateway_names: dict[str, str] = {}
 for model, fronted in platform.gateway_routes.items():
     first = fronted[0]
     gateway_names[model] = f"{first.name}-gateway"
+    pd_service = services.get(first.name)  # a served name belongs to one service: PD mode is all or nothing
     gateways[model] = SglangGateway(
         gateway_names[model],
         SglangGatewayArgs(
@@ -189,11 +220,13 @@ for model, fronted in platform.gateway_routes.items():
             served_model_name=model,
             worker_port=first.ports.http,
             # The groups' key (one stack secret): clients send it to the gateway, which passes it on.
-            api_key_secret_name=groups[first.name].api_key_secret_name,
+            api_key_secret_name=(pd_service or groups[first.name]).api_key_secret_name,
             client_namespaces=platform.api_access.allowed_namespaces,
             client_cidrs=platform.api_access.allowed_cidrs,
             monitoring_namespace=platform.monitoring.namespace if platform.monitoring.enabled else None,
-            depends_on=[namespace, *(groups[g.name] for g in fronted)],
+            depends_on=[namespace, *((pd_service,) if pd_service else (groups[g.name] for g in fronted))],
+            pd_service=first.name if pd_service else None,
+            pd_revision=pd_service.revision if pd_service else None,
         ),
     )
 fronted_model = {g.name: model for model, fronted in platform.gateway_routes.items() for g in fronted}
@@ -215,16 +248,18 @@ def ui_backends() -> list[Backend]:
 
 # The benchmark of each group that asks for one, re-run whenever the group serves a new revision. It calls
 # what clients call: the model's gateway when one fronts the group (the documented client URL), else the
-# group's Service. Its result (a ConfigMap the Job writes) reaches the stack output after a refresh:
-# `pulumi up --refresh`.
+# group's Service. A disaggregated service has one benchmark, through its gateway (which PD needs), re-run on
+# the service's revision once both roles serve it. Its result (a ConfigMap the Job writes) reaches the stack
+# output after a refresh: `pulumi up --refresh`.
 benchmarks = {}
 for group in platform.inference_groups:
     if group.benchmark is None:
         continue
     cache = caches.get(group.name)
-    served = groups[group.name]
+    served: SglangInferenceGroup | SglangDisaggregatedService = services.get(group.name) or groups[group.name]
     gateway = gateways.get(fronted_model.get(group.name, ""))
-    target = gateway if gateway is not None else served
+    # A disaggregated service always has its gateway (config refuses it without one).
+    target = gateway if gateway is not None else groups[group.name]
     bench = ServingBenchmark(
         f"{group.name}-benchmark",
         ServingBenchmarkArgs(
@@ -278,13 +313,15 @@ if platform.monitoring.enabled:
             serving_namespace=platform.namespace,
             targets=[
                 ScrapeTarget(
-                    g.name,
-                    g.enable_metrics,
-                    groups[g.name].api_key_secret_name,
-                    startup_budget_minutes=loaded.startup_minutes[g.name],
-                    stages_weights=g.model_volume.type == "hostPath" and g.model.download is not None,
+                    u.group.name,
+                    u.group.enable_metrics,
+                    groups[u.group.name].api_key_secret_name,
+                    u.role,
+                    startup_budget_minutes=loaded.startup_minutes[u.group.name],
+                    # A role's pods wait for their service's DaemonSet (the weights are the service's).
+                    stages_weights=u.group.model_volume.type == "hostPath" and u.group.model.download is not None,
                 )
-                for g in platform.inference_groups
+                for u in platform.serving_units
             ],
             gateways=list(gateway_names.values()),
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
@@ -309,9 +346,11 @@ keda = (
     if platform.keda.mode == "install"
     else None
 )
-for group in platform.inference_groups:
+for unit in platform.serving_units:
+    group = unit.group
     if group.autoscaling is None:
         continue
+    # Each role of a disaggregated service on its own signals (docs/disaggregation.md).
     InferenceAutoscaler(
         f"{group.name}-autoscaler",
         InferenceAutoscalerArgs(
@@ -321,6 +360,8 @@ for group in platform.inference_groups:
             config=group.autoscaling,
             prometheus_address=prometheus_address,
             depends_on=[groups[group.name], *([keda] if keda else [])],
+            role=unit.role,
+            sglang_release=str(platform.versions.sglang_release),
         ),
     )
 
@@ -332,6 +373,17 @@ pulumi.export(
         for name, g in groups.items()
     },
 )
+
+if services:
+    # Each disaggregated service's roles and the revision both carry (kubectl get pods -l
+    # sglang-platform.io/pd-revision=<revision>): the one its gateway pairs (docs/disaggregation.md).
+    pulumi.export(
+        "disaggregated",
+        {
+            name: {"revision": s.revision, "roles": [f"{name}-prefill", f"{name}-decode"]}
+            for name, s in services.items()
+        },
+    )
 
 if gateways:
     # The URL clients use (README, "How clients reach the service"), per served model.

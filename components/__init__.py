@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from components.addons import GpuOperator, GpuOperatorArgs, LwsController, LwsControllerArgs, Volcano, VolcanoArgs
     from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
     from components.benchmark import ServingBenchmark, ServingBenchmarkArgs
+    from components.disaggregated import SglangDisaggregatedService, SglangDisaggregatedServiceArgs
     from components.gateway import SglangGateway, SglangGatewayArgs
     from components.model_cache import ModelCache, ModelCacheArgs
     from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
@@ -26,6 +27,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(("InferenceAutoscaler", "InferenceAutoscalerArgs", "Keda", "KedaArgs"), "components.autoscaling"),
     **dict.fromkeys(("SglangGateway", "SglangGatewayArgs"), "components.gateway"),
+    **dict.fromkeys(("SglangDisaggregatedService", "SglangDisaggregatedServiceArgs"), "components.disaggregated"),
     **dict.fromkeys(("ModelCache", "ModelCacheArgs"), "components.model_cache"),
     **dict.fromkeys(("ServingBenchmark", "ServingBenchmarkArgs"), "components.benchmark"),
     **dict.fromkeys(("MonitoringStack", "MonitoringStackArgs", "ScrapeTarget"), "components.monitoring"),
@@ -53,6 +55,8 @@ __all__ = [
     "ScrapeTarget",
     "ServingBenchmark",
     "ServingBenchmarkArgs",
+    "SglangDisaggregatedService",
+    "SglangDisaggregatedServiceArgs",
     "SglangGateway",
     "SglangGatewayArgs",
     "SglangInferenceGroup",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from components.sglang_metrics import SglangMetrics
 from config.monitoring import Slo
 
 LWS_NAME = "label_leaderworkerset_sigs_k8s_io_name"
@@ -20,6 +21,8 @@ KSM_POD_LABELS = "pods=[leaderworkerset.sigs.k8s.io/name,leaderworkerset.sigs.k8
 
 # The one PodMonitor of every gateway's metrics port (its series carry gateway= and model_name= labels).
 GATEWAY_MONITOR = "sglang-gateway-metrics"
+# The label the PodMonitor of a role of a disaggregated service puts on its series: prefill or decode.
+PD_ROLE = "pd_role"
 
 
 def metrics_monitor_name(group: str) -> str:
@@ -43,8 +46,10 @@ def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo, scraped: Seque
             "alert": "SGLangTTFTHigh",
             # TTFT buckets in 0.4.3.post2 are 0.1, 0.25, 0.5, ...: a 0.2 s target is interpolated inside the
             # 0.1-0.25 bucket, so the alert is as exact as those buckets allow. No traffic gives NaN: silent.
+            # A disaggregated model's first token is prefill's (its decode role's series are left out).
             "expr": f"histogram_quantile(0.99, sum by ({by}, le) "
-            f"(rate(sglang:time_to_first_token_seconds_bucket{{{ns}}}[{slo.window}]))) > {_num(slo.ttft_p99_seconds)}",
+            f'(rate(sglang:time_to_first_token_seconds_bucket{{{ns}, {PD_ROLE}!="decode"}}[{slo.window}]))) '
+            f"> {_num(slo.ttft_p99_seconds)}",
             "for": slo.for_duration,
             "labels": {"severity": "warning"},
             "annotations": {
@@ -116,13 +121,16 @@ def sglang_rules(namespace: str, groups: Sequence[str], slo: Slo, scraped: Seque
     return rules
 
 
-def startup_rules(namespace: str, budgets: Mapping[str, int]) -> list[dict]:
+def startup_rules(namespace: str, budgets: Mapping[str, int], stagers: Mapping[str, str] | None = None) -> list[dict]:
     """A start past its budget: a group pod not ready this long after it was created (``budgets``: minutes by
-    group, the startup probe's budget). Measured from creation, so scheduling and waiting for weights count:
-    it fires no later than the probe would restart the group, whose budget starts with the container."""
+    group, the startup probe's budget; each role of a disaggregated service is a group of its own, with its own
+    budget). Measured from creation, so scheduling and waiting for weights count: it fires no later than the
+    probe would restart the group, whose budget starts with the container. ``stagers``: the weights DaemonSet
+    by group where it is not ``<group>-weights`` (the roles of a disaggregated service share their service's)."""
     ns = f'namespace="{namespace}"'
     rules = []
     for group, minutes in budgets.items():
+        stager = (stagers or {}).get(group, f"{group}-weights")
         pods = f'kube_pod_labels{{{ns}, {LWS_NAME}="{group}"}}'
         rules.append(
             {
@@ -137,7 +145,7 @@ def startup_rules(namespace: str, budgets: Mapping[str, int]) -> list[dict]:
                     f"{{{{ $value | humanizeDuration }}}}, past its {minutes} minute budget",
                     "description": "The dashboard's cold-start timeline shows where the time goes: not scheduled "
                     "(the gang waits for GPUs: `kubectl describe podgroup`), waiting for weights (the node's copy "
-                    f"is still staging: `kubectl -n {namespace} logs daemonset/{group}-weights`), or loading (the "
+                    f"is still staging: `kubectl -n {namespace} logs daemonset/{stager}`), or loading (the "
                     "leader's log). The startup probe restarts the group once SGLang itself has used the budget; "
                     "raise probes.startupTimeoutMinutes if loads legitimately take longer.",
                 },
@@ -285,6 +293,76 @@ def gateway_rules(namespace: str, gateways: Sequence[str], slo: Slo) -> list[dic
     return rules
 
 
+def decode_itl_rule(metrics: SglangMetrics, decode: str, by: str, itl: float, slo: Slo) -> dict:
+    return {
+        "alert": "SGLangDecodeInterTokenLatencyHigh",
+        "expr": f"histogram_quantile(0.99, sum by ({by}, le) "
+        f"(rate({metrics.inter_token_latency}_bucket{{{decode}}}[{slo.window}]))) > {_num(itl)}",
+        "for": slo.for_duration,
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Decode of {{ $labels.model_name }} streams tokens {{ $value | humanizeDuration }} apart (p99)",
+            "description": f"The p99 inter-token latency of the decode role over {slo.window} is above "
+            f"{_num(itl)} s (sglang-platform:monitoring.slo.itlP99Seconds). Decode is short: its batch is too "
+            "large for its GPUs (maxRunningRequests, cudaGraphMaxBs) or it needs more groups (its autoscaler's "
+            "KV-cache and latency targets).",
+        },
+    }
+
+
+def disaggregation_rules(namespace: str, slo: Slo, sglang_release: str | None = None) -> list[dict]:
+    """The roles of disaggregated services (docs/disaggregation.md), with the series the pinned release has:
+    decode's inter-token latency (every release, when the SLO sets one), failed KV transfers and bootstraps
+    (0.4.7 and later), the KV transfer's latency (0.5.23)."""
+    metrics = SglangMetrics.of(sglang_release)
+    ns = f'namespace="{namespace}"'
+    by = "namespace, model_name"
+    decode = f'{ns}, {PD_ROLE}="decode"'
+    rules: list[dict] = []
+    if (itl := slo.itl_p99_seconds) is not None:
+        rules.append(decode_itl_rule(metrics, decode, by, itl, slo))
+    failures = [
+        name
+        for name in ("sglang:num_transfer_failed_reqs_total", "sglang:num_bootstrap_failed_reqs_total")
+        if metrics.has(name)
+    ]
+    if failures:
+        rules.append(
+            {
+                "alert": "SGLangKVTransferFailing",
+                "expr": " or ".join(f"sum by ({by}) (increase({name}{{{ns}}}[{slo.window}])) > 0" for name in failures),
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "{{ $labels.model_name }}: {{ $value }} requests failed to hand their KV cache from "
+                    "prefill to decode",
+                    "description": "Failed KV transfers or bootstraps (decode could not reach a prefill "
+                    "server's bootstrap port, or the RDMA transfer failed). Each such request fails. Look at the "
+                    "decode and prefill logs for Mooncake/NIXL errors: a wrong network.gidIndex, missing RDMA "
+                    "devices or IPC_LOCK, a NetworkPolicy between the roles.",
+                },
+            }
+        )
+    if metrics.has("sglang:kv_transfer_latency_ms"):
+        rules.append(
+            {
+                "alert": "SGLangKVTransferSlow",
+                "expr": f"histogram_quantile(0.99, sum by ({by}, le) "
+                f"(rate(sglang:kv_transfer_latency_ms_bucket{{{ns}}}[{slo.window}]))) "
+                f"> {_num(slo.kv_transfer_p99_milliseconds)}",
+                "for": slo.for_duration,
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "Moving a KV cache from prefill to decode takes {{ $value }} ms (p99) for "
+                    "{{ $labels.model_name }}",
+                    "description": f"Above {_num(slo.kv_transfer_p99_milliseconds)} ms "
+                    "(sglang-platform:monitoring.slo.kvTransferP99Milliseconds) every answer starts that much "
+                    "later. RDMA falling back to TCP (missing devices, IPC_LOCK), or a saturated fabric.",
+                },
+            }
+        )
+    return rules
+
+
 def rule_groups(
     namespace: str,
     groups: Sequence[str],
@@ -294,15 +372,22 @@ def rule_groups(
     budgets: Mapping[str, int] | None = None,
     staging: bool = False,
     gateways: Sequence[str] = (),
+    disaggregated: bool = False,
+    stagers: Mapping[str, str] | None = None,
+    sglang_release: str | None = None,
 ) -> list[dict]:
-    """``groups``: every inference group; ``scraped``: those with a PodMonitor (default: all); ``budgets``:
-    startup budget in minutes by group (default: none alerted); ``staging``: some group's weights are staged by
-    the DaemonSet; ``gateways``: the gateways' Deployment names."""
+    """``groups``: every inference group (each role of a disaggregated service is one); ``scraped``: those with
+    a PodMonitor (default: all); ``budgets``: startup budget in minutes by group (default: none alerted);
+    ``stagers``: the weights DaemonSet by group, where it is not ``<group>-weights`` (a role's is its service's);
+    ``staging``: some group's weights are staged by a DaemonSet; ``gateways``: the gateways' Deployment names;
+    ``disaggregated``: the stack runs disaggregated services (their alerts, with ``sglang_release``'s series)."""
     scraped = groups if scraped is None else scraped
     out = [{"name": "sglang-slo", "rules": sglang_rules(namespace, groups, slo, scraped)}]
-    startup = startup_rules(namespace, budgets or {}) + (staging_rules(namespace, slo) if staging else [])
+    startup = startup_rules(namespace, budgets or {}, stagers) + (staging_rules(namespace, slo) if staging else [])
     if startup:
         out.append({"name": "sglang-startup", "rules": startup})
+    if disaggregated:
+        out.append({"name": "sglang-disaggregation", "rules": disaggregation_rules(namespace, slo, sglang_release)})
     if gateways:
         out.append({"name": "sglang-gateway", "rules": gateway_rules(namespace, gateways, slo)})
     if gpu:

@@ -9,24 +9,52 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import child_opts, helm_release, labels, meta, namespace, release_outputs
+from components.sglang_metrics import SglangMetrics
 from config.autoscaling import GroupAutoscaling
 
 KEDA_REPOSITORY = "https://kedacore.github.io/charts"
 
 
-def queue_query(namespace: str, served_model_name: str) -> str:
-    """Requests waiting in every group of the model: the signal that means users are waiting."""
-    return f'sum(sglang:num_queue_reqs{{namespace="{namespace}",model_name="{served_model_name}"}})'
+# The label the PodMonitor of a disaggregated service's role puts on its series (components/monitoring.py).
+PD_ROLE = "pd_role"
+# The window the latency triggers read their histograms over: a few polls, so one slow request does not add
+# a group.
+LATENCY_WINDOW = "2m"
 
 
-def kv_cache_query(namespace: str, served_model_name: str) -> str:
+def _selector(namespace: str, served_model_name: str, role: str | None) -> str:
+    role_matcher = f',{PD_ROLE}="{role}"' if role else ""
+    return f'{{namespace="{namespace}",model_name="{served_model_name}"{role_matcher}}}'
+
+
+def queue_query(namespace: str, served_model_name: str, role: str | None = None) -> str:
+    """Requests waiting in every group of the model (of one role): the signal that means users are waiting."""
+    return f"sum(sglang:num_queue_reqs{_selector(namespace, served_model_name, role)})"
+
+
+def kv_cache_query(namespace: str, served_model_name: str, role: str | None = None) -> str:
     """Average KV-cache usage of the model's groups (0-1); near 1 SGLang starts queueing and retracting."""
-    return f'avg(sglang:token_usage{{namespace="{namespace}",model_name="{served_model_name}"}})'
+    return f"avg(sglang:token_usage{_selector(namespace, served_model_name, role)})"
+
+
+def latency_query(histogram: str, namespace: str, served_model_name: str, role: str) -> str:
+    """p90 of a latency histogram over the role's groups (seconds)."""
+    selector = _selector(namespace, served_model_name, role)
+    return f"histogram_quantile(0.9, sum by (le) (rate({histogram}_bucket{selector}[{LATENCY_WINDOW}])))"
 
 
 def scaled_object_spec(
-    lws_name: str, namespace: str, served_model_name: str, scaling: GroupAutoscaling, prometheus: pulumi.Input[str]
+    lws_name: str,
+    namespace: str,
+    served_model_name: str,
+    scaling: GroupAutoscaling,
+    prometheus: pulumi.Input[str],
+    role: str | None = None,
+    inter_token_latency: str = "sglang:inter_token_latency_seconds",
 ) -> dict:
+    """``role``: prefill or decode of a disaggregated service (its own signals, docs/disaggregation.md), None for
+    a colocated group; ``inter_token_latency``: the pinned release's inter-token histogram."""
+
     def rules(stabilization: int, period: int) -> dict:
         # One whole group per period: LWS scales groups, and HPA "Pods" here counts LWS replicas.
         return {
@@ -50,33 +78,54 @@ def scaled_object_spec(
         },
         # If Prometheus is unreachable, hold the current size rather than fall to the minimum.
         "fallback": {"failureThreshold": 3, "replicas": scaling.min_replicas, "behavior": "currentReplicas"},
-        "triggers": [
-            {
-                "type": "prometheus",
-                "name": "queue-depth",
-                # AverageValue: desired groups = ceil(total queued / target per group).
-                "metricType": "AverageValue",
-                "metadata": {
-                    "serverAddress": prometheus,
-                    "query": queue_query(namespace, served_model_name),
-                    "threshold": _number(scaling.queue_depth_per_group),
-                    "ignoreNullValues": "true",
-                },
-            },
-            {
-                "type": "prometheus",
-                "name": "kv-cache-usage",
-                # Value: desired = ceil(current groups x usage / target).
-                "metricType": "Value",
-                "metadata": {
-                    "serverAddress": prometheus,
-                    "query": kv_cache_query(namespace, served_model_name),
-                    "threshold": _number(scaling.kv_cache_usage),
-                    "ignoreNullValues": "true",
-                },
-            },
-        ],
+        "triggers": triggers(namespace, served_model_name, scaling, prometheus, role, inter_token_latency),
     }
+
+
+def triggers(
+    namespace: str,
+    served_model_name: str,
+    scaling: GroupAutoscaling,
+    prometheus: pulumi.Input[str],
+    role: str | None = None,
+    inter_token_latency: str = "sglang:inter_token_latency_seconds",
+) -> list[dict]:
+    """KEDA takes the largest size any trigger wants. A colocated group: queue depth and KV-cache usage.
+    Prefill: its queue and its time to first token; decode: its KV-cache usage and inter-token latency (each
+    latency only with its target set)."""
+
+    def trigger(name: str, metric_type: str, query: str, threshold: float) -> dict:
+        return {
+            "type": "prometheus",
+            "name": name,
+            "metricType": metric_type,
+            "metadata": {
+                "serverAddress": prometheus,
+                "query": query,
+                "threshold": _number(threshold),
+                "ignoreNullValues": "true",
+            },
+        }
+
+    # AverageValue: desired groups = ceil(total queued / target per group).
+    queue = trigger(
+        "queue-depth", "AverageValue", queue_query(namespace, served_model_name, role), scaling.queue_depth_per_group
+    )
+    # Value: desired = ceil(current groups x usage / target); the latencies likewise.
+    kv = trigger("kv-cache-usage", "Value", kv_cache_query(namespace, served_model_name, role), scaling.kv_cache_usage)
+    if role is None:
+        return [queue, kv]
+    if role == "prefill":
+        out = [queue]
+        if scaling.ttft_seconds is not None:
+            query = latency_query("sglang:time_to_first_token_seconds", namespace, served_model_name, role)
+            out.append(trigger("time-to-first-token", "Value", query, scaling.ttft_seconds))
+        return out
+    out = [kv]
+    if scaling.inter_token_latency_seconds is not None:
+        query = latency_query(inter_token_latency, namespace, served_model_name, role)
+        out.append(trigger("inter-token-latency", "Value", query, scaling.inter_token_latency_seconds))
+    return out
 
 
 def _number(value: float) -> str:
@@ -125,6 +174,10 @@ class InferenceAutoscalerArgs:
     config: GroupAutoscaling
     prometheus_address: pulumi.Input[str]
     depends_on: Sequence[pulumi.Resource] = ()
+    # prefill or decode: a role of a disaggregated service, scaled on its own signals; None: a colocated group.
+    role: str | None = None
+    # The pinned SGLang release (its inter-token histogram's name); None: the newest release's.
+    sglang_release: str | None = None
 
 
 class InferenceAutoscaler(pulumi.ComponentResource):
@@ -141,7 +194,13 @@ class InferenceAutoscaler(pulumi.ComponentResource):
             kind="ScaledObject",
             metadata=meta(so_name, args.namespace, labels("keda-scaledobject", instance=args.lws_name)),
             spec=scaled_object_spec(
-                args.lws_name, args.namespace, args.served_model_name, args.config, args.prometheus_address
+                args.lws_name,
+                args.namespace,
+                args.served_model_name,
+                args.config,
+                args.prometheus_address,
+                args.role,
+                SglangMetrics.of(args.sglang_release).inter_token_latency,
             ),
             opts=child_opts(self, opts, *args.depends_on),
         )

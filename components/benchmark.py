@@ -1,5 +1,6 @@
 """ServingBenchmark: SGLang's own ``bench_serving`` against an inference group (or anything speaking its API,
-such as a gateway) each time the group serves a new revision, judged against the stack's SLO.
+such as a gateway) each time the group serves a new revision, judged against the stack's SLO. A disaggregated
+service gets one benchmark, through its gateway, once both roles serve the service's revision.
 
 The Job runs in the group's SGLang image, so the benchmark is the release the group serves, with the model's
 own tokenizer read from the model volume (nothing is downloaded). Its name carries a hash of everything it
@@ -46,7 +47,9 @@ class ServingBenchmarkArgs:
     config: Benchmark
     # The pass marks (monitoring.slo): TTFT/ITL/end-to-end p99 and the request throughput.
     slo: Slo
-    # The group benchmarked: its model volume holds the tokenizer, its LeaderWorkerSet is waited for.
+    # The group benchmarked: its model volume holds the tokenizer, its LeaderWorkerSet is waited for. A
+    # disaggregated service (``disaggregation`` set): both roles' LeaderWorkerSets are waited for, and base_url
+    # must be its gateway (neither role serves a request alone).
     group: InferenceGroup
     namespace: pulumi.Input[str]
     # The group's SGLang image: bench_serving of the same release.
@@ -55,7 +58,8 @@ class ServingBenchmarkArgs:
     # (what clients call), else the group's Service. Either way the Job waits for the group's revision first.
     base_url: pulumi.Input[str]
     served_model_name: pulumi.Input[str]
-    # What the group serves (SglangInferenceGroup.revision): a change runs the benchmark again.
+    # What the group serves (SglangInferenceGroup.revision; a disaggregated service's
+    # SglangDisaggregatedService.revision, both roles'): a change runs the benchmark again.
     revision: pulumi.Input[str]
     # The group's API-key Secret (bench_serving sends it as OPENAI_API_KEY); None: no key.
     api_key_secret_name: pulumi.Input[str | None] = None
@@ -182,8 +186,21 @@ def results_config_map_name(g: InferenceGroup) -> str:
     return f"{g.name}-benchmark"
 
 
+def leader_worker_sets(g: InferenceGroup) -> list[str]:
+    """What must serve the revision before the run: the group's LeaderWorkerSet, or both roles' of a
+    disaggregated service (``<service>-prefill``, ``<service>-decode``)."""
+    roles = [r.name for r in g.roles.values()] if g.disaggregation is not None else []
+    return roles or [g.name]
+
+
+def placement(g: InferenceGroup) -> InferenceGroup:
+    """Whose nodeSelector and tolerations the Job takes (it reads the tokenizer from the model volume, which on
+    a host path only the group's nodes hold): the group's, or a disaggregated service's decode role's."""
+    return g.roles.get("decode", g) if g.disaggregation is not None else g
+
+
 def role_rules(g: InferenceGroup) -> Spec:
-    """Read its group's status, write its own result: nothing else, and only those two objects by name."""
+    """Read its group's status, write its own result: nothing else, and only those objects by name."""
     return [
         {
             "apiGroups": [""],
@@ -194,7 +211,7 @@ def role_rules(g: InferenceGroup) -> Spec:
         {
             "apiGroups": ["leaderworkerset.x-k8s.io"],
             "resources": ["leaderworkersets"],
-            "resourceNames": [g.name],
+            "resourceNames": leader_worker_sets(g),
             "verbs": ["get"],
         },
     ]
@@ -286,6 +303,9 @@ def job_manifest(
         "HOME": WORK_DIR,
         "PYTHONUNBUFFERED": "1",
     }
+    if (waited := leader_worker_sets(g)) != [g.name]:
+        # A disaggregated service: both roles must serve the revision (BENCH_GROUP names the service).
+        env["BENCH_LEADERWORKERSETS"] = ",".join(waited)
     container_env: list[dict] = [{"name": k, "value": v} for k, v in env.items()]
     if api_key_secret:
         container_env.append(
@@ -337,10 +357,11 @@ def job_manifest(
         ],
     }
     # Where the model volume is: on a host path only nodes holding the weights have the tokenizer.
-    if selector := dict(g.node_selector) | dict(node_selector or {}):
+    placed = placement(g)
+    if selector := dict(placed.node_selector) | dict(node_selector or {}):
         pod["nodeSelector"] = selector
-    if g.tolerations:
-        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
+    if placed.tolerations:
+        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in placed.tolerations]
     template_labels = bench_labels(g) | {API_CLIENT_LABEL: "true"}
     spec: Spec = {
         # One retry for a crash; a failed SLO is a result (exit 0), not a reason to run again.

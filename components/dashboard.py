@@ -42,10 +42,12 @@ class Panel:
     kind: Literal["timeseries", "table"] = "timeseries"
 
 
-def _quantiles(histogram: str) -> tuple[tuple[str, str], ...]:
+def _quantiles(histogram: str, matchers: str = "") -> tuple[tuple[str, str], ...]:
+    """p50/p90/p99 of a histogram; ``matchers``: more label matchers (``, pd_role="decode"``)."""
+    sel = "{sel" + matchers + "}" if matchers else "{sel}"
     return tuple(
         (
-            f"histogram_quantile({q}, sum by (model_name, le) (rate({histogram}_bucket{{sel}}[{RATE}])))",
+            f"histogram_quantile({q}, sum by (model_name, le) (rate({histogram}_bucket{sel}[{RATE}])))",
             f"p{round(q * 100)} {{{{model_name}}}}",
         )
         for q in (0.5, 0.9, 0.99)
@@ -305,6 +307,95 @@ GATEWAY_PANELS = (
     ),
 )
 
+
+def pd_panels(metrics: SglangMetrics) -> tuple[Panel, ...]:
+    """The row of disaggregated services, split by role (the pd_role label their PodMonitors add), with the
+    series the release has: first tokens from prefill, token pace and KV cache from decode, the PD queues and
+    failed transfers (0.4.7 and later), the KV transfer's latency (0.5.23)."""
+
+    def has(*names: str) -> list[str]:
+        return [n for n in names if metrics.has(n)]
+
+    queues = [
+        ('sum by (model_name, pd_role) (sglang:num_queue_reqs{sel, pd_role!=""})', "waiting {{pd_role}} {{model_name}}")
+    ]
+    # Prefill's requests waiting for decode to take their KV cache, decode's waiting for room and for the KV
+    # cache to arrive (0.4.7-0.5.1 spell the prefill one "infight").
+    for name, legend in (
+        ("sglang:num_prefill_bootstrap_queue_reqs", "prefill bootstrapping"),
+        ("sglang:num_prefill_inflight_queue_reqs", "prefill sending KV"),
+        ("sglang:num_prefill_infight_queue_reqs", "prefill sending KV"),
+        ("sglang:num_decode_prealloc_queue_reqs", "decode waiting for KV room"),
+        ("sglang:num_decode_transfer_queue_reqs", "decode receiving KV"),
+    ):
+        queues += [(f"sum by (model_name) ({n}{{sel}})", f"{legend} {{{{model_name}}}}") for n in has(name)]
+    panels = [
+        Panel(
+            "Prefill: time to first token",
+            "p50/p90/p99 time to first token on the prefill role (time_to_first_token_seconds of its pods): "
+            "its queue plus the prefill itself. The TTFT alert watches this p99 for disaggregated models.",
+            "s",
+            _quantiles("sglang:time_to_first_token_seconds", ', pd_role="prefill"'),
+        ),
+        Panel(
+            "Decode: inter-token latency",
+            "p50/p90/p99 time between two output tokens on the decode role: its batch size and GPUs set it "
+            "(the decode inter-token latency alert watches the p99).",
+            "s",
+            _quantiles("{itl}", ', pd_role="decode"'),
+        ),
+        Panel(
+            "Prefill and decode queues",
+            "Requests waiting on each role, and where the release reports them, the hand-over queues: prefill "
+            "waiting for decode and sending the KV cache, decode waiting for room and receiving it.",
+            "short",
+            tuple(queues),
+        ),
+        Panel(
+            "KV-cache usage by role",
+            "token_usage of each role: decode's holds the running answers (its autoscaler's signal); prefill's "
+            "only the prompts it has not handed over yet.",
+            "percentunit",
+            (('max by (model_name, pd_role) (sglang:token_usage{sel, pd_role!=""})', "{{pd_role}} {{model_name}}"),),
+        ),
+    ]
+    failures = [
+        (f"sum by (model_name) (rate({n}{{sel}}[{RATE}]))", f"{legend} {{{{model_name}}}}")
+        for n, legend in (
+            ("sglang:num_transfer_failed_reqs_total", "failed transfers/s"),
+            ("sglang:num_bootstrap_failed_reqs_total", "failed bootstraps/s"),
+        )
+        if metrics.has(n)
+    ]
+    if failures:
+        panels.append(
+            Panel(
+                "KV transfer failures",
+                "Requests whose KV cache did not reach decode (transfer) or whose decode could not reach the "
+                "prefill server's bootstrap port (bootstrap), per second: each such request fails.",
+                "reqps",
+                tuple(failures),
+            )
+        )
+    if metrics.has("sglang:kv_transfer_latency_ms"):
+        panels.append(
+            Panel(
+                "KV transfer latency",
+                "p50/p99 time to move one request's KV cache from prefill to decode (kv_transfer_latency_ms).",
+                "ms",
+                tuple(
+                    (
+                        f"histogram_quantile({q}, sum by (model_name, le) "
+                        f"(rate(sglang:kv_transfer_latency_ms_bucket{{sel}}[{RATE}])))",
+                        f"p{round(q * 100)} {{{{model_name}}}}",
+                    )
+                    for q in (0.5, 0.99)
+                ),
+            )
+        )
+    return tuple(panels)
+
+
 GPU_PANELS = (
     Panel(
         "GPU utilisation",
@@ -335,11 +426,18 @@ GPU_PANELS = (
 )
 
 
-def expressions(namespace: str, sglang_release: str | None = None) -> list[str]:
+def expressions(namespace: str, sglang_release: str | None = None, pd: bool = False) -> list[str]:
     """Every PromQL expression of the dashboard for the SGLang release (None: the newest with a metric list),
-    as Grafana sends it before variable substitution."""
+    as Grafana sends it before variable substitution; ``pd``: with the row of disaggregated services."""
     metrics = SglangMetrics.of(sglang_release)
-    panels = (*SGLANG_PANELS, *startup_panels(metrics), *STAGING_PANELS, *GATEWAY_PANELS, *GPU_PANELS)
+    panels = (
+        *SGLANG_PANELS,
+        *(pd_panels(metrics) if pd else ()),
+        *startup_panels(metrics),
+        *STAGING_PANELS,
+        *GATEWAY_PANELS,
+        *GPU_PANELS,
+    )
     return [_expr(q, namespace, metrics) for p in panels for q, _ in p.queries]
 
 
@@ -397,11 +495,17 @@ def _panel(
 
 
 def build(
-    namespace: str, gpu: bool = True, staging: bool = False, gateway: bool = False, sglang_release: str | None = None
+    namespace: str,
+    gpu: bool = True,
+    staging: bool = False,
+    gateway: bool = False,
+    sglang_release: str | None = None,
+    pd: bool = False,
 ) -> dict:
     """The dashboard as a JSON-ready dict for the SGLang groups of ``namespace``, with the series names of
     ``sglang_release`` (None: the newest release with a metric list); ``staging``: some group's weights are
-    staged by a DaemonSet (its panels are added); ``gateway``: the groups have gateways (their row is added)."""
+    staged by a DaemonSet (its panels are added); ``gateway``: the groups have gateways (their row is added);
+    ``pd``: with the row of disaggregated services (their cold starts show per role: each role is a group)."""
     metrics = SglangMetrics.of(sglang_release)
     datasource = DataSourceRef(type_val="prometheus", uid="${datasource}")
     dash = (
@@ -426,6 +530,10 @@ def build(
     )
     for p in SGLANG_PANELS:
         dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
+    if pd:
+        dash = dash.with_row(dashboard.Row("Prefill/decode disaggregation: by role"))
+        for p in pd_panels(metrics):
+            dash = dash.with_panel(_panel(p, namespace, datasource, metrics))
     dash = dash.with_row(dashboard.Row("Cold starts: where a group's start spends its time"))
     for p in (*startup_panels(metrics), *(STAGING_PANELS if staging else ())):
         dash = dash.with_panel(_panel(p, namespace, datasource, metrics))

@@ -25,10 +25,13 @@ from components.sglang_pods import (
     GATEWAY_APP,
     LWS_WORKER_INDEX_LABEL,
     MODEL_LABEL,
+    PD_REVISION_LABEL,
+    PD_ROLE_LABEL,
+    PD_SERVICE_LABEL,
     model_label_value,
 )
 from config.gateway import GatewayConfig
-from config.gateway_args import API_KEY_ENV, LAUNCH, NAMESPACE_ENV, gateway_args
+from config.gateway_args import API_KEY_ENV, LAUNCH, NAMESPACE_ENV, PdSelectors, gateway_args
 
 # The exact served model name, on the gateway's pods: Prometheus copies it into the model_name label of
 # every gateway series (the dashboard's model filter), as SGLang's own series carry it.
@@ -61,6 +64,15 @@ def leader_selector(served_model_name: str) -> dict[str, str]:
     }
 
 
+def pd_selectors(served_model_name: str, service: str, revision: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The leaders of a disaggregated service's prefill role and of its decode role, of one revision only: a
+    gateway never pairs a prefill and a decode server of different revisions (docs/disaggregation.md)."""
+    base = leader_selector(served_model_name) | {PD_SERVICE_LABEL: service, PD_REVISION_LABEL: revision}
+    prefill = base | {PD_ROLE_LABEL: "prefill"}
+    decode = base | {PD_ROLE_LABEL: "decode"}
+    return prefill, decode
+
+
 @dataclass
 class SglangGatewayArgs:
     config: GatewayConfig
@@ -78,6 +90,10 @@ class SglangGatewayArgs:
     # Namespace of the Prometheus that scrapes its metrics port; None: no monitoring.
     monitoring_namespace: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
+    # A disaggregated service (its name) and the revision of its roles (SglangDisaggregatedService.revision):
+    # the gateway runs in PD mode, pairing only the prefill and decode leaders of that revision.
+    pd_service: str | None = None
+    pd_revision: pulumi.Input[str] | None = None
 
 
 class SglangGateway(pulumi.ComponentResource):
@@ -112,8 +128,16 @@ class SglangGateway(pulumi.ComponentResource):
             subjects=subjects,
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role, account])),
         )
-        spec = pulumi.Output.all(args.image, args.api_key_secret_name).apply(
-            lambda v: deployment_spec(name, s, v[0], args.served_model_name, args.worker_port, v[1])
+        spec = pulumi.Output.all(args.image, args.api_key_secret_name, args.pd_revision).apply(
+            lambda v: deployment_spec(
+                name,
+                s,
+                v[0],
+                args.served_model_name,
+                args.worker_port,
+                v[1],
+                pd_selectors(args.served_model_name, args.pd_service, v[2]) if args.pd_service else None,
+            )
         )
         # Ready only once a group's leader is healthy (its /readiness), which can be an hour after the up for
         # DeepSeek-R1: Pulumi must not wait for it.
@@ -167,6 +191,8 @@ def _refuse_invalid(name: str, args: SglangGatewayArgs) -> None:
     """For programs that build the args themselves (the stack's own were checked with the whole
     configuration): refuse before any child exists."""
     problems = []
+    if (args.pd_service is None) != (args.pd_revision is None):
+        problems.append("pd_service and pd_revision go together (PD mode needs both)")
     if len(name) > NAME_MAX or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", name):
         problems.append(f"name {name!r} must be a DNS-1123 label of at most {NAME_MAX} characters")
     if args.config.port == args.config.metrics_port:
@@ -205,6 +231,7 @@ def deployment_spec(
     served_model_name: str,
     worker_port: int,
     api_key_secret: str | None,
+    pd: PdSelectors | None = None,
 ) -> Spec:
     pod_labels = gateway_labels(name) | {MODEL_LABEL: model_label_value(served_model_name)}
     return {
@@ -215,7 +242,7 @@ def deployment_spec(
         "selector": {"matchLabels": gateway_selector(name)},
         "template": {
             "metadata": {"labels": pod_labels, "annotations": {SERVED_MODEL_ANNOTATION: served_model_name}},
-            "spec": pod_spec(name, s, image, served_model_name, worker_port, api_key_secret),
+            "spec": pod_spec(name, s, image, served_model_name, worker_port, api_key_secret, pd),
         },
     }
 
@@ -227,6 +254,7 @@ def pod_spec(
     served_model_name: str,
     worker_port: int,
     api_key_secret: str | None,
+    pd: PdSelectors | None = None,
 ) -> Spec:
     env: list[dict] = [
         {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -247,7 +275,11 @@ def pod_spec(
         # The image's entrypoint, spelled out: what runs does not depend on which image family is pinned.
         "command": list(LAUNCH),
         "args": gateway_args(
-            s, worker_port=worker_port, selector=leader_selector(served_model_name), api_key=bool(api_key_secret)
+            s,
+            worker_port=worker_port,
+            selector=leader_selector(served_model_name),
+            api_key=bool(api_key_secret),
+            pd=pd,
         ),
         "env": env,
         "ports": [
@@ -261,9 +293,9 @@ def pod_spec(
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        # /readiness answers 200 once at least one discovered leader passes the gateway's health check: the
-        # Service sends nothing to a gateway that has nowhere to route. /liveness answers whenever the process
-        # serves HTTP.
+        # /readiness answers 200 once at least one discovered leader passes the gateway's health check (in PD
+        # mode: one prefill and one decode leader): the Service sends nothing to a gateway that has nowhere to
+        # route. /liveness answers whenever the process serves HTTP.
         "readinessProbe": {
             "httpGet": {"path": "/readiness", "port": "http"},
             "periodSeconds": 10,

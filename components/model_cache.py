@@ -204,9 +204,47 @@ def stager_network_policy_spec(g: InferenceGroup, metrics_namespaces: Sequence[s
     return {"podSelector": {"matchLabels": stager_labels(g)}, "policyTypes": ["Ingress"], "ingress": ingress}
 
 
+def placed_groups(g: InferenceGroup) -> list[InferenceGroup]:
+    """The groups whose pods read the weights: the group itself, or both roles of a disaggregated service (one
+    DaemonSet stages for both: they serve the same weights from the same host path)."""
+    roles = list(g.roles.values()) if g.disaggregation is not None else []
+    return roles or [g]
+
+
 def staging_node_selector(g: InferenceGroup) -> dict[str, str]:
-    """Where copies are kept: the nodes the group's nodeSelector admits, narrowed to the staging labels."""
-    return dict(g.node_selector) | dict(_staging(g).node_selector)
+    """Where copies are kept: the nodes the group's nodeSelector admits, narrowed to the staging labels. The
+    roles of a disaggregated service that select different nodes are covered by ``staging_affinity`` instead."""
+    selectors = [dict(p.node_selector) for p in placed_groups(g)]
+    common = {k: v for k, v in selectors[0].items() if all(s.get(k) == v for s in selectors)}
+    return common | dict(_staging(g).node_selector)
+
+
+def staging_affinity(g: InferenceGroup) -> Spec | None:
+    """The nodes of either role, when the roles of a disaggregated service select different ones (a
+    nodeSelector can only intersect): one node selector term per role, ORed. None when one nodeSelector says
+    it all, or when a role selects no labels (it may run anywhere the staging labels admit)."""
+    staged = dict(_staging(g).node_selector)
+    common = staging_node_selector(g)
+    terms: list[dict] = []
+    for p in placed_groups(g):
+        own = {k: v for k, v in p.node_selector.items() if k not in common and k not in staged}
+        if not own:
+            return None
+        expressions = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(own.items())]
+        if expressions not in [t["matchExpressions"] for t in terms]:
+            terms.append({"matchExpressions": expressions})
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
+def staging_tolerations(g: InferenceGroup) -> list[dict]:
+    """The taints any pod reading the weights tolerates (both roles' of a disaggregated service)."""
+    out: list[dict] = []
+    for p in placed_groups(g):
+        for t in p.tolerations:
+            dumped = t.model_dump(by_alias=True, exclude_none=True)
+            if dumped not in out:
+                out.append(dumped)
+    return out
 
 
 def _staging(g: InferenceGroup) -> Staging:
@@ -263,8 +301,10 @@ def stager_spec(g: InferenceGroup, image: str, requirement: str, secret_envs: Se
         pod["serviceAccountName"] = d.service_account_name
     if selector := staging_node_selector(g):
         pod["nodeSelector"] = selector
-    if g.tolerations:
-        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
+    if affinity := staging_affinity(g):
+        pod["affinity"] = affinity
+    if tolerations := staging_tolerations(g):
+        pod["tolerations"] = tolerations
     labels = stager_labels(g)
     return {
         "selector": {"matchLabels": labels},

@@ -50,9 +50,12 @@ class ScrapeTarget:
     metrics: bool = True
     # Secret (in the serving namespace) holding the group's API key, which /metrics requires up to 0.4.5.
     api_key_secret_name: pulumi.Input[str | None] = None
+    # prefill or decode: a role of a disaggregated service; its series get the label pd_role.
+    pd_role: str | None = None
     # The startup budget in minutes (the startup probe's); a start past it alerts. None: no such alert.
     startup_budget_minutes: int | None = None
-    # Whether a weights staging DaemonSet (ModelCache, hostPath) serves metrics for the group.
+    # Whether a weights staging DaemonSet (ModelCache, hostPath) serves metrics for the group (a
+    # role's: its service's <service>-weights, one for both roles).
     stages_weights: bool = False
 
 
@@ -126,6 +129,7 @@ class MonitoringStack(pulumi.ComponentResource):
                         staging,
                         gateway=bool(args.gateways),
                         sglang_release=args.sglang_release,
+                        pd=any(t.pd_role for t in args.targets),
                     )
                 )
             },
@@ -145,6 +149,9 @@ class MonitoringStack(pulumi.ComponentResource):
                     budgets={t.name: t.startup_budget_minutes for t in args.targets if t.startup_budget_minutes},
                     staging=staging,
                     gateways=args.gateways,
+                    disaggregated=any(t.pd_role for t in args.targets),
+                    sglang_release=args.sglang_release,
+                    stagers={t.name: stager_of(t) for t in args.targets if t.pd_role},
                 )
             },
             opts=after_release,
@@ -167,6 +174,7 @@ class MonitoringStack(pulumi.ComponentResource):
                         args.serving_namespace,
                         s=s,
                         release=facts(args.sglang_release or _bom_release()),
+                        pd_role=target.pd_role,
                     )
                 ),
                 opts=after_release,
@@ -273,6 +281,13 @@ def chart_values(s: MonitoringConfig) -> dict[str, Any]:
     }
 
 
+def stager_of(t: ScrapeTarget) -> str:
+    """The weights DaemonSet a group's pods wait for: ``<group>-weights``; a role's (``<service>-<role>``) is
+    its service's, one for both roles."""
+    service = t.name.removesuffix(f"-{t.pd_role}") if t.pd_role else t.name
+    return f"{service}-weights"
+
+
 def weights_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
     """Every weights stager of the serving namespace, each series labelled with the node it stages."""
     return {
@@ -325,9 +340,18 @@ def _pod_meta(kind: str, key: str) -> str:
 
 
 def pod_monitor_spec(
-    group: str, namespace: str, api_key_secret: str | None, s: MonitoringConfig, release: ReleaseFacts
+    group: str,
+    namespace: str,
+    api_key_secret: str | None,
+    s: MonitoringConfig,
+    release: ReleaseFacts,
+    pd_role: str | None = None,
 ) -> dict:
     endpoint: dict[str, Any] = {"port": "http", "path": "/metrics", "interval": s.prometheus.scrape_interval}
+    if pd_role is not None:
+        # The role of a disaggregated service on every series, whatever the release calls it (0.5.x's own
+        # engine_type label is missing before): the dashboard, the alerts and the autoscalers split by it.
+        endpoint["relabelings"] = [{"action": "replace", "targetLabel": alerts.PD_ROLE, "replacement": pd_role}]
     if api_key_secret and release.metrics_need_api_key:
         # Up to SGLang 0.4.5 --api-key guards every path but /health*, /metrics included; from 0.4.6 /metrics
         # is exempt, and the key stays out of Prometheus.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -59,6 +60,11 @@ class SglangInferenceGroupArgs:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     # Startup probe budget in minutes; None: the group's probes.startupTimeoutMinutes.
     startup_timeout_minutes: int | None = None
+    # An existing Secret (key "api-key") holding the key, instead of one this group creates from api_key: the
+    # roles of a disaggregated service share their service's.
+    api_key_secret_name: str | None = None
+    # Labels on every pod besides the group's own (a disaggregated service's revision).
+    pod_labels: pulumi.Input[dict[str, str]] | None = None
 
 
 class SglangInferenceGroup(pulumi.ComponentResource):
@@ -79,8 +85,8 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         ns = args.namespace
         group_meta = group_labels(g)
 
-        secret_name = None
-        if args.api_key is not None:
+        secret_name = args.api_key_secret_name
+        if args.api_key is not None and secret_name is None:
             secret_name = f"{g.name}-api-key"
             k8s.core.v1.Secret(
                 f"{name}-api-key",
@@ -105,8 +111,15 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         extras = PodExtras(
             list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes, dict(args.node_selector)
         )
-        spec = pulumi.Output.from_input(args.image).apply(
-            lambda image: lws_spec(g, image, secret_name, args.pod_annotations, extras, _release(args, image))
+        spec = pulumi.Output.all(args.image, args.pod_labels or {}).apply(
+            lambda v: lws_spec(
+                g,
+                v[0],
+                secret_name,
+                args.pod_annotations,
+                dataclasses.replace(extras, labels=dict(v[1])),
+                _release(args, v[0]),
+            )
         )
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-lws",
@@ -169,10 +182,14 @@ class SglangInferenceGroup(pulumi.ComponentResource):
 
 
 def _release(args: SglangInferenceGroupArgs, image: str) -> str | None:
+    return release_of(args.sglang_version, image)
+
+
+def release_of(sglang_version: str | None, image: str) -> str | None:
     """The release whose flag spellings and probe paths the pods get: sglang_version, else the image tag."""
-    if args.sglang_version:
+    if sglang_version:
         try:
-            return str(Version(args.sglang_version))
+            return str(Version(sglang_version))
         except InvalidVersion:
             return None
     found = release_of_tag(image)
@@ -191,6 +208,10 @@ def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs
     ``sglang_version``, leaves them unchecked."""
     release_key = "sglang_version" if args.sglang_version else "image"
     problems: list[tuple[str, str]] = []
+    if g.disaggregation is not None:
+        problems.append(
+            ("config", "has disaggregation: serve it with SglangDisaggregatedService, which runs its roles")
+        )
     release = None
     if args.sglang_version:
         try:

@@ -42,11 +42,35 @@ API_KEY_SECRET_KEY = "api-key"
 MODEL_LABEL = "sglang-platform.io/model"
 # app.kubernetes.io/name of the gateway's pods, which each group's NetworkPolicy admits for its model.
 GATEWAY_APP = "sglang-gateway"
+# Every pod of a role of a disaggregated service carries its service, its role and the revision of the pair
+# (docs/disaggregation.md): the gateway's prefill and decode selectors name all three, the NetworkPolicy lets
+# the two roles of one service reach each other.
+PD_SERVICE_LABEL = "sglang-platform.io/pd-service"
+PD_ROLE_LABEL = "sglang-platform.io/pd-role"
+PD_REVISION_LABEL = "sglang-platform.io/pd-revision"
+# sglang-router 0.3.2 reads a prefill pod's bootstrap port from this annotation, and only from it
+# (router_args.py: bootstrap_port_annotation is fixed; there is no flag to rename it).
+BOOTSTRAP_PORT_ANNOTATION = "sglang.ai/bootstrap-port"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def group_labels(g: InferenceGroup) -> dict[str, str]:
     return labels("sglang", instance=g.name)
+
+
+def pd_labels(g: InferenceGroup) -> dict[str, str]:
+    """The service and role of a role's pods (none for a colocated group)."""
+    if g.pd is None:
+        return {}
+    return {PD_SERVICE_LABEL: g.pd.service, PD_ROLE_LABEL: g.pd.role}
+
+
+def pd_revision(templates: Sequence[Any]) -> str:
+    """The revision of a disaggregated service's pair of roles: a hash of both roles' pod templates (leader
+    and worker, everything the pods run: image, flags, environment, resources, volumes), so a change to either
+    role is a new revision of both. Replicas are not in it: scaling is not a new revision."""
+    text = json.dumps(list(templates), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def model_label_value(served_name: str) -> str:
@@ -69,6 +93,8 @@ class PodExtras:
     startup_timeout_minutes: int | None = None
     # Node labels required on top of the group's nodeSelector (e.g. the nodes ModelCache stages weights on).
     node_selector: dict[str, str] = field(default_factory=dict)
+    # Labels on every pod (a disaggregated service's revision).
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def lws_spec(
@@ -122,11 +148,16 @@ def pod_template(
     # Workers serve no API, and SGLang 0.4.3.post2 logs every server argument at start (api_key included):
     # the key goes only where it is needed, the leader.
     api_key_secret = api_key_secret if leader else None
-    pod_labels = group_labels(g) | {
-        "role": role,
-        "app.kubernetes.io/component": role,
-        MODEL_LABEL: model_label_value(g.model.served_name),
-    }
+    pod_labels = (
+        group_labels(g)
+        | {
+            "role": role,
+            "app.kubernetes.io/component": role,
+            MODEL_LABEL: model_label_value(g.model.served_name),
+        }
+        | pd_labels(g)
+        | extras.labels
+    )
     volumes = [
         model_volume(g),
         # 64 MiB default /dev/shm is too small for NCCL and SGLang's shared-memory IPC.
@@ -164,11 +195,12 @@ def pod_template(
         spec["nodeSelector"] = selector
     if g.tolerations:
         spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
-    metadata: dict[str, Any] = {
-        "labels": pod_labels,
-        "annotations": dict(annotations) | checkov_skips(g, image, api_key_secret is not None),
-    }
-    return {"metadata": metadata, "spec": spec}
+    pod_annotations = dict(annotations) | checkov_skips(g, image, api_key_secret is not None)
+    if leader and g.pd is not None and g.pd.role == "prefill":
+        # Where the gateway tells decode to fetch this prefill server's KV cache from (0.4.6's decode has no
+        # fallback when the gateway sends none).
+        pod_annotations[BOOTSTRAP_PORT_ANNOTATION] = str(g.pd.settings.bootstrap_port)
+    return {"metadata": {"labels": pod_labels, "annotations": pod_annotations}, "spec": spec}
 
 
 def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str]:
@@ -238,6 +270,8 @@ def _container(g: InferenceGroup, image: str, api_key_secret: str | None, *, lea
     ports = [{"name": "http", "containerPort": g.ports.http, "protocol": "TCP"}]
     if leader and g.nodes > 1:
         ports.append({"name": "dist-init", "containerPort": g.ports.dist_init, "protocol": "TCP"})
+    if leader and g.pd is not None and g.pd.role == "prefill":
+        ports.append({"name": "bootstrap", "containerPort": g.pd.settings.bootstrap_port, "protocol": "TCP"})
 
     return {
         "name": "sglang-leader" if leader else "sglang-worker",
@@ -393,7 +427,12 @@ def pdb_spec(g: InferenceGroup) -> Spec:
 
 
 def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str], client_cidrs: Sequence[str] = ()) -> Spec:
-    members = {"podSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}}
+    # NCCL between the members of a group; for a role of a disaggregated service also everything between its
+    # two roles: decode asks the prefill leader's bootstrap server for the KV senders, and each prefill and
+    # decode rank exchanges transfer messages with its peers on ports of its own choosing (the KV cache itself
+    # moves over RDMA, which a NetworkPolicy does not see).
+    peers = {PD_SERVICE_LABEL: g.pd.service} if g.pd is not None else {LWS_NAME_LABEL: g.name}
+    members = {"podSelector": {"matchLabels": peers}}
     clients: list[dict] = [
         {"podSelector": {"matchLabels": {API_CLIENT_LABEL: "true"}}},
         # The gateway of this group's model (if the stack runs one): it sends the model's requests here.
@@ -456,6 +495,12 @@ def fabric_env(group: InferenceGroup) -> list[dict]:
         env["NVSHMEM_HCA_LIST"] = ",".join(net.hcas)
         if net.gid_index is not None:
             env["NVSHMEM_IB_GID_INDEX"] = str(net.gid_index)
+    pd = group.pd
+    if pd is not None and net.fabric == "infiniband" and net.gid_index is not None:
+        # The KV transfer reads its own GID index: Mooncake's transfer engine MC_GID_INDEX (it refuses a null
+        # GID: "please check your GID index by specifying MC_GID_INDEX"), NIXL's UCX UCX_IB_GID_INDEX.
+        name = "MC_GID_INDEX" if pd.settings.transfer_backend == "mooncake" else "UCX_IB_GID_INDEX"
+        env[name] = str(net.gid_index)
     if net.p2p_level is not None:
         env["NCCL_P2P_LEVEL"] = net.p2p_level
     if group.model.source == "modelscope":

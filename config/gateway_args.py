@@ -25,22 +25,55 @@ def _num(value: float) -> str:
     return format(value, "g")
 
 
-def gateway_args(cfg: GatewayConfig, *, worker_port: int, selector: Mapping[str, str], api_key: bool) -> list[str]:
+PdSelectors = tuple[Mapping[str, str], Mapping[str, str]]
+
+
+def gateway_args(
+    cfg: GatewayConfig,
+    *,
+    worker_port: int,
+    selector: Mapping[str, str],
+    api_key: bool,
+    pd: PdSelectors | None = None,
+) -> list[str]:
     """Flags for the gateway of one model. ``selector``: the labels (all must match) of the leader pods it
-    routes to; ``worker_port``: their API port; ``api_key``: whether $(SGLANG_API_KEY) holds the groups' key."""
-    return typed_args(cfg, worker_port=worker_port, selector=selector, api_key=api_key) + list(cfg.extra_args)
+    routes to; ``worker_port``: their API port; ``api_key``: whether $(SGLANG_API_KEY) holds the groups' key;
+    ``pd``: the (prefill, decode) selectors of a disaggregated service, which put the gateway in PD mode
+    (``selector`` is then unused: 0.3.2 ignores it there)."""
+    return typed_args(cfg, worker_port=worker_port, selector=selector, api_key=api_key, pd=pd) + list(cfg.extra_args)
 
 
-def typed_args(cfg: GatewayConfig, *, worker_port: int, selector: Mapping[str, str], api_key: bool) -> list[str]:
-    """Everything but ``extraArgs``. Every value is rendered, defaults included, so what runs does not change
-    when a later release changes a default."""
+def _pairs(selector: Mapping[str, str]) -> list[str]:
+    # nargs="+": one k=v per argument; every pair must match (equality only).
     if not selector:
         raise ValueError("the gateway needs a pod selector (an empty one matches no pod in 0.3.2)")
+    return [f"{k}={v}" for k, v in sorted(selector.items())]
+
+
+def typed_args(
+    cfg: GatewayConfig,
+    *,
+    worker_port: int,
+    selector: Mapping[str, str],
+    api_key: bool,
+    pd: PdSelectors | None = None,
+) -> list[str]:
+    """Everything but ``extraArgs``. Every value is rendered, defaults included, so what runs does not change
+    when a later release changes a default."""
+    if pd is None:
+        discovered = ["--selector", *_pairs(selector)]
+    else:
+        # PD mode: each request goes to a prefill and a decode server, with the prefill pod's bootstrap port
+        # (its annotation sglang.ai/bootstrap-port) for decode to fetch the KV cache from. One discovery port
+        # for both roles.
+        prefill, decode = pd
+        discovered = ["--prefill-selector", *_pairs(prefill), "--decode-selector", *_pairs(decode)]
     args = [
         "--host",
         "0.0.0.0",
         "--port",
         str(cfg.port),
+        *(["--pd-disaggregation"] if pd is not None else []),
         # Kubernetes discovery, limited to the pod's own namespace: a namespaced Role is enough (without
         # the flag 0.3.2 watches every namespace and needs a ClusterRole).
         "--service-discovery",
@@ -48,9 +81,7 @@ def typed_args(cfg: GatewayConfig, *, worker_port: int, selector: Mapping[str, s
         f"$({NAMESPACE_ENV})",
         "--service-discovery-port",
         str(worker_port),
-        # nargs="+": one k=v per argument; every pair must match (equality only).
-        "--selector",
-        *[f"{k}={v}" for k, v in sorted(selector.items())],
+        *discovered,
         "--policy",
         cfg.policy,
     ]
@@ -148,7 +179,7 @@ def managed_flags() -> frozenset[str]:
     )
     for cfg in (on, off):
         words += typed_args(cfg, worker_port=1, selector={"k": "v"}, api_key=True)
-    # Modes the platform decides: the worker list comes from discovery, and regular (not PD) routing.
-    words += ["--worker-urls", "--pd-disaggregation", "--prefill", "--decode", "--prefill-selector"]
-    words += ["--decode-selector", "--enable-igw", "--mini-lb"]
+        words += typed_args(cfg, worker_port=1, selector={"k": "v"}, api_key=True, pd=({"k": "p"}, {"k": "d"}))
+    # Modes the platform decides: the worker list comes from discovery, regular or PD routing by the groups.
+    words += ["--worker-urls", "--prefill", "--decode", "--enable-igw", "--mini-lb"]
     return frozenset(w for w in words if w.startswith("--"))

@@ -136,7 +136,9 @@ def load() -> LoadedConfig:
     platform = validate(raw, secret_keys, preflight, model_configs=model_configs, other_keys=other_keys, notes=notes)
     config = pulumi.Config(PROJECT)
     secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
-    sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in platform.inference_groups}
-    budgets = {g.name: startup_budget_minutes(g, sizes[g.name]) for g in platform.inference_groups}
+    # By the name of what runs: each colocated group, each role of a disaggregated service.
+    running = [u.group for u in platform.serving_units]
+    sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in running}
+    budgets = {g.name: startup_budget_minutes(g, sizes[g.name]) for g in running}
     known = {k: v for k, v in sizes.items() if v is not None}
     return LoadedConfig(platform, secrets, known, budgets, notes + preflight.notes + model_configs.notes)

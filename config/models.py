@@ -7,11 +7,15 @@ snake_case in Python, so other teams can build these models in their own program
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
+from pydantic.alias_generators import to_snake
 
 from config import bom
 from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
@@ -30,12 +34,13 @@ from config.base import (
     RelativePath,
 )
 from config.benchmark import Benchmark
+from config.errors import Loc, Problem, problems_from_validation
 from config.gateway import GatewayConfig
 from config.gpus import GPUS, gpu_choices
 from config.model_cache import ModelDownload, Preflight, Pvc
 from config.monitoring import MonitoringConfig
 from config.nodes import NodeShape
-from config.presets import PRESETS, apply_preset, preset_names
+from config.presets import PRESETS, apply_preset, merge, preset_names
 from config.quantization import Scheme
 from config.serving import Choice, DeepGemm, ExpertParallel, Speculative
 from config.webui import OpenWebUIConfig
@@ -330,7 +335,7 @@ class InferenceGroup(Base):
         None,
         description="Run SGLang's bench_serving against the group (through its model's gateway when one fronts it) "
         "whenever it serves a new revision and judge it against monitoring.slo (set {} for the defaults; unset: no "
-        "benchmark).",
+        "benchmark). A disaggregated service has one, through its gateway, once both roles serve the revision.",
     )
     node_shape: NodeShape | None = Field(
         None, description="The GPU node this group runs on, when it differs from sglang-platform:gpuNodes."
@@ -341,11 +346,110 @@ class InferenceGroup(Base):
         description="Keep DeepGEMM's JIT kernels (FP8 on Hopper and newer) in a volume the pods reuse, compiled "
         "once by sglang.compile_deep_gemm (SGLang 0.4.6 and later).",
     )
+    page_size: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="--page-size (SGLang 0.4.4 and later): tokens per KV-cache page. Shared by both roles of a "
+        "disaggregated service: the KV cache moves from prefill to decode page by page.",
+    )
+    disaggregation: Disaggregation | None = Field(
+        None,
+        description="Serve the model as separate prefill and decode groups (docs/disaggregation.md): each role "
+        "its own LeaderWorkerSet, the KV cache moved over RDMA, the gateway in PD mode in front.",
+    )
 
-    @model_validator(mode="before")
+    # What the stack said before the preset was merged in: the roles of a disaggregated service start from it.
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # A role of a disaggregated service (set on the groups ``roles`` derives, never from a stack key).
+    _pd: PdContext | None = PrivateAttr(None)
+    # The two role groups of a disaggregated service, and the problems deriving them met.
+    _roles: dict[str, InferenceGroup] = PrivateAttr(default_factory=dict)
+    _role_problems: tuple[Problem, ...] = PrivateAttr(())
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _preset(cls, data: Any) -> Any:
-        return apply_preset(data)
+    def _preset(cls, data: Any, handler: Any) -> Any:
+        if isinstance(data, InferenceGroup):
+            return handler(data)
+        group = handler(apply_preset(data))
+        if isinstance(data, Mapping):
+            group._raw = dict(data)
+        if group.disaggregation is not None:
+            group._derive_roles()
+        return group
+
+    def _derive_roles(self) -> None:
+        """Each role's group: the service's own keys (as the stack gave them), the role's keys over them, and
+        the role's preset (else the service's) under both; named ``<service>-<role>``."""
+        pd = self.disaggregation
+        assert pd is not None
+        problems: list[Problem] = []
+        longest = max(len(f"-{role}") for role in PD_ROLES)
+        if len(self.name) + longest > GROUP_NAME_MAX:
+            # The roles' LeaderWorkerSets are <name>-prefill and <name>-decode, group names like any other.
+            self._role_problems = (
+                Problem(
+                    ("name",),
+                    f"{self.name!r} is too long for a disaggregated service: its roles run as {self.name}-prefill "
+                    f"and {self.name}-decode, group names of at most {GROUP_NAME_MAX} characters; use at most "
+                    f"{GROUP_NAME_MAX - longest}",
+                ),
+            )
+            return
+        # The service's keys in camelCase, so a role's key replaces the service's however a caller spelt it. The
+        # benchmark is the service's alone: it measures the pair through the gateway, not each role.
+        service = {_camel_of(k): v for k, v in self._raw.items() if to_snake(k) not in SERVICE_ONLY_KEYS}
+        for role in PD_ROLES:
+            overrides = self.role_overrides(role)
+            raw = merge(service, {k: v for k, v in overrides.items() if k != "preset"})
+            preset = overrides.get("preset", self.preset)
+            raw |= {"name": f"{self.name}-{role}", "preset": preset}
+            try:
+                group = InferenceGroup.model_validate(raw)
+            except ValidationError as error:
+                for p in problems_from_validation(error, InferenceGroup):
+                    problems.append(Problem(self.role_key(role, p.loc), p.message))
+                continue
+            group._pd = PdContext(self.name, role, pd, pd_ib_devices(pd, group.network))
+            self._roles[role] = group
+        prefill, decode = self._roles.get("prefill"), self._roles.get("decode")
+        if prefill is not None and decode is not None and prefill._pd is not None:
+            prefill._pd = dataclasses.replace(
+                prefill._pd, decode_tp=decode.tp_size, decode_dp=decode.dp_attention_size or 1
+            )
+        self._role_problems = tuple(dict.fromkeys(problems))
+
+    def role_overrides(self, role: str) -> dict[str, Any]:
+        """The keys the stack sets on one role of the disaggregated service (camelCase, as given)."""
+        pd = self.disaggregation
+        if pd is None:
+            return {}
+        settings: PdRole = getattr(pd, role)
+        return settings.model_dump(by_alias=True, exclude_unset=True)
+
+    def role_key(self, role: str, loc: Loc) -> Loc:
+        """Where a key of a role's group is set: on the role when the role sets it, else on the service."""
+        overrides = self.role_overrides(role)
+        if loc and isinstance(loc[0], str) and (loc[0] in overrides or _camel_of(loc[0]) in overrides):
+            return ("disaggregation", role, *loc)
+        return loc
+
+    @property
+    def roles(self) -> Mapping[str, InferenceGroup]:
+        """prefill and decode: the groups a disaggregated service runs (empty for a colocated group, or when a
+        role's keys are invalid: ``role_problems`` says why)."""
+        return dict(self._roles)
+
+    @property
+    def role_problems(self) -> tuple[Problem, ...]:
+        """Problems of the roles' groups, located from the service (``disaggregation.prefill.nodes``)."""
+        return self._role_problems
+
+    @property
+    def pd(self) -> PdContext | None:
+        """The disaggregated service and role this group is, or None for a colocated group."""
+        return self._pd
 
     @field_validator("chunked_prefill_size")
     @classmethod
@@ -423,6 +527,165 @@ class InferenceGroup(Base):
         return quantities
 
 
+PD_ROLES: tuple[Literal["prefill", "decode"], ...] = ("prefill", "decode")
+# Keys of a disaggregated service its roles' groups do not inherit.
+SERVICE_ONLY_KEYS = ("disaggregation", "preset", "name", "benchmark")
+# The keys a role of a disaggregated service may set for itself; everything else (the model, its volume, the
+# network, ports, the KV-cache dtype and page size, the parsers) is the service's, shared by both roles, which
+# must agree on them to hand the KV cache over.
+ROLE_KEYS = (
+    "preset",
+    "replicas",
+    "nodes",
+    "gpus_per_node",
+    "gpu",
+    "gpu_memory_gib",
+    "tensor_parallel",
+    "mem_fraction_static",
+    "dp_attention_size",
+    "expert_parallel",
+    "chunked_prefill_size",
+    "max_running_requests",
+    "cuda_graph_max_bs",
+    "cuda_graph_batch_sizes",
+    "torch_compile_max_bs",
+    "extra_args",
+    "resources",
+    "node_selector",
+    "tolerations",
+    "node_shape",
+    "autoscaling",
+    "rollout",
+    "probes",
+    "deep_gemm",
+)
+
+
+def _camel_of(key: str) -> str:
+    field = InferenceGroup.model_fields.get(to_snake(key))
+    return field.alias if field is not None and field.alias else key
+
+
+def _role_field(name: str) -> tuple[Any, Any]:
+    """The group's own field as a role override: the same type and limits, unset by default."""
+    field = InferenceGroup.model_fields[name]
+    return (
+        field.rebuild_annotation() | None,
+        Field(None, alias=field.alias, description=f"The role's own {field.alias}, over the service's."),
+    )
+
+
+PdRole = create_model(  # type: ignore[call-overload]
+    "PdRole",
+    __base__=Base,
+    __doc__="The keys of one role of a disaggregated service that differ from the service's: each is the "
+    "group key of the same name, merged over the service's (mappings key by key, lists whole), with the role's "
+    "preset (else the service's) under both.",
+    **{name: _role_field(name) for name in ROLE_KEYS},
+)
+
+
+_ROLE_KEYS_TEXT = (
+    ", ".join(InferenceGroup.model_fields[k].alias or k for k in ROLE_KEYS)
+    + " (each the group key of that name; mappings merge key by key, lists replace)."
+)
+
+
+class DecodePerPrefill(Base):
+    """Bounds of the ratio decode groups : prefill groups."""
+
+    min: float = Field(gt=0, le=1000, description="Fewest decode groups per prefill group.")
+    max: float = Field(gt=0, le=1000, description="Most decode groups per prefill group.")
+
+
+_IB_DEVICE = r"^[A-Za-z0-9_.-]+$"
+
+
+class Disaggregation(Base):
+    transfer_backend: Literal["mooncake", "nixl"] = Field(
+        "mooncake",
+        description="--disaggregation-transfer-backend: moves the KV cache from prefill to decode (mooncake: "
+        "Mooncake's transfer engine over RDMA; nixl: NVIDIA's NIXL over UCX).",
+    )
+    bootstrap_port: Port = Field(
+        8998,
+        description="--disaggregation-bootstrap-port: where decode finds a prefill server's KV sender (on the "
+        "prefill leader; the gateway reads it from the pod annotation sglang.ai/bootstrap-port).",
+    )
+    ib_devices: list[Annotated[str, Field(pattern=_IB_DEVICE)]] = Field(
+        default_factory=list,
+        description="--disaggregation-ib-device: the RDMA devices the KV cache moves over; unset: network.hcas "
+        "without their port suffixes.",
+    )
+    decode_per_prefill: DecodePerPrefill | None = Field(
+        None,
+        description="Bounds of decode groups per prefill group: the roles' replicas (or autoscaling ranges) must "
+        "keep the ratio inside them whatever each role's autoscaler does.",
+    )
+    tokens_per_request: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="Prompt plus answer tokens a typical request holds in decode's KV cache: the capacity check "
+        "wants decode to hold its maxRunningRequests of them (unset: contextLength each).",
+    )
+    prefill: PdRole = Field(
+        default_factory=PdRole,
+        description="The keys the prefill role sets for itself, over the service's: " + _ROLE_KEYS_TEXT,
+    )
+    decode: PdRole = Field(
+        default_factory=PdRole,
+        description="The keys the decode role sets for itself, over the service's: " + _ROLE_KEYS_TEXT,
+    )
+
+
+@dataclass(frozen=True)
+class PdContext:
+    """What a role's group knows of its disaggregated service."""
+
+    service: str
+    role: Literal["prefill", "decode"]
+    settings: Disaggregation
+    # --disaggregation-ib-device, resolved (empty: none could be derived).
+    ib_devices: tuple[str, ...]
+    # The decode role's tensor-parallel size and DP-attention groups (1 without): a prefill server of 0.4.10 to
+    # 0.5.1 must be told them when they are not its own (--disaggregation-decode-tp, --disaggregation-decode-dp).
+    decode_tp: int | None = None
+    decode_dp: int | None = None
+
+
+def pd_ib_devices(pd: Disaggregation, network: Network) -> tuple[str, ...]:
+    """The devices the KV cache moves over: ``ibDevices``, else the fabric's HCAs as NCCL names them
+    (``mlx5_0:1`` is device mlx5_0, port 1); none when an HCA entry is an exclusion (``^mlx5_1``), which
+    names no device to use."""
+    if pd.ib_devices:
+        return tuple(pd.ib_devices)
+    if network.fabric != "infiniband" or any(h.startswith("^") for h in network.hcas):
+        return ()
+    return tuple(dict.fromkeys(h.lstrip("=").split(":", 1)[0] for h in network.hcas))
+
+
+InferenceGroup.model_rebuild()
+
+
+@dataclass(frozen=True)
+class ServingUnit:
+    """A group that runs pods: a colocated inference group, or one role of a disaggregated service."""
+
+    index: int  # of the stack entry in inferenceGroups
+    service: InferenceGroup  # the stack entry
+    group: InferenceGroup  # what runs (the entry itself, or its role's group)
+
+    @property
+    def role(self) -> str | None:
+        return self.group.pd.role if self.group.pd is not None else None
+
+    def loc(self, loc: Loc) -> Loc:
+        """A key of the group, from the root of the stack: on the role when the role sets it."""
+        role = self.role
+        return ("inferenceGroups", self.index, *(self.service.role_key(role, loc) if role else loc))
+
+
 class ApiAccess(Base):
     allowed_namespaces: list[DnsLabel] = Field(
         default_factory=list, description="Namespaces whose pods may call the inference APIs."
@@ -468,6 +731,18 @@ class PlatformConfig(Base):
         description="The GPU nodes as Kubernetes allocates them (cpu, memory, gpus, rdma): pods that cannot fit one "
         "are refused. Unset: not checked.",
     )
+
+    @property
+    def serving_units(self) -> list[ServingUnit]:
+        """What runs, in stack order: each colocated group, and the prefill and decode groups of each
+        disaggregated service (none of a service whose roles are invalid: the rules report why)."""
+        out: list[ServingUnit] = []
+        for i, g in enumerate(self.inference_groups):
+            if g.disaggregation is None:
+                out.append(ServingUnit(i, g, g))
+            else:
+                out += [ServingUnit(i, g, role) for role in g.roles.values()]
+        return out
 
     @property
     def gateway_routes(self) -> dict[str, list[InferenceGroup]]:

@@ -37,13 +37,17 @@ class Slo(Base):
         description="Alert when the p99 time to first token of a model exceeds this; a benchmark above it fails.",
     )
     min_request_throughput: float = Field(
-        200,
+        200.0,
         gt=0,
         le=1_000_000,
         description="A benchmark that finishes fewer requests per second fails (the reference's QPS >= 200).",
     )
     itl_p99_seconds: float | None = Field(
-        None, gt=0, le=600, description="A benchmark with a p99 inter-token latency above this fails (unset: no limit)."
+        None,
+        gt=0,
+        le=600,
+        description="A benchmark with a p99 inter-token latency above this fails, and the decode role of a "
+        "disaggregated service alerts above it (unset: no limit, no such alert).",
     )
     e2e_p99_seconds: float | None = Field(
         None,
@@ -66,6 +70,13 @@ class Slo(Base):
         gt=0,
         le=1,
         description="Alert when more than this share of the gateway's requests to the groups fail (5xx).",
+    )
+    kv_transfer_p99_milliseconds: float = Field(
+        500,
+        gt=0,
+        le=600_000,
+        description="Disaggregated services: alert when the p99 time to move a request's KV cache from prefill "
+        "to decode exceeds this (sglang:kv_transfer_latency_ms, SGLang 0.5.23).",
     )
     for_duration: Duration = Field("5m", description="How long a condition must hold before an alert fires.")
 

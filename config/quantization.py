@@ -278,6 +278,22 @@ class KnownModel:
     repos: tuple[str, ...] = ()
     # Other checkpoints of the same model: scheme -> repository.
     variants: Mapping[str, str] = field(default_factory=dict)
+    # MLA: the latent KV cache of one token in one layer, kv_lora_rank + qk_rope_head_dim elements (DeepSeek-V3:
+    # 512 + 64); every GPU of an attention group holds it whole (SGLang's MLA token pool).
+    mla_kv_width: int | None = None
+
+    def kv_bytes_per_token(self, attention_tp: int, element_bytes: int) -> int | None:
+        """Bytes of KV cache one token takes on each GPU of an attention group of ``attention_tp`` GPUs: MLA's
+        latent vector whole on every GPU; otherwise K and V of the KV heads that GPU holds (at least one, heads
+        replicated when there are fewer than GPUs). None when the width is not known."""
+        layers = self.num_hidden_layers
+        if self.mla_kv_width is not None:
+            return self.mla_kv_width * layers * element_bytes
+        if not self.kv_heads_shard or not self.num_attention_heads or not layers:
+            return None
+        head_dim = self.hidden_size // self.num_attention_heads
+        heads = max(self.num_key_value_heads // max(attention_tp, 1), 1)
+        return 2 * heads * head_dim * layers * element_bytes
 
 
 def _deepseek(name: str, quantization: str, size_gib: float, repo: str, variants: Mapping[str, str]) -> KnownModel:
@@ -296,6 +312,7 @@ def _deepseek(name: str, quantization: str, size_gib: float, repo: str, variants
         kv_heads_shard=False,
         repos=(repo,),
         variants=variants,
+        mla_kv_width=512 + 64,  # kv_lora_rank + qk_rope_head_dim
     )
 
 
@@ -378,6 +395,10 @@ def model_from_config(name: str, config: Mapping[str, Any]) -> KnownModel | None
         return None
     mla = "kv_lora_rank" in config
     moe = any(k in config for k in ("n_routed_experts", "num_experts", "num_local_experts"))
+    try:
+        mla_width = int(config["kv_lora_rank"]) + int(config["qk_rope_head_dim"]) if mla else None
+    except (KeyError, TypeError, ValueError):
+        mla_width = None
     return KnownModel(
         name,
         num_attention_heads=heads,
@@ -389,4 +410,5 @@ def model_from_config(name: str, config: Mapping[str, Any]) -> KnownModel | None
         size_gib=None,
         moe=moe,
         kv_heads_shard=not mla,
+        mla_kv_width=mla_width,
     )

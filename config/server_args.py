@@ -82,9 +82,11 @@ def typed_flags(group: InferenceGroup, *, leader: bool, api_key: bool, table: Ta
             ("--context-length", g.context_length, "contextLength"),
             ("--mem-fraction-static", g.mem_fraction_static, "memFractionStatic"),
             ("--kv-cache-dtype", g.kv_cache_dtype, "kvCacheDtype"),
+            ("--page-size", g.page_size, "pageSize"),
             ("--dist-timeout", g.dist_timeout_seconds, "distTimeoutSeconds"),
             *_dp_attention(g, table),
             *_expert_parallel(g, table),
+            *_disaggregation(g, table),
             ("--chunked-prefill-size", g.chunked_prefill_size, "chunkedPrefillSize"),
             ("--max-running-requests", g.max_running_requests, "maxRunningRequests"),
             (_one(table, "--cuda-graph-max-bs-decode", "--cuda-graph-max-bs"), g.cuda_graph_max_bs, "cudaGraphMaxBs"),
@@ -144,6 +146,30 @@ def _expert_parallel(g: InferenceGroup, table: Table | None) -> list[Setting]:
             out.append(("--enable-ep-moe", True, "expertParallel"))
         out.append(("--ep-size", ep.size or g.tp_size, "expertParallel.size"))
     out.append(("--deepep-mode", ep.deepep_mode, "expertParallel.deepepMode"))
+    return out
+
+
+def _disaggregation(g: InferenceGroup, table: Table | None) -> list[Setting]:
+    """A role of a disaggregated service: its mode, and what both roles must agree on to hand the KV cache
+    over (the transfer backend, the prefill leader's bootstrap port, which decode also falls back to when the
+    gateway sends none in 0.5.x, and the RDMA devices). Every value is written, defaults included. Where the
+    release has them (0.4.10 to 0.5.1), prefill is told decode's layout, which it otherwise takes to be its own
+    (``ServerArgs.__post_init__``); 0.5.23 learns it from decode at bootstrap."""
+    pd = g.pd
+    if pd is None:
+        return []
+    s = pd.settings
+    out: list[Setting] = [
+        ("--disaggregation-mode", pd.role, "disaggregation"),
+        ("--disaggregation-transfer-backend", s.transfer_backend, "disaggregation.transferBackend"),
+        ("--disaggregation-bootstrap-port", s.bootstrap_port, "disaggregation.bootstrapPort"),
+        ("--disaggregation-ib-device", ",".join(pd.ib_devices) or None, "disaggregation.ibDevices"),
+    ]
+    if pd.role == "prefill" and table is not None and table.option("--disaggregation-decode-tp") is not None:
+        out += [
+            ("--disaggregation-decode-tp", pd.decode_tp, "disaggregation.decode.tensorParallel"),
+            ("--disaggregation-decode-dp", pd.decode_dp, "disaggregation.decode.dpAttentionSize"),
+        ]
     return out
 
 
@@ -220,7 +246,16 @@ EVERY_TYPED_SETTING = {
     "enableMetrics": True,
     "metricsForAllSchedulers": True,
     "resources": {"cpu": "1", "memory": "1Gi", "shmSize": "1Mi"},
+    "pageSize": 64,
+    # Its roles emit the PD flags (every_typed_group takes the prefill role's).
+    "disaggregation": {"ibDevices": ["mlx5_0"]},
 }
+
+
+def every_typed_group() -> InferenceGroup:
+    """The group of EVERY_TYPED_SETTING as it runs: its prefill role, which gets every flag a group can."""
+    return InferenceGroup.model_validate(EVERY_TYPED_SETTING).roles["prefill"]
+
 
 # Other spellings of a lever than the one a release gets, which extraArgs may not use either (where the
 # release has them): the deprecated --enable-dp-attention of 0.5.22+, DeepEP's two switches, the plain
@@ -244,7 +279,7 @@ def managed_flags(table: Table | None = None) -> Mapping[str, str | None]:
     sets under ``table``'s release, derived from ``typed_flags`` itself, plus the other spellings of its
     levers that release has: extraArgs may not repeat them, nor spell them another way that argparse resolves
     to them. Without a table: every spelling of every release."""
-    group = InferenceGroup.model_validate(EVERY_TYPED_SETTING)
+    group = every_typed_group()
     items = typed_flags(group, leader=True, api_key=True, table=table)
     items += typed_flags(group, leader=False, api_key=True, table=table)
     out = {item.flag: item.key for item in items}

@@ -141,8 +141,9 @@ def env_map(c: dict) -> dict:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
 
 
-# The shipped stacks, the example of docs/deepseek.md, and every preset: the conformance checks run on each.
-STACKS = ("dev", "prod", "deepseek-h200", PRESET_GALLERY)
+# The shipped stacks, the examples of docs/deepseek.md and docs/disaggregation.md, and every preset: the
+# conformance checks run on each.
+STACKS = ("dev", "prod", "deepseek-h200", "pd-h200", PRESET_GALLERY)
 
 
 @pytest.fixture(scope="session", params=STACKS)

@@ -740,6 +740,34 @@ def test_waiting_gives_up_with_what_it_saw(tmp_path):
     )
 
 
+def test_a_disaggregated_service_is_waited_for_on_both_roles(tmp_path):
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token\n")
+    ticks = iter(range(0, 10_000, 10))
+    # prefill serves, decode is still loading (each poll reads prefill, then decode)
+    with serve_kube(FakeKube(leader_worker_sets=[lws(), lws(ready=0)])) as kube:
+        env = {
+            "KUBERNETES_API_URL": kube.url,
+            "SERVICEACCOUNT_DIR": str(sa),
+            "BENCH_GROUP": "deepseek-r1",
+            "BENCH_LEADERWORKERSETS": "deepseek-r1-prefill,deepseek-r1-decode",
+            "BENCH_NAMESPACE": "deepseek",
+            "BENCH_BASE_URL": "http://127.0.0.1:9",
+            "BENCH_MODEL": "deepseek-r1",
+            # one poll: the first that is not serving is named
+            "READY_TIMEOUT_SECONDS": "0",
+        }
+        with pytest.raises(sb.BenchmarkError) as info:
+            sb.wait_until_serving(env, sb.KubeApi(env), sleep=lambda _: None, clock=lambda: next(ticks))
+    assert str(info.value) == (
+        "not serving after 0 s: leaderworkerset deepseek-r1-decode: 0 of 1 groups ready, 1 updated"
+    )
+    base = "/apis/leaderworkerset.x-k8s.io/v1/namespaces/deepseek/leaderworkersets/"
+    assert kube.requests[:2] == [("GET", base + "deepseek-r1-prefill"), ("GET", base + "deepseek-r1-decode")]
+    assert base + "deepseek-r1" not in [path for _, path in kube.requests]
+
+
 # --- the real bench_serving ----------------------------------------------------------------------------
 
 

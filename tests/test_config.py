@@ -58,7 +58,7 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "chunkedPrefillSize, maxRunningRequests, cudaGraphMaxBs, cudaGraphBatchSizes, torchCompileMaxBs, "
         "reasoningParser, toolCallParser, enableMetrics, metricsForAllSchedulers, extraArgs, network, resources, "
         "ports, probes, service, scheduler, restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, "
-        "autoscaling, benchmark, nodeShape, deepGemm",
+        "autoscaling, benchmark, nodeShape, deepGemm, pageSize, disaggregation",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
         "pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest",
     ]

@@ -45,6 +45,17 @@ SKIPPED_BY_OBJECT = {
         "Deployment.deepseek.deepseek-r1-gateway": GATEWAY_SKIPS,
         "DaemonSet.deepseek.deepseek-r1-weights": STAGER_SKIPS,
     },
+    # docs/disaggregation.md's example: a prefill and a decode group of one node each, on InfiniBand (IPC_LOCK),
+    # sharing the service's key, the weights staged once for both.
+    "pd-h200": {
+        "StatefulSet.deepseek.deepseek-r1-prefill-workertemplate": SGLANG_SKIPS | {"CKV_K8S_25"},
+        "StatefulSet.deepseek.deepseek-r1-decode-workertemplate": SGLANG_SKIPS | {"CKV_K8S_25"},
+        "Deployment.deepseek.open-webui": SGLANG_SKIPS,
+        "Deployment.deepseek.deepseek-r1-gateway": GATEWAY_SKIPS,
+        # One staging DaemonSet and one benchmark for the service, not one per role.
+        "DaemonSet.deepseek.deepseek-r1-weights": STAGER_SKIPS,
+        "Job.deepseek.deepseek-r1-bench-*": {"CKV_K8S_15", "CKV_K8S_43", "CKV_K8S_35", "CKV_K8S_38"},
+    },
     # Every preset: the 2-node ones (InfiniBand: IPC_LOCK) with leader and worker templates.
     "presets": {
         **{
@@ -118,7 +129,13 @@ def test_pod_templates_of_custom_resources_are_scanned(reports, stack):
 
 @pytest.mark.parametrize(
     ("stack", "extra"),
-    [("dev", set()), ("prod", {"CKV_K8S_25"}), ("deepseek-h200", set()), ("presets", {"CKV_K8S_25"})],
+    [
+        ("dev", set()),
+        ("prod", {"CKV_K8S_25"}),
+        ("deepseek-h200", set()),
+        ("pd-h200", {"CKV_K8S_25"}),
+        ("presets", {"CKV_K8S_25"}),
+    ],
 )
 def test_only_the_documented_checks_are_skipped_each_with_a_reason(reports, stack, extra):
     skipped = reports[stack].skipped

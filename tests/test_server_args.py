@@ -27,6 +27,12 @@ NOT_FLAGS = (
     "gpu",
     "gpuMemoryGiB",
     "nodeShape",
+    # A disaggregated service's roles override group keys (whose flags are covered as the group's); the ratio
+    # and the request size only feed the rules.
+    "disaggregation.prefill",
+    "disaggregation.decode",
+    "disaggregation.decodePerPrefill",
+    "disaggregation.tokensPerRequest",
 )
 
 
@@ -84,10 +90,16 @@ COMMON = {
     "--context-length": "contextLength",
     "--mem-fraction-static": "memFractionStatic",
     "--kv-cache-dtype": "kvCacheDtype",
+    "--page-size": "pageSize",
     "--dist-timeout": "distTimeoutSeconds",
 }
 LEVERS = {
     "--deepep-mode": "expertParallel.deepepMode",
+    # A role of a disaggregated service (EVERY_TYPED_SETTING's prefill role).
+    "--disaggregation-mode": "disaggregation",
+    "--disaggregation-transfer-backend": "disaggregation.transferBackend",
+    "--disaggregation-bootstrap-port": "disaggregation.bootstrapPort",
+    "--disaggregation-ib-device": "disaggregation.ibDevices",
     "--chunked-prefill-size": "chunkedPrefillSize",
     "--max-running-requests": "maxRunningRequests",
 }

@@ -22,6 +22,7 @@ COMPONENTS = {
     "MonitoringStack",
     "OpenWebUI",
     "ServingBenchmark",
+    "SglangDisaggregatedService",
     "SglangGateway",
     "SglangInferenceGroup",
     "Volcano",

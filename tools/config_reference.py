@@ -18,9 +18,9 @@ from pydantic_core import PydanticUndefined
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.errors import _unwrap
-from config.models import SECRET_KEYS, InferenceGroup, PlatformConfig
+from config.models import SECRET_KEYS, InferenceGroup, PdRole, PlatformConfig
 from config.rules.compat import compatibility_table
-from config.server_args import EVERY_TYPED_SETTING, FLAG_VALUES, every_managed_flag, typed_flags
+from config.server_args import EVERY_TYPED_SETTING, FLAG_VALUES, every_managed_flag, every_typed_group, typed_flags
 from config.sglang import load_table, releases_with, shipped_releases
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
@@ -61,7 +61,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             default = f"`{field.default!r}`"
         kind = _type_name(field.annotation)
         rows.append(f"| `{key}` | {kind} | {default} | {field.description or ''} |")
-        if is_model:
+        # A role's keys are the group's own (listed in its description), documented once, under the group.
+        if is_model and inner is not PdRole:
             sep = "[]." if "list[" in str(field.annotation) else "."
             nested.append((inner, f"{key}{sep}"))
     for inner, sub in nested:
@@ -92,12 +93,15 @@ def flag_releases() -> str:
     written = _written_for()
     # In command-line order; a spelling the newest releases do not use after the one they do.
 
-    every = InferenceGroup.model_validate(EVERY_TYPED_SETTING)
+    every = every_typed_group()
     emitted = typed_flags(every, leader=False, api_key=True)
     order = [item.flag for item in emitted]
     first = {item.key: i for i, item in reversed(list(enumerate(emitted)))}
     first.setdefault("expertParallel", first["expertParallel.a2aBackend"])
     first.setdefault("expertParallel.size", first["expertParallel.a2aBackend"])
+    # Decode's layout, written on prefill only for the releases that take it (0.4.10 to 0.5.1).
+    first.setdefault("disaggregation.decode.tensorParallel", first["disaggregation.ibDevices"])
+    first.setdefault("disaggregation.decode.dpAttentionSize", first["disaggregation.ibDevices"])
 
     def rank(item: tuple[str, str | None]) -> tuple[float, int]:
         flag, key = item
@@ -133,7 +137,7 @@ def _written_for() -> dict[str, tuple[str, ...]]:
         table = load_table(release)
         flags: set[str] = set()
         for variant in variants:
-            group = InferenceGroup.model_validate(variant)
+            group = InferenceGroup.model_validate(variant).roles["prefill"]
             for leader in (True, False):
                 flags |= {item.flag for item in typed_flags(group, leader=leader, api_key=True, table=table)}
         for flag in flags:

@@ -7,7 +7,8 @@ sglang.bench_serving`` is the release the group serves), standard library only.
 
   serving_benchmark.py -- <bench_serving arguments>
 
-1. Waits until the LeaderWorkerSet BENCH_GROUP has every group updated and ready (its status), then until
+1. Waits until the LeaderWorkerSet BENCH_GROUP (a disaggregated service: each of BENCH_LEADERWORKERSETS, its
+   prefill and decode roles) has every group updated and ready (its status), then until
    BENCH_BASE_URL/v1/models lists BENCH_MODEL (with the API key): the benchmark measures the revision the
    stack deploys, not the one it replaces.
 2. For ``--dataset-name random``, writes the prompts' source text to ``--dataset-path`` (bench_serving would
@@ -21,8 +22,8 @@ sglang.bench_serving`` is the release the group serves), standard library only.
    it could not run.
 
 Environment: BENCH_BASE_URL, BENCH_MODEL, BENCH_SLO (JSON: ttftP99Seconds, minRequestThroughput,
-itlP99Seconds, e2eP99Seconds), BENCH_REVISION, BENCH_GROUP, BENCH_NAMESPACE, BENCH_CONFIGMAP,
-READY_TIMEOUT_SECONDS, POLL_SECONDS, OPENAI_API_KEY, KUBERNETES_API_URL (default: the in-cluster API),
+itlP99Seconds, e2eP99Seconds), BENCH_REVISION, BENCH_GROUP, BENCH_LEADERWORKERSETS, BENCH_NAMESPACE,
+BENCH_CONFIGMAP, READY_TIMEOUT_SECONDS, POLL_SECONDS, OPENAI_API_KEY, KUBERNETES_API_URL (default: the in-cluster API),
 SERVICEACCOUNT_DIR, BENCH_PYTHON.
 """
 
@@ -136,6 +137,14 @@ def model_listed(base_url: str, model: str, key: str | None) -> tuple[bool, str]
     return model in ids, f"{base_url}/v1/models lists {ids}"
 
 
+def lws_serving(api: KubeApi, namespace: str, name: str) -> tuple[bool, str]:
+    try:
+        ready, state = group_serving(api.leader_worker_set(namespace, name))
+    except urllib.error.HTTPError as error:
+        return False, f"leaderworkerset {name}: HTTP {error.code}"
+    return ready, f"leaderworkerset {name}: {state}"
+
+
 def wait_until_serving(
     env: Mapping[str, str],
     api: KubeApi | None,
@@ -144,16 +153,17 @@ def wait_until_serving(
 ) -> None:
     deadline = clock() + float(env.get("READY_TIMEOUT_SECONDS", "14400"))
     poll = float(env.get("POLL_SECONDS", "15"))
-    group, namespace = env.get("BENCH_GROUP"), env.get("BENCH_NAMESPACE", "")
+    namespace = env.get("BENCH_NAMESPACE", "")
+    # A disaggregated service: both roles' LeaderWorkerSets; otherwise the group's own.
+    waited = [n for n in (env.get("BENCH_LEADERWORKERSETS") or env.get("BENCH_GROUP") or "").split(",") if n]
     last = ""
     while True:
         ready, state = True, ""
-        if api is not None and group:
-            try:
-                ready, state = group_serving(api.leader_worker_set(namespace, group))
-                state = f"leaderworkerset {group}: {state}"
-            except urllib.error.HTTPError as error:
-                ready, state = False, f"leaderworkerset {group}: HTTP {error.code}"
+        if api is not None:
+            for name in waited:
+                ready, state = lws_serving(api, namespace, name)
+                if not ready:
+                    break
         if ready:
             ready, state = model_listed(env["BENCH_BASE_URL"], env["BENCH_MODEL"], env.get("OPENAI_API_KEY"))
         if ready:

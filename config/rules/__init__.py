@@ -11,6 +11,7 @@ from config.rules.addons import check_addons
 from config.rules.autoscaling import check_autoscaling
 from config.rules.benchmark import check_benchmark
 from config.rules.compat import check_compat
+from config.rules.disaggregation import check_disaggregation, pd_unsupported
 from config.rules.flags import check_release_table, release_key
 from config.rules.front_end import check_front_end
 from config.rules.gateway import check_gateway
@@ -36,14 +37,20 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[s
         )
     problems += check_release_table(cfg.versions)
     problems += _unique_names(cfg)
-    for i, group in enumerate(cfg.inference_groups):
+    problems += check_disaggregation(cfg)
+    # Without PD in the pinned release, check_disaggregation says so once: not again per PD flag.
+    no_pd = pd_unsupported(cfg.versions)
+    for unit in cfg.serving_units:
         found = check_group(
-            group,
+            unit.group,
             allowed_cidrs=cfg.api_access.allowed_cidrs,
             sglang_release=cfg.versions.sglang_release,
             release_key=release_key(cfg.versions),
         )
-        problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in found]
+        if no_pd and unit.role is not None:
+            found = [p for p in found if p.loc[:1] != ("disaggregation",)]
+        # The roles of a service share most keys: one line for a problem both have.
+        problems += [p for p in (Problem(unit.loc(p.loc), p.message) for p in found) if p not in problems]
     problems += check_gpus(cfg)
     problems += check_node_shapes(cfg)
     problems += check_front_end(cfg)
@@ -72,4 +79,15 @@ def _unique_names(cfg: PlatformConfig) -> list[Problem]:
                     for i, v in enumerate(values)
                     if v == value
                 ]
+    # A role runs as <service>-<role>: a LeaderWorkerSet of that name must not exist twice.
+    names = {g.name: i for i, g in enumerate(cfg.inference_groups)}
+    for unit in cfg.serving_units:
+        if unit.role is not None and unit.group.name in names:
+            problems.append(
+                Problem(
+                    ("inferenceGroups", names[unit.group.name], "name"),
+                    f"{unit.group.name!r} is the {unit.role} role of the disaggregated service "
+                    f"{unit.service.name!r} (its LeaderWorkerSet); rename one of the two",
+                )
+            )
     return problems

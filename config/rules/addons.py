@@ -102,9 +102,9 @@ def check_addons(cfg: PlatformConfig) -> list[Problem]:
 
 def _check_queue_capability(cfg: PlatformConfig) -> list[Problem]:
     """Gang-scheduled groups beyond the queue's capability are never admitted; a rolling update's surge
-    groups need room as well."""
+    groups need room as well. Each role of a disaggregated service counts at its own maximum."""
     out = []
-    groups = [g for g in cfg.inference_groups if g.scheduler == "volcano"]
+    groups = [u.group for u in cfg.serving_units if u.group.scheduler == "volcano"]
     for resource, text in sorted(cfg.volcano.queue.capability.items()):
         capability = parse_quantity(text)
         parts, total = [], Decimal(0)

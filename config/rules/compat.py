@@ -109,10 +109,10 @@ def features_used(cfg: PlatformConfig) -> dict[str, dict[str, Loc]]:
     """By add-on: the features of config.compat.FEATURES the stack's objects use, with the key that uses them
     (LWS's gang scheduling and kept CRDs are refused by config.rules.addons, with their own messages)."""
     used: dict[str, dict[str, Loc]] = {}
-    for i, g in enumerate(cfg.inference_groups):
-        if g.autoscaling is not None:
+    for unit in cfg.serving_units:
+        if unit.group.autoscaling is not None:
             # components/autoscaling.py sets fallback.behavior on every ScaledObject.
-            used.setdefault("keda", {}).setdefault("fallbackBehavior", ("inferenceGroups", i, "autoscaling"))
+            used.setdefault("keda", {}).setdefault("fallbackBehavior", unit.loc(("autoscaling",)))
     return used
 
 

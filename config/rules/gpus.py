@@ -9,14 +9,15 @@ from config.models import PlatformConfig
 
 def check_gpus(cfg: PlatformConfig) -> list[Problem]:
     out: list[Problem] = []
-    for i, g in enumerate(cfg.inference_groups):
+    for unit in cfg.serving_units:
+        g = unit.group
         if g.gpu is not None and g.gpu_memory_gib is not None:
             gpu = GPUS[g.gpu]
-            out.append(
-                Problem(
-                    ("inferenceGroups", i, "gpuMemoryGiB"),
-                    f"set gpu or gpuMemoryGiB, not both: gpu {gpu.name} has {gpu.memory_gib:g} GiB "
-                    "(config/gpus.py); remove gpuMemoryGiB, or remove gpu for a GPU the table does not list",
-                )
+            problem = Problem(
+                unit.loc(("gpuMemoryGiB",)),
+                f"set gpu or gpuMemoryGiB, not both: gpu {gpu.name} has {gpu.memory_gib:g} GiB "
+                "(config/gpus.py); remove gpuMemoryGiB, or remove gpu for a GPU the table does not list",
             )
+            if problem not in out:
+                out.append(problem)
     return out

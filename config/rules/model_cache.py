@@ -44,9 +44,11 @@ def default_mem_fraction(tp_size: int) -> float:
 
 
 def weights_gib(g: InferenceGroup, measured: Mapping[str, float]) -> tuple[float | None, str]:
-    """The group's weight size and where the number comes from (for messages)."""
-    if g.name in measured:
-        return measured[g.name], "measured in S3"
+    """The group's weight size and where the number comes from (for messages). ``measured`` is keyed by stack
+    entry: a role of a disaggregated service serves its service's weights."""
+    name = g.pd.service if g.pd is not None else g.name
+    if name in measured:
+        return measured[name], "measured in S3"
     if g.model.size_gib is not None:
         return g.model.size_gib, "model.sizeGiB"
     known = KNOWN_WEIGHTS_GIB.get(model_key(g))
@@ -110,12 +112,77 @@ def check_model_cache(
     problems: list[Problem] = []
     for i, g in enumerate(cfg.inference_groups):
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in _check_group(g)]
+    for unit in cfg.serving_units:
+        g = unit.group
         size, origin = weights_gib(g, measured)
-        if cfg.preflight.capacity and size is not None:
-            found = check_capacity(g, size, origin, (weights or {}).get(g.name))
-            problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in found]
+        if not cfg.preflight.capacity or size is None:
+            continue
+        served = (weights or {}).get(unit.service.name)
+        found = check_capacity(g, size, origin, served)
+        if not found and g.pd is not None:
+            found = check_kv_capacity(g, size, served or resolve(g))
+        for p in found:
+            message = f"the {unit.role} role: {p.message}" if unit.role else p.message
+            problems.append(Problem(unit.loc(p.loc), message))
     problems += _check_claims(cfg, measured)
     return problems
+
+
+def kv_tokens(g: InferenceGroup, size: float, weights: Weights) -> tuple[int, int, float, int] | None:
+    """The KV cache one group holds, as SGLang sizes it (the static pool less the weights, per GPU): (tokens
+    in one DP-attention group, bytes per token per GPU, GiB per GPU, DP-attention groups); None when the
+    model's KV width is not known."""
+    model = weights.model
+    if model is None:
+        return None
+    element = 1 if g.kv_cache_dtype in ("fp8_e4m3", "fp8_e5m2") else 2
+    per_token = model.kv_bytes_per_token(g.attention_tp_size, element)
+    if per_token is None:
+        return None
+    _, pool, _ = _weights_room(g, g.total_gpus)
+    left = pool - size / g.total_gpus
+    return int(left * GIB // per_token), per_token, left, g.dp_attention_size or 1
+
+
+def check_kv_capacity(g: InferenceGroup, size: float, weights: Weights) -> list[Problem]:
+    """A role of a disaggregated service: every role holds one prompt of contextLength in the KV cache of a
+    DP-attention group (prefill until decode takes it, decode for the whole answer), and decode holds its
+    running requests: maxRunningRequests of disaggregation.tokensPerRequest (unset: contextLength) each."""
+    held = kv_tokens(g, size, weights)
+    if held is None or g.pd is None:
+        return []
+    tokens, per_token, left, dp = held
+    what = (
+        f"{_gib(left)} per GPU after the weights, {per_token:,} bytes per token"
+        f"{f', in each of {dp} DP-attention groups' if dp > 1 else ''}"
+    )
+    out: list[Problem] = []
+    if g.context_length is not None and tokens < g.context_length:
+        out.append(
+            Problem(
+                ("contextLength",),
+                f"a prompt of contextLength {g.context_length:,} tokens does not fit its KV cache: it holds "
+                f"{tokens:,} tokens ({what}): give it more GPUs or memory (memFractionStatic), or shorten "
+                "contextLength",
+            )
+        )
+    running = g.max_running_requests
+    each = g.pd.settings.tokens_per_request or g.context_length
+    if g.pd.role != "decode" or running is None or each is None or out:
+        return out
+    total = tokens * dp
+    if running * each > total:
+        origin = "disaggregation.tokensPerRequest" if g.pd.settings.tokens_per_request else "contextLength"
+        out.append(
+            Problem(
+                ("maxRunningRequests",),
+                f"{running:,} running requests of {each:,} tokens ({origin}) need {running * each:,} tokens of KV "
+                f"cache, and decode holds {total:,} ({what}): lower maxRunningRequests to {total // each:,}, set "
+                f"disaggregation.tokensPerRequest to the typical request ({total // running:,} fits), or give "
+                "decode more GPUs or memory",
+            )
+        )
+    return out
 
 
 S3_ONLY = (

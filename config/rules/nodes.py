@@ -9,7 +9,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from config.errors import Loc, Problem
 from config.gpus import GPU_RESOURCE
-from config.models import InferenceGroup, PlatformConfig
+from config.models import PlatformConfig, ServingUnit
 from config.nodes import SHAPE_KEYS, NodeShape
 from config.quantity import parse_quantity
 from config.quantization import KnownModel, Quantization
@@ -119,23 +119,22 @@ def check_pod_fits(
     return out
 
 
-def group_locs(index: int, g: InferenceGroup) -> dict[str, Loc]:
-    """The stack key each of a group's pod requests comes from."""
-    base: Loc = ("inferenceGroups", index)
+def group_locs(unit: ServingUnit) -> dict[str, Loc]:
+    """The stack key each of a group's pod requests comes from (a role's own, where it sets it)."""
     return {
-        "cpu": (*base, "resources", "cpu"),
-        "memory": (*base, "resources", "memory"),
-        GPU_RESOURCE: (*base, "gpusPerNode"),
-        g.network.rdma_resource: (*base, "network", "rdmaDevicesPerNode"),
+        "cpu": unit.loc(("resources", "cpu")),
+        "memory": unit.loc(("resources", "memory")),
+        GPU_RESOURCE: unit.loc(("gpusPerNode",)),
+        unit.group.network.rdma_resource: unit.loc(("network", "rdmaDevicesPerNode")),
     }
 
 
-def shape_of(cfg: PlatformConfig, index: int) -> tuple[Loc, NodeShape]:
+def shape_of(cfg: PlatformConfig, unit: ServingUnit) -> tuple[Loc, NodeShape]:
     """The node shape a group runs on and where it is set: its own ``nodeShape`` when it says anything, else
     the top-level ``gpuNodes``."""
-    own = cfg.inference_groups[index].node_shape
+    own = unit.group.node_shape
     if own is not None and own.declared:
-        return ("inferenceGroups", index, "nodeShape"), own
+        return unit.loc(("nodeShape",)), own
     return ("gpuNodes",), cfg.gpu_nodes
 
 
@@ -144,11 +143,9 @@ def check_node_shapes(cfg: PlatformConfig) -> list[Problem]:
     says only part of what a node has is refused (nothing can be checked against half a node)."""
     out: list[Problem] = []
     shapes: list[tuple[Loc, NodeShape]] = [(("gpuNodes",), cfg.gpu_nodes)]
-    shapes += [
-        (("inferenceGroups", i, "nodeShape"), g.node_shape)
-        for i, g in enumerate(cfg.inference_groups)
-        if g.node_shape is not None
-    ]
+    for unit in cfg.serving_units:
+        if unit.group.node_shape is not None and (unit.loc(("nodeShape",)), unit.group.node_shape) not in shapes:
+            shapes.append((unit.loc(("nodeShape",)), unit.group.node_shape))
     for loc, shape in shapes:
         if shape.declared and not shape.complete:
             given = ", ".join(k for k in SHAPE_KEYS if getattr(shape, k) is not None) or "rdma"
@@ -162,10 +159,11 @@ def check_node_shapes(cfg: PlatformConfig) -> list[Problem]:
                             "jsonpath='{.status.allocatable}')",
                         )
                     )
-    for i, g in enumerate(cfg.inference_groups):
-        loc, shape = shape_of(cfg, i)
+    for unit in cfg.serving_units:
+        loc, shape = shape_of(cfg, unit)
         if shape.complete:
-            out += check_pod_fits(g.pod_quantities, shape, group_locs(i, g), loc)
+            # The roles of a service may share the key a problem is on: one line for it.
+            out += [p for p in check_pod_fits(unit.group.pod_quantities, shape, group_locs(unit), loc) if p not in out]
     return out
 
 

@@ -322,11 +322,12 @@ def check_group_weights(g: InferenceGroup, weights: Weights, release: Version | 
 
 
 def check_weights(cfg: PlatformConfig, weights: Mapping[str, Weights]) -> list[Problem]:
-    """``weights`` by group name (``resolve``); locations from the root."""
+    """``weights`` by stack entry name (``resolve``; the roles of a disaggregated service serve its weights,
+    each on its own GPUs and tensor-parallel size); locations from the root."""
     out: list[Problem] = []
-    for i, g in enumerate(cfg.inference_groups):
-        for p in check_group_weights(g, weights[g.name], cfg.versions.sglang_release):
-            loc: Loc = p.loc if p.loc[:1] == ("versions",) else ("inferenceGroups", i, *p.loc)
+    for unit in cfg.serving_units:
+        for p in check_group_weights(unit.group, weights[unit.service.name], cfg.versions.sglang_release):
+            loc: Loc = p.loc if p.loc[:1] == ("versions",) else unit.loc(p.loc)
             out.append(Problem(loc, p.message))
     # The same release problem from several groups serving the same weights is one problem.
     return list(dict.fromkeys(out))
