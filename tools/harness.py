@@ -25,6 +25,8 @@ SHARED = Path(os.environ.get("SGLANG_PLATFORM_SHARED") or ROOT.parent / "shared"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
 PLACEHOLDER = "[secret]"
+# The logger Pulumi's mocks send the program's pulumi.log messages to.
+MOCK_LOGGER = "sglang-platform.mockrun"
 
 
 def is_secret(value: Any) -> bool:
@@ -249,7 +251,7 @@ def run(
         stack=stack,
         preview=False,
         monitor=Monitor(mocks),
-        logger=logging.getLogger("sglang-platform.mockrun"),
+        logger=logging.getLogger(MOCK_LOGGER),
     )
     set_all_config(dict(config_values), list(secret_keys or []))
 

@@ -12,6 +12,7 @@ secrets render as a placeholder. Invalid configuration: message on stderr, exit 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -73,6 +74,17 @@ def render(stack: str | None, stack_file: Path | None, out: Path) -> int:
     return 0
 
 
+def _log_program_warnings() -> None:
+    """The program's pulumi.log.warn lines (checks that could not run offline, typed values that won) as the
+    CLI would show them: one 'warning:' line each on stderr."""
+    logger = logging.getLogger(harness.MOCK_LOGGER)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group(required=True)
@@ -80,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--stack-file", type=Path, help="any Pulumi stack file")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     args = parser.parse_args(argv)
+    _log_program_warnings()
     return render(args.stack, args.stack_file, args.out)
 
 
