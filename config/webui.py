@@ -41,8 +41,14 @@ class WebUiIngress(Base):
 
 class OpenWebUIConfig(Base):
     enabled: bool = Field(False, description="Deploy Open WebUI wired to every inference group.")
+    # Open WebUI 0.5.14 refuses every sign-up while ENABLE_SIGNUP is false, the very first one included
+    # (routers/auths.py, signup), and has no other way to create its first admin: with it off by default
+    # nobody could ever log in. New accounts still wait for an admin (defaultUserRole: pending).
     enable_signup: bool = Field(
-        False, description="Let anyone reaching the UI create an account (ENABLE_SIGNUP); the first user is admin."
+        True,
+        description="Let anyone reaching the UI create an account (ENABLE_SIGNUP); the first one is the admin, "
+        "later ones wait for an admin's approval (defaultUserRole). Read on the UI's first start only: turn "
+        "sign-up off afterwards in Admin Settings.",
     )
     default_user_role: Literal["pending", "user"] = Field(
         "pending", description="Role of a new account (DEFAULT_USER_ROLE): pending waits for an admin."

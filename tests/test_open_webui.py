@@ -36,7 +36,9 @@ def test_prod_ui_talks_to_its_one_group_with_the_key_from_the_secret(prod):
     assert env_map(c) == {
         "WEBUI_SECRET_KEY": {"secretKeyRef": {"name": "open-webui-secret-key", "key": "webui-secret-key"}},
         "WEBUI_AUTH": "True",
-        "ENABLE_SIGNUP": "False",
+        # 0.5.14 refuses every sign-up while this is false, the first one too: no admin could ever exist.
+        "ENABLE_SIGNUP": "True",
+        # ...so every account after the first (the admin) waits for the admin's approval.
         "DEFAULT_USER_ROLE": "pending",
         "ENABLE_OLLAMA_API": "False",
         "ENABLE_OPENAI_API": "True",

@@ -78,6 +78,12 @@ def test_nothing_touches_a_cluster_before_the_tests_pass(name, job):
     runs = [s.get("run", "") for s in steps(gate)]
     assert any("CI=true bash main/.ci/run" in r for r in runs)
     assert any("python -m pytest -q" in r for r in runs)
+    # Without the shared material the gate fails unless the repository explicitly allows a partial run.
+    (refuse,) = [s for s in steps(gate) if s.get("name", "").startswith("Refuse a partial gate")]
+    assert refuse["if"] == "vars.SHARED_REPOSITORY == '' && vars.ALLOW_PARTIAL_TESTS != 'true'"
+    assert refuse["run"].rstrip().endswith("exit 1")
+    (partial,) = [s for s in steps(gate) if "python -m pytest -q" in s.get("run", "")]
+    assert "vars.ALLOW_PARTIAL_TESTS == 'true'" in partial["if"]
 
 
 def test_dev_is_deployed_from_main():
@@ -85,6 +91,11 @@ def test_dev_is_deployed_from_main():
     assert wf[True] == {"push": {"branches": ["main"]}}
     step = pulumi_step(wf)
     assert step["with"]["command"] == "up" and "'dev'" in step["with"]["stack-name"]
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy-dev.yml"])
+def test_the_pulumi_cli_is_pinned(name):
+    assert pulumi_step(load(name))["with"]["pulumi-version"] == "3.276.0"
 
 
 @pytest.mark.parametrize("name", ["preview.yml", "deploy-dev.yml"])
