@@ -27,6 +27,7 @@ from components import (
     VolcanoArgs,
 )
 from components.addons import QUEUE_ANNOTATION
+from config.charts import mirror_for
 from config.model_cache import startup_budget_minutes
 
 try:
@@ -82,19 +83,30 @@ versions = platform.versions
 gpu_operator = None
 if platform.gpu_operator.mode == "install":
     gpu_operator = GpuOperator(
-        "gpu-operator", GpuOperatorArgs(config=platform.gpu_operator, version=versions.gpu_operator_chart)
+        "gpu-operator",
+        GpuOperatorArgs(
+            config=platform.gpu_operator,
+            version=versions.gpu_operator_chart,
+            mirror=mirror_for(platform, "gpuOperator"),
+        ),
     )
 volcano = None
 if platform.volcano.mode == "install" or (platform.volcano.mode == "present" and platform.volcano.queue.create):
     volcano = Volcano(
         "volcano",
         VolcanoArgs(
-            config=platform.volcano, version=versions.volcano_chart, install=platform.volcano.mode == "install"
+            config=platform.volcano,
+            version=versions.volcano_chart,
+            install=platform.volcano.mode == "install",
+            mirror=mirror_for(platform, "volcano"),
         ),
     )
 lws_controller = None
 if platform.lws.mode == "install":
-    lws_controller = LwsController("lws", LwsControllerArgs(config=platform.lws, version=versions.lws_chart))
+    lws_controller = LwsController(
+        "lws",
+        LwsControllerArgs(config=platform.lws, version=versions.lws_chart, mirror=mirror_for(platform, "lws")),
+    )
 
 
 def group_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
@@ -205,6 +217,7 @@ if platform.monitoring.enabled:
             ],
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
             chart_version=platform.versions.kube_prometheus_stack,
+            chart_mirror=mirror_for(platform, "monitoring"),
             depends_on=[namespace],
         ),
     )
@@ -220,7 +233,15 @@ if platform.monitoring.enabled:
 # Checked in config: every autoscaled group has one or the other.
 prometheus_address = platform.keda.prometheus_address or (monitoring.prometheus_url if monitoring else "")
 keda = (
-    Keda("keda", KedaArgs(namespace=platform.keda.namespace, chart_version=platform.versions.keda_chart))
+    Keda(
+        "keda",
+        KedaArgs(
+            namespace=platform.keda.namespace,
+            chart_version=platform.versions.keda_chart,
+            mirror=mirror_for(platform, "keda"),
+            values=platform.keda.values,
+        ),
+    )
     if platform.keda.mode == "install"
     else None
 )

@@ -20,6 +20,7 @@ from config.addons import (
     lws_values,
     merge_values,
 )
+from config.charts import chart_source
 
 # The lws CRD's conversion webhook names Service lws-webhook-service in lws-system, hard-coded upstream.
 LWS_NAMESPACE = "lws-system"
@@ -31,6 +32,8 @@ class GpuOperatorArgs:
     config: GpuOperatorConfig
     version: str
     repository: str = bom.GPU_OPERATOR_REPO
+    # A chart mirror (config/charts.py) replacing the repository: https://, oci:// or a chart directory.
+    mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -41,6 +44,7 @@ class VolcanoArgs:
     # False: the cluster already runs Volcano; only the Queue is created (when config.queue.create).
     install: bool = True
     repository: str = bom.VOLCANO_REPO
+    mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -48,7 +52,9 @@ class VolcanoArgs:
 class LwsControllerArgs:
     config: LwsConfig
     version: str
-    chart: str = bom.LWS_CHART_REF
+    # The chart is <repository>/lws (an OCI path).
+    repository: str = bom.LWS_REPO
+    mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -74,6 +80,7 @@ class GpuOperator(pulumi.ComponentResource):
             chart="gpu-operator",
             version=args.version,
             repository=args.repository,
+            mirror=args.mirror,
             values=values,
             # The operator deployment only; driver builds happen later in its daemonsets.
             timeout=900,
@@ -109,6 +116,7 @@ class Volcano(pulumi.ComponentResource):
                 chart="volcano",
                 version=args.version,
                 repository=args.repository,
+                mirror=args.mirror,
                 values=_values(self, "volcano", cfg.values, {}),
                 timeout=600,
                 depends_on=[ns],
@@ -156,9 +164,10 @@ class LwsController(pulumi.ComponentResource):
             self,
             release_name="lws",
             namespace=LWS_NAMESPACE,
-            chart=args.chart,
+            chart="lws",
             version=args.version,
-            repository=None,
+            repository=args.repository,
+            mirror=args.mirror,
             values=_values(self, "lws", cfg.values, lws_values(cfg, args.version)),
             timeout=300,
             depends_on=[ns],
@@ -209,18 +218,21 @@ def _release(
     namespace: str,
     chart: str,
     version: str,
-    repository: str | None,
+    repository: str,
+    mirror: str | None,
     values: dict[str, Any],
     timeout: int,
     depends_on: Sequence[pulumi.Resource],
 ) -> k8s.helm.v3.Release:
+    """A pinned chart from its repository (https:// or an oci:// path) or from the stack's chart mirror."""
+    source = chart_source(chart, version, repository, mirror)
     return k8s.helm.v3.Release(
         resource_name,
         name=release_name,
         namespace=namespace,
-        chart=chart,
-        version=version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository) if repository else None,
+        chart=source.chart,
+        version=source.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repository) if source.repository else None,
         values=values,
         # A failed install or upgrade is rolled back instead of leaving half a release behind.
         cleanup_on_fail=True,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.addons import _namespace, _release, _release_outputs
+from components.addons import _namespace, _release, _release_outputs, _values
+from config import bom
 from config.autoscaling import GroupAutoscaling
 
-KEDA_REPOSITORY = "https://kedacore.github.io/charts"
+KEDA_REPOSITORY = bom.KEDA_REPO
 
 
 def queue_query(namespace: str, served_model_name: str) -> str:
@@ -87,6 +89,9 @@ def _number(value: float) -> str:
 class KedaArgs:
     namespace: str
     chart_version: str
+    # A chart mirror (config/charts.py) replacing the repository, and raw chart values under the typed ones.
+    mirror: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 class Keda(pulumi.ComponentResource):
@@ -108,8 +113,14 @@ class Keda(pulumi.ComponentResource):
             chart="keda",
             version=args.chart_version,
             repository=KEDA_REPOSITORY,
+            mirror=args.mirror,
             # The chart renders its CRDs as templates; uninstalling it must not delete live ScaledObjects.
-            values={"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
+            values=_values(
+                self,
+                "keda",
+                args.values,
+                {"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
+            ),
             timeout=600,
             depends_on=[namespace],
         )

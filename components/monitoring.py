@@ -18,8 +18,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alerts, dashboard
+from components.addons import _values
 from components.sglang_group import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL, PART_OF
 from config import bom
+from config.charts import chart_source
 from config.monitoring import Monitoring
 
 RELEASE = "kube-prometheus-stack"
@@ -51,6 +53,8 @@ class MonitoringStackArgs:
     targets: Sequence[ScrapeTarget]
     grafana_admin_password: pulumi.Input[str]
     chart_version: str = bom.KUBE_PROMETHEUS_STACK_CHART
+    # A chart mirror (config/charts.py) replacing the chart's repository: https://, oci:// or a chart directory.
+    chart_mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -90,14 +94,15 @@ class MonitoringStack(pulumi.ComponentResource):
             },
             opts=in_ns,
         )
+        source = chart_source(CHART, args.chart_version, bom.KUBE_PROMETHEUS_STACK_REPO, args.chart_mirror)
         release = k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=RELEASE,
             namespace=ns,
-            chart=CHART,
-            version=args.chart_version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=bom.KUBE_PROMETHEUS_STACK_REPO),
-            values=chart_values(s),
+            chart=source.chart,
+            version=source.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repository) if source.repository else None,
+            values=_values(self, "monitoring", s.values, chart_values(s)),
             cleanup_on_fail=True,
             atomic=False,
             timeout=900,

@@ -102,7 +102,15 @@ class OpenWebUI(pulumi.ComponentResource):
             "selector": {"app.kubernetes.io/name": NAME},
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
         }
-        k8s.core.v1.Service(f"{name}-service", metadata=_meta(NAME, ns, labels), spec=service_spec, opts=child)
+        k8s.core.v1.Service(
+            f"{name}-service",
+            # Like the groups' Services: Pulumi would wait up to 10 minutes for ready endpoints, and the UI is not
+            # ready until its first start has migrated the database and fetched its embedding model; the
+            # Deployment's own await already reports a UI that never starts.
+            metadata=_meta(NAME, ns, labels, {SKIP_AWAIT: "true"}),
+            spec=service_spec,
+            opts=child,
+        )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=_meta(f"{NAME}-ingress", ns, labels),

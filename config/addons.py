@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from packaging.version import Version
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from config.base import DNS_LABEL, Base, DnsLabel, Quantity
+from config.charts import validate_mirror
 from config.errors import Problem
 from config.quantity import parse_quantity
 
@@ -40,6 +41,17 @@ def chart_version(text: str) -> Version:
 
 def _raw_values() -> Any:
     return Field(default_factory=dict, description="Raw chart values under the typed keys (which win conflicts).")
+
+
+def _chart_mirror() -> Any:
+    return Field(
+        "",
+        description="Where this chart comes from instead of sglang-platform:chartMirror: a Helm repository "
+        "(https://...), an OCI path (oci://...) or a directory of unpacked <chart>-<version>/ charts.",
+    )
+
+
+ChartMirror = Annotated[str, AfterValidator(validate_mirror)]
 
 
 class DriverConfig(Base):
@@ -81,6 +93,7 @@ class GpuOperatorConfig(Base):
     )
     dcgm_exporter: DcgmExporterConfig = Field(default_factory=DcgmExporterConfig)
     values: dict[str, Any] = _raw_values()
+    chart_mirror: ChartMirror = _chart_mirror()
 
 
 class QueueConfig(Base):
@@ -100,6 +113,7 @@ class VolcanoConfig(Base):
     namespace: DnsLabel = Field("volcano-system", description="Namespace of the release.")
     queue: QueueConfig = Field(default_factory=QueueConfig)
     values: dict[str, Any] = _raw_values()
+    chart_mirror: ChartMirror = _chart_mirror()
 
 
 class LwsConfig(Base):
@@ -110,6 +124,7 @@ class LwsConfig(Base):
         "are admitted together or not at all. With mode present, declares the cluster's controller runs it.",
     )
     values: dict[str, Any] = _raw_values()
+    chart_mirror: ChartMirror = _chart_mirror()
 
 
 def merge_values(raw: dict[str, Any], typed: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -265,9 +280,11 @@ def check_addons(cfg: PlatformConfig) -> list[Problem]:
         out.append(Problem(("gpuOperator", "driver", "version"), "only used when driver.managed is true"))
     if gpu.driver.use_host_mofed and not gpu.driver.rdma:
         out.append(Problem(("gpuOperator", "driver", "useHostMofed"), "only used when driver.rdma is true"))
-    for key, addon in (("gpuOperator", gpu), ("volcano", volcano), ("lws", lws)):
+    for key, addon in (("gpuOperator", gpu), ("volcano", volcano), ("lws", lws), ("keda", cfg.keda)):
         if addon.values and addon.mode != "install":
             out.append(Problem((key, "values"), f"chart values only apply when mode is install (it is {addon.mode})"))
+        if addon.chart_mirror and addon.mode != "install":
+            out.append(Problem((key, "chartMirror"), f"only used when mode is install (it is {addon.mode})"))
     return out
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
+from config.addons import ChartMirror, _chart_mirror, _raw_values
 from config.base import Base
 
 
@@ -44,3 +45,5 @@ class KedaConfig(Base):
         pattern=r"^https?://[^\s/]+(:\d+)?(/\S*)?$",
         description="Prometheus KEDA queries; defaults to the monitoring stack's in-cluster Prometheus.",
     )
+    values: dict[str, Any] = _raw_values()
+    chart_mirror: ChartMirror = _chart_mirror()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from config.addons import check_addons
+from config.charts import check_charts
 from config.errors import Problem
 from config.models import FLAG_SINCE, MANAGED_FLAGS, InferenceGroup, PlatformConfig
 from config.quantity import parse_quantity
@@ -39,6 +40,7 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str]) -> list[Probl
         problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in check_group(group, cfg)]
     problems += check_front_end(cfg, secrets_present)
     problems += check_addons(cfg)
+    problems += check_charts(cfg)
     problems += check_autoscaling(cfg)
     return problems
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from config.checks import check_platform
 from config.errors import PROJECT, ConfigError, Problem, problems_from_validation
+from config.live import ClusterAccess, live_problems
 from config.model_cache import check_model_cache, weights_gib
 from config.models import SECRET_KEYS, PlatformConfig
 from config.preflight import OFFLINE_ENV, S3Credentials, S3Preflight
@@ -109,7 +110,17 @@ def load() -> LoadedConfig:
     )
     preflight = S3Preflight(credentials, offline=os.environ.get(OFFLINE_ENV) == "1")
     platform = validate(raw, secret_keys, preflight)
+    notes = list(preflight.notes)
+    if os.environ.get(OFFLINE_ENV) != "1":
+        # The cluster the Kubernetes provider deploys to (its stack config, else $KUBECONFIG).
+        access = ClusterAccess(
+            runtime_config.get_config("kubernetes:kubeconfig"), runtime_config.get_config("kubernetes:context")
+        )
+        live, live_notes = live_problems(platform, access=access)
+        notes += live_notes
+        if live:
+            raise ConfigError(live)
     config = pulumi.Config(PROJECT)
     secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
     sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in platform.inference_groups}
-    return LoadedConfig(platform, secrets, {k: v for k, v in sizes.items() if v is not None}, list(preflight.notes))
+    return LoadedConfig(platform, secrets, {k: v for k, v in sizes.items() if v is not None}, notes)

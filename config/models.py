@@ -15,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import AfterValidator, Field
 
 from config import bom
-from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
+from config.addons import ChartMirror, GpuOperatorConfig, LwsConfig, VolcanoConfig
 from config.autoscaling import GroupAutoscaling, KedaConfig
 from config.base import DNS_LABEL, Base, DnsLabel, Quantity
 from config.model_cache import ModelDownload, Preflight, Pvc
@@ -344,6 +344,12 @@ class PlatformConfig(Base):
     )
     lws: LwsConfig = Field(
         default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (README, Cluster add-ons)."
+    )
+    chart_mirror: ChartMirror = Field(
+        "",
+        description="Where every Helm chart comes from instead of its project's repository: a Helm repository "
+        "(https://...), an OCI path (oci://...) or a directory of unpacked <chart>-<version>/ charts, relative "
+        "to the project (README, Air-gapped clusters). Empty: each chart's own repository.",
     )
 
 

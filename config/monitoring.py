@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from config.addons import ChartMirror, _chart_mirror, _raw_values
 from config.models import Base, DnsLabel, Quantity
 
 # Prometheus duration (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#duration).
@@ -60,3 +61,5 @@ class Monitoring(Base):
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     slo: Slo = Field(default_factory=Slo)
     dcgm: DcgmScrape = Field(default_factory=DcgmScrape)
+    values: dict[str, Any] = _raw_values()
+    chart_mirror: ChartMirror = _chart_mirror()

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# ../shared (CRDs, charts, the engine) next to the project; SGLANG_SHARED points elsewhere (e.g. a git worktree).
+SHARED = Path(os.environ.get("SGLANG_SHARED") or ROOT.parent / "shared").resolve()
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

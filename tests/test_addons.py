@@ -490,7 +490,7 @@ def test_unknown_mode_and_keys_are_refused():
     raw["volcano"]["mode"] = "installed"
     raw["lws"]["gang"] = True
     assert problems(raw) == [
-        "  - sglang-platform:lws.gang: unknown key (a typo?); allowed here: mode, gangScheduling, values",
+        "  - sglang-platform:lws.gang: unknown key (a typo?); allowed here: mode, gangScheduling, values, chartMirror",
         "  - sglang-platform:volcano.mode: Input should be 'install', 'present' or 'absent' (got 'installed')",
     ]
 

@@ -229,6 +229,7 @@ def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
         "apiAccess, versions, inferenceGroups, openWebui, monitoring, keda, preflight, gpuOperator, volcano, lws, "
+        "chartMirror, "
         "and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, "
         "s3SecretAccessKey"
     ]

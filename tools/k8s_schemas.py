@@ -8,6 +8,7 @@ Not checked: CEL rules (``x-kubernetes-validations``), formats, and admission we
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from packaging.version import InvalidVersion, Version
 
 from tools.harness import ROOT
 
-CRD_DIR = ROOT.parent / "shared" / "crds"
+# ../shared next to the project, or SGLANG_SHARED (e.g. from a git worktree elsewhere).
+CRD_DIR = Path(os.environ.get("SGLANG_SHARED") or ROOT.parent / "shared").resolve() / "crds"
 LWS_GROUP = "leaderworkerset.x-k8s.io"
 _LWS_FILE = re.compile(r"^lws-v(?P<version>[0-9][0-9A-Za-z.+-]*)\.yaml$")
 
