@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Benchmark on the real engine: wall time of `pulumi preview` and `pulumi up` of each stack against the local
+simulated cluster, next to a floor program that registers the same number of ConfigMaps through the same engine,
+cluster and virtualenv, in the same run.
+
+    sudo -E python tools/bench_preview.py [--stack dev prod] [--repeat 3]
+
+Needs what the e2e suite needs (the engine of ../shared/engine built, root for its network namespace); every
+pulumi command runs inside that namespace (cluster.sh exec). Per stack, on a fresh cluster: the stack as the e2e
+suite deploys it (tools/sim_stacks.py), then the floor, each measured as
+  preview   `pulumi preview` of the new stack (everything to create; best of --repeat)
+  up        `pulumi up --yes` (its preview included, as a user runs it)
+  steady    `pulumi preview` of the deployed stack (nothing to change; best of --repeat)
+and destroyed. Prints a Markdown table (README, "Speed on the real engine").
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.engine import ROOT, Cluster, Engine, Project
+from tools.sim_stacks import NFS_CLIENT, SECRETS, SIM, committed, merged, overrides
+
+FLOOR_PROGRAM = textwrap.dedent(
+    """
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    n = pulumi.Config().require_int("resources")
+    ns = k8s.core.v1.Namespace("floor", metadata={"name": "floor"})
+    for i in range(n - 1):
+        k8s.core.v1.ConfigMap(
+            f"cm-{i}",
+            metadata={"name": f"cm-{i}", "namespace": "floor"},
+            data={"k": "v"},
+            opts=pulumi.ResourceOptions(depends_on=[ns]),
+        )
+    """
+)
+FLOOR_PROJECT = "name: floor\nruntime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: venv\n"
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(project: Project, repeat: int) -> dict[str, float]:
+    preview = min(timed(lambda: project.pulumi("preview")) for _ in range(repeat))
+    up = timed(lambda: project.pulumi("up", "--yes"))
+    steady = min(timed(lambda: project.pulumi("preview", "--expect-no-changes")) for _ in range(repeat))
+    project.pulumi("destroy", "--yes", "--skip-preview")
+    return {"preview": preview, "up": up, "steady": steady}
+
+
+def bench(engine: Engine, stack: str, repeat: int, work: Path) -> tuple[int, dict[str, float], dict[str, float]]:
+    from tools import harness
+
+    crds = work / "crds"
+    crds.mkdir()
+    shutil.copy(engine.shared / "crds" / "lws-v0.10.0.yaml", crds)
+    cluster = Cluster(engine, work / "run", env={"SGLANG_SIM_CRDS": str(crds)})
+    cluster.start(*SIM[stack])
+    try:
+        if stack == "prod":
+            cluster.apply(NFS_CLIENT)
+        project = Project.copy(cluster, ROOT, work / "project", stack)
+        project.init(merged(committed(stack), overrides(stack, engine.charts)), SECRETS[stack])
+        result, _ = harness.run_stack(stack_file=project.stack_file, secrets=SECRETS[stack])
+        count = len(result.resources)
+        real = measure(project, repeat)
+
+        floor_dir = work / "floor-src"
+        floor_dir.mkdir()
+        (floor_dir / "Pulumi.yaml").write_text(FLOOR_PROJECT)
+        (floor_dir / "__main__.py").write_text(FLOOR_PROGRAM)
+        floor = Project.copy(cluster, floor_dir, work / "floor", "floor")
+        floor.pulumi("stack", "init", "floor")
+        floor.pulumi("config", "set", "resources", str(count))
+        return count, real, measure(floor, repeat)
+    finally:
+        cluster.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", nargs="+", default=["dev", "prod"], choices=["dev", "prod"])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    import os
+
+    engine = Engine.find(Path(os.environ.get("SGLANG_SHARED") or ROOT.parent / "shared").resolve())
+    rows = []
+    for stack in args.stack:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{stack}-") as tmp:
+            rows.append((stack, *bench(engine, stack, args.repeat, Path(tmp))))
+    print("| stack | resources | command | stack s | floor s | ratio |")
+    print("|---|---:|---|---:|---:|---:|")
+    for stack, count, real, floor in rows:
+        for command in ("preview", "up", "steady"):
+            label = {"preview": "preview (new)", "up": "up", "steady": "preview (no change)"}[command]
+            print(
+                f"| {stack} | {count} | {label} | {real[command]:.1f} | {floor[command]:.1f} | "
+                f"{real[command] / floor[command]:.2f} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""What the e2e suite changes on top of the committed stacks, and why: only what the simulated cluster cannot
+serve (README, "End-to-end tests on the real engine" lists the same, and tests/test_e2e_docs.py keeps the two
+equal). Everything else is the stack as committed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The secrets `pulumi up` needs (pulumi config set --secret); test values.
+SECRETS = {
+    "dev": {"webuiSecretKey": "e2e-webui-secret-0123456789abcdef", "grafanaAdminPassword": "e2e-grafana"},
+    "prod": {
+        "apiKey": "e2e-api-key-0123456789abcdef",
+        "webuiSecretKey": "e2e-webui-secret-0123456789abcdef",
+        "grafanaAdminPassword": "e2e-grafana",
+    },
+}
+
+# cluster.sh start options per stack: three 8-GPU nodes (one prod group is two whole nodes: 128 CPU, 1Ti, 4 rdma/ib
+# per pod) and a pool of class-less volumes for the claims without a StorageClass.
+SIM = {
+    "dev": ("--nodes", "3", "--pvs", "6", "--pv-size", "100Gi"),
+    "prod": ("--nodes", "3", "--pvs", "4", "--pv-size", "300Gi"),
+}
+# prod's Open WebUI claim asks for StorageClass nfs-client: the e2e cluster provides it (expandable, so a growth
+# of the claim is an in-place update) with two volumes of that class; no provisioner runs in the simulation.
+NFS_CLIENT: list[dict[str, Any]] = [
+    {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": "nfs-client"},
+        # No provisioner runs in the simulation: claims bind to the volumes below.
+        "provisioner": "sglang-sim.invalid/none",
+        "allowVolumeExpansion": True,
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "Immediate",
+    },
+    *[
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"nfs-client-{i}"},
+            "spec": {
+                "capacity": {"storage": "500Gi"},
+                "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "nfs-client",
+                "hostPath": {"path": f"/tmp/sglang-e2e-nfs-client-{i}"},
+            },
+        }
+        for i in range(2)
+    ],
+]
+
+
+# (stack key path, value, stacks, why). Paths are dotted stack keys without the project prefix.
+OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
+    (
+        "chartMirror",
+        "<shared>/charts",
+        ("dev", "prod"),
+        "the five pinned charts, unpacked (no chart repository is reachable from the simulation)",
+    ),
+    (
+        "lws.mode",
+        "present",
+        ("dev", "prod"),
+        "the lws 0.10.0 chart has no value that turns off its Service-backed admission webhooks (nothing serves "
+        "them: kwok runs no containers); the simulation runs the real LWS v0.10.0 controller and its webhooks on "
+        "127.0.0.1 instead. The lws release itself is previewed (pulumi preview of the committed stack)",
+    ),
+    (
+        "keda.values",
+        {"webhooks": {"enabled": False}, "metricsServer": {"enabled": False}},
+        ("dev", "prod"),
+        "KEDA's admission webhook and its external-metrics APIService are Service-backed",
+    ),
+    (
+        "monitoring.values",
+        {"prometheusOperator": {"admissionWebhooks": {"enabled": False}, "tls": {"enabled": False}}},
+        ("dev", "prod"),
+        "the Prometheus operator's admission webhooks are Service-backed; its TLS secret comes from their hook Job",
+    ),
+    (
+        "volcano.values",
+        {"custom": {"admission_enable": False}},
+        ("prod",),
+        "Volcano's admission webhooks (every pod, every queue) are Service-backed",
+    ),
+]
+
+
+def committed(stack: str) -> dict[str, Any]:
+    """The sglang-platform keys of Pulumi.<stack>.yaml as committed, without the project prefix."""
+    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in data.items()}
+
+
+def overrides(stack: str, charts: Path) -> dict[str, Any]:
+    """The stack keys to merge into Pulumi.<stack>.yaml (top-level keys, values deep-merged by the caller)."""
+    out: dict[str, Any] = {}
+    for path, value, stacks, _ in OVERRIDES:
+        if stack not in stacks:
+            continue
+        value = str(charts) if value == "<shared>/charts" else copy.deepcopy(value)
+        top, *rest = path.split(".")
+        if not rest:
+            out[top] = value
+            continue
+        node = out.setdefault(top, {})
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node[rest[-1]] = value
+    return out
+
+
+def merged(committed: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Stack values (without the project prefix) with ``changes`` deep-merged in."""
+    out = copy.deepcopy(committed)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def describe(stack: str) -> list[str]:
+    return [f"sglang-platform:{path} = {value!r}: {why}" for path, value, stacks, why in OVERRIDES if stack in stacks]
