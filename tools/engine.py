@@ -107,6 +107,13 @@ class CommandError(AssertionError):
     pass
 
 
+def _clip(text: str, keep: int = 12000) -> str:
+    """Long output: its start (the resources and their errors) and its end (the summary)."""
+    if len(text) <= 2 * keep:
+        return text
+    return f"{text[:keep]}\n[... {len(text) - 2 * keep} characters ...]\n{text[-keep:]}"
+
+
 class Cluster:
     """One simulated cluster (cluster.sh start --sim) in its own run directory."""
 
@@ -176,7 +183,7 @@ class Cluster:
         """CMD inside the cluster's network namespace (cluster.sh exec)."""
         result = self._run([str(self.engine.cluster_sh), "exec", *cmd], cwd, self.env(env), timeout, stdin)
         if check and result.returncode != 0:
-            raise CommandError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.output[-20000:]}")
+            raise CommandError(f"{' '.join(cmd)} failed ({result.returncode}):\n{_clip(result.output)}")
         return result
 
     def kubectl(self, *args: str, check: bool = True, stdin: str | None = None) -> Result:
