@@ -112,3 +112,10 @@ def test_another_teams_program_uses_the_component():
     assert result.error is None
     assert result.outputs == {"baseUrl": "http://r1-distill-api.team-a.svc.cluster.local:8000/v1"}
     assert result.k8s_object("LeaderWorkerSet", "r1-distill")["metadata"]["namespace"] == "team-a"
+
+
+def test_readme_lists_the_e2e_overrides_of_the_committed_stacks():
+    from tools.sim_stacks import BEGIN, END, readme_block
+
+    readme = (ROOT / "README.md").read_text()
+    assert readme[readme.index(BEGIN) : readme.index(END) + len(END)] == readme_block()

@@ -3,15 +3,15 @@
 simulated cluster, next to a floor program that registers the same number of ConfigMaps through the same engine,
 cluster and virtualenv, in the same run.
 
-    sudo -E python tools/bench_preview.py [--stack dev prod] [--repeat 3]
+    sudo -E python tools/bench_preview.py [--stack dev prod] [--repeat 5] [--cycles 2]
 
 Needs what the e2e suite needs (the engine of ../shared/engine built, root for its network namespace); every
-pulumi command runs inside that namespace (cluster.sh exec). Per stack, on a fresh cluster: the stack as the e2e
-suite deploys it (tools/sim_stacks.py), then the floor, each measured as
+pulumi command runs inside that namespace (cluster.sh exec). Per stack, on a fresh cluster, the stack as the e2e
+suite deploys it (tools/sim_stacks.py) and the floor side by side, each command alternating between the two:
   preview   `pulumi preview` of the new stack (everything to create; best of --repeat)
-  up        `pulumi up --yes` (its preview included, as a user runs it)
+  up        `pulumi up --yes` (its preview included, as a user runs it; best of --cycles up/destroy cycles)
   steady    `pulumi preview` of the deployed stack (nothing to change; best of --repeat)
-and destroyed. Prints a Markdown table (README, "Speed on the real engine").
+Prints a Markdown table (README, "Speed on the real engine").
 """
 
 from __future__ import annotations
@@ -55,15 +55,36 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(project: Project, repeat: int) -> dict[str, float]:
-    preview = min(timed(lambda: project.pulumi("preview")) for _ in range(repeat))
-    up = timed(lambda: project.pulumi("up", "--yes"))
-    steady = min(timed(lambda: project.pulumi("preview", "--expect-no-changes")) for _ in range(repeat))
-    project.pulumi("destroy", "--yes", "--skip-preview")
-    return {"preview": preview, "up": up, "steady": steady}
+def interleaved(stack: Project, floor: Project, args: tuple[str, ...], repeat: int) -> tuple[float, float]:
+    """Best wall time of the same pulumi command on the stack and on the floor, run alternately (other load on
+    the machine then weighs on both alike)."""
+    a, b = [], []
+    for _ in range(repeat):
+        a.append(timed(lambda: stack.pulumi(*args)))
+        b.append(timed(lambda: floor.pulumi(*args)))
+    return min(a), min(b)
 
 
-def bench(engine: Engine, stack: str, repeat: int, work: Path) -> tuple[int, dict[str, float], dict[str, float]]:
+def measure(stack: Project, floor: Project, repeat: int, cycles: int) -> tuple[dict[str, float], dict[str, float]]:
+    real: dict[str, float] = {}
+    base: dict[str, float] = {}
+    real["preview"], base["preview"] = interleaved(stack, floor, ("preview",), repeat)
+    ups: list[tuple[float, float]] = []
+    for cycle in range(cycles):
+        ups.append((timed(lambda: stack.pulumi("up", "--yes")), timed(lambda: floor.pulumi("up", "--yes"))))
+        if cycle == 0:
+            no_change = ("preview", "--expect-no-changes")
+            real["steady"], base["steady"] = interleaved(stack, floor, no_change, repeat)
+        # The stack's destroy keeps its namespace and claims; the next up adopts them (upsertExistingObjects).
+        stack.pulumi("destroy", "--yes", "--skip-preview")
+        floor.pulumi("destroy", "--yes", "--skip-preview")
+    real["up"], base["up"] = min(u[0] for u in ups), min(u[1] for u in ups)
+    return real, base
+
+
+def bench(
+    engine: Engine, stack: str, repeat: int, cycles: int, work: Path
+) -> tuple[int, dict[str, float], dict[str, float]]:
     from tools import harness
 
     crds = work / "crds"
@@ -81,7 +102,6 @@ def bench(engine: Engine, stack: str, repeat: int, work: Path) -> tuple[int, dic
         os.environ.pop("SGLANG_PLATFORM_OFFLINE")
         # Kubernetes objects and Helm releases; the floor registers as many ConfigMaps (a namespace included).
         count = sum(1 for r in result.resources if r.custom)
-        real = measure(project, repeat)
 
         floor_dir = work / "floor-src"
         floor_dir.mkdir()
@@ -90,7 +110,7 @@ def bench(engine: Engine, stack: str, repeat: int, work: Path) -> tuple[int, dic
         floor = Project.copy(cluster, floor_dir, work / "floor", "floor")
         floor.pulumi("stack", "init", "floor")
         floor.pulumi("config", "set", "resources", str(count))
-        return count, real, measure(floor, repeat)
+        return count, *measure(project, floor, repeat, cycles)
     finally:
         cluster.stop()
 
@@ -98,13 +118,14 @@ def bench(engine: Engine, stack: str, repeat: int, work: Path) -> tuple[int, dic
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", nargs="+", default=["dev", "prod"], choices=["dev", "prod"])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="previews per command (best kept)")
+    parser.add_argument("--cycles", type=int, default=2, help="up/destroy cycles (best up kept)")
     args = parser.parse_args()
     engine = Engine.find(Path(os.environ.get("SGLANG_SHARED") or ROOT.parent / "shared").resolve())
     rows = []
     for stack in args.stack:
         with tempfile.TemporaryDirectory(prefix=f"bench-{stack}-") as tmp:
-            rows.append((stack, *bench(engine, stack, args.repeat, Path(tmp))))
+            rows.append((stack, *bench(engine, stack, args.repeat, args.cycles, Path(tmp))))
     print("| stack | resources | command | stack s | floor s | ratio |")
     print("|---|---:|---|---:|---:|---:|")
     for stack, count, real, floor in rows:

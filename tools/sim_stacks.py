@@ -1,10 +1,11 @@
 """What the e2e suite changes on top of the committed stacks, and why: only what the simulated cluster cannot
-serve (README, "End-to-end tests on the real engine" lists the same, and tests/test_e2e_docs.py keeps the two
-equal). Everything else is the stack as committed."""
+serve (the README's "End-to-end tests on the real engine" shows readme_block(), kept current by a test).
+Everything else is the stack as committed. tools/bench_preview.py deploys the same."""
 
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,17 @@ def merged(committed: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 
 def describe(stack: str) -> list[str]:
     return [f"sglang-platform:{path} = {value!r}: {why}" for path, value, stacks, why in OVERRIDES if stack in stacks]
+
+
+BEGIN = "<!-- e2e-overrides:begin -->"
+END = "<!-- e2e-overrides:end -->"
+
+
+def readme_block() -> str:
+    """The README's table of the e2e overrides (tests/test_render.py keeps the README's copy current)."""
+    rows = [BEGIN, "| stack key | value | stacks | why |", "|---|---|---|---|"]
+    for path, value, stacks, why in OVERRIDES:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        rows.append(f"| `sglang-platform:{path}` | `{shown}` | {', '.join(stacks)} | {why} |")
+    rows.append(END)
+    return "\n".join(rows)
