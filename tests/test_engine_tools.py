@@ -4,6 +4,7 @@ the engine, so a wrong comparison cannot hide behind a skipped suite."""
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from e2e.scenario import changed_paths, type_and_name
 
@@ -13,7 +14,7 @@ from tools.sim_stacks import merged, overrides
 
 def test_the_live_object_may_add_defaults_but_must_hold_every_rendered_field():
     rendered = {"spec": {"replicas": 1, "template": {"containers": [{"name": "a", "image": "x:1"}]}}}
-    live = {
+    live: dict[str, Any] = {
         "spec": {
             "replicas": 1,
             "revisionHistoryLimit": 10,
