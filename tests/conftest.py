@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-# ../shared (CRDs, charts, the engine) next to the project; SGLANG_SHARED points elsewhere (e.g. a git worktree).
-SHARED = Path(os.environ.get("SGLANG_SHARED") or ROOT.parent / "shared").resolve()
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools import harness  # noqa: E402
+
+SHARED = harness.SHARED
 
 # No test reaches the network: program runs skip the S3 preflight listing unless a test (under moto) unsets this.
 os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"

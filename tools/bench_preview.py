@@ -121,7 +121,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="previews per command (best kept)")
     parser.add_argument("--cycles", type=int, default=2, help="up/destroy cycles (best up kept)")
     args = parser.parse_args()
-    engine = Engine.find(Path(os.environ.get("SGLANG_SHARED") or ROOT.parent / "shared").resolve())
+    from tools.harness import SHARED
+
+    engine = Engine.find(SHARED.resolve())
     rows = []
     for stack in args.stack:
         with tempfile.TemporaryDirectory(prefix=f"bench-{stack}-") as tmp:

@@ -65,6 +65,7 @@ class Engine:
     @classmethod
     def find(cls, shared: Path) -> Engine:
         """The engine of ``shared/engine`` as build.sh left it (ENGINE_BIN, else build.sh's cache dir)."""
+        shared = shared.resolve()
         engine = shared / "engine"
         if not (engine / "cluster.sh").is_file():
             raise EngineMissingError(f"{engine}/cluster.sh is absent: the e2e suite needs ../shared/engine")

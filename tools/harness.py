@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import runpy
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# The upstream CRDs, charts and reference next to the project; SGLANG_PLATFORM_SHARED points elsewhere (a worktree).
+SHARED = Path(os.environ.get("SGLANG_PLATFORM_SHARED") or ROOT.parent / "shared")
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
 PLACEHOLDER = "[secret]"

@@ -8,7 +8,6 @@ Not checked: CEL rules (``x-kubernetes-validations``), formats, and admission we
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,10 +19,9 @@ import kubernetes_validate
 import yaml
 from packaging.version import InvalidVersion, Version
 
-from tools.harness import ROOT
+from tools.harness import SHARED
 
-# ../shared next to the project, or SGLANG_SHARED (e.g. from a git worktree elsewhere).
-CRD_DIR = Path(os.environ.get("SGLANG_SHARED") or ROOT.parent / "shared").resolve() / "crds"
+CRD_DIR = SHARED / "crds"
 LWS_GROUP = "leaderworkerset.x-k8s.io"
 _LWS_FILE = re.compile(r"^lws-v(?P<version>[0-9][0-9A-Za-z.+-]*)\.yaml$")
 
