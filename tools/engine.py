@@ -123,6 +123,7 @@ class Cluster:
         self.run_dir = run_dir
         self.extra_env = dict(env or {})
         self.started = False
+        self.spawned: list[tuple[subprocess.Popen, Any]] = []
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -158,6 +159,35 @@ class Cluster:
             raise CommandError(f"{' '.join(args)} did not finish in {timeout}s\n{out}\n{err}") from None
         return Result(args, proc.returncode, out, err)
 
+    def stop_component(self, name: str) -> None:
+        """Stop one daemon cluster.sh started (pid file in the run dir), by its id, after checking it is that
+        binary: a test that runs its own version of it (tests/e2e/test_gang.py)."""
+        pid = int((self.run_dir / "pids" / name).read_text())
+        exe = Path(os.readlink(f"/proc/{pid}/exe")).resolve()
+        if exe != (self.engine.bin / name).resolve():
+            raise CommandError(f"pid {pid} of {name} runs {exe}, not {self.engine.bin / name}: not stopped")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+            os.kill(pid, signal.SIGKILL)
+
+    def spawn(self, name: str, *cmd: str) -> subprocess.Popen:
+        """A daemon of the test's own, inside the network namespace (cluster.sh exec), logging to the run dir's
+        logs/<name>.test.log; stopped (by its id) before the cluster."""
+        log = open(self.run_dir / "logs" / f"{name}.test.log", "w")  # closed in stop()
+        proc = subprocess.Popen(
+            [str(self.engine.cluster_sh), "exec", *cmd],
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.spawned.append((proc, log))
+        return proc
+
     def start(self, *options: str) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         result = self._run(
@@ -168,6 +198,16 @@ class Cluster:
         self.started = True
 
     def stop(self) -> None:
+        for proc, log in reversed(self.spawned):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            log.close()
+        self.spawned.clear()
         if self.started:
             self._run([str(self.engine.cluster_sh), "stop"], None, self.env(), 120, None)
             self.started = False
@@ -299,6 +339,13 @@ class Project:
 
     def outputs(self) -> dict[str, Any]:
         return self.pulumi("stack", "output", "--json", "--show-secrets").json()
+
+
+def _state(pid: int) -> str:
+    try:
+        return next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return "Z"
 
 
 def _type(value: Any) -> str:
