@@ -28,17 +28,15 @@ def engine() -> Engine:
 
 @pytest.fixture(scope="module")
 def cluster(request, engine: Engine, tmp_path_factory) -> Iterator[Cluster]:
-    """A fresh simulated cluster for the module; its SIM_OPTIONS (cluster.sh start options) size it, its CRDS
-    (files of ../shared/crds, or folders under ../shared; the LWS CRD by default) are applied."""
+    """A fresh simulated cluster for the module; its SIM_OPTIONS (cluster.sh start options) size it, besides
+    the LWS CRD, its EXTRA_CRDS (files or folders under ../shared) are applied."""
     options = tuple(getattr(request.module, "SIM_OPTIONS", ("--nodes", "3")))
     base = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     crds = base / "crds"
     crds.mkdir()
-    for name in getattr(request.module, "CRDS", (LWS_CRD,)):
-        # A file of ../shared/crds, or a path under ../shared (a chart's CRD folder).
-        source = engine.shared / name if "/" in name else engine.shared / "crds" / name
-        for path in sorted(source.glob("*.yaml")) if source.is_dir() else [source]:
-            shutil.copy(path, crds / path.name)
+    shutil.copy(engine.shared / "crds" / LWS_CRD, crds / LWS_CRD)
+    for folder in getattr(request.module, "EXTRA_CRDS", ()):
+        options += ("--crd", str(engine.shared / folder))
     sim = Cluster(engine, base / "run", env={"SGLANG_SIM_CRDS": str(crds)})
     sim.start(*options)
     try:

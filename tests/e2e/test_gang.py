@@ -20,8 +20,8 @@ from tools.sim_stacks import NFS_CLIENT, SECRETS, SIM, committed, merged, overri
 from .scenario import group_pods, running_on_distinct_nodes
 
 SIM_OPTIONS = SIM["prod"]
-# The LWS CRD and Volcano 1.9.0's, as its chart ships them (the scheduler also watches Numatopologies).
-CRDS = ("lws-v0.10.0.yaml", "charts/volcano-1.9.0/crd/v1")
+# Volcano 1.9.0's CRDs as its chart ships them (the scheduler also watches Numatopologies and Commands).
+EXTRA_CRDS = ("charts/volcano-1.9.0/crd/v1",)
 NS = "deepseek"
 GROUP = "deepseek-r1"
 PODGROUP = "podgroups.scheduling.volcano.sh"
