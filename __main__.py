@@ -1,7 +1,6 @@
 """sglang-platform: composes the components from the validated stack configuration."""
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 import config
 from components import (
@@ -21,14 +20,20 @@ from components import (
     OpenWebUI,
     OpenWebUIArgs,
     ScrapeTarget,
+    ServingBenchmark,
+    ServingBenchmarkArgs,
+    SglangDisaggregatedService,
+    SglangDisaggregatedServiceArgs,
+    SglangGateway,
+    SglangGatewayArgs,
     SglangInferenceGroup,
     SglangInferenceGroupArgs,
     Volcano,
     VolcanoArgs,
 )
 from components.addons import QUEUE_ANNOTATION
+from components.k8s import namespace as k8s_namespace
 from config.charts import mirror_for
-from config.model_cache import startup_budget_minutes
 
 try:
     loaded = config.load()
@@ -44,7 +49,10 @@ for note in loaded.notes:
 def pod_security_level(cfg: config.PlatformConfig) -> str:
     """hostPath volumes and IPC_LOCK (RDMA) are outside the baseline Pod Security Standard."""
     needs_privileged = any(
-        g.network.fabric == "infiniband" or g.model_volume.type == "hostPath" for g in cfg.inference_groups
+        g.network.fabric == "infiniband"
+        or g.model_volume.type == "hostPath"
+        or (g.deep_gemm is not None and g.deep_gemm.cache.type == "hostPath")
+        for g in (u.group for u in cfg.serving_units)
     )
     return "privileged" if needs_privileged else "baseline"
 
@@ -53,29 +61,19 @@ def keeps_state(cfg: config.PlatformConfig) -> bool:
     """Whether the serving namespace holds a claim the stack keeps on destroy (chat history, weights)."""
     ui = cfg.open_webui.enabled and cfg.open_webui.persistence.retain_on_destroy
     weights = any(
-        g.model_volume.type == "pvc"
-        and g.model_volume.pvc is not None
-        and g.model_volume.pvc.create
-        and g.model_volume.pvc.retain
-        for g in cfg.inference_groups
+        g.creates_claim and g.model_volume.pvc is not None and g.model_volume.pvc.retain for g in cfg.inference_groups
     )
     return ui or weights
 
 
-level = pod_security_level(platform)
-namespace = k8s.core.v1.Namespace(
+# Deleting a namespace deletes every claim in it: a retained claim survives `pulumi destroy` only if its
+# namespace does too.
+namespace = k8s_namespace(
     "serving-namespace",
-    metadata={
-        "name": platform.namespace,
-        "labels": {
-            "app.kubernetes.io/part-of": "sglang-platform",
-            "pod-security.kubernetes.io/enforce": level,
-            "pod-security.kubernetes.io/warn": level,
-        },
-    },
-    # Deleting a namespace deletes every claim in it: a retained claim survives `pulumi destroy` only if
-    # its namespace does too.
-    opts=pulumi.ResourceOptions(retain_on_delete=keeps_state(platform)),
+    platform.namespace,
+    pod_security_level(platform),
+    pulumi.ResourceOptions(),
+    retain=keeps_state(platform),
 )
 
 # Cluster add-ons: installed here (mode install), trusted to exist (present) or unavailable (absent).
@@ -86,8 +84,8 @@ if platform.gpu_operator.mode == "install":
         "gpu-operator",
         GpuOperatorArgs(
             config=platform.gpu_operator,
-            version=versions.gpu_operator_chart,
-            mirror=mirror_for(platform, "gpuOperator"),
+            chart_version=versions.gpu_operator_chart,
+            chart_mirror=mirror_for(platform, "gpuOperator"),
         ),
     )
 volcano = None
@@ -96,16 +94,18 @@ if platform.volcano.mode == "install" or (platform.volcano.mode == "present" and
         "volcano",
         VolcanoArgs(
             config=platform.volcano,
-            version=versions.volcano_chart,
+            chart_version=versions.volcano_chart,
             install=platform.volcano.mode == "install",
-            mirror=mirror_for(platform, "volcano"),
+            chart_mirror=mirror_for(platform, "volcano"),
         ),
     )
 lws_controller = None
 if platform.lws.mode == "install":
     lws_controller = LwsController(
         "lws",
-        LwsControllerArgs(config=platform.lws, version=versions.lws_chart, mirror=mirror_for(platform, "lws")),
+        LwsControllerArgs(
+            config=platform.lws, chart_version=versions.lws_chart, chart_mirror=mirror_for(platform, "lws")
+        ),
     )
 
 
@@ -138,28 +138,24 @@ if platform.monitoring.enabled:
 requirements = {"huggingface": versions.huggingface_hub, "modelscope": versions.modelscope, "s3": versions.boto3}
 caches = {}
 for group in platform.inference_groups:
-    pvc = group.model_volume.pvc
-    if group.model.download is not None or (group.model_volume.type == "pvc" and pvc is not None and pvc.create):
+    if group.needs_model_cache:
         caches[group.name] = ModelCache(
             f"{group.name}-model",
             ModelCacheArgs(
-                group=group,
+                config=group,
                 namespace=platform.namespace,
                 downloader_image=versions.model_downloader_image,
                 gate_image=versions.sglang_image,
                 requirement=requirements.get(group.model.source, ""),
                 secrets=loaded.secrets,
+                metrics_namespaces=[platform.monitoring.namespace] if platform.monitoring.enabled else [],
                 depends_on=[namespace],
             ),
         )
 
 
 # The cache that creates each claim: a group may mount a claim another group's cache creates.
-claim_creators = {
-    g.model_volume.claim_name: caches[g.name]
-    for g in platform.inference_groups
-    if g.name in caches and g.model_volume.pvc is not None and g.model_volume.pvc.create
-}
+claim_creators = {g.model_volume.claim_name: caches[g.name] for g in platform.inference_groups if g.creates_claim}
 
 
 def cache_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
@@ -169,15 +165,44 @@ def cache_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
     return list(deps.values())
 
 
-groups = {}
+# By the name of what runs: each colocated group, and each role of a disaggregated service (<name>-prefill,
+# <name>-decode); the services by their own name.
+groups: dict[str, SglangInferenceGroup] = {}
+services: dict[str, SglangDisaggregatedService] = {}
 for group in platform.inference_groups:
     cache = caches.get(group.name)
+    if group.disaggregation is not None:
+        # Prefill and decode, each its own LeaderWorkerSet, one revision label on both (docs/disaggregation.md).
+        service = SglangDisaggregatedService(
+            group.name,
+            SglangDisaggregatedServiceArgs(
+                config=group,
+                namespace=platform.namespace,
+                image=versions.sglang_image,
+                sglang_version=versions.sglang_version,
+                api_key=loaded.secrets.get("apiKey"),
+                client_namespaces=client_namespaces,
+                client_cidrs=platform.api_access.allowed_cidrs,
+                annotations=queue_annotations(group),
+                pod_annotations=queue_annotations(group),
+                depends_on=[*group_dependencies(group), *cache_dependencies(group)],
+                init_containers=cache.init_containers if cache else (),
+                extra_volumes=cache.volumes if cache else (),
+                node_selector=cache.node_selector if cache else {},
+                startup_timeout_minutes={r.name: loaded.startup_minutes[r.name] for r in group.roles.values()},
+            ),
+        )
+        services[group.name] = service
+        groups[f"{group.name}-prefill"] = service.prefill
+        groups[f"{group.name}-decode"] = service.decode
+        continue
     groups[group.name] = SglangInferenceGroup(
         group.name,
         SglangInferenceGroupArgs(
-            group=group,
+            config=group,
             namespace=platform.namespace,
             image=versions.sglang_image,
+            sglang_version=versions.sglang_version,
             api_key=loaded.secrets.get("apiKey"),
             client_namespaces=client_namespaces,
             client_cidrs=platform.api_access.allowed_cidrs,
@@ -186,19 +211,108 @@ for group in platform.inference_groups:
             depends_on=[*group_dependencies(group), *cache_dependencies(group)],
             init_containers=cache.init_containers if cache else (),
             extra_volumes=cache.volumes if cache else (),
-            startup_timeout_minutes=startup_budget_minutes(group, loaded.weights_gib.get(group.name)),
+            node_selector=cache.node_selector if cache else {},
+            startup_timeout_minutes=loaded.startup_minutes[group.name],
         ),
     )
+
+# One gateway per served model, in front of every group (and autoscaled replica) serving it: it finds their
+# leader pods by label, so groups the autoscaler adds join it without a `pulumi up`. The groups' own
+# Services stay for direct access.
+gateways: dict[str, SglangGateway] = {}
+gateway_names: dict[str, str] = {}
+for model, fronted in platform.gateway_routes.items():
+    first = fronted[0]
+    gateway_names[model] = f"{first.name}-gateway"
+    pd_service = services.get(first.name)  # a served name belongs to one service: PD mode is all or nothing
+    gateways[model] = SglangGateway(
+        gateway_names[model],
+        SglangGatewayArgs(
+            config=platform.gateway,
+            namespace=platform.namespace,
+            image=versions.gateway_image,
+            served_model_name=model,
+            worker_port=first.ports.http,
+            # The groups' key (one stack secret): clients send it to the gateway, which passes it on.
+            api_key_secret_name=(pd_service or groups[first.name]).api_key_secret_name,
+            client_namespaces=platform.api_access.allowed_namespaces,
+            client_cidrs=platform.api_access.allowed_cidrs,
+            monitoring_namespace=platform.monitoring.namespace if platform.monitoring.enabled else None,
+            depends_on=[namespace, *((pd_service,) if pd_service else (groups[g.name] for g in fronted))],
+            pd_service=first.name if pd_service else None,
+            pd_revision=pd_service.revision if pd_service else None,
+        ),
+    )
+fronted_model = {g.name: model for model, fronted in platform.gateway_routes.items() for g in fronted}
+
+
+def ui_backends() -> list[Backend]:
+    """What Open WebUI talks to, in stack order: each model's gateway once, and the groups no gateway fronts."""
+    out: list[Backend] = []
+    for group in platform.inference_groups:
+        model = fronted_model.get(group.name)
+        if model is None:
+            g = groups[group.name]
+            out.append(Backend(group.name, g.base_url, g.api_key_secret_name))
+        elif gateway_names[model] not in [b.name for b in out]:
+            gw = gateways[model]
+            out.append(Backend(gateway_names[model], gw.base_url, gw.api_key_secret_name))
+    return out
+
+
+# The benchmark of each group that asks for one, re-run whenever the group serves a new revision. It calls
+# what clients call: the model's gateway when one fronts the group (the documented client URL), else the
+# group's Service. A disaggregated service has one benchmark, through its gateway (which PD needs), re-run on
+# the service's revision once both roles serve it. Its result (a ConfigMap the Job writes) reaches the stack
+# output after a refresh: `pulumi up --refresh`.
+benchmarks = {}
+for group in platform.inference_groups:
+    if group.benchmark is None:
+        continue
+    cache = caches.get(group.name)
+    served: SglangInferenceGroup | SglangDisaggregatedService = services.get(group.name) or groups[group.name]
+    gateway = gateways.get(fronted_model.get(group.name, ""))
+    # A disaggregated service always has its gateway (config refuses it without one).
+    target = gateway if gateway is not None else groups[group.name]
+    bench = ServingBenchmark(
+        f"{group.name}-benchmark",
+        ServingBenchmarkArgs(
+            config=group.benchmark,
+            slo=platform.monitoring.slo,
+            group=group,
+            namespace=platform.namespace,
+            image=versions.sglang_image,
+            base_url=target.base_url.apply(lambda url: url.removesuffix("/v1")),
+            served_model_name=served.served_model_name,
+            revision=served.revision,
+            api_key_secret_name=target.api_key_secret_name,
+            init_containers=cache.init_containers if cache else (),
+            extra_volumes=cache.volumes if cache else (),
+            node_selector=cache.node_selector if cache else {},
+            depends_on=[served, namespace, *([gateway] if gateway is not None else [])],
+        ),
+    )
+    benchmarks[group.name] = {
+        "job": bench.job_name,
+        "configMap": bench.config_map_name,
+        "target": bench.base_url,
+        "revision": bench.revision,
+        "status": bench.status,
+        "passed": bench.passed,
+        "result": bench.result,
+    }
+if benchmarks:
+    pulumi.export("benchmarks", benchmarks)
 
 if platform.open_webui.enabled:
     ui = OpenWebUI(
         "open-webui",
         OpenWebUIArgs(
-            settings=platform.open_webui,
+            config=platform.open_webui,
             namespace=platform.namespace,
             image=platform.versions.open_webui_image,
             secret_key=loaded.secrets["webuiSecretKey"],
-            backends=[Backend(name, g.base_url, g.api_key_secret_name) for name, g in groups.items()],
+            backends=ui_backends(),
             depends_on=[namespace],
         ),
     )
@@ -209,13 +323,23 @@ if platform.monitoring.enabled:
     monitoring = MonitoringStack(
         "monitoring",
         MonitoringStackArgs(
-            settings=platform.monitoring,
+            config=platform.monitoring,
             serving_namespace=platform.namespace,
             targets=[
-                ScrapeTarget(g.name, g.enable_metrics, groups[g.name].api_key_secret_name)
-                for g in platform.inference_groups
+                ScrapeTarget(
+                    u.group.name,
+                    u.group.enable_metrics,
+                    groups[u.group.name].api_key_secret_name,
+                    u.role,
+                    startup_budget_minutes=loaded.startup_minutes[u.group.name],
+                    # A role's pods wait for their service's DaemonSet (the weights are the service's).
+                    stages_weights=u.group.model_volume.type == "hostPath" and u.group.model.download is not None,
+                )
+                for u in platform.serving_units
             ],
+            gateways=list(gateway_names.values()),
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
+            sglang_release=str(platform.versions.sglang_release),
             chart_version=platform.versions.kube_prometheus_stack,
             chart_mirror=mirror_for(platform, "monitoring"),
             depends_on=[namespace],
@@ -238,25 +362,29 @@ keda = (
         KedaArgs(
             namespace=platform.keda.namespace,
             chart_version=platform.versions.keda_chart,
-            mirror=mirror_for(platform, "keda"),
+            chart_mirror=mirror_for(platform, "keda"),
             values=platform.keda.values,
         ),
     )
     if platform.keda.mode == "install"
     else None
 )
-for group in platform.inference_groups:
+for unit in platform.serving_units:
+    group = unit.group
     if group.autoscaling is None:
         continue
+    # Each role of a disaggregated service on its own signals (docs/disaggregation.md).
     InferenceAutoscaler(
         f"{group.name}-autoscaler",
         InferenceAutoscalerArgs(
             lws_name=group.name,
             namespace=platform.namespace,
             served_model_name=group.model.served_name,
-            scaling=group.autoscaling,
+            config=group.autoscaling,
             prometheus_address=prometheus_address,
             depends_on=[groups[group.name], *([keda] if keda else [])],
+            role=unit.role,
+            sglang_release=str(platform.versions.sglang_release),
         ),
     )
 
@@ -268,6 +396,31 @@ pulumi.export(
         for name, g in groups.items()
     },
 )
+
+if services:
+    # Each disaggregated service's roles and the revision both carry (kubectl get pods -l
+    # sglang-platform.io/pd-revision=<revision>): the one its gateway pairs (docs/disaggregation.md).
+    pulumi.export(
+        "disaggregated",
+        {
+            name: {"revision": s.revision, "roles": [f"{name}-prefill", f"{name}-decode"]}
+            for name, s in services.items()
+        },
+    )
+
+if gateways:
+    # The URL clients use (README, "How clients reach the service"), per served model.
+    pulumi.export(
+        "gateway",
+        {
+            model: {
+                "baseUrl": gw.base_url,
+                "service": gw.service_name,
+                "groups": [g.name for g in platform.gateway_routes[model]],
+            }
+            for model, gw in gateways.items()
+        },
+    )
 
 
 def addon_output(mode: str, component) -> dict:

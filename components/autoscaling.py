@@ -2,33 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.addons import _namespace, _release, _release_outputs, _values
-from config import bom
+from components.k8s import chart_values, child_opts, helm_release, labels, meta, namespace, release_outputs
+from components.sglang_metrics import SglangMetrics
 from config.autoscaling import GroupAutoscaling
 
-KEDA_REPOSITORY = bom.KEDA_REPO
+KEDA_REPOSITORY = "https://kedacore.github.io/charts"
 
 
-def queue_query(namespace: str, served_model_name: str) -> str:
-    """Requests waiting in every group of the model: the signal that means users are waiting."""
-    return f'sum(sglang:num_queue_reqs{{namespace="{namespace}",model_name="{served_model_name}"}})'
+# The label the PodMonitor of a disaggregated service's role puts on its series (components/monitoring.py).
+PD_ROLE = "pd_role"
+# The window the latency triggers read their histograms over: a few polls, so one slow request does not add
+# a group.
+LATENCY_WINDOW = "2m"
 
 
-def kv_cache_query(namespace: str, served_model_name: str) -> str:
+def _selector(namespace: str, served_model_name: str, role: str | None) -> str:
+    role_matcher = f',{PD_ROLE}="{role}"' if role else ""
+    return f'{{namespace="{namespace}",model_name="{served_model_name}"{role_matcher}}}'
+
+
+def queue_query(namespace: str, served_model_name: str, role: str | None = None) -> str:
+    """Requests waiting in every group of the model (of one role): the signal that means users are waiting."""
+    return f"sum(sglang:num_queue_reqs{_selector(namespace, served_model_name, role)})"
+
+
+def kv_cache_query(namespace: str, served_model_name: str, role: str | None = None) -> str:
     """Average KV-cache usage of the model's groups (0-1); near 1 SGLang starts queueing and retracting."""
-    return f'avg(sglang:token_usage{{namespace="{namespace}",model_name="{served_model_name}"}})'
+    return f"avg(sglang:token_usage{_selector(namespace, served_model_name, role)})"
+
+
+def latency_query(histogram: str, namespace: str, served_model_name: str, role: str) -> str:
+    """p90 of a latency histogram over the role's groups (seconds)."""
+    selector = _selector(namespace, served_model_name, role)
+    return f"histogram_quantile(0.9, sum by (le) (rate({histogram}_bucket{selector}[{LATENCY_WINDOW}])))"
 
 
 def scaled_object_spec(
-    lws_name: str, namespace: str, served_model_name: str, scaling: GroupAutoscaling, prometheus: pulumi.Input[str]
+    lws_name: str,
+    namespace: str,
+    served_model_name: str,
+    scaling: GroupAutoscaling,
+    prometheus: pulumi.Input[str],
+    role: str | None = None,
+    inter_token_latency: str = "sglang:inter_token_latency_seconds",
 ) -> dict:
+    """``role``: prefill or decode of a disaggregated service (its own signals, docs/disaggregation.md), None for
+    a colocated group; ``inter_token_latency``: the pinned release's inter-token histogram."""
+
     def rules(stabilization: int, period: int) -> dict:
         # One whole group per period: LWS scales groups, and HPA "Pods" here counts LWS replicas.
         return {
@@ -52,33 +79,54 @@ def scaled_object_spec(
         },
         # If Prometheus is unreachable, hold the current size rather than fall to the minimum.
         "fallback": {"failureThreshold": 3, "replicas": scaling.min_replicas, "behavior": "currentReplicas"},
-        "triggers": [
-            {
-                "type": "prometheus",
-                "name": "queue-depth",
-                # AverageValue: desired groups = ceil(total queued / target per group).
-                "metricType": "AverageValue",
-                "metadata": {
-                    "serverAddress": prometheus,
-                    "query": queue_query(namespace, served_model_name),
-                    "threshold": _number(scaling.queue_depth_per_group),
-                    "ignoreNullValues": "true",
-                },
-            },
-            {
-                "type": "prometheus",
-                "name": "kv-cache-usage",
-                # Value: desired = ceil(current groups x usage / target).
-                "metricType": "Value",
-                "metadata": {
-                    "serverAddress": prometheus,
-                    "query": kv_cache_query(namespace, served_model_name),
-                    "threshold": _number(scaling.kv_cache_usage),
-                    "ignoreNullValues": "true",
-                },
-            },
-        ],
+        "triggers": triggers(namespace, served_model_name, scaling, prometheus, role, inter_token_latency),
     }
+
+
+def triggers(
+    namespace: str,
+    served_model_name: str,
+    scaling: GroupAutoscaling,
+    prometheus: pulumi.Input[str],
+    role: str | None = None,
+    inter_token_latency: str = "sglang:inter_token_latency_seconds",
+) -> list[dict]:
+    """KEDA takes the largest size any trigger wants. A colocated group: queue depth and KV-cache usage.
+    Prefill: its queue and its time to first token; decode: its KV-cache usage and inter-token latency (each
+    latency only with its target set)."""
+
+    def trigger(name: str, metric_type: str, query: str, threshold: float) -> dict:
+        return {
+            "type": "prometheus",
+            "name": name,
+            "metricType": metric_type,
+            "metadata": {
+                "serverAddress": prometheus,
+                "query": query,
+                "threshold": _number(threshold),
+                "ignoreNullValues": "true",
+            },
+        }
+
+    # AverageValue: desired groups = ceil(total queued / target per group).
+    queue = trigger(
+        "queue-depth", "AverageValue", queue_query(namespace, served_model_name, role), scaling.queue_depth_per_group
+    )
+    # Value: desired = ceil(current groups x usage / target); the latencies likewise.
+    kv = trigger("kv-cache-usage", "Value", kv_cache_query(namespace, served_model_name, role), scaling.kv_cache_usage)
+    if role is None:
+        return [queue, kv]
+    if role == "prefill":
+        out = [queue]
+        if scaling.ttft_seconds is not None:
+            query = latency_query("sglang:time_to_first_token_seconds", namespace, served_model_name, role)
+            out.append(trigger("time-to-first-token", "Value", query, scaling.ttft_seconds))
+        return out
+    out = [kv]
+    if scaling.inter_token_latency_seconds is not None:
+        query = latency_query(inter_token_latency, namespace, served_model_name, role)
+        out.append(trigger("inter-token-latency", "Value", query, scaling.inter_token_latency_seconds))
+    return out
 
 
 def _number(value: float) -> str:
@@ -90,8 +138,9 @@ class KedaArgs:
     namespace: str
     chart_version: str
     # A chart mirror (config/charts.py) replacing the repository, and raw chart values under the typed ones.
-    mirror: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)
+    chart_mirror: str | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class Keda(pulumi.ComponentResource):
@@ -104,27 +153,26 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:Keda", name, None, opts)
-        namespace = _namespace(f"{name}-namespace", args.namespace, "baseline", self, ())
-        self.release = _release(
+        keda_ns = namespace(f"{name}-namespace", args.namespace, "baseline", child_opts(self, opts, *args.depends_on))
+        self.release = helm_release(
             f"{name}-release",
-            self,
             release_name="keda",
             namespace=args.namespace,
             chart="keda",
             version=args.chart_version,
             repository=KEDA_REPOSITORY,
-            mirror=args.mirror,
+            mirror=args.chart_mirror,
             # The chart renders its CRDs as templates; uninstalling it must not delete live ScaledObjects.
-            values=_values(
+            values=chart_values(
                 self,
                 "keda",
                 args.values,
                 {"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
             ),
             timeout=600,
-            depends_on=[namespace],
+            opts=child_opts(self, opts, keda_ns),
         )
-        self.release_name, self.namespace, self.status = _release_outputs(self.release)
+        self.release_name, self.namespace, self.status = release_outputs(self.release)
         self.register_outputs({"release_name": self.release_name, "namespace": self.namespace, "status": self.status})
 
 
@@ -133,9 +181,13 @@ class InferenceAutoscalerArgs:
     lws_name: str
     namespace: str
     served_model_name: str
-    scaling: GroupAutoscaling
+    config: GroupAutoscaling
     prometheus_address: pulumi.Input[str]
     depends_on: Sequence[pulumi.Resource] = ()
+    # prefill or decode: a role of a disaggregated service, scaled on its own signals; None: a colocated group.
+    role: str | None = None
+    # The pinned SGLang release (its inter-token histogram's name); None: the newest release's.
+    sglang_release: str | None = None
 
 
 class InferenceAutoscaler(pulumi.ComponentResource):
@@ -150,15 +202,17 @@ class InferenceAutoscaler(pulumi.ComponentResource):
             f"{name}-scaledobject",
             api_version="keda.sh/v1alpha1",
             kind="ScaledObject",
-            metadata={
-                "name": so_name,
-                "namespace": args.namespace,
-                "labels": {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/instance": args.lws_name},
-            },
+            metadata=meta(so_name, args.namespace, labels("keda-scaledobject", instance=args.lws_name)),
             spec=scaled_object_spec(
-                args.lws_name, args.namespace, args.served_model_name, args.scaling, args.prometheus_address
+                args.lws_name,
+                args.namespace,
+                args.served_model_name,
+                args.config,
+                args.prometheus_address,
+                args.role,
+                SglangMetrics.of(args.sglang_release).inter_token_latency,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            opts=child_opts(self, opts, *args.depends_on),
         )
         self.scaled_object_name = pulumi.Output.from_input(so_name)
         self.register_outputs({"scaled_object_name": self.scaled_object_name})

@@ -3,9 +3,10 @@ that keep the group's pods from starting before the weights are complete.
 
 - ``modelVolume.type: pvc``: an optional PersistentVolumeClaim (kept on destroy unless ``pvc.retain`` is
   false) and one download Job; each SGLang pod waits in an init container for the Job's completion marker.
-- ``modelVolume.type: hostPath``: every node holds its own copy (as in the reference deployment), so the
-  download runs as the first init container of each SGLang pod, on the node that will read it; a node
-  whose copy is complete skips it in seconds.
+- ``modelVolume.type: hostPath``: every node holds its own copy (as in the reference deployment). A staging
+  DaemonSet fills it on every node the group may use, before and independently of the group: each revision
+  in a directory of its own, switched in by renaming a symlink once it is verified; its pods report progress
+  as Prometheus metrics. The SGLang pods only wait, in an init container, for the marker of their revision.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import SKIP_AWAIT, Spec, _labels, _meta, image_skips, skip_annotations
-from config.model_cache import ModelDownload, Pvc
-from config.models import InferenceGroup
+from components.k8s import Spec, child_opts, image_skips, meta, skip_annotations, skip_await
+from components.sglang_pods import group_labels
+from config.model_cache import ModelDownload, Pvc, Staging
+from config.models import MODEL_VOLUME, InferenceGroup
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
 SCRIPT_DIR = "/opt/sglang-platform"
@@ -40,12 +42,18 @@ DOWNLOAD_RESOURCES = {"cpu": "2", "memory": "4Gi"}
 GATE_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
 # The download Job's user: not root, and above the UIDs a node's own accounts use (checkov CKV_K8S_40).
 DOWNLOAD_UID = 65532
+# The staging DaemonSet runs on GPU nodes for good (it serves its metrics after the fetch): a small request so
+# it never stands in the way of an SGLang pod, room to burst while it downloads and verifies.
+STAGER_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+STAGER_PORT = 9400
+STAGER_PORT_NAME = "metrics"
+STAGER_COMPONENT = "weights-stager"
 
 
 @dataclass
 class ModelCacheArgs:
-    group: InferenceGroup
-    namespace: str
+    config: InferenceGroup
+    namespace: pulumi.Input[str]
     # Runs the download (python >= 3.10).
     downloader_image: str
     # Runs the gate; the SGLang image, already on the GPU nodes.
@@ -54,6 +62,8 @@ class ModelCacheArgs:
     requirement: str
     # Stack secrets by key (hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey); unused ones ignored.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Namespaces whose pods may scrape the staging DaemonSet's metrics (the monitoring stack's).
+    metrics_namespaces: Sequence[str] = ()
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -61,36 +71,39 @@ class ModelCache(pulumi.ComponentResource):
     # Plain values for the group's pod templates (needed while building them, so not Outputs).
     init_containers: list[dict]
     volumes: list[dict]
+    # Node labels the group's pods must also require: the nodes the staging DaemonSet covers.
+    node_selector: dict[str, str]
     claim_name: pulumi.Output[str | None]
     job_name: pulumi.Output[str | None]
+    daemon_set_name: pulumi.Output[str | None]
     marker_path: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:ModelCache", name, None, opts)
-        g, ns = args.group, args.namespace
+        g, ns = args.config, args.namespace
         vol, download = g.model_volume, g.model.download
         labels = cache_labels(g)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        child = child_opts(self, opts, *args.depends_on)
 
         claim = None
-        if vol.type == "pvc" and vol.pvc is not None and vol.pvc.create and vol.claim_name:
+        if g.creates_claim and vol.pvc is not None and vol.claim_name:
             claim = vol.claim_name
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-pvc",
                 # A WaitForFirstConsumer class binds the claim only once a pod mounts it, and the pods come
                 # after it: awaiting Bound here would stall the up.
-                metadata=_meta(claim, ns, labels, {SKIP_AWAIT: "true"}),
+                metadata=meta(claim, ns, labels, skip_await()),
                 spec=pvc_spec(g),
                 # Weights take hours to fetch: a destroy keeps them unless the stack opts out.
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(retain_on_delete=vol.pvc.retain)),
             )
 
-        self.init_containers, self.volumes = [], []
-        job_name = None
+        self.init_containers, self.volumes, self.node_selector = [], [], {}
+        job_name = daemon_set_name = None
         if download is not None:
             k8s.core.v1.ConfigMap(
                 f"{name}-script",
-                metadata=_meta(script_config_map_name(g), ns, labels),
+                metadata=meta(script_config_map_name(g), ns, labels),
                 data={SCRIPT.name: SCRIPT.read_text()},
                 opts=child,
             )
@@ -98,7 +111,7 @@ class ModelCache(pulumi.ComponentResource):
             if secret_env and not download.credentials_secret:
                 k8s.core.v1.Secret(
                     f"{name}-credentials",
-                    metadata=_meta(credentials_secret_name(g), ns, labels),
+                    metadata=meta(credentials_secret_name(g), ns, labels),
                     type="Opaque",
                     string_data={env: pulumi.Output.secret(value) for env, value in secret_env.items()},
                     opts=child,
@@ -109,33 +122,206 @@ class ModelCache(pulumi.ComponentResource):
                 job_name = download_job_name(g)
                 k8s.batch.v1.Job(
                     f"{name}-download",
-                    metadata=_meta(
+                    metadata=meta(
                         job_name,
                         ns,
                         labels,
-                        {SKIP_AWAIT: "true"}
-                        | skip_annotations(image_skips(args.downloader_image, "modelDownloaderImage")),
+                        skip_await(skip_annotations(image_skips(args.downloader_image, "modelDownloaderImage"))),
                     ),
                     spec=job_spec(g, container),
                     opts=child,
                 )
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-download-netpol",
-                    metadata=_meta(job_name, ns, labels),
+                    metadata=meta(job_name, ns, labels),
                     spec=download_network_policy_spec(g),
                     opts=child,
                 )
                 self.init_containers = [gate_container(g, args.gate_image)]
             else:
-                self.init_containers = [container]
-                self.volumes.append(tmp_volume())
+                daemon_set_name = stager_name(g)
+                k8s.apps.v1.DaemonSet(
+                    f"{name}-stager",
+                    metadata=meta(
+                        daemon_set_name, ns, stager_labels(g), skip_await(stager_skips(args.downloader_image))
+                    ),
+                    spec=stager_spec(g, args.downloader_image, args.requirement, sorted(secret_env)),
+                    opts=child,
+                )
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-stager-netpol",
+                    metadata=meta(daemon_set_name, ns, stager_labels(g)),
+                    spec=stager_network_policy_spec(g, args.metrics_namespaces),
+                    opts=child,
+                )
+                self.init_containers = [gate_container(g, args.gate_image)]
+                self.node_selector = dict(download.staging.node_selector)
 
         self.claim_name = pulumi.Output.from_input(claim)
         self.job_name = pulumi.Output.from_input(job_name)
+        self.daemon_set_name = pulumi.Output.from_input(daemon_set_name)
         self.marker_path = pulumi.Output.from_input(f"{g.model_path}/{MARKER}" if download is not None else None)
         self.register_outputs(
-            {"claim_name": self.claim_name, "job_name": self.job_name, "marker_path": self.marker_path}
+            {
+                "claim_name": self.claim_name,
+                "job_name": self.job_name,
+                "daemon_set_name": self.daemon_set_name,
+                "marker_path": self.marker_path,
+            }
         )
+
+
+def stager_name(g: InferenceGroup) -> str:
+    return f"{g.name}-weights"
+
+
+def stager_labels(g: InferenceGroup) -> dict[str, str]:
+    return cache_labels(g) | {"app.kubernetes.io/component": STAGER_COMPONENT}
+
+
+def stager_network_policy_spec(g: InferenceGroup, metrics_namespaces: Sequence[str]) -> Spec:
+    """Only Prometheus connects to a stager, on its metrics port; it calls out to its hub, store or PyPI."""
+    ingress = []
+    if metrics_namespaces:
+        ingress.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/metadata.name",
+                                    "operator": "In",
+                                    "values": sorted(set(metrics_namespaces)),
+                                }
+                            ]
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": STAGER_PORT}],
+            }
+        )
+    return {"podSelector": {"matchLabels": stager_labels(g)}, "policyTypes": ["Ingress"], "ingress": ingress}
+
+
+def placed_groups(g: InferenceGroup) -> list[InferenceGroup]:
+    """The groups whose pods read the weights: the group itself, or both roles of a disaggregated service (one
+    DaemonSet stages for both: they serve the same weights from the same host path)."""
+    roles = list(g.roles.values()) if g.disaggregation is not None else []
+    return roles or [g]
+
+
+def staging_node_selector(g: InferenceGroup) -> dict[str, str]:
+    """Where copies are kept: the nodes the group's nodeSelector admits, narrowed to the staging labels. The
+    roles of a disaggregated service that select different nodes are covered by ``staging_affinity`` instead."""
+    selectors = [dict(p.node_selector) for p in placed_groups(g)]
+    common = {k: v for k, v in selectors[0].items() if all(s.get(k) == v for s in selectors)}
+    return common | dict(_staging(g).node_selector)
+
+
+def staging_affinity(g: InferenceGroup) -> Spec | None:
+    """The nodes of either role, when the roles of a disaggregated service select different ones (a
+    nodeSelector can only intersect): one node selector term per role, ORed. None when one nodeSelector says
+    it all, or when a role selects no labels (it may run anywhere the staging labels admit)."""
+    staged = dict(_staging(g).node_selector)
+    common = staging_node_selector(g)
+    terms: list[dict] = []
+    for p in placed_groups(g):
+        own = {k: v for k, v in p.node_selector.items() if k not in common and k not in staged}
+        if not own:
+            return None
+        expressions = [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(own.items())]
+        if expressions not in [t["matchExpressions"] for t in terms]:
+            terms.append({"matchExpressions": expressions})
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
+
+
+def staging_tolerations(g: InferenceGroup) -> list[dict]:
+    """The taints any pod reading the weights tolerates (both roles' of a disaggregated service)."""
+    out: list[dict] = []
+    for p in placed_groups(g):
+        for t in p.tolerations:
+            dumped = t.model_dump(by_alias=True, exclude_none=True)
+            if dumped not in out:
+                out.append(dumped)
+    return out
+
+
+def _staging(g: InferenceGroup) -> Staging:
+    return _download(g).staging
+
+
+def stager_spec(g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str]) -> Spec:
+    """One pod per node the group may use: fetch, verify, switch in, then serve metrics until replaced. A new
+    node gets its pod (and its copy) as soon as it joins; a changed revision rolls every pod at once
+    (maxUnavailable 100%), each fetching beside the revision its node already serves."""
+    container = download_container(g, image, requirement, secret_envs)
+    container |= {
+        "name": "stage-weights",
+        "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "stage"],
+        "ports": [{"name": STAGER_PORT_NAME, "containerPort": STAGER_PORT, "protocol": "TCP"}],
+        # Ready once this node's copy is in place: `kubectl rollout status daemonset/<group>-weights` waits for
+        # every node, and the DaemonSet's READY column counts the nodes that have the weights.
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": STAGER_PORT_NAME},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 1,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": STAGER_PORT_NAME},
+            "periodSeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 5,
+        },
+        "resources": {k: dict(v) for k, v in STAGER_RESOURCES.items()},
+    }
+    container["env"] = [
+        *container["env"],
+        {"name": "STAGE_GROUP", "value": g.name},
+        {"name": "STAGE_KEEP_REVISIONS", "value": str(_staging(g).keep_revisions)},
+        {"name": "METRICS_PORT", "value": str(STAGER_PORT)},
+    ]
+    d = _download(g)
+    pod: dict[str, Any] = {
+        "containers": [container],
+        "volumes": [
+            {"name": MODEL_VOLUME, "hostPath": {"path": g.model_volume.host_path, "type": "DirectoryOrCreate"}},
+            script_volume(g),
+            tmp_volume(),
+        ],
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        # Root, as the reference staged the host directory (and as the SGLang pods read it), every capability
+        # dropped: it writes only under the model directory and /tmp.
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "terminationGracePeriodSeconds": 30,
+    }
+    if d.service_account_name:
+        pod["serviceAccountName"] = d.service_account_name
+    if selector := staging_node_selector(g):
+        pod["nodeSelector"] = selector
+    if affinity := staging_affinity(g):
+        pod["affinity"] = affinity
+    if tolerations := staging_tolerations(g):
+        pod["tolerations"] = tolerations
+    labels = stager_labels(g)
+    return {
+        "selector": {"matchLabels": labels},
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": pod,
+        },
+    }
+
+
+def stager_skips(image: str) -> dict[str, str]:
+    root = (
+        "writes the weights into the node's model directory, which root owns (the SGLang pods read it as root); "
+        "all capabilities are dropped"
+    )
+    return skip_annotations([*image_skips(image, "modelDownloaderImage"), ("CKV_K8S_23", root), ("CKV_K8S_40", root)])
 
 
 def download_network_policy_spec(g: InferenceGroup) -> Spec:
@@ -144,7 +330,7 @@ def download_network_policy_spec(g: InferenceGroup) -> Spec:
 
 
 def cache_labels(g: InferenceGroup) -> dict[str, str]:
-    return _labels(g) | {
+    return group_labels(g) | {
         "app.kubernetes.io/name": "sglang-model-cache",
         "app.kubernetes.io/component": "model-download",
     }
@@ -239,7 +425,7 @@ def download_container(g: InferenceGroup, image: str, requirement: str, secret_e
         "securityContext": _container_security(),
         "volumeMounts": [
             # Read-write here only; the SGLang container mounts the same volume read-only.
-            {"name": "models", "mountPath": g.model_volume.mount_path},
+            {"name": MODEL_VOLUME, "mountPath": g.model_volume.mount_path},
             {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_DIR, "readOnly": True},
             {"name": TMP_VOLUME, "mountPath": "/tmp"},
         ],
@@ -247,16 +433,22 @@ def download_container(g: InferenceGroup, image: str, requirement: str, secret_e
 
 
 def gate_container(g: InferenceGroup, image: str) -> dict:
+    source = f"daemonset/{stager_name(g)}" if g.model_volume.type == "hostPath" else f"job/{download_job_name(g)}"
+    env = {
+        "MODEL_DIR": g.model_path,
+        "MODEL_IDENTITY": json.dumps(identity(g), sort_keys=True),
+        "WAIT_HINT": f"{source} fetches them (kubectl logs {source})",
+    }
     return {
         "name": "wait-for-weights",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "wait"],
-        "env": _env({"MODEL_DIR": g.model_path, "MODEL_IDENTITY": json.dumps(identity(g), sort_keys=True)}),
+        "env": _env(env),
         "resources": {"requests": dict(GATE_RESOURCES), "limits": dict(GATE_RESOURCES)},
         "securityContext": _container_security(),
         "volumeMounts": [
-            {"name": "models", "mountPath": g.model_volume.mount_path, "readOnly": True},
+            {"name": MODEL_VOLUME, "mountPath": g.model_volume.mount_path, "readOnly": True},
             {"name": SCRIPT_VOLUME, "mountPath": SCRIPT_DIR, "readOnly": True},
         ],
     }
@@ -280,7 +472,7 @@ def job_spec(g: InferenceGroup, container: dict) -> Spec:
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": [
-            {"name": "models", "persistentVolumeClaim": {"claimName": g.model_volume.claim_name}},
+            {"name": MODEL_VOLUME, "persistentVolumeClaim": {"claimName": g.model_volume.claim_name}},
             script_volume(g),
             tmp_volume(),
         ],

@@ -1,15 +1,17 @@
 """MonitoringStack: kube-prometheus-stack plus what makes it watch SGLang and the GPUs.
 
 The Helm release brings Prometheus, Alertmanager, Grafana, kube-state-metrics and the monitoring CRDs;
-this component adds a PodMonitor per inference group (leader /metrics, with the group's API key), a
-ServiceMonitor for the GPU Operator's dcgm-exporter, the SLO PrometheusRule and the dashboard ConfigMap
-Grafana's sidecar loads.
+this component adds a PodMonitor per inference group (/metrics of the leader, with the group's API key where
+the pinned SGLang release asks for one, and of the workers where the release serves it there), one for the
+gateways' metrics ports, one for the weights staging DaemonSets, a ServiceMonitor for the GPU Operator's
+dcgm-exporter, the SLO PrometheusRule and the dashboard ConfigMap Grafana's sidecar loads.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +20,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alerts, dashboard
-from components.addons import _values
-from components.sglang_group import API_KEY_SECRET_KEY, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL, PART_OF
+from components import k8s as k8s_values
+from components.gateway import SERVED_MODEL_ANNOTATION
+from components.k8s import PART_OF, child_opts, helm_release, namespace
+from components.model_cache import STAGER_COMPONENT, STAGER_PORT_NAME
+from components.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from config import bom
-from config.charts import chart_source
-from config.monitoring import Monitoring
+from config.monitoring import MonitoringConfig
+from config.sglang.releases import ReleaseFacts, facts
 
 RELEASE = "kube-prometheus-stack"
 CHART = "kube-prometheus-stack"
@@ -33,6 +38,8 @@ GRAFANA_SECRET = "grafana-admin"
 DASHBOARD_LABEL = "grafana_dashboard"
 DCGM_SERVICE_LABELS = {"app": "nvidia-dcgm-exporter"}  # gpu-operator assets/state-dcgm-exporter/0600_service.yaml
 DCGM_PORT = "gpu-metrics"
+# The PodMonitor of the weights staging DaemonSets (serving namespace).
+WEIGHTS_MONITOR = "sglang-platform-weights"
 
 
 @dataclass
@@ -42,16 +49,29 @@ class ScrapeTarget:
     name: str
     # Whether the group runs with --enable-metrics; without it there is nothing to scrape.
     metrics: bool = True
-    # Secret (in the serving namespace) holding the group's API key, which /metrics requires in 0.4.3.post2.
+    # Secret (in the serving namespace) holding the group's API key, which /metrics requires up to 0.4.5.
     api_key_secret_name: pulumi.Input[str | None] = None
+    # prefill or decode: a role of a disaggregated service; its series get the label pd_role.
+    pd_role: str | None = None
+    # The startup budget in minutes (the startup probe's); a start past it alerts. None: no such alert.
+    startup_budget_minutes: int | None = None
+    # Whether a weights staging DaemonSet (ModelCache, hostPath) serves metrics for the group (a
+    # role's: its service's <service>-weights, one for both roles).
+    stages_weights: bool = False
 
 
 @dataclass
 class MonitoringStackArgs:
-    settings: Monitoring
+    config: MonitoringConfig
     serving_namespace: str
     targets: Sequence[ScrapeTarget]
     grafana_admin_password: pulumi.Input[str]
+    # The SGLang release the groups run (versions.sglangVersion or the image tag): which series names the
+    # dashboard reads, whether /metrics wants the API key, whether workers serve /metrics. None: the
+    # reference release's behaviour (leader only, with the key) and the newest release's names.
+    sglang_release: str | None = None
+    # Names of the gateways (SglangGateway) in the serving namespace: their metrics, panels and alerts.
+    gateways: Sequence[str] = ()
     chart_version: str = bom.KUBE_PROMETHEUS_STACK_CHART
     # A chart mirror (config/charts.py) replacing the chart's repository: https://, oci:// or a chart directory.
     chart_mirror: str | None = None
@@ -65,25 +85,15 @@ class MonitoringStack(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:MonitoringStack", name, None, opts)
-        s = args.settings
+        s = args.config
         ns = s.namespace
         labels = dict(PART_OF)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        child = child_opts(self, opts, *args.depends_on)
+        staging = any(t.stages_weights for t in args.targets)
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            metadata={
-                "name": ns,
-                # node-exporter needs the host's network, PID namespace and file systems.
-                "labels": {
-                    **labels,
-                    "pod-security.kubernetes.io/enforce": "privileged",
-                    "pod-security.kubernetes.io/warn": "privileged",
-                },
-            },
-            opts=child,
-        )
-        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        # node-exporter needs the host's network, PID namespace and file systems.
+        monitoring_ns = namespace(f"{name}-namespace", ns, "privileged", child)
+        in_ns = child_opts(self, opts, monitoring_ns)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
             metadata={"name": GRAFANA_SECRET, "namespace": ns, "labels": dict(labels)},
@@ -94,22 +104,20 @@ class MonitoringStack(pulumi.ComponentResource):
             },
             opts=in_ns,
         )
-        source = chart_source(CHART, args.chart_version, bom.KUBE_PROMETHEUS_STACK_REPO, args.chart_mirror)
-        release = k8s.helm.v3.Release(
+        release = helm_release(
             f"{name}-kube-prometheus-stack",
-            name=RELEASE,
+            release_name=RELEASE,
             namespace=ns,
-            chart=source.chart,
-            version=source.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repository) if source.repository else None,
-            values=_values(self, "monitoring", s.values, chart_values(s)),
-            cleanup_on_fail=True,
-            atomic=False,
+            chart=CHART,
+            version=args.chart_version,
+            repository=bom.KUBE_PROMETHEUS_STACK_REPO,
+            mirror=args.chart_mirror,
+            values=k8s_values.chart_values(self, "monitoring", s.values, chart_values(s)),
             timeout=900,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, admin]),
+            opts=child_opts(self, opts, monitoring_ns, admin),
         )
         # The monitors and rules are custom resources whose CRDs the release installs.
-        after_release = pulumi.ResourceOptions(parent=self, depends_on=[release, *args.depends_on])
+        after_release = child_opts(self, opts, release, *args.depends_on)
         k8s.core.v1.ConfigMap(
             f"{name}-dashboard",
             metadata={
@@ -117,7 +125,18 @@ class MonitoringStack(pulumi.ComponentResource):
                 "namespace": ns,
                 "labels": {**labels, DASHBOARD_LABEL: "1"},
             },
-            data={"sglang-platform.json": json.dumps(dashboard.build(args.serving_namespace, s.dcgm.enabled))},
+            data={
+                "sglang-platform.json": json.dumps(
+                    dashboard.build(
+                        args.serving_namespace,
+                        s.dcgm.enabled,
+                        staging,
+                        gateway=bool(args.gateways),
+                        sglang_release=args.sglang_release,
+                        pd=any(t.pd_role for t in args.targets),
+                    )
+                )
+            },
             opts=in_ns,
         )
         _operator_object(
@@ -131,6 +150,12 @@ class MonitoringStack(pulumi.ComponentResource):
                     s.slo,
                     gpu=s.dcgm.enabled,
                     scraped=[t.name for t in args.targets if t.metrics],
+                    budgets={t.name: t.startup_budget_minutes for t in args.targets if t.startup_budget_minutes},
+                    staging=staging,
+                    gateways=args.gateways,
+                    disaggregated=any(t.pd_role for t in args.targets),
+                    sglang_release=args.sglang_release,
+                    stagers={t.name: stager_of(t) for t in args.targets if t.pd_role},
                 )
             },
             opts=after_release,
@@ -147,8 +172,35 @@ class MonitoringStack(pulumi.ComponentResource):
                     "labels": dict(labels),
                 },
                 spec=pulumi.Output.from_input(target.api_key_secret_name).apply(
-                    functools.partial(pod_monitor_spec, target.name, args.serving_namespace, s=s)
+                    functools.partial(
+                        pod_monitor_spec,
+                        target.name,
+                        args.serving_namespace,
+                        s=s,
+                        release=facts(args.sglang_release or _bom_release()),
+                        pd_role=target.pd_role,
+                    )
                 ),
+                opts=after_release,
+            )
+        if staging:
+            _operator_object(
+                f"{name}-weights-podmonitor",
+                "PodMonitor",
+                metadata={"name": WEIGHTS_MONITOR, "namespace": args.serving_namespace, "labels": dict(labels)},
+                spec=weights_pod_monitor_spec(args.serving_namespace, s),
+                opts=after_release,
+            )
+        if args.gateways:
+            _operator_object(
+                f"{name}-gateway-podmonitor",
+                "PodMonitor",
+                metadata={
+                    "name": alerts.GATEWAY_MONITOR,
+                    "namespace": args.serving_namespace,
+                    "labels": dict(labels),
+                },
+                spec=gateway_pod_monitor_spec(args.serving_namespace, s),
                 opts=after_release,
             )
         if s.dcgm.enabled:
@@ -176,6 +228,12 @@ class MonitoringStack(pulumi.ComponentResource):
         )
 
 
+def _bom_release() -> str:
+    from config.models import release_of_tag
+
+    return str(release_of_tag(bom.SGLANG_IMAGE))
+
+
 def _operator_object(
     resource_name: str, kind: str, metadata: dict, spec: pulumi.Input[dict], opts: pulumi.ResourceOptions
 ) -> k8s.apiextensions.CustomResource:
@@ -185,7 +243,7 @@ def _operator_object(
     )
 
 
-def chart_values(s: Monitoring) -> dict[str, Any]:
+def chart_values(s: MonitoringConfig) -> dict[str, Any]:
     nil = {
         # With the chart default (true) Prometheus selects only objects labelled release=<release>, and would
         # silently ignore the platform's PodMonitors, ServiceMonitors and rules.
@@ -227,17 +285,91 @@ def chart_values(s: Monitoring) -> dict[str, Any]:
     }
 
 
-def pod_monitor_spec(group: str, namespace: str, api_key_secret: str | None, s: Monitoring) -> dict:
+def stager_of(t: ScrapeTarget) -> str:
+    """The weights DaemonSet a group's pods wait for: ``<group>-weights``; a role's (``<service>-<role>``) is
+    its service's, one for both roles."""
+    service = t.name.removesuffix(f"-{t.pd_role}") if t.pd_role else t.name
+    return f"{service}-weights"
+
+
+def weights_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
+    """Every weights stager of the serving namespace, each series labelled with the node it stages."""
+    return {
+        "namespaceSelector": {"matchNames": [namespace]},
+        "selector": {"matchLabels": {"app.kubernetes.io/component": STAGER_COMPONENT, **PART_OF}},
+        "podMetricsEndpoints": [
+            {
+                "port": STAGER_PORT_NAME,
+                "path": "/metrics",
+                "interval": s.prometheus.scrape_interval,
+                "relabelings": [
+                    {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node", "action": "replace"}
+                ],
+            }
+        ],
+    }
+
+
+def gateway_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
+    """Every gateway's metrics port (no key: it is not the API listener). Each series gets the gateway's name
+    and the exact served model name (a pod annotation), so the dashboard's model filter covers them too."""
+    return {
+        "namespaceSelector": {"matchNames": [namespace]},
+        "selector": {"matchLabels": {"app.kubernetes.io/name": GATEWAY_APP}},
+        "podMetricsEndpoints": [
+            {
+                "port": "metrics",
+                "path": "/metrics",
+                "interval": s.prometheus.scrape_interval,
+                "relabelings": [
+                    {
+                        "action": "replace",
+                        "sourceLabels": [_pod_meta("label", "app.kubernetes.io/instance")],
+                        "targetLabel": "gateway",
+                    },
+                    {
+                        "action": "replace",
+                        "sourceLabels": [_pod_meta("annotation", SERVED_MODEL_ANNOTATION)],
+                        "targetLabel": "model_name",
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def _pod_meta(kind: str, key: str) -> str:
+    """Prometheus' discovery label of a pod label or annotation (every character not [a-zA-Z0-9_] -> _)."""
+    return f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def pod_monitor_spec(
+    group: str,
+    namespace: str,
+    api_key_secret: str | None,
+    s: MonitoringConfig,
+    release: ReleaseFacts,
+    pd_role: str | None = None,
+) -> dict:
     endpoint: dict[str, Any] = {"port": "http", "path": "/metrics", "interval": s.prometheus.scrape_interval}
-    if api_key_secret:
-        # SGLang's --api-key guards every path but /health*, /metrics included.
+    if pd_role is not None:
+        # The role of a disaggregated service on every series, whatever the release calls it (0.5.x's own
+        # engine_type label is missing before): the dashboard, the alerts and the autoscalers split by it.
+        endpoint["relabelings"] = [{"action": "replace", "targetLabel": alerts.PD_ROLE, "replacement": pd_role}]
+    if api_key_secret and release.metrics_need_api_key:
+        # Up to SGLang 0.4.5 --api-key guards every path but /health*, /metrics included; from 0.4.6 /metrics
+        # is exempt, and the key stays out of Prometheus.
         endpoint["authorization"] = {
             "type": "Bearer",
             "credentials": {"name": api_key_secret, "key": API_KEY_SECRET_KEY},
         }
+    selector = {LWS_NAME_LABEL: group}
+    if not release.worker_metrics:
+        # Workers answer only a stand-in /health there; from 0.4.10 their stand-in server also serves /metrics,
+        # where the schedulers on their node (DP-attention groups) report: every pod of the group is scraped.
+        selector[LWS_WORKER_INDEX_LABEL] = "0"
     return {
         "namespaceSelector": {"matchNames": [namespace]},
-        # Only the leader serves HTTP and metrics; workers answer a stand-in /health.
-        "selector": {"matchLabels": {LWS_NAME_LABEL: group, LWS_WORKER_INDEX_LABEL: "0"}},
+        "selector": {"matchLabels": selector},
         "podMetricsEndpoints": [endpoint],
     }

@@ -17,16 +17,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.sglang_group import (
-    API_CLIENT_LABEL,
-    API_KEY_SECRET_KEY,
-    SKIP_AWAIT,
-    Spec,
-    _meta,
-    image_skips,
-    skip_annotations,
-)
-from config.webui import OpenWebUi
+from components.k8s import Spec, child_opts, image_skips, labels, meta, skip_annotations, skip_await
+from components.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY
+from config.webui import OpenWebUIConfig
 
 NAME = "open-webui"
 HTTP_PORT = 8080  # the image's start.sh default
@@ -47,8 +40,8 @@ class Backend:
 
 @dataclass
 class OpenWebUIArgs:
-    settings: OpenWebUi
-    namespace: str
+    config: OpenWebUIConfig
+    namespace: pulumi.Input[str]
     image: str
     secret_key: pulumi.Input[str]
     backends: Sequence[Backend]
@@ -61,18 +54,14 @@ class OpenWebUI(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OpenWebUIArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sglang-platform:index:OpenWebUI", name, None, opts)
-        s = args.settings
+        s = args.config
         ns = args.namespace
-        labels = {
-            "app.kubernetes.io/name": NAME,
-            "app.kubernetes.io/part-of": "sglang-platform",
-            "app.kubernetes.io/managed-by": "pulumi",
-        }
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        ui_labels = labels(NAME)
+        child = child_opts(self, opts, *args.depends_on)
 
         secret = k8s.core.v1.Secret(
             f"{name}-secret-key",
-            metadata=_meta(f"{NAME}-secret-key", ns, labels),
+            metadata=meta(f"{NAME}-secret-key", ns, ui_labels),
             type="Opaque",
             string_data={SECRET_KEY_KEY: pulumi.Output.secret(args.secret_key)},
             opts=child,
@@ -80,7 +69,7 @@ class OpenWebUI(pulumi.ComponentResource):
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             # Bound only once the UI pod mounts it on WaitForFirstConsumer classes; the pod comes after it.
-            metadata=_meta(f"{NAME}-data", ns, labels, {SKIP_AWAIT: "true"}),
+            metadata=meta(f"{NAME}-data", ns, ui_labels, skip_await()),
             spec=pvc_spec(s),
             # Users, chat history and uploads: they outlive `pulumi destroy` unless the stack opts out.
             opts=pulumi.ResourceOptions.merge(
@@ -93,8 +82,8 @@ class OpenWebUI(pulumi.ComponentResource):
         ).apply(lambda v: container_env(s, list(zip(names, v[0], v[1], strict=True))))
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=_meta(NAME, ns, labels, checkov_skips(args.image)),
-            spec=deployment_spec(s, args.image, labels, env),
+            metadata=meta(NAME, ns, ui_labels, checkov_skips(args.image)),
+            spec=deployment_spec(s, args.image, ui_labels, env),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[secret, claim])),
         )
         service_spec: Spec = {
@@ -102,26 +91,22 @@ class OpenWebUI(pulumi.ComponentResource):
             "selector": {"app.kubernetes.io/name": NAME},
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
         }
+        # Like the groups' Services: not awaited, since the UI's first start (database migration, embedding model
+        # download) can outlast the provider's 10-minute wait for endpoints.
         k8s.core.v1.Service(
-            f"{name}-service",
-            # Like the groups' Services: Pulumi would wait up to 10 minutes for ready endpoints, and the UI is not
-            # ready until its first start has migrated the database and fetched its embedding model; the
-            # Deployment's own await already reports a UI that never starts.
-            metadata=_meta(NAME, ns, labels, {SKIP_AWAIT: "true"}),
-            spec=service_spec,
-            opts=child,
+            f"{name}-service", metadata=meta(NAME, ns, ui_labels, skip_await()), spec=service_spec, opts=child
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
-            metadata=_meta(f"{NAME}-ingress", ns, labels),
+            metadata=meta(f"{NAME}-ingress", ns, ui_labels),
             spec=network_policy_spec(),
             opts=child,
         )
-        url = f"http://{NAME}.{ns}.svc.cluster.local:{SERVICE_PORT}"
+        url: pulumi.Input[str] = pulumi.Output.concat("http://", NAME, ".", ns, f".svc.cluster.local:{SERVICE_PORT}")
         if s.ingress.enabled:
             k8s.networking.v1.Ingress(
                 f"{name}-ingress",
-                metadata=_meta(NAME, ns, labels, s.ingress.annotations),
+                metadata=meta(NAME, ns, ui_labels, s.ingress.annotations),
                 spec=ingress_spec(s),
                 opts=child,
             )
@@ -134,7 +119,7 @@ class OpenWebUI(pulumi.ComponentResource):
 
 def checkov_skips(image: str) -> dict[str, str]:
     """checkov findings on the UI's Deployment that this image does not allow, each with its reason (see
-    README, "Conformance gate"); everything else checkov asks for is set in deployment_spec."""
+    docs/conformance.md); everything else checkov asks for is set in deployment_spec."""
     root = (
         "Open WebUI 0.5 images are built for UID 0 (its Dockerfile's UID and GID build args) and own /app as "
         "root; a non-root run is not verified with this image"
@@ -172,7 +157,7 @@ def key_env_name(backend: str) -> str:
     return "SGLANG_API_KEY_" + re.sub(r"[^A-Z0-9]", "_", backend.upper())
 
 
-def container_env(s: OpenWebUi, backends: list[tuple[str, str, str | None]]) -> list[dict]:
+def container_env(s: OpenWebUIConfig, backends: list[tuple[str, str, str | None]]) -> list[dict]:
     """Env of the container; API keys come from the groups' Secrets and reach OPENAI_API_KEYS through
     Kubernetes' $(VAR) expansion, so no key is ever in the spec."""
     env: list[dict] = [
@@ -204,7 +189,7 @@ def container_env(s: OpenWebUi, backends: list[tuple[str, str, str | None]]) -> 
     return env
 
 
-def pvc_spec(s: OpenWebUi) -> Spec:
+def pvc_spec(s: OpenWebUIConfig) -> Spec:
     spec: dict[str, Any] = {
         "accessModes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": s.persistence.size}},
@@ -214,7 +199,7 @@ def pvc_spec(s: OpenWebUi) -> Spec:
     return spec
 
 
-def deployment_spec(s: OpenWebUi, image: str, labels: dict[str, str], env: pulumi.Input[list]) -> Spec:
+def deployment_spec(s: OpenWebUIConfig, image: str, ui_labels: dict[str, str], env: pulumi.Input[list]) -> Spec:
     health = {"path": "/health", "port": "http"}
     limits = {"memory": s.resources.memory_limit}
     if s.resources.cpu_limit:
@@ -225,7 +210,7 @@ def deployment_spec(s: OpenWebUi, image: str, labels: dict[str, str], env: pulum
         "strategy": {"type": "Recreate"},
         "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
         "template": {
-            "metadata": {"labels": {**labels, API_CLIENT_LABEL: "true"}},
+            "metadata": {"labels": {**ui_labels, API_CLIENT_LABEL: "true"}},
             "spec": {
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
@@ -266,7 +251,7 @@ def deployment_spec(s: OpenWebUi, image: str, labels: dict[str, str], env: pulum
     }
 
 
-def ingress_spec(s: OpenWebUi) -> Spec:
+def ingress_spec(s: OpenWebUIConfig) -> Spec:
     ing = s.ingress
     spec: dict[str, Any] = {
         "rules": [

@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from config.addons import ChartMirror, _chart_mirror, _raw_values
-from config.base import Base
+from config.base import Base, ChartMirror, mirror_field, values_field
 
 
 class GroupAutoscaling(Base):
@@ -24,6 +23,20 @@ class GroupAutoscaling(Base):
     kv_cache_usage: float = Field(
         0.85, gt=0, le=1, description="Target average KV-cache usage per group (sglang:token_usage, 0-1)."
     )
+    ttft_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=600,
+        description="Prefill of a disaggregated service: target p90 time to first token (its "
+        "sglang:time_to_first_token_seconds); groups are added while it is slower.",
+    )
+    inter_token_latency_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="Decode of a disaggregated service: target p90 inter-token latency (the release's "
+        "inter-token histogram); groups are added while it is slower.",
+    )
     polling_interval_seconds: int = Field(30, ge=5, le=3600, description="How often KEDA queries Prometheus.")
     scale_up_stabilization_seconds: int = Field(
         120, ge=0, le=3600, description="Load must stay high this long before a group is added."
@@ -33,6 +46,11 @@ class GroupAutoscaling(Base):
         1800, ge=0, le=3600, description="Load must stay low this long before a group is removed."
     )
     scale_down_period_seconds: int = Field(900, ge=15, le=7200, description="At most one group removed per period.")
+
+
+# The load signals a group can scale on (each a KEDA trigger); which a group uses depends on its role
+# (config/rules/autoscaling.py ROLE_SIGNALS).
+SIGNALS = ("queue_depth_per_group", "kv_cache_usage", "ttft_seconds", "inter_token_latency_seconds")
 
 
 class KedaConfig(Base):
@@ -45,5 +63,5 @@ class KedaConfig(Base):
         pattern=r"^https?://[^\s/]+(:\d+)?(/\S*)?$",
         description="Prometheus KEDA queries; defaults to the monitoring stack's in-cluster Prometheus.",
     )
-    values: dict[str, Any] = _raw_values()
-    chart_mirror: ChartMirror = _chart_mirror()
+    values: dict[str, Any] = values_field()
+    chart_mirror: ChartMirror = mirror_field()

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 import yaml
 
 from config import bom
+from config.base import REMOTE_SCHEMES
 from config.errors import Loc, Problem
 
 if TYPE_CHECKING:
     from config.models import PlatformConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-REMOTE_SCHEMES = ("https://", "oci://")
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,6 @@ def chart_source(
     if repo.startswith("oci://"):
         return ChartSource(f"{repo.rstrip('/')}/{chart}", None, version)
     return ChartSource(chart, repo, version)
-
-
-def validate_mirror(value: str) -> str:
-    """Field rule for the chartMirror keys: a remote repository or a directory path."""
-    if not value:
-        return value
-    if any(c.isspace() for c in value):
-        raise ValueError(f"{value!r} contains white space")
-    if "://" in value and not value.startswith(REMOTE_SCHEMES):
-        raise ValueError(
-            f"{value!r} is neither a Helm repository (https://...), an OCI registry path (oci://...) nor a "
-            "local directory of unpacked charts"
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -164,7 +150,7 @@ def check_charts(cfg: PlatformConfig, root: Path = PROJECT_ROOT) -> list[Problem
                     loc,
                     f"{chart_dir} is not an unpacked chart (no Chart.yaml): on a machine with access run "
                     f"`{pull_command(c.chart, c.version, c.default_repo)} --untar --untardir <tmp>`, then copy "
-                    f"<tmp>/{c.chart} to {chart_dir} (README, Air-gapped clusters)",
+                    f"<tmp>/{c.chart} to {chart_dir} (docs/add-ons.md, Air-gapped clusters)",
                 )
             )
             continue

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from config.checks import check_platform
+from config.config_json import ModelConfigs
 from config.errors import PROJECT, ConfigError, Problem, problems_from_validation
 from config.live import ClusterAccess, live_problems
-from config.model_cache import check_model_cache, weights_gib
 from config.models import SECRET_KEYS, PlatformConfig
 from config.preflight import OFFLINE_ENV, S3Credentials, S3Preflight
+from config.rules import check_platform
+from config.rules.model_cache import check_model_cache, startup_budget_minutes, weights_gib
+from config.rules.quantization import check_weights, resolve
+from config.rules.stack_keys import check_namespaces
 
 
 @dataclass(frozen=True)
@@ -26,18 +30,29 @@ class LoadedConfig:
     platform: PlatformConfig
     # pulumi.Output[str] secrets by stack key (without the project prefix); absent when not set.
     secrets: dict[str, Any] = field(default_factory=dict)
-    # Weight size in GiB by group name (measured in S3, declared, or known), for the startup budget.
+    # Weight size in GiB by group name (measured in S3, declared, or known).
     weights_gib: dict[str, float] = field(default_factory=dict)
+    # Startup probe budget in minutes by group name: the configured one, raised to what the weights need.
+    startup_minutes: dict[str, int] = field(default_factory=dict)
     # Checks that could not run (e.g. S3 preflight without credentials), for the user to see.
     notes: list[str] = field(default_factory=list)
 
 
 def validate(
-    raw: dict[str, Any], secrets_present: AbstractSet[str] = frozenset(), preflight: S3Preflight | None = None
+    raw: dict[str, Any],
+    secrets_present: AbstractSet[str] = frozenset(),
+    preflight: S3Preflight | None = None,
+    *,
+    model_configs: ModelConfigs | None = None,
+    other_keys: Iterable[str] = (),
+    notes: list[str] | None = None,
 ) -> PlatformConfig:
     """Validate plain stack values (keys without the project prefix); ConfigError lists every problem.
-    With ``preflight``, s3 model prefixes are listed too (network) and their sizes kept on it."""
-    problems: list[Problem] = []
+    With ``preflight``, s3 model prefixes are listed too (network) and their sizes kept on it; with
+    ``model_configs``, every group's config.json is read (network) and judged. ``other_keys``: the stack's
+    keys of other namespaces (``namespace:key``), refused when the namespace is a typo of this project's.
+    Warnings are appended to ``notes``."""
+    problems: list[Problem] = check_namespaces(other_keys)
     for key in sorted(set(raw) & set(SECRET_KEYS)):
         problems.append(
             Problem(
@@ -52,10 +67,15 @@ def validate(
     except ValidationError as exc:
         found = problems_from_validation(exc, PlatformConfig)
         raise ConfigError(problems + [_with_secret_keys(p) for p in found]) from None
-    problems += check_platform(cfg, set(secrets_present))
+    problems += check_platform(cfg, set(secrets_present), notes)
     if preflight is not None and cfg.preflight.s3:
         problems += preflight.run(cfg)
-    problems += check_model_cache(cfg, preflight.measured_gib if preflight is not None else {})
+    if model_configs is not None:
+        problems += model_configs.run(cfg)
+    read = model_configs.read if model_configs is not None else {}
+    weights = {g.name: resolve(g, read.get(g.name)) for g in cfg.inference_groups}
+    problems += check_weights(cfg, weights)
+    problems += check_model_cache(cfg, preflight.measured_gib if preflight is not None else {}, weights)
     if problems:
         raise ConfigError(problems)
     return cfg
@@ -67,22 +87,25 @@ def _with_secret_keys(problem: Problem) -> Problem:
     return problem
 
 
-def raw_stack_values() -> tuple[dict[str, Any], set[str]]:
-    """Every ``sglang-platform:*`` value of the running stack (JSON decoded) and the secret keys set."""
+def raw_stack_values() -> tuple[dict[str, Any], set[str], list[str]]:
+    """Every ``sglang-platform:*`` value of the running stack (JSON decoded), the secret keys set, and the
+    stack's keys of every other namespace (``namespace:key``, for the typo'd-namespace rule)."""
     from pulumi.runtime import config as runtime_config
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     raw: dict[str, Any] = {}
     secrets: set[str] = set()
+    others: list[str] = []
     for full_key, value in merged.items():
         namespace, _, key = full_key.partition(":")
         if namespace != PROJECT or not key:
+            others.append(full_key)
             continue
         if key in SECRET_KEYS and runtime_config.is_config_secret(full_key):
             secrets.add(key)
             continue
         raw[key] = decode_value(value)
-    return raw, secrets
+    return raw, secrets, others
 
 
 def decode_value(value: Any) -> Any:
@@ -100,18 +123,19 @@ def load() -> LoadedConfig:
     import pulumi
     from pulumi.runtime import config as runtime_config
 
-    raw, secret_keys = raw_stack_values()
-    # The S3 keys in plain text, only for the preflight listing here; they reach the cluster as a Secret.
-    credentials = S3Credentials(
-        *(
-            runtime_config.get_config(f"{PROJECT}:{key}") if key in secret_keys else None
-            for key in ("s3AccessKeyId", "s3SecretAccessKey")
-        )
-    )
-    preflight = S3Preflight(credentials, offline=os.environ.get(OFFLINE_ENV) == "1")
-    platform = validate(raw, secret_keys, preflight)
-    notes = list(preflight.notes)
-    if os.environ.get(OFFLINE_ENV) != "1":
+    raw, secret_keys, other_keys = raw_stack_values()
+
+    def plain(key: str) -> str | None:
+        # Credentials in plain text, only for the preflight reads here; they reach the cluster as Secrets.
+        return runtime_config.get_config(f"{PROJECT}:{key}") if key in secret_keys else None
+
+    offline = os.environ.get(OFFLINE_ENV) == "1"
+    credentials = S3Credentials(plain("s3AccessKeyId"), plain("s3SecretAccessKey"))
+    preflight = S3Preflight(credentials, offline=offline)
+    model_configs = ModelConfigs(plain("hfToken"), plain("modelscopeToken"), credentials, offline=offline)
+    notes: list[str] = []
+    platform = validate(raw, secret_keys, preflight, model_configs=model_configs, other_keys=other_keys, notes=notes)
+    if not offline:
         # The cluster the Kubernetes provider deploys to (its stack config, else $KUBECONFIG).
         access = ClusterAccess(
             runtime_config.get_config("kubernetes:kubeconfig"), runtime_config.get_config("kubernetes:context")
@@ -122,5 +146,9 @@ def load() -> LoadedConfig:
             raise ConfigError(live)
     config = pulumi.Config(PROJECT)
     secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
-    sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in platform.inference_groups}
-    return LoadedConfig(platform, secrets, {k: v for k, v in sizes.items() if v is not None}, notes)
+    # By the name of what runs: each colocated group, each role of a disaggregated service.
+    running = [u.group for u in platform.serving_units]
+    sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in running}
+    budgets = {g.name: startup_budget_minutes(g, sizes[g.name]) for g in running}
+    known = {k: v for k, v in sizes.items() if v is not None}
+    return LoadedConfig(platform, secrets, known, budgets, notes + preflight.notes + model_configs.notes)

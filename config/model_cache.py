@@ -1,66 +1,21 @@
-"""Model weights: where a group's weights come from, the volume that caches them, and the capacity rules.
-
-The models here hang under ``inferenceGroups[].model.download``, ``inferenceGroups[].modelVolume.pvc`` and
-the top-level ``preflight`` key; the rules run in ``config.loader.validate`` after the field rules pass, with
-the sizes the S3 preflight (``config.preflight``) measured, so every problem is reported at once.
-"""
+"""Stack keys of model weights: where a group's weights come from (``inferenceGroups[].model.download``), the
+claim that caches them (``inferenceGroups[].modelVolume.pvc``) and the top-level ``preflight`` switches.
+The rules across them live in ``config.rules.model_cache``."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections import defaultdict
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, Field
 
-from config.errors import Problem
-from config.quantity import parse_quantity
+from config.base import Base, DnsSubdomain, Quantity
 
-if TYPE_CHECKING:
-    from config.models import InferenceGroup, PlatformConfig
-
-GIB = 2**30
-# Weights of models people serve with this platform, in GiB, keyed by the repository's model name (lower
-# case), so both `deepseek-ai/DeepSeek-R1` and a hand-staged `model.path: DeepSeek-R1` find it.
-KNOWN_WEIGHTS_GIB: Mapping[str, float] = {
-    # 671B parameters in FP8: the reference measured 642G (du -h) for the ModelScope download; the Hugging
-    # Face repository lists 688 GB (decimal), the same 641 GiB.
-    "deepseek-r1": 642.0,
-    "deepseek-v3": 642.0,
-    # One model.safetensors of 3.09 GB (bf16, 1.54B parameters).
-    "qwen2.5-1.5b-instruct": 2.9,
-}
-# SGLang's --mem-fraction-static when unset, by tensor-parallel size (sglang 0.4.3.post2,
-# srt/server_args.py __post_init__): the share of GPU memory kept for weights plus KV cache.
-SGLANG_MEM_FRACTION_BY_TP = ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))
-# After the weights, SGLang sizes the KV cache from what is left of the static pool and stops at start with
-# "Not enough memory" when that is (close to) nothing; a group that leaves under a tenth of the pool for KV
-# cache serves a handful of requests at best.
-KV_CACHE_MIN_SHARE = 0.10
-# A PVC holds the weights plus this share: partial files of a resumed download, a changed revision's new
-# shards next to the old ones, filesystem overhead.
-PVC_HEADROOM = 0.10
-# Startup probe budget: process start, NCCL init and CUDA graph capture, plus reading the weights from the
-# volume at a rate network storage sustains (10 GiB/min is about 170 MB/s per pod).
-STARTUP_BASE_MINUTES = 10
-LOAD_GIB_PER_MINUTE = 10.0
-MAX_NODES = 64
 # A Hugging Face branch (main) moves; only a commit id names fixed weights.
 HF_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 # S3 bucket naming rules (also what S3-compatible stores accept).
 BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-
-# config.models imports this module, so its Base cannot be imported here; the same settings.
-class _Base(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True, strict=False
-    )
 
 
 def _s3_prefix(value: str) -> str:
@@ -69,12 +24,25 @@ def _s3_prefix(value: str) -> str:
     return value
 
 
-def _quantity(value: str) -> str:
-    parse_quantity(value)
-    return value
+class Staging(Base):
+    """The pre-stage DaemonSet of a ``hostPath`` volume: one copy per node, fetched before any group starts."""
+
+    node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"},
+        description="Node labels, on top of the group's nodeSelector and tolerations, of the nodes that get a copy: "
+        "the GPU nodes (the GPU Operator labels them nvidia.com/gpu.present=true). {} stages on every node the "
+        "group's nodeSelector and tolerations admit.",
+    )
+    keep_revisions: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Earlier revisions kept on each node after a switch (going back needs no fetch); 0 removes "
+        "the replaced one at once. Each costs the model's size in disk.",
+    )
 
 
-class ModelDownload(_Base):
+class ModelDownload(Base):
     """How the platform fills the model volume; the keys that apply depend on ``model.source``."""
 
     repo: Annotated[str, Field(pattern=REPO_ID)] | None = Field(
@@ -96,16 +64,22 @@ class ModelDownload(_Base):
         None, description="s3: endpoint URL of an S3-compatible store (MinIO, Ceph RGW, OSS...)."
     )
     region: Annotated[str, Field(pattern=r"^[a-z0-9-]{2,32}$")] | None = Field(None, description="s3: region.")
-    credentials_secret: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = Field(
+    credentials_secret: DnsSubdomain | None = Field(
         None,
         description="Existing Secret in the namespace with HF_TOKEN / MODELSCOPE_API_TOKEN / AWS_ACCESS_KEY_ID "
         "and AWS_SECRET_ACCESS_KEY; instead of the stack secrets hfToken, modelscopeToken, s3AccessKeyId, "
         "s3SecretAccessKey.",
     )
-    service_account_name: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = Field(
-        None, description="s3: ServiceAccount of the download Job (IRSA / workload identity) instead of keys."
+    service_account_name: DnsSubdomain | None = Field(
+        None,
+        description="s3: ServiceAccount of the download Job or staging DaemonSet (IRSA / workload identity) instead "
+        "of keys.",
     )
     max_workers: int = Field(8, ge=1, le=64, description="Files downloaded in parallel.")
+    staging: Staging = Field(
+        default_factory=Staging,
+        description="hostPath volumes: the DaemonSet that stages the weights on every node the group may use.",
+    )
 
     def identity(self, source: str) -> dict[str, str]:
         """What the completion marker records and the gates compare: a change means a fresh download."""
@@ -115,233 +89,23 @@ class ModelDownload(_Base):
         return {"source": source, "repo": self.repo or "", "revision": self.revision or ""}
 
 
-class Pvc(_Base):
+class Pvc(Base):
     create: bool = Field(True, description="Create the PersistentVolumeClaim (kept on destroy unless retain is false).")
-    storage_class: Annotated[str, Field(pattern=DNS_SUBDOMAIN, max_length=253)] | None = Field(
+    storage_class: DnsSubdomain | None = Field(
         None, description="StorageClass (ReadWriteMany: the download Job and every pod mount it); unset: default."
     )
-    size: Annotated[str, AfterValidator(_quantity)] | None = Field(
-        None, description="Requested size, e.g. 800Gi; must hold the weights plus 10%."
-    )
+    size: Quantity | None = Field(None, description="Requested size, e.g. 800Gi; must hold the weights plus 10%.")
     access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = Field(
         "ReadWriteMany", description="Access mode; ReadWriteOnce only works when the Job and pods share one node."
     )
     retain: bool = Field(True, description="Keep the claim (and the weights) when the stack is destroyed.")
 
 
-class Preflight(_Base):
+class Preflight(Base):
     s3: bool = Field(True, description="List S3 model prefixes at preview (needs credentials; skipped without).")
     capacity: bool = Field(True, description="Refuse groups whose weights do not fit their GPUs or PVC.")
-
-
-def default_mem_fraction(tp_size: int) -> float:
-    return next(f for tp, f in SGLANG_MEM_FRACTION_BY_TP if tp_size >= tp)
-
-
-def model_key(g: InferenceGroup) -> str:
-    download = g.model.download
-    name = download.repo if download is not None and download.repo else g.model.path
-    return name.rstrip("/").rsplit("/", 1)[-1].lower()
-
-
-def weights_gib(g: InferenceGroup, measured: Mapping[str, float]) -> tuple[float | None, str]:
-    """The group's weight size and where the number comes from (for messages)."""
-    if g.name in measured:
-        return measured[g.name], "measured in S3"
-    if g.model.size_gib is not None:
-        return g.model.size_gib, "model.sizeGiB"
-    known = KNOWN_WEIGHTS_GIB.get(model_key(g))
-    if known is not None:
-        return known, f"known size of {model_key(g)}"
-    return None, "unknown"
-
-
-def startup_budget_minutes(g: InferenceGroup, size_gib: float | None) -> int:
-    """The configured startup budget, raised to what loading ``size_gib`` from the volume takes."""
-    if size_gib is None:
-        return g.probes.startup_timeout_minutes
-    estimate = math.ceil(STARTUP_BASE_MINUTES + size_gib / LOAD_GIB_PER_MINUTE)
-    return max(g.probes.startup_timeout_minutes, estimate)
-
-
-def _gib(value: float) -> str:
-    return f"{value:.1f} GiB"
-
-
-def _weights_room(g: InferenceGroup, nodes: int) -> tuple[float, float, float]:
-    """(mem fraction, static pool per GPU, room left for weights per GPU) for ``nodes`` nodes."""
-    tp = nodes * g.gpus_per_node
-    fraction = g.mem_fraction_static if g.mem_fraction_static is not None else default_mem_fraction(tp)
-    pool = g.gpu_memory_gib * fraction
-    return fraction, pool, pool * (1 - KV_CACHE_MIN_SHARE)
-
-
-def check_capacity(g: InferenceGroup, size: float, origin: str) -> list[Problem]:
-    """Weights are sharded over every GPU of the group (tensor parallel); each shard plus a KV cache must
-    fit the static memory pool SGLang reserves per GPU."""
-    per_gpu = size / g.total_gpus
-    fraction, pool, room = _weights_room(g, g.nodes)
-    if per_gpu <= room:
-        return []
-    needed = next(
-        (n for n in range(g.nodes + 1, MAX_NODES + 1) if size / (n * g.gpus_per_node) <= _weights_room(g, n)[2]),
-        None,
+    compatibility: bool = Field(
+        True,
+        description="Refuse add-on versions their project does not support on versions.kubernetes (false: warn "
+        "only, e.g. a simulated cluster running older charts).",
     )
-    fraction_origin = "" if g.mem_fraction_static is not None else f", SGLang's default at tp {g.total_gpus}"
-    nodes = f"{g.nodes} node{'s' if g.nodes != 1 else ''}"
-    message = (
-        f"the weights of {g.model.path} ({_gib(size)}, {origin}) need {_gib(per_gpu)} per GPU on {nodes} x "
-        f"{g.gpus_per_node} GPUs, but each GPU keeps {_gib(pool)} for weights and KV cache (gpuMemoryGiB "
-        f"{g.gpu_memory_gib:g} x memFractionStatic {fraction:g}{fraction_origin}), of which at least "
-        f"{KV_CACHE_MIN_SHARE:.0%} must stay for the KV cache, leaving {_gib(room)} for weights"
-    )
-    if needed is None:
-        message += f"; it does not fit on {MAX_NODES} nodes either: use GPUs with more memory or a quantized model"
-    else:
-        message += (
-            f"; {g.model.path} needs at least {needed} nodes of {g.gpus_per_node} GPUs "
-            f"(set nodes: {needed} and tensorParallel: {needed * g.gpus_per_node})"
-        )
-    return [Problem(("nodes",), message)]
-
-
-def check_model_cache(cfg: PlatformConfig, measured: Mapping[str, float]) -> list[Problem]:
-    """Rules across the download, volume and capacity settings of every group (locations from the root)."""
-    problems: list[Problem] = []
-    for i, g in enumerate(cfg.inference_groups):
-        problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in _check_group(g)]
-        size, origin = weights_gib(g, measured)
-        if cfg.preflight.capacity and size is not None:
-            problems += [Problem(("inferenceGroups", i, *p.loc), p.message) for p in check_capacity(g, size, origin)]
-    problems += _check_claims(cfg, measured)
-    return problems
-
-
-S3_ONLY = (
-    ("bucket", "bucket"),
-    ("prefix", "prefix"),
-    ("endpoint", "endpoint"),
-    ("region", "region"),
-    ("serviceAccountName", "service_account_name"),
-)
-
-
-def _check_group(g: InferenceGroup) -> list[Problem]:
-    out: list[Problem] = []
-    source, d, vol = g.model.source, g.model.download, g.model_volume
-    if vol.pvc is not None and vol.type != "pvc":
-        out.append(Problem(("modelVolume", "pvc"), "only allowed when type is pvc"))
-    if vol.pvc is not None and vol.pvc.create and vol.pvc.size is None:
-        out.append(Problem(("modelVolume", "pvc", "size"), "required when create is true (e.g. 800Gi)"))
-    if d is None:
-        return out
-    loc = ("model", "download")
-    if source == "local":
-        out.append(
-            Problem(
-                loc,
-                "not allowed with source local (weights staged by hand); set model.source to "
-                "huggingface, modelscope or s3 to have the platform download them",
-            )
-        )
-        return out
-    if source == "s3":
-        if not d.bucket:
-            out.append(Problem((*loc, "bucket"), "required when model.source is s3"))
-        if d.repo:
-            out.append(Problem((*loc, "repo"), "only allowed with source huggingface or modelscope"))
-        if d.service_account_name and vol.type != "pvc":
-            out.append(
-                Problem(
-                    (*loc, "serviceAccountName"),
-                    "only works with modelVolume.type pvc: on a hostPath the download runs in the SGLang pods, "
-                    "which use no ServiceAccount; use credentialsSecret or the s3AccessKeyId/s3SecretAccessKey secrets",
-                )
-            )
-        return out
-    if not d.repo:
-        out.append(Problem((*loc, "repo"), f"required when model.source is {source} (e.g. deepseek-ai/DeepSeek-R1)"))
-    if not d.revision:
-        out.append(Problem((*loc, "revision"), f"required when model.source is {source}: pin the weights you serve"))
-    elif source == "huggingface" and not HF_COMMIT.match(d.revision):
-        out.append(
-            Problem(
-                (*loc, "revision"),
-                f"{d.revision!r} is not a commit id: a Hugging Face branch or tag can move; pin the 40-character "
-                "commit (the 'Files and versions' history of the repository)",
-            )
-        )
-    for key, attr in S3_ONLY:
-        if getattr(d, attr):
-            out.append(Problem((*loc, key), "only allowed with source s3"))
-    return out
-
-
-def _check_claims(cfg: PlatformConfig, measured: Mapping[str, float]) -> list[Problem]:
-    problems: list[Problem] = []
-    by_claim: dict[str, list[int]] = defaultdict(list)
-    by_dir: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    groups = cfg.inference_groups
-    for i, g in enumerate(groups):
-        vol = g.model_volume
-        where = vol.claim_name if vol.type == "pvc" else vol.host_path
-        if where:
-            by_dir[(vol.type, where, g.model.path.strip("/"))].append(i)
-        if vol.type == "pvc" and vol.claim_name:
-            by_claim[vol.claim_name].append(i)
-
-    for members in by_dir.values():
-        downloads = {(groups[i].model.source, str(_identity(groups[i]))) for i in members}
-        if len(downloads) > 1:
-            names = ", ".join(groups[i].name for i in members)
-            for i in members:
-                problems.append(
-                    Problem(
-                        ("inferenceGroups", i, "model", "download"),
-                        f"groups {names} share the directory {groups[i].model.path!r} on one volume but download "
-                        "different weights into it; give each its own model.path or the same source and revision",
-                    )
-                )
-
-    for claim, members in by_claim.items():
-        creators = [i for i in members if (p := groups[i].model_volume.pvc) is not None and p.create]
-        if len(creators) > 1:
-            for i in creators:
-                problems.append(
-                    Problem(
-                        ("inferenceGroups", i, "modelVolume", "pvc", "create"),
-                        f"claim {claim!r} is created by {len(creators)} groups; let one create it and the others "
-                        "only name it in claimName",
-                    )
-                )
-        sized = [(i, p.size) for i in members if (p := groups[i].model_volume.pvc) is not None and p.size is not None]
-        if not cfg.preflight.capacity or not sized:
-            continue
-        owner, owner_size = sized[0]
-        try:
-            capacity = float(parse_quantity(owner_size)) / GIB
-        except ValueError as exc:
-            problems.append(Problem(("inferenceGroups", owner, "modelVolume", "pvc", "size"), str(exc)))
-            continue
-        weights: dict[str, float] = {}
-        for i in members:
-            size, _ = weights_gib(groups[i], measured)
-            if size is not None:
-                weights[groups[i].model.path.strip("/")] = size
-        total = sum(weights.values())
-        needed = total * (1 + PVC_HEADROOM)
-        if weights and capacity < needed:
-            held = ", ".join(f"{path} {_gib(size)}" for path, size in sorted(weights.items()))
-            problems.append(
-                Problem(
-                    ("inferenceGroups", owner, "modelVolume", "pvc", "size"),
-                    f"claim {claim!r} of {owner_size} ({_gib(capacity)}) cannot hold the "
-                    f"weights ({held}) plus {PVC_HEADROOM:.0%} headroom: it needs at least {_gib(needed)}",
-                )
-            )
-    return problems
-
-
-def _identity(g: InferenceGroup) -> dict[str, str] | None:
-    d = g.model.download
-    return d.identity(g.model.source) if d is not None else None

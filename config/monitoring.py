@@ -6,8 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from config.addons import ChartMirror, _chart_mirror, _raw_values
-from config.models import Base, DnsLabel, Quantity
+from config.base import Base, ChartMirror, DnsLabel, Quantity, mirror_field, values_field
 
 # Prometheus duration (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#duration).
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]
@@ -32,7 +31,31 @@ class GrafanaSettings(Base):
 
 class Slo(Base):
     ttft_p99_seconds: float = Field(
-        0.2, gt=0, le=600, description="Alert when the p99 time to first token of a model exceeds this."
+        0.2,
+        gt=0,
+        le=600,
+        description="Alert when the p99 time to first token of a model exceeds this; a benchmark above it fails.",
+    )
+    min_request_throughput: float = Field(
+        200.0,
+        gt=0,
+        le=1_000_000,
+        description="A benchmark that finishes fewer requests per second fails (the reference's QPS >= 200).",
+    )
+    itl_p99_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=600,
+        description="A benchmark with a p99 inter-token latency above this fails, and the decode role of a "
+        "disaggregated service alerts above it (unset: no limit, no such alert).",
+    )
+    e2e_p99_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        # to_camel would spell it e2EP99Seconds.
+        alias="e2eP99Seconds",
+        description="A benchmark whose p99 end-to-end latency is above this fails (unset: none).",
     )
     window: Duration = Field("5m", description="Rate window the latency and queue alerts evaluate over.")
     queue_backlog_requests: int = Field(
@@ -42,6 +65,19 @@ class Slo(Base):
         0.95, gt=0, le=1, description="Alert when the KV-cache token usage of a model stays above this fraction."
     )
     gpu_temperature_celsius: int = Field(85, ge=40, le=120, description="Alert when a GPU stays hotter than this.")
+    gateway_error_ratio: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Alert when more than this share of the gateway's requests to the groups fail (5xx).",
+    )
+    kv_transfer_p99_milliseconds: float = Field(
+        500,
+        gt=0,
+        le=600_000,
+        description="Disaggregated services: alert when the p99 time to move a request's KV cache from prefill "
+        "to decode exceeds this (sglang:kv_transfer_latency_ms, SGLang 0.5.23).",
+    )
     for_duration: Duration = Field("5m", description="How long a condition must hold before an alert fires.")
 
 
@@ -54,12 +90,12 @@ class DcgmScrape(Base):
     namespace: DnsLabel = Field("gpu-operator", description="Namespace of the nvidia-dcgm-exporter Service.")
 
 
-class Monitoring(Base):
+class MonitoringConfig(Base):
     enabled: bool = Field(False, description="Install kube-prometheus-stack, the SGLang monitors, dashboard, alerts.")
     namespace: DnsLabel = Field("monitoring", description="Namespace of Prometheus, Grafana and Alertmanager.")
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     slo: Slo = Field(default_factory=Slo)
     dcgm: DcgmScrape = Field(default_factory=DcgmScrape)
-    values: dict[str, Any] = _raw_values()
-    chart_mirror: ChartMirror = _chart_mirror()
+    values: dict[str, Any] = values_field()
+    chart_mirror: ChartMirror = mirror_field()

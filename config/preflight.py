@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from config.errors import Problem
-from config.model_cache import GIB
+from config.quantity import GIB
 
 if TYPE_CHECKING:
     from config.models import PlatformConfig

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from config.models import Base, DnsLabel, Quantity
+from config.base import Base, DnsLabel, Quantity
 
 # RFC 1123 host name, optionally a single leading wildcard label (what an Ingress rule accepts).
 HOST_NAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -39,7 +39,7 @@ class WebUiIngress(Base):
     )
 
 
-class OpenWebUi(Base):
+class OpenWebUIConfig(Base):
     enabled: bool = Field(False, description="Deploy Open WebUI wired to every inference group.")
     enable_signup: bool = Field(
         False, description="Let anyone reaching the UI create an account (ENABLE_SIGNUP); the first user is admin."

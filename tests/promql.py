@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+from conftest import unavailable
 
 METRICS_DIR = Path(__file__).resolve().parent.parent / "components" / "metrics"
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
@@ -17,15 +17,28 @@ KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ign
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
 
 
-def known_metrics() -> set[str]:
-    """Every series name the pinned releases expose (histograms as _bucket/_sum/_count), plus `up`."""
+def known_metrics(sglang_release: str | None = None) -> set[str]:
+    """Every series name the exporters expose (histograms as _bucket/_sum/_count, summaries as the quantiles
+    plus _sum/_count), plus `up`: SGLang's of ``sglang_release`` (components/metrics/sglang-<release>.txt), or
+    of every shipped release when None."""
+    from components.sglang_metrics import SglangMetrics, releases
+
     names = {"up"}  # written by Prometheus for every target
+    for release in [sglang_release] if sglang_release else releases():
+        names |= SglangMetrics.of(release).series()
     for path in sorted(METRICS_DIR.glob("*.txt")):
+        if path.name.startswith("sglang-"):
+            continue
         for line in path.read_text().splitlines():
             if not line.strip() or line.startswith("#"):
                 continue
             name, kind = line.split()
-            names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")} if kind == "histogram" else {name}
+            if kind == "histogram":
+                names |= {f"{name}_{s}" for s in ("bucket", "sum", "count")}
+            elif kind == "summary":
+                names |= {name, f"{name}_sum", f"{name}_count"}
+            else:
+                names.add(name)
     return names
 
 
@@ -52,7 +65,7 @@ def grafana_to_promql(expr: str) -> str:
 def promtool() -> str:
     path = os.environ.get("PROMTOOL") or shutil.which("promtool")
     if not path:
-        pytest.skip("promtool not found: apt-get install prometheus (Debian), as .ci/run does, or set PROMTOOL")
+        unavailable("promtool not found: apt-get install prometheus (Debian), as .ci/run does, or set PROMTOOL")
     return path
 
 

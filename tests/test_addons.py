@@ -9,10 +9,10 @@ from collections.abc import Set as AbstractSet
 
 import pytest
 import yaml
-from conftest import API_KEY, REQUIRED_SECRETS, SHARED, lws, run_with, stack_values
+from conftest import API_KEY, REQUIRED_SECRETS, SHARED, lws, run_with, stack_values, unavailable
 
+from components.k8s import merge_values
 from config import ConfigError, validate
-from config.addons import merge_values
 from tools import harness
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -40,8 +40,10 @@ def problems(raw: dict, secrets: AbstractSet[str] = REQUIRED_SECRETS) -> list[st
 
 
 def stack(name: str, **keys) -> dict:
+    """The stack's values with ``keys`` merged in (a mapping into the stack's mapping of that key)."""
     raw = copy.deepcopy(stack_values(name))
-    raw.update(keys)
+    for key, value in keys.items():
+        raw[key] = raw.get(key, {}) | value if isinstance(value, dict) else value
     return raw
 
 
@@ -62,7 +64,8 @@ def test_prod_installs_all_three_pinned(prod):
     assert sorted(specs) == ["gpu-operator", "lws", "volcano"]
     assert {n: (s["namespace"], s["chart"], s["version"], s.get("repositoryOpts")) for n, s in specs.items()} == {
         "gpu-operator": ("gpu-operator", "gpu-operator", "v24.9.1", {"repo": "https://helm.ngc.nvidia.com/nvidia"}),
-        "volcano": ("volcano-system", "volcano", "1.9.0", {"repo": "https://volcano-sh.github.io/helm-charts"}),
+        # prod pins 1.10.2, the first Volcano line that supports its Kubernetes 1.30 (the BOM's 1.9.0 does not).
+        "volcano": ("volcano-system", "volcano", "1.10.2", {"repo": "https://volcano-sh.github.io/helm-charts"}),
         # An OCI chart reference needs no repository.
         "lws": ("lws-system", "oci://registry.k8s.io/lws/charts/lws", "0.10.0", None),
     }
@@ -72,18 +75,18 @@ def test_prod_installs_all_three_pinned(prod):
 
 
 def test_prod_gpu_operator_values(prod):
-    assert releases(prod)["gpu-operator"]["values"] == {
-        # The reference hosts run driver 550.127.05 and Fabric Manager themselves.
-        "driver": {"enabled": False, "useOpenKernelModules": False, "rdma": {"enabled": False, "useHostMofed": False}},
-        "toolkit": {"enabled": True},
-        "devicePlugin": {"enabled": True},
-        "mig": {"strategy": "single"},
-        "nfd": {"enabled": True},
-        "dcgmExporter": {
-            "enabled": True,
-            "serviceMonitor": {"enabled": False, "interval": "15s", "additionalLabels": {}},
-        },
-    }
+    values = releases(prod)["gpu-operator"]["values"]
+    # The reference hosts run driver 550.127.05 and Fabric Manager themselves: the operator must not replace
+    # them, and without its driver container there is no nvidia-peermem to load either.
+    assert values["driver"]["enabled"] is False
+    assert values["driver"]["rdma"] == {"enabled": False, "useHostMofed": False}
+    # What the groups need from it: the container toolkit and the device plugin that advertises nvidia.com/gpu,
+    # NFD for the GPU feature labels the live checks read, and dcgm-exporter for the GPU panels and alerts.
+    assert values["toolkit"]["enabled"] is values["devicePlugin"]["enabled"] is values["nfd"]["enabled"] is True
+    assert values["dcgmExporter"]["enabled"] is True
+    # The monitoring stack scrapes dcgm-exporter with its own ServiceMonitor: the operator's would scrape twice.
+    assert values["dcgmExporter"]["serviceMonitor"]["enabled"] is False
+    assert values["mig"] == {"strategy": "single"}
 
 
 def test_prod_lws_values_turn_on_volcano_gang_scheduling(prod):
@@ -171,10 +174,10 @@ def test_merge_values_reports_only_real_conflicts():
 
 def test_version_overrides_reach_the_releases():
     def bump(values):
-        values["versions"] = {"volcanoChart": "1.9.1", "gpuOperatorChart": "v24.9.2"}
+        values["versions"] |= {"volcanoChart": "1.10.1", "gpuOperatorChart": "v24.9.2"}
 
     specs = releases(prod_run(bump))
-    assert specs["volcano"]["version"] == "1.9.1"
+    assert specs["volcano"]["version"] == "1.10.1"
     assert specs["gpu-operator"]["version"] == "v24.9.2"
 
 
@@ -414,7 +417,7 @@ def test_queue_capability_must_fit_the_groups():
     raw["volcano"]["queue"]["capability"] = {"nvidia.com/gpu": "40", "memory": "4Ti", "cpu": "2000"}
     assert problems(raw) == [
         "  - sglang-platform:volcano.queue.capability: memory 4Ti is less than the groups in the queue need: "
-        "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 1Ti; in all 6Ti. Groups beyond the capability are never "
+        "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 1996Gi; in all 11976Gi. Groups beyond the capability are never "
         "admitted: raise it, or lower replicas, autoscaling.maxReplicas or rollout.maxSurge",
         "  - sglang-platform:volcano.queue.capability: nvidia.com/gpu 40 is less than the groups in the queue need: "
         "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 8; in all 48. Groups beyond the capability are never "
@@ -509,6 +512,6 @@ def test_queue_fits_the_volcano_queue_crd(prod):
 
     path = SHARED / "crds" / "volcano-v1.9.0-queues.yaml"
     if not path.is_file():
-        pytest.skip(f"{path} (the shared upstream CRDs) is not present")
+        unavailable(f"{path} (the shared upstream CRDs) is not present")
     doc = next(d for d in yaml.safe_load_all(path.read_text()) if d)
     jsonschema.validate(prod.k8s_object("Queue", "inference"), crd_schema(doc, "v1beta1"))

@@ -10,6 +10,7 @@ from promql import known_metrics, metric_names, run_promtool, write_yaml
 
 from components.autoscaling import kv_cache_query, queue_query
 from config import ConfigError, validate
+from config.sglang import shipped_releases
 from tools import harness
 
 SCALED_OBJECT = "keda.sh/v1alpha1"
@@ -173,9 +174,10 @@ def test_field_ranges(field, value, message):
     assert problems(raw) == [f"sglang-platform:inferenceGroups[0].autoscaling.{field}: {message}"]
 
 
-def test_trigger_queries_read_only_sglang_metrics_of_the_pinned_release():
+@pytest.mark.parametrize("release", shipped_releases())
+def test_trigger_queries_read_only_sglang_metrics_of_the_pinned_release(release):
     for query in (queue_query("ns", "m"), kv_cache_query("ns", "m")):
-        assert metric_names(query) <= known_metrics(), query
+        assert metric_names(query) <= known_metrics(release), query
 
 
 def test_trigger_queries_count_only_their_model_in_their_namespace(tmp_path):

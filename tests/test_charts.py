@@ -12,13 +12,13 @@ from conftest import API_KEY, REQUIRED_SECRETS, SHARED, run_with, stack_values, 
 
 from config import ConfigError, validate
 from config.charts import ChartSource, chart_source
-from tools import harness
+from tools import harness, sim_stacks
 
 PROD_CHARTS = {
     "gpu-operator": "gpu-operator-v24.9.1",
-    "volcano": "volcano-1.9.0",
+    "volcano": "volcano-1.10.2",
     "lws": "lws-0.10.0",
-    "keda": "keda-2.20.2",
+    "keda": "keda-2.17.2",
     "kube-prometheus-stack": "kube-prometheus-stack-88.3.0",
 }
 
@@ -91,33 +91,34 @@ def test_an_add_on_mirror_wins_over_the_stack_mirror(tmp_path):
     result = run_with("prod", mutate, secrets={"apiKey": API_KEY})
     assert result.error is None, result.error
     by_name = {r["name"]: (r["chart"], r["repository"], r["version"]) for r in harness.releases(result)}
-    assert by_name["keda"] == ("oci://harbor.corp/mirror/keda", None, "2.20.2")
+    assert by_name["keda"] == ("oci://harbor.corp/mirror/keda", None, "2.17.2")
     assert by_name["kube-prometheus-stack"] == ("kube-prometheus-stack", "https://charts.corp/helm", "88.3.0")
     assert by_name["lws"] == (str(mirror / "lws-0.10.0"), None, None)
 
 
 def test_the_shipped_charts_serve_both_stacks():
-    """../shared/charts, the e2e suite's mirror, holds every chart both stacks pin."""
+    """../shared/charts, the e2e suite's mirror, holds every chart both stacks install with the e2e's overrides
+    (prod pins KEDA 2.17.2 and Volcano 1.10.2 for Kubernetes 1.30; the mirror has 2.20.2 and 1.9.0)."""
     charts = SHARED / "charts"
     if not charts.is_dir():
         unavailable(f"{charts} is absent (the pinned charts, unpacked)")
     for name in ("dev", "prod"):
-        validate(stack_values(name) | {"chartMirror": str(charts)}, REQUIRED_SECRETS)
+        validate(sim_stacks.merged(stack_values(name), sim_stacks.overrides(name, charts)), REQUIRED_SECRETS)
 
 
 def test_a_directory_that_cannot_serve_a_pinned_chart_is_refused_at_preview(tmp_path):
     assert problems(prod_with(chartMirror=str(tmp_path / "nowhere"))) == [
         f"sglang-platform:chartMirror: directory {tmp_path / 'nowhere'} does not exist (it should hold "
-        "gpu-operator-v24.9.1/, volcano-1.9.0/, lws-0.10.0/, keda-2.20.2/, kube-prometheus-stack-88.3.0/)"
+        "gpu-operator-v24.9.1/, volcano-1.10.2/, lws-0.10.0/, keda-2.17.2/, kube-prometheus-stack-88.3.0/)"
     ]
     mirror = fake_mirror(tmp_path / "m", {k: v for k, v in PROD_CHARTS.items() if k != "lws"})
-    (mirror / "keda-2.20.2" / "Chart.yaml").write_text("name: keda\nversion: 2.19.0\n")
+    (mirror / "keda-2.17.2" / "Chart.yaml").write_text("name: keda\nversion: 2.19.0\n")
     assert problems(prod_with(chartMirror=str(mirror))) == [
-        f"sglang-platform:chartMirror: {mirror / 'keda-2.20.2' / 'Chart.yaml'} is chart 'keda' version '2.19.0', "
-        "not keda 2.20.2",
+        f"sglang-platform:chartMirror: {mirror / 'keda-2.17.2' / 'Chart.yaml'} is chart 'keda' version '2.19.0', "
+        "not keda 2.17.2",
         f"sglang-platform:chartMirror: {mirror / 'lws-0.10.0'} is not an unpacked chart (no Chart.yaml): on a "
         "machine with access run `helm pull oci://registry.k8s.io/lws/charts/lws --version 0.10.0 --untar "
-        f"--untardir <tmp>`, then copy <tmp>/lws to {mirror / 'lws-0.10.0'} (README, Air-gapped clusters)",
+        f"--untardir <tmp>`, then copy <tmp>/lws to {mirror / 'lws-0.10.0'} (docs/add-ons.md, Air-gapped clusters)",
     ]
 
 
@@ -125,10 +126,10 @@ def test_an_add_on_mirror_problem_names_the_add_on_key(tmp_path):
     raw = prod_with()
     raw["volcano"] = raw["volcano"] | {"chartMirror": str(tmp_path)}
     assert problems(raw) == [
-        f"sglang-platform:volcano.chartMirror: {tmp_path / 'volcano-1.9.0'} is not an unpacked chart (no "
+        f"sglang-platform:volcano.chartMirror: {tmp_path / 'volcano-1.10.2'} is not an unpacked chart (no "
         "Chart.yaml): on a machine with access run `helm pull volcano --repo https://volcano-sh.github.io/"
-        f"helm-charts --version 1.9.0 --untar --untardir <tmp>`, then copy <tmp>/volcano to "
-        f"{tmp_path / 'volcano-1.9.0'} (README, Air-gapped clusters)"
+        f"helm-charts --version 1.10.2 --untar --untardir <tmp>`, then copy <tmp>/volcano to "
+        f"{tmp_path / 'volcano-1.10.2'} (docs/add-ons.md, Air-gapped clusters)"
     ]
 
 

@@ -44,7 +44,7 @@ def test_prod_is_the_reference_topology():
 
 def test_every_problem_is_reported_at_once_with_its_key():
     raw = prod_with(gpusPerNode=0, name="Bad_Name", typo=1, resources={"cpu": "4", "memory": "lots"})
-    raw["versions"] = {"sglangImage": "lmsysorg/sglang:latest"}
+    raw["versions"] |= {"sglangImage": "lmsysorg/sglang:latest"}
     lines = problems(raw, ALL_SECRETS)
     assert lines == [
         "  - sglang-platform:inferenceGroups[0].gpusPerNode: Input should be greater than or equal to 1 (got 0)",
@@ -52,10 +52,13 @@ def test_every_problem_is_reported_at_once_with_its_key():
         "(a DNS-1123 label: lower-case letters, digits and '-')",
         "  - sglang-platform:inferenceGroups[0].resources.memory: 'lots' is not a Kubernetes quantity (a number "
         "with an optional suffix: Ki Mi Gi Ti Pi Ei, n u m k M G T P E, or an exponent such as 1e3)",
-        "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: name, model, modelVolume, "
-        "replicas, nodes, gpusPerNode, gpuMemoryGiB, tensorParallel, contextLength, memFractionStatic, kvCacheDtype, "
-        "distTimeoutSeconds, enableMetrics, extraArgs, network, resources, ports, probes, service, scheduler, "
-        "restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, autoscaling",
+        "  - sglang-platform:inferenceGroups[0].typo: unknown key (a typo?); allowed here: preset, name, model, "
+        "modelVolume, replicas, nodes, gpusPerNode, gpu, gpuMemoryGiB, tensorParallel, contextLength, "
+        "memFractionStatic, kvCacheDtype, distTimeoutSeconds, dpAttentionSize, expertParallel, speculative, "
+        "chunkedPrefillSize, maxRunningRequests, cudaGraphMaxBs, cudaGraphBatchSizes, torchCompileMaxBs, "
+        "reasoningParser, toolCallParser, enableMetrics, metricsForAllSchedulers, extraArgs, network, resources, "
+        "ports, probes, service, scheduler, restartPolicy, rollout, podDisruptionBudget, nodeSelector, tolerations, "
+        "autoscaling, benchmark, nodeShape, deepGemm, pageSize, disaggregation",
         "  - sglang-platform:versions.sglangImage: image 'lmsysorg/sglang:latest' uses the floating tag 'latest': "
         "pin a version tag (e.g. v0.4.3.post2) or a @sha256 digest",
     ]
@@ -117,7 +120,7 @@ def test_duplicate_names_and_served_names():
 )
 def test_images_must_be_pinned(image, ok):
     raw = prod_with()
-    raw["versions"] = {"sglangImage": image, "sglangVersion": "0.4.3.post2"}
+    raw["versions"] |= {"sglangImage": image, "sglangVersion": "0.4.4"}
     if ok:
         validate(raw, ALL_SECRETS)
     else:
@@ -127,7 +130,7 @@ def test_images_must_be_pinned(image, ok):
 
 def test_digest_without_version_needs_sglang_version():
     raw = prod_with()
-    raw["versions"] = {"sglangImage": "lmsysorg/sglang@sha256:" + "b" * 64}
+    raw["versions"] |= {"sglangImage": "lmsysorg/sglang@sha256:" + "b" * 64}
     assert problems(raw, ALL_SECRETS) == [
         "  - sglang-platform:versions.sglangVersion: cannot tell the SGLang release of 'lmsysorg/sglang@sha256:"
         + "b" * 64
@@ -146,13 +149,21 @@ def test_ports_in_range_and_distinct():
 
 
 def test_dist_timeout_follows_the_pinned_release():
-    assert problems(prod_with(distTimeoutSeconds=3600), ALL_SECRETS) == [
+    dev = copy.deepcopy(stack_values("dev"))
+    dev["inferenceGroups"][0]["distTimeoutSeconds"] = 3600
+    # dev runs the BOM's SGLang, 0.4.3.post2.
+    assert problems(dev) == [
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)"
     ]
-    raw = prod_with(distTimeoutSeconds=3600)
-    raw["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.4.post1-cu124"}
-    assert validate(raw, ALL_SECRETS).inference_groups[0].dist_timeout_seconds == 3600
+    dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124"}
+    assert validate(dev, FRONT_END).inference_groups[0].dist_timeout_seconds == 3600
+    # The release named by sglangVersion wins over the tag, and is the key the message names.
+    dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124", "sglangVersion": "0.4.3.post2"}
+    assert problems(dev) == [
+        "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
+        "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangVersion)"
+    ]
 
 
 def test_extra_args_may_not_shadow_typed_settings():
@@ -172,12 +183,16 @@ def test_extra_args_may_not_shadow_typed_settings():
         ALL_SECRETS,
     )
     assert lines == [
-        "  - sglang-platform:inferenceGroups[0].extraArgs[0]: --tp would override --tp-size, which the platform "
-        "sets from typed settings; use the typed key instead",
-        "  - sglang-platform:inferenceGroups[0].extraArgs[4]: --port would override --port, which the platform "
-        "sets from typed settings; use the typed key instead",
-        "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' is neither a --flag nor the value of the flag "
-        "before it",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[0]: --tp is an abbreviation of --tp-size, which the "
+        "platform sets from tensorParallel: use that key",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[2]: --chunked-prefill-size is set by the platform from "
+        "chunkedPrefillSize: use that key",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[4]: --port is set by the platform from ports.http: use "
+        "that key",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[5]: 'stray' follows --port, which takes one value",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[6]: --enable-torch-compile is set by the platform from "
+        "torchCompileMaxBs: use that key",
+        "  - sglang-platform:inferenceGroups[0].extraArgs[7]: 'x' follows --enable-torch-compile, which takes no value",
     ]
 
 
@@ -228,10 +243,9 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, openWebui, monitoring, keda, preflight, gpuOperator, volcano, lws, "
-        "chartMirror, "
-        "and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, "
-        "s3SecretAccessKey"
+        "apiAccess, versions, inferenceGroups, gateway, openWebui, monitoring, keda, preflight, gpuOperator, volcano, "
+        "lws, chartMirror, gpuNodes, and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, "
+        "modelscopeToken, s3AccessKeyId, s3SecretAccessKey"
     ]
 
 

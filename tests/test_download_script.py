@@ -1,4 +1,4 @@
-"""components/scripts/download_model.py, the script the download Job and init containers run, against a
+"""components/scripts/download_model.py, the script the download Job, the stagers and the gates run, against a
 local directory: fake Hugging Face / ModelScope clients, S3 through moto, and the script run as a process
 against a local moto server (a custom endpoint). No network."""
 
@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import types
+from typing import Any
 
 import boto3
 import pytest
@@ -284,4 +285,343 @@ def test_the_script_runs_as_the_job_does_against_a_custom_endpoint(tmp_path):
         # The failed fetch for other weights took the old marker away: no pod starts on a mix.
         assert not (tmp_path / "m" / dm.MARKER).exists()
     finally:
+        server.stop()
+
+
+# --- stage: the hostPath staging DaemonSet ---------------------------------------------------------------
+
+
+def stage_env(root, revision=REVISION, **extra) -> dict:
+    return hf_env(root / "Qwen2.5-1.5B-Instruct", revision=revision, STAGE_GROUP="qwen-small") | extra
+
+
+def identity_of(env: dict) -> dict:
+    return json.loads(env["MODEL_IDENTITY"])
+
+
+def progress_for(env: dict) -> Any:
+    return dm.Progress("qwen-small", "Qwen2.5-1.5B-Instruct", identity_of(env))
+
+
+def test_stage_fetches_into_a_revision_directory_and_links_the_model_path_to_it(tmp_path, hub):
+    env = stage_env(tmp_path)
+    marker = dm.stage(env, progress_for(env))
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    rev = dm.revision_dir(model_dir, identity_of(env))
+    assert rev.name == "Qwen2.5-1.5B-Instruct.rev-" + dm.revision_id(identity_of(env))
+    assert hub.calls[0]["local_dir"] == str(rev)
+    # A relative link: it resolves inside the SGLang pods, which mount the host directory elsewhere.
+    assert model_dir.is_symlink() and dm.os.readlink(model_dir) == rev.name
+    assert (model_dir / "model.safetensors").read_bytes() == b"0" * 100
+    assert marker == json.loads((rev / dm.MARKER).read_text()) and (marker["files"], marker["bytes"]) == (3, 104)
+    assert dm.wait(env, sleep=lambda _: None, max_polls=0) is True
+    # The link and lock are the only other entries: nothing half-written next to the model.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [model_dir.name, rev.name, ".Qwen2.5-1.5B-Instruct.sglang-platform.lock"]
+    )
+
+
+def test_a_staged_revision_is_not_fetched_again(tmp_path, hub):
+    env = stage_env(tmp_path)
+    dm.stage(env, progress_for(env))
+    progress = progress_for(env)
+    dm.stage(env, progress)
+    assert len(hub.calls) == 1
+    assert progress.complete and progress.fetch_seconds == 0.0
+
+
+def test_a_new_revision_is_fetched_beside_the_old_one_then_switched(tmp_path, hub):
+    old_env, new_env = stage_env(tmp_path), stage_env(tmp_path, revision="b" * 40)
+    dm.stage(old_env, progress_for(old_env))
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    old_rev = dm.revision_dir(model_dir, identity_of(old_env))
+    seen_during_fetch = []
+    original = hub.snapshot_download
+
+    def fetch(**kwargs):
+        # While the new revision downloads, the model path still serves the old one, complete: pods of the
+        # old revision keep starting, pods of the new one wait.
+        seen_during_fetch.append(
+            (dm.os.readlink(model_dir), dm.wait(old_env, lambda _: None, 0), dm.wait(new_env, lambda _: None, 0))
+        )
+        return original(**kwargs)
+
+    sys.modules["huggingface_hub"].snapshot_download = fetch  # type: ignore[attr-defined]
+    dm.stage(new_env, progress_for(new_env))
+    new_rev = dm.revision_dir(model_dir, identity_of(new_env))
+    assert seen_during_fetch == [(old_rev.name, True, False)]
+    assert dm.os.readlink(model_dir) == new_rev.name
+    assert dm.wait(new_env, lambda _: None, 0) is True and dm.wait(old_env, lambda _: None, 0) is False
+    # keepRevisions 1 (the default): the replaced revision stays, so going back needs no fetch.
+    assert old_rev.is_dir() and dm.read_marker(old_rev)["revision"] == REVISION
+    calls = len(hub.calls)
+    dm.stage(old_env, progress_for(old_env))
+    assert len(hub.calls) == calls and dm.os.readlink(model_dir) == old_rev.name
+
+
+def test_earlier_revisions_beyond_the_kept_ones_are_removed_and_open_files_survive(tmp_path, hub):
+    revisions = ["a" * 40, "b" * 40, "c" * 40]
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    for revision in revisions[:2]:
+        env = stage_env(tmp_path, revision=revision)
+        dm.stage(env, progress_for(env))
+    # A server of revision b holds its weights open while c replaces it.
+    handle = (model_dir / "model.safetensors").open("rb")
+    env = stage_env(tmp_path, revision=revisions[2], STAGE_KEEP_REVISIONS="0")
+    dm.stage(env, progress_for(env))
+    revs = sorted(p.name for p in tmp_path.glob("Qwen2.5-1.5B-Instruct.rev-*"))
+    assert revs == [dm.revision_dir(model_dir, identity_of(env)).name]
+    assert handle.read() == b"0" * 100
+    handle.close()
+
+
+def test_a_half_fetched_revision_left_behind_is_removed_after_the_switch(tmp_path, hub):
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    abandoned = dm.revision_dir(model_dir, identity_of(stage_env(tmp_path, revision="d" * 40)))
+    abandoned.mkdir(parents=True)
+    (abandoned / "model-00001-of-00009.safetensors").write_bytes(b"partial")
+    env = stage_env(tmp_path)
+    dm.stage(env, progress_for(env))
+    assert not abandoned.exists()
+
+
+def test_weights_the_pods_downloaded_before_staging_are_adopted_without_a_fetch(tmp_path, hub):
+    # The layout of the per-pod download: a plain directory with a matching marker.
+    env = stage_env(tmp_path)
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    dm.download(hf_env(model_dir))
+    hub.calls.clear()
+    dm.stage(env, progress_for(env))
+    assert hub.calls == []
+    assert dm.os.readlink(model_dir) == dm.revision_dir(model_dir, identity_of(env)).name
+    assert dm.wait(env, lambda _: None, 0) is True
+
+
+def test_an_interrupted_download_of_the_pods_is_resumed(tmp_path, hub):
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_bytes(b"{}")  # no marker: the per-pod download stopped half way
+    env = stage_env(tmp_path)
+    seen = []
+    original = hub.snapshot_download
+
+    def fetch(**kwargs):
+        seen.append(sorted(p.name for p in dm.Path(kwargs["local_dir"]).iterdir()))
+        return original(**kwargs)
+
+    sys.modules["huggingface_hub"].snapshot_download = fetch  # type: ignore[attr-defined]
+    dm.stage(env, progress_for(env))
+    rev = dm.revision_dir(model_dir, identity_of(env))
+    assert seen == [["config.json"]] and hub.calls[0]["local_dir"] == str(rev)
+    assert dm.os.readlink(model_dir) == rev.name
+    assert sorted(p.name for p in tmp_path.glob("Qwen2.5-1.5B-Instruct.rev-*")) == [rev.name]
+
+
+def test_a_plain_directory_of_other_weights_serves_until_the_new_revision_is_in_place(tmp_path, hub):
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    old = hf_env(model_dir, revision="e" * 40)
+    dm.download(old)
+    env = stage_env(tmp_path)
+    during = []
+    original = hub.snapshot_download
+
+    def fetch(**kwargs):
+        during.append((model_dir.is_symlink(), dm.wait(old, lambda _: None, 0)))
+        return original(**kwargs)
+
+    sys.modules["huggingface_hub"].snapshot_download = fetch  # type: ignore[attr-defined]
+    dm.stage(env, progress_for(env))
+    assert during == [(False, True)]
+    assert dm.os.readlink(model_dir) == dm.revision_dir(model_dir, identity_of(env)).name
+    # Kept as a revision of its own (keepRevisions 1), named after its marker.
+    aside = dm.revision_dir(model_dir, json.loads(old["MODEL_IDENTITY"]))
+    assert dm.read_marker(aside)["revision"] == "e" * 40
+
+
+def test_a_revision_that_cannot_fit_is_refused_before_the_fetch(tmp_path, hub, monkeypatch):
+    sizes = {"config.json": 2, "model.safetensors": 100 * 2**30}
+    siblings = [types.SimpleNamespace(rfilename=k, size=v) for k, v in sizes.items()]
+
+    class HfApi:
+        def __init__(self, token=None):
+            pass
+
+        def model_info(self, repo_id, revision, files_metadata):
+            assert (repo_id, revision, files_metadata) == ("Qwen/Qwen2.5-1.5B-Instruct", REVISION, True)
+            return types.SimpleNamespace(siblings=siblings)
+
+    sys.modules["huggingface_hub"].HfApi = HfApi  # type: ignore[attr-defined]
+    monkeypatch.setattr(dm.shutil, "disk_usage", lambda _: types.SimpleNamespace(free=40 * 2**30))
+    env = stage_env(tmp_path)
+    progress = progress_for(env)
+    with pytest.raises(dm.DownloadError) as info:
+        dm.stage(env, progress)
+    assert str(info.value) == (
+        f"{tmp_path} has 40.0 GiB free but the revision needs 100.0 GiB more: lower staging.keepRevisions, "
+        "remove an earlier revision or grow the disk"
+    )
+    assert hub.calls == []
+    assert (progress.expected_bytes, progress.expected_files) == (100 * 2**30 + 2, 2)
+    assert not (tmp_path / "Qwen2.5-1.5B-Instruct").exists()
+
+
+def test_progress_metrics_and_log_line(tmp_path):
+    env = stage_env(tmp_path, revision="f" * 40)
+    progress = progress_for(env)
+    progress.expect({"config.json": 2**29, "model.safetensors": 3 * 2**29})
+    target = tmp_path / "rev"
+    (target / ".cache" / "huggingface" / "download").mkdir(parents=True)
+    (target / "config.json").write_bytes(b"x" * 2**29)
+    (target / ".cache" / "huggingface" / "download" / "model.safetensors.incomplete").write_bytes(b"x" * 2**28)
+    clock = iter([100.0, 102.0])
+    progress.measure(target, clock=lambda: next(clock))
+    (target / ".cache" / "huggingface" / "download" / "model.safetensors.incomplete").write_bytes(b"x" * 2**29)
+    progress.measure(target, clock=lambda: next(clock))
+    # Partial files count towards the bytes, only finished ones towards the files.
+    assert progress.line() == "1.0 GiB of 2.0 GiB (50.0%), 1 of 2 files, 128.0 MiB/s"
+    labels = 'group="qwen-small",model="Qwen2.5-1.5B-Instruct",revision="' + "f" * 40 + '"'
+    assert progress.metrics().splitlines() == [
+        "# HELP sglang_platform_weights_complete 1 once the weights are verified and in place on this node.",
+        "# TYPE sglang_platform_weights_complete gauge",
+        f"sglang_platform_weights_complete{{{labels}}} 0.0",
+        "# HELP sglang_platform_weights_done_bytes Bytes of the weights on this node, partial files included.",
+        "# TYPE sglang_platform_weights_done_bytes gauge",
+        f"sglang_platform_weights_done_bytes{{{labels}}} 1073741824.0",
+        "# HELP sglang_platform_weights_expected_bytes Bytes the source lists for the weights.",
+        "# TYPE sglang_platform_weights_expected_bytes gauge",
+        f"sglang_platform_weights_expected_bytes{{{labels}}} 2147483648.0",
+        "# HELP sglang_platform_weights_done_files Files of the weights finished on this node.",
+        "# TYPE sglang_platform_weights_done_files gauge",
+        f"sglang_platform_weights_done_files{{{labels}}} 1.0",
+        "# HELP sglang_platform_weights_expected_files Files the source lists for the weights.",
+        "# TYPE sglang_platform_weights_expected_files gauge",
+        f"sglang_platform_weights_expected_files{{{labels}}} 2.0",
+        "# HELP sglang_platform_weights_download_rate_bytes Bytes per second written over the last interval.",
+        "# TYPE sglang_platform_weights_download_rate_bytes gauge",
+        f"sglang_platform_weights_download_rate_bytes{{{labels}}} 134217728.0",
+        "# HELP sglang_platform_weights_errors_total Failed staging attempts (each is retried).",
+        "# TYPE sglang_platform_weights_errors_total counter",
+        f"sglang_platform_weights_errors_total{{{labels}}} 0.0",
+    ]
+
+
+def _served_metric_names(progress: Any) -> dict[str, str]:
+    return {line.split()[2]: line.split()[3] for line in progress.metrics().splitlines() if line.startswith("# TYPE")}
+
+
+def test_the_metric_list_is_what_the_stager_serves(tmp_path):
+    progress = progress_for(stage_env(tmp_path))
+    progress.expect({"config.json": 1})
+    progress.finish({"files": 1, "bytes": 1}, 12.5)
+    listed = {
+        line.split()[0]: line.split()[1]
+        for line in (ROOT / "components" / "metrics" / "weights-stager.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert _served_metric_names(progress) == listed
+
+
+def test_staging_retries_with_backoff_and_counts_the_errors(tmp_path, hub):
+    failures = [OSError("connection reset"), dm.DownloadError("1 shards named in x are missing")]
+    original = hub.snapshot_download
+
+    def flaky(**kwargs):
+        if failures:
+            raise failures.pop(0)
+        return original(**kwargs)
+
+    sys.modules["huggingface_hub"].snapshot_download = flaky  # type: ignore[attr-defined]
+    sleeps: list[float] = []
+    env = stage_env(tmp_path, RETRY_SECONDS="30", RETRY_MAX_SECONDS="45")
+    assert dm.stage_forever(env, sleep=sleeps.append, serve=False) == 0
+    assert sleeps == [30.0, 45.0]
+    assert dm.wait(env, lambda _: None, 0) is True
+
+
+def test_staging_gives_up_only_when_told_to(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import fails, no requirement to install
+    sleeps: list[float] = []
+    assert dm.stage_forever(stage_env(tmp_path), sleep=sleeps.append, max_attempts=3, serve=False) == 1
+    assert sleeps == [30.0, 60.0]
+
+
+def test_the_stager_runs_as_the_daemonset_does(tmp_path):
+    """download_model.py stage as a process: S3 from a local moto server, metrics and /ready on 127.0.0.1,
+    the gate through the link, and SIGTERM ending it at once."""
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    proc = None
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        put(
+            boto3.client(
+                "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+            ),
+            S3_MODEL,
+        )
+        env = s3_env(tmp_path / "DeepSeek-R1", endpoint) | {
+            "AWS_ACCESS_KEY_ID": "a",
+            "AWS_SECRET_ACCESS_KEY": "b",
+            "PATH": "/usr/bin:/bin",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "STAGE_GROUP": "deepseek-r1",
+            "METRICS_ADDRESS": "127.0.0.1",
+            "METRICS_PORT": "0",
+            "PROGRESS_SECONDS": "0.05",
+            "PROGRESS_LOG_SECONDS": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "stage"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert " metrics on 127.0.0.1:" in first, first
+        metrics_port = int(first.rsplit(":", 1)[1].split("/")[0])
+        base = f"http://127.0.0.1:{metrics_port}"
+
+        def get(path: str) -> tuple[int, str]:
+            try:
+                with urllib.request.urlopen(base + path, timeout=5) as response:
+                    return response.status, response.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        deadline = time.monotonic() + 60
+        while get("/ready")[0] != 200:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert get("/healthz") == (200, "ok\n")
+        expected = sum(len(v) for k, v in S3_MODEL.items() if k.startswith("r1/"))
+        samples = {
+            line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+            for line in get("/metrics")[1].splitlines()
+            if not line.startswith("#")
+        }
+        assert samples["sglang_platform_weights_complete"] == 1.0
+        assert samples["sglang_platform_weights_done_bytes"] == samples["sglang_platform_weights_expected_bytes"]
+        assert samples["sglang_platform_weights_done_bytes"] == expected
+        assert samples["sglang_platform_weights_done_files"] == samples["sglang_platform_weights_expected_files"] == 5
+        gate = subprocess.run(
+            [sys.executable, str(SCRIPT), "wait"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert gate.returncode == 0 and "weights complete" in gate.stdout
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        log = first + proc.stdout.read()
+        rev = dm.revision_dir(tmp_path / "DeepSeek-R1", json.loads(env["MODEL_IDENTITY"])).name
+        assert f"{rev}: fetching " in log
+        assert "5 objects fetched, 0 already present" in log
+        assert f"DeepSeek-R1 -> {rev}: " in log
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
         server.stop()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from conftest import API_KEY, SMALL_GROUP, container, env_map, lws, run_with
+from conftest import API_KEY, SMALL_GROUP, container, env_map, lws, run_with, stack_values
 
 from tools import harness
 
+# The reference's command line, on the INT8 checkpoint's directory and with --dist-timeout (Pulumi.prod.yaml).
 PROD_COMMON = [
     "--model-path",
-    "/mnt/catcat_data/model/DeepSeek-R1",
+    "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
     "--served-model-name",
     "deepseek-r1",
     "--tp-size",
@@ -24,6 +25,8 @@ PROD_TAIL = [
     "--trust-remote-code",
     "--context-length",
     "131072",
+    "--dist-timeout",
+    "1800",
     "--enable-metrics",
     "--host",
     "0.0.0.0",
@@ -47,12 +50,20 @@ def test_prod_leader_worker_set_matches_the_reference(prod):
     tpl = spec["leaderWorkerTemplate"]
     assert tpl["size"] == 2
     assert tpl["restartPolicy"] == "RecreateGroupOnPodRestart"
+    values = stack_values("prod")
+    group = values["inferenceGroups"][0]
     for pod in (tpl["leaderTemplate"], tpl["workerTemplate"]):
         assert pod["spec"]["schedulerName"] == "volcano"
         c = container(pod)
-        assert c["image"] == "lmsysorg/sglang:v0.4.3.post2-cu124"
+        assert c["image"] == values["versions"]["sglangImage"]
         assert c["command"] == ["python3", "-m", "sglang.launch_server"]
-        quantities = {"cpu": "128", "memory": "1Ti", "nvidia.com/gpu": "8", "rdma/ib": "4"}
+        # What the stack asks for, requested and limited alike (Guaranteed QoS).
+        quantities = {
+            "cpu": group["resources"]["cpu"],
+            "memory": group["resources"]["memory"],
+            "nvidia.com/gpu": "8",
+            "rdma/ib": "4",
+        }
         assert c["resources"] == {"limits": quantities, "requests": quantities}
         assert c["securityContext"]["capabilities"] == {"add": ["IPC_LOCK"], "drop": ["ALL"]}
         assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "512Gi"}} in pod["spec"]["volumes"]
@@ -220,6 +231,15 @@ def test_network_policy_admits_group_members_and_clients():
         {
             "from": [
                 {"podSelector": {"matchLabels": {"sglang-platform.io/api-client": "true"}}},
+                # the gateway of the group's model
+                {
+                    "podSelector": {
+                        "matchLabels": {
+                            "app.kubernetes.io/name": "sglang-gateway",
+                            "sglang-platform.io/model": "deepseek-r1",
+                        }
+                    }
+                },
                 {
                     "namespaceSelector": {
                         "matchExpressions": [

@@ -9,7 +9,7 @@ import pytest
 from conftest import REQUIRED_SECRETS, stack_values
 
 from config import ConfigError, validate
-from config.model_cache import startup_budget_minutes
+from config.rules.model_cache import startup_budget_minutes
 
 
 def problems(raw: dict, secrets: AbstractSet[str] = REQUIRED_SECRETS) -> list[str]:
@@ -45,28 +45,39 @@ def with_second_group(raw: dict, *, keep_pvc: bool = False, download: dict | Non
 
 def test_the_prod_topology_fits():
     g = validate(prod(), REQUIRED_SECRETS).inference_groups[0]
-    assert (g.nodes, g.gpus_per_node, g.gpu_memory_gib) == (2, 8, 80)
+    assert (g.nodes, g.gpus_per_node, g.gpu, g.gpu_memory) == (2, 8, "A800-80GB", 80)
 
 
 def test_deepseek_r1_on_one_node_of_8_x_80_gb_is_refused_with_the_nodes_it_needs():
     assert problems(prod(nodes=1, tensorParallel=8), REQUIRED_SECRETS) == [
-        f"{G}.nodes: the weights of DeepSeek-R1 (642.0 GiB, known size of deepseek-r1) need 80.2 GiB per GPU on "
-        "1 node x 8 GPUs, but each GPU keeps 64.8 GiB for weights and KV cache (gpuMemoryGiB 80 x "
-        "memFractionStatic 0.81, SGLang's default at tp 8), of which at least 10% must stay for the KV cache, "
-        "leaving 58.3 GiB for weights; DeepSeek-R1 needs at least 2 nodes of 8 GPUs (set nodes: 2 and "
-        "tensorParallel: 16)"
+        f"{G}.nodes: the weights of DeepSeek-R1-Block-INT8 (650.0 GiB, known size of deepseek-r1-block-int8) need "
+        "81.2 GiB per GPU on 1 node x 8 GPUs, but each GPU keeps 64.8 GiB for weights and KV cache (gpu A800-80GB: "
+        "80 GiB x memFractionStatic 0.81, SGLang's default at tp 8), of which at least 10% must stay for the KV "
+        "cache, leaving 58.3 GiB for weights: set nodes: 2 and tensorParallel: 16, 2 nodes of 8 GPUs"
     ]
 
 
 def test_a_configured_memory_fraction_is_used():
     [line] = problems(prod(nodes=1, tensorParallel=8, memFractionStatic=0.9), REQUIRED_SECRETS)
-    assert "each GPU keeps 72.0 GiB for weights and KV cache (gpuMemoryGiB 80 x memFractionStatic 0.9), " in line
+    assert "each GPU keeps 72.0 GiB for weights and KV cache (gpu A800-80GB: 80 GiB x memFractionStatic 0.9), " in line
 
 
 def test_smaller_gpus_need_more_nodes():
-    # 40 GiB GPUs: 642 GiB over 2 x 8 is 40.1 GiB a GPU, more than a 40 GiB card holds at all.
-    [line] = problems(prod(gpuMemoryGiB=40), REQUIRED_SECRETS)
-    assert line.endswith("DeepSeek-R1 needs at least 3 nodes of 8 GPUs (set nodes: 3 and tensorParallel: 24)")
+    # 40 GiB GPUs hold 28.4 GiB of weights each at tp 16: 650 GiB needs 23 or more GPUs, and 24 or 32 would hold
+    # them, but a block-quantized DeepSeek splits only over 1, 2, 4, 8 or 16 (its 2048-wide experts in 128 blocks).
+    [line] = problems(prod(gpu="A100-40GB"), REQUIRED_SECRETS)
+    assert line.endswith(
+        "leaving 28.4 GiB for weights: no group of up to 64 nodes of 8 GPUs holds it with a tensor-parallel size "
+        "meituan/DeepSeek-R1-Block-INT8 can use (1, 2, 4, 8 or 16): use GPUs with more memory or a smaller "
+        "quantization"
+    )
+    # Unquantized weights of unknown architecture: the fewest nodes that hold them.
+    raw = dev()
+    raw["inferenceGroups"][0] |= {"gpuMemoryGiB": 24, "gpusPerNode": 4}
+    raw["inferenceGroups"][0]["model"] |= {"path": "Big", "sizeGiB": 120, "download": None}
+    raw["inferenceGroups"][0]["modelVolume"]["pvc"]["size"] = "200Gi"
+    [line] = problems(raw)
+    assert line.endswith("leaving 18.4 GiB for weights: set nodes: 2 and tensorParallel: 8, 2 nodes of 4 GPUs")
 
 
 def test_a_model_that_fits_nowhere():
@@ -77,8 +88,9 @@ def test_a_model_that_fits_nowhere():
     assert problems(raw) == [
         f"{G}.nodes: the weights of Qwen2.5-1.5B-Instruct (500.0 GiB, model.sizeGiB) need 500.0 GiB per GPU on "
         "1 node x 1 GPUs, but each GPU keeps 0.8 GiB for weights and KV cache (gpuMemoryGiB 1 x memFractionStatic "
-        "0.85), of which at least 10% must stay for the KV cache, leaving 0.8 GiB for weights; it does not fit on "
-        "64 nodes either: use GPUs with more memory or a quantized model"
+        "0.85), of which at least 10% must stay for the KV cache, leaving 0.8 GiB for weights: no group of up to 64 "
+        "nodes of 1 GPU holds it with a tensor-parallel size Qwen/Qwen2.5-1.5B-Instruct can use (1, 2, 4, 6 or 12): "
+        "use GPUs with more memory or a smaller quantization"
     ]
 
 
@@ -153,15 +165,25 @@ def test_download_keys_follow_the_source():
     ]
 
 
-def test_s3_needs_a_bucket_and_a_service_account_needs_the_job():
+def test_s3_needs_a_bucket_and_a_service_account_works_on_a_host_path_too():
     raw = prod()
     raw["inferenceGroups"][0]["model"]["source"] = "s3"
+    # The staging DaemonSet runs the hostPath download now, and it can use the ServiceAccount (IRSA).
     raw["inferenceGroups"][0]["model"]["download"] = {"prefix": "r1/", "serviceAccountName": "reader"}
+    assert problems(raw, REQUIRED_SECRETS) == [f"{G}.model.download.bucket: required when model.source is s3"]
+
+
+def test_staging_settings_only_apply_to_a_host_path():
+    raw = dev()
+    raw["inferenceGroups"][0]["model"]["download"]["staging"] = {"keepRevisions": 0}
+    assert problems(raw) == [
+        f"{G}.model.download.staging: only applies to modelVolume.type hostPath (a copy on every node); a pvc is "
+        "filled once by the download Job"
+    ]
+    raw = prod()
+    raw["inferenceGroups"][0]["model"]["download"]["staging"] = {"keepRevisions": 11, "nodeSelector": {}}
     assert problems(raw, REQUIRED_SECRETS) == [
-        f"{G}.model.download.bucket: required when model.source is s3",
-        f"{G}.model.download.serviceAccountName: only works with modelVolume.type pvc: on a hostPath the download "
-        "runs in the SGLang pods, which use no ServiceAccount; use credentialsSecret or the "
-        "s3AccessKeyId/s3SecretAccessKey secrets",
+        f"{G}.model.download.staging.keepRevisions: Input should be less than or equal to 10 (got 11)"
     ]
 
 

@@ -10,7 +10,9 @@ from conftest import API_KEY, GRAFANA_PASSWORD, SHARED, run_with, unavailable
 from promql import known_metrics, metric_names
 
 from components import alerts, dashboard
+from components.sglang_metrics import SglangMetrics
 from config.monitoring import Slo
+from config.sglang import shipped_releases
 from tools import harness
 
 
@@ -112,6 +114,35 @@ def test_without_api_key_the_scrape_sends_none(dev):
     assert "authorization" not in endpoint
 
 
+def _pin(image: str):
+    def mutate(values):
+        values.setdefault("versions", {})["sglangImage"] = image
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("image", "key", "workers"),
+    [
+        # /metrics behind --api-key up to 0.4.5; exempt from 0.4.6; workers serve it from 0.4.10.
+        ("lmsysorg/sglang:v0.4.5-cu124", True, False),
+        ("lmsysorg/sglang:v0.4.6-cu124", False, False),
+        ("lmsysorg/sglang:v0.4.10-cu126", False, True),
+        ("lmsysorg/sglang:v0.5.23-cu130", False, True),
+    ],
+)
+def test_pod_monitor_follows_the_pinned_release(image, key, workers):
+    result = run_with("prod", _pin(image), secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    spec = result.k8s_object("PodMonitor", "deepseek-r1-metrics")["spec"]
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert ("authorization" in endpoint) is key
+    selector = {"leaderworkerset.sigs.k8s.io/name": "deepseek-r1"}
+    if not workers:
+        selector["leaderworkerset.sigs.k8s.io/worker-index"] = "0"
+    assert spec["selector"] == {"matchLabels": selector}
+
+
 def test_groups_without_metrics_get_no_monitor():
     def two(values):
         values["inferenceGroups"][0]["enableMetrics"] = False
@@ -123,7 +154,8 @@ def test_groups_without_metrics_get_no_monitor():
 
     result = run_with("dev", two)
     assert [o["metadata"]["name"] for o in harness.kubernetes_objects(result) if o["kind"] == "PodMonitor"] == [
-        "other-metrics"
+        "other-metrics",
+        "sglang-gateway-metrics",  # the gateways' metrics are their own, whatever the groups say
     ]
     rules = result.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"][0]["rules"]
     assert [(r["alert"], r["labels"].get("group")) for r in rules if "group" in r["labels"]] == [
@@ -154,7 +186,7 @@ def test_dcgm_exporter_scraped_unless_the_gpu_operator_does_it(prod):
     result = run_with("dev", off)
     assert not [o for o in harness.kubernetes_objects(result) if o["kind"] == "ServiceMonitor"]
     groups = result.k8s_object("PrometheusRule", "sglang-platform")["spec"]["groups"]
-    assert [g["name"] for g in groups] == ["sglang-slo"]
+    assert [g["name"] for g in groups] == ["sglang-slo", "sglang-startup", "sglang-gateway"]
     board = json.loads(result.k8s_object("ConfigMap", "sglang-platform-dashboard")["data"]["sglang-platform.json"])
     assert "GPU temperature" not in [p["title"] for p in board["panels"]]
 
@@ -162,11 +194,19 @@ def test_dcgm_exporter_scraped_unless_the_gpu_operator_does_it(prod):
 def test_rules_follow_the_slo_config(prod):
     (rule,) = [o for o in harness.kubernetes_objects(prod) if o["kind"] == "PrometheusRule"]
     assert rule["metadata"]["namespace"] == "monitoring"
-    assert rule["spec"]["groups"] == alerts.rule_groups("deepseek", ["deepseek-r1"], Slo(ttft_p99_seconds=0.2))
+    assert rule["spec"]["groups"] == alerts.rule_groups(
+        "deepseek",
+        ["deepseek-r1"],
+        Slo(ttft_p99_seconds=0.2),
+        budgets={"deepseek-r1": 90},
+        staging=True,
+        gateways=["deepseek-r1-gateway"],
+    )
     by_name = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     assert by_name["SGLangTTFTHigh"]["expr"] == (
         "histogram_quantile(0.99, sum by (namespace, model_name, le) "
-        '(rate(sglang:time_to_first_token_seconds_bucket{namespace="deepseek"}[5m]))) > 0.2'
+        # A disaggregated model's first token is its prefill role's: decode's series are left out.
+        '(rate(sglang:time_to_first_token_seconds_bucket{namespace="deepseek", pd_role!="decode"}[5m]))) > 0.2'
     )
 
     def tighten(values):
@@ -198,6 +238,14 @@ def test_dashboard_configmap_loads_in_grafana_shape(prod):
         "Serving groups and queue depth",
         "KV-cache usage",
         "Prefix-cache hit rate",
+        "Pods starting, by phase",
+        "Weights staged per node",
+        "Weights download rate",
+        "Gateway requests and upstream errors",
+        "Gateway request latency",
+        "Gateway workers: registered and healthy",
+        "Requests in flight per worker",
+        "Circuit breakers and retries",
         "GPU utilisation",
         "GPU memory used",
         "GPU temperature",
@@ -223,13 +271,13 @@ def _all_expressions(result) -> list[str]:
 
 
 def test_every_metric_exists_in_the_pinned_releases(prod):
-    known = known_metrics()
+    known = known_metrics("0.4.4")  # Pulumi.prod.yaml's
     used = set().union(*(metric_names(e) for e in _all_expressions(prod)))
     assert used - known == set()
     # the lists are real: the histogram and DCGM names the panels need are there
     assert {
         "sglang:time_to_first_token_seconds_bucket",
-        "sglang:time_per_output_token_seconds_bucket",
+        "sglang:inter_token_latency_seconds_bucket",
         "sglang:e2e_request_latency_seconds_bucket",
         "sglang:cache_hit_rate",
         "DCGM_FI_DEV_XID_ERRORS",
@@ -239,10 +287,32 @@ def test_every_metric_exists_in_the_pinned_releases(prod):
 
 
 def test_metric_check_catches_names_from_other_releases():
-    # 0.4.4+ renamed time_per_output_token to inter_token_latency; the pinned 0.4.3.post2 does not have it.
-    expr = "histogram_quantile(0.9, sum by (le) (rate(sglang:inter_token_latency_seconds_bucket[5m])))"
-    assert metric_names(expr) - known_metrics() == {"sglang:inter_token_latency_seconds_bucket"}
+    # 0.4.3.post3 added inter_token_latency, 0.4.5 dropped time_per_output_token.
+    itl = "histogram_quantile(0.9, sum by (le) (rate(sglang:inter_token_latency_seconds_bucket[5m])))"
+    tpot = itl.replace("inter_token_latency", "time_per_output_token")
+    assert metric_names(itl) - known_metrics("0.4.3.post2") == {"sglang:inter_token_latency_seconds_bucket"}
+    assert metric_names(tpot) - known_metrics("0.5.23") == {"sglang:time_per_output_token_seconds_bucket"}
+    assert metric_names(itl) - known_metrics("0.4.4") == set() == metric_names(tpot) - known_metrics("0.4.4")
     assert dashboard.expressions("x")  # and the dashboard's own list is not empty
+
+
+@pytest.mark.parametrize(
+    ("release", "histogram"),
+    [
+        ("0.4.3.post2", "sglang:time_per_output_token_seconds"),
+        ("0.4.4", "sglang:inter_token_latency_seconds"),
+        ("0.5.23", "sglang:inter_token_latency_seconds"),
+    ],
+)
+def test_the_dashboard_reads_the_pinned_releases_names(release, histogram):
+    used = set().union(*(metric_names(e) for e in dashboard.expressions("x", release)))
+    sglang = {n for n in used if n.startswith("sglang:")}
+    assert sglang <= known_metrics(release)
+    assert f"{histogram}_bucket" in sglang
+    result = run_with("dev", _pin(f"lmsysorg/sglang:v{release}-cu124"))
+    assert result.error is None, result.error
+    rendered = set().union(*(metric_names(e) for e in _all_expressions(result)))
+    assert f"{histogram}_bucket" in rendered and rendered - known_metrics(release) == set()
 
 
 def test_metric_list_tool_reads_a_wheel(tmp_path):
@@ -271,27 +341,23 @@ def test_metric_list_tool_reads_a_wheel(tmp_path):
     }
 
 
-def test_metric_list_matches_the_pinned_wheel():
-    import os
-
-    from config import Versions
+@pytest.mark.parametrize("release", shipped_releases())
+def test_metric_list_matches_each_releases_wheel(release):
     from tools import sglang_flags
-    from tools.metric_names import sglang_metrics
+    from tools.metric_names import sglang_list
 
-    # SGLANG_WHEEL names a wheel by hand; otherwise the pinned release's wheel that .ci/run fetches for the
-    # flag check (python tools/sglang_flags.py fetch).
-    release = Versions().sglang_release
-    assert release is not None
-    cached = sglang_flags.wheel_for(str(release))
-    wheel = os.environ.get("SGLANG_WHEEL") or (str(cached) if cached else None)
-    if not wheel:
+    # The wheel .ci/run fetches for the flag check (python tools/sglang_flags.py fetch).
+    wheel = sglang_flags.wheel_for(release)
+    if wheel is None:
         unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
-    listed = {
-        line.split()[0]: line.split()[1]
-        for line in (harness.ROOT / "components" / "metrics" / "sglang.txt").read_text().splitlines()
-        if line and not line.startswith("#")
-    }
-    assert listed == sglang_metrics(wheel)
+    listed = (harness.ROOT / "components" / "metrics" / f"sglang-{release}.txt").read_text()
+    assert listed == sglang_list(release, str(wheel))
+
+
+def test_every_shipped_release_has_a_metric_list():
+    from components.sglang_metrics import releases
+
+    assert releases() == shipped_releases()
 
 
 @pytest.mark.parametrize(
@@ -305,7 +371,7 @@ def test_metric_list_matches_the_pinned_wheel():
 def test_monitoring_objects_match_the_operator_crds(prod, kind, crd):
     path = SHARED / "crds" / crd
     if not path.exists():
-        pytest.skip(f"{path} not available (../shared is not checked out)")
+        unavailable(f"{path} not available (../shared is not checked out)")
     import jsonschema
 
     (definition,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
@@ -360,12 +426,18 @@ def test_disabled_monitoring_needs_no_password_and_renders_nothing():
     assert not [c for c in policy if "namespaceSelector" in c]
 
 
-def test_readme_explains_every_panel_and_alert():
-    readme = (harness.ROOT / "README.md").read_text()
-    section = readme[readme.index("## Chat UI and monitoring") : readme.index("## Layout")]
+def test_docs_explain_every_panel_and_alert():
+    section = (harness.ROOT / "docs" / "ui-and-monitoring.md").read_text()
     rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ")}
-    for panel in (*dashboard.SGLANG_PANELS, *dashboard.GPU_PANELS):
+    panels = (
+        *dashboard.SGLANG_PANELS,
+        *dashboard.startup_panels(SglangMetrics.of(None)),
+        *dashboard.STAGING_PANELS,
+        *dashboard.GATEWAY_PANELS,
+        *dashboard.GPU_PANELS,
+    )
+    for panel in panels:
         assert panel.title in rows, panel.title
-    for group in alerts.rule_groups("ns", ["g"], Slo()):
+    for group in alerts.rule_groups("ns", ["g"], Slo(), budgets={"g": 10}, staging=True, gateways=["g-gateway"]):
         for rule in group["rules"]:
             assert rule["alert"] in rows, rule["alert"]

@@ -28,7 +28,7 @@ def test_prod_ui_talks_to_its_one_group_with_the_key_from_the_secret(prod):
         "ENABLE_OLLAMA_API",
         "ENABLE_OPENAI_API",
         "OPENAI_API_BASE_URLS",
-        "SGLANG_API_KEY_DEEPSEEK_R1",
+        "SGLANG_API_KEY_DEEPSEEK_R1_GATEWAY",
         # after the variable it expands: Kubernetes resolves $(VAR) only from earlier entries
         "OPENAI_API_KEYS",
         "AIOHTTP_CLIENT_TIMEOUT",
@@ -40,36 +40,61 @@ def test_prod_ui_talks_to_its_one_group_with_the_key_from_the_secret(prod):
         "DEFAULT_USER_ROLE": "pending",
         "ENABLE_OLLAMA_API": "False",
         "ENABLE_OPENAI_API": "True",
-        "OPENAI_API_BASE_URLS": "http://deepseek-r1-api.deepseek.svc.cluster.local:8000/v1",
-        "SGLANG_API_KEY_DEEPSEEK_R1": key_ref("deepseek-r1-api-key"),
-        "OPENAI_API_KEYS": "$(SGLANG_API_KEY_DEEPSEEK_R1)",
+        # through the model's gateway, with the groups' key (which the gateway checks and passes on)
+        "OPENAI_API_BASE_URLS": "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1",
+        "SGLANG_API_KEY_DEEPSEEK_R1_GATEWAY": key_ref("deepseek-r1-api-key"),
+        "OPENAI_API_KEYS": "$(SGLANG_API_KEY_DEEPSEEK_R1_GATEWAY)",
         "AIOHTTP_CLIENT_TIMEOUT": "1800",
     }
 
 
-def test_several_groups_each_get_their_url_and_key_in_the_same_order():
-    def add_small(values):
-        # prod gang-schedules every group through Volcano, in a queue sized for the groups.
-        values["inferenceGroups"].append(dict(SMALL_GROUP, scheduler="volcano"))
-        values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "33"
+def add_small(values):
+    # prod gang-schedules every group through Volcano, in a queue sized for the groups.
+    values["inferenceGroups"].append(dict(SMALL_GROUP, scheduler="volcano"))
+    values["volcano"]["queue"]["capability"]["nvidia.com/gpu"] = "33"
 
+
+def test_several_models_each_get_their_gateway_and_key_in_the_same_order():
     result = run_with("prod", add_small, secrets={"apiKey": API_KEY})
     assert result.error is None, result.error
     env = env_map(ui_container(result))
     assert env["OPENAI_API_BASE_URLS"] == (
-        "http://deepseek-r1-api.deepseek.svc.cluster.local:8000/v1;"
-        "http://r1-distill-api.deepseek.svc.cluster.local:8000/v1"
+        "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1;"
+        "http://r1-distill-gateway.deepseek.svc.cluster.local:8000/v1"
     )
-    assert env["OPENAI_API_KEYS"] == "$(SGLANG_API_KEY_DEEPSEEK_R1);$(SGLANG_API_KEY_R1_DISTILL)"
-    assert env["SGLANG_API_KEY_R1_DISTILL"] == key_ref("r1-distill-api-key")
+    assert env["OPENAI_API_KEYS"] == "$(SGLANG_API_KEY_DEEPSEEK_R1_GATEWAY);$(SGLANG_API_KEY_R1_DISTILL_GATEWAY)"
+    assert env["SGLANG_API_KEY_R1_DISTILL_GATEWAY"] == key_ref("r1-distill-api-key")
     # every referenced Secret exists in the UI's namespace
     for ref in ("deepseek-r1-api-key", "r1-distill-api-key"):
         assert result.k8s_object("Secret", ref)["metadata"]["namespace"] == "deepseek"
 
 
+def test_groups_no_gateway_fronts_are_reached_directly():
+    def front_only_r1(values):
+        add_small(values)
+        values["gateway"]["groups"] = ["r1-distill"]
+
+    result = run_with("prod", front_only_r1, secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    env = env_map(ui_container(result))
+    # stack order: deepseek-r1 (direct) first, then r1-distill's gateway
+    assert env["OPENAI_API_BASE_URLS"] == (
+        "http://deepseek-r1-api.deepseek.svc.cluster.local:8000/v1;"
+        "http://r1-distill-gateway.deepseek.svc.cluster.local:8000/v1"
+    )
+    assert env["OPENAI_API_KEYS"] == "$(SGLANG_API_KEY_DEEPSEEK_R1);$(SGLANG_API_KEY_R1_DISTILL_GATEWAY)"
+
+    def no_gateway(values):
+        values["gateway"]["enabled"] = False
+
+    env = env_map(ui_container(run_with("prod", no_gateway, secrets={"apiKey": API_KEY})))
+    assert env["OPENAI_API_BASE_URLS"] == "http://deepseek-r1-api.deepseek.svc.cluster.local:8000/v1"
+    assert env["OPENAI_API_KEYS"] == "$(SGLANG_API_KEY_DEEPSEEK_R1)"
+
+
 def test_without_an_api_key_no_keys_are_wired(dev):
     env = env_map(ui_container(dev))
-    assert env["OPENAI_API_BASE_URLS"] == "http://qwen-small-api.sglang-dev.svc.cluster.local:8000/v1"
+    assert env["OPENAI_API_BASE_URLS"] == "http://qwen-small-gateway.sglang-dev.svc.cluster.local:8000/v1"
     assert "OPENAI_API_KEYS" not in env
     assert not [k for k in env if k.startswith("SGLANG_API_KEY_")]
 

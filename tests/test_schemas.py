@@ -5,14 +5,16 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import SHARED
+from conftest import SHARED, unavailable
 
 from tools import harness, k8s_schemas, security_scan
 
-pytestmark = pytest.mark.skipif(
-    not (SHARED / "crds").is_dir(),
-    reason="../shared/crds (upstream CRDs) is absent: custom resources cannot be checked",
-)
+
+# Module-scoped so it runs before the module fixtures below, which read the CRDs.
+@pytest.fixture(autouse=True, scope="module")
+def _shared_crds():
+    if not (SHARED / "crds").is_dir():
+        unavailable("../shared/crds (upstream CRDs) is absent: custom resources cannot be checked")
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,20 @@
-"""Every rendered sglang.launch_server command parses under the pinned release's own argument parser."""
+"""Every rendered sglang.launch_server command parses under the pinned release, and the wheels behind the tables.
+
+The commands are read from every rendered container and checked against the pinned release's shipped table
+(which tests/test_sglang_tables.py proves is what that release's own wheel gives). ``fetch``, which CI runs
+before the tests to get those wheels, is tested with a stand-in for pip.
+"""
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
+
 import pytest
-from conftest import unavailable
 
-from tools import harness, sglang_flags
-
-
-def parser_for(version) -> sglang_flags.Parser:
-    try:
-        return sglang_flags.load(str(version))
-    except FileNotFoundError as missing:
-        unavailable(str(missing))
-        raise
+from config.sglang import check_args, load_table
+from tools import harness, sglang_flags, sglang_table
 
 
 def launch_commands(result: harness.RunResult) -> list[tuple[str, list[str]]]:
@@ -38,71 +39,95 @@ def launch_commands(result: harness.RunResult) -> list[tuple[str, list[str]]]:
 
 def test_every_launch_command_parses_under_the_pinned_release(stack):
     name, result, platform = stack
-    parser = parser_for(platform.versions.sglang_release)
+    table = load_table(platform.versions.sglang_release)
+    assert table is not None, f"stack {name} pins a release without a shipped table"
     commands = launch_commands(result)
     assert commands, f"stack {name} renders no sglang.launch_server command"
-    problems = {where: p for where, args in commands if (p := sglang_flags.check(args, parser))}
-    assert problems == {}
+    assert {where: p for where, args in commands if (p := check_args(args, table, required=True))} == {}
 
 
 def test_prod_runs_leader_and_worker_commands(prod):
     assert sorted(where.rsplit("/", 1)[1] for where, _ in launch_commands(prod)) == ["sglang-leader", "sglang-worker"]
 
 
-@pytest.fixture(scope="module")
-def v0432() -> sglang_flags.Parser:
-    return parser_for("0.4.3.post2")
-
-
-def test_the_parser_is_read_from_the_release_itself(v0432):
-    strings = v0432.option_strings()
-    assert len(v0432.options) == 98
-    assert {"--tp-size", "--tensor-parallel-size", "--dist-init-addr", "--nccl-init-addr"} <= set(strings)
-    assert "--dist-timeout" not in strings
-    kv = v0432.resolve("--kv-cache-dtype")[0]
-    assert kv is not None and kv.choices == ("auto", "fp8_e5m2", "fp8_e4m3")
-
-
-@pytest.mark.parametrize(
-    ("args", "problems"),
-    [
-        (["--model-path", "/m", "--tp", "2"], []),  # unique prefix of --tp-size
-        (["--model-path", "/m", "--dist-timeout", "600"], ["--dist-timeout is not an option of SGLang 0.4.3.post2"]),
-        (
-            ["--model-path", "/m", "--disable-cuda"],
-            [
-                "--disable-cuda is ambiguous in SGLang 0.4.3.post2 (could be --disable-cuda-graph, "
-                "--disable-cuda-graph-padding)"
-            ],
-        ),
-        (
-            ["--model-path", "/m", "--kv-cache-dtype", "fp16"],
-            ["--kv-cache-dtype 'fp16' is not one of SGLang 0.4.3.post2's choices: auto, fp8_e5m2, fp8_e4m3"],
-        ),
-        (["--model-path", "/m", "--tp-size"], ["--tp-size needs a value"]),
-        (["--model-path", "/m", "--tp-size", "many"], ["--tp-size wants an int, got 'many'"]),
-        (
-            ["--model-path", "/m", "--enable-metrics=yes"],
-            ["--enable-metrics takes no value (got '--enable-metrics=yes')"],
-        ),
-        (
-            ["--model-path", "/m", "--enable-metrics", "yes"],
-            ["unrecognized argument 'yes' (no option before it takes a value)"],
-        ),
-        (["--served-model-name", "x"], ["--model-path is required"]),
-        (["--model-path=/m", "--node-rank", "$(LWS_WORKER_INDEX)", "--mem-fraction-static", "0.85"], []),
-    ],
-)
-def test_argparse_rules(v0432, args, problems):
-    assert sglang_flags.check(args, v0432) == problems
-
-
-def test_a_bad_extra_arg_is_caught(v0432):
-    result_args = ["--model-path", "/m", "--enable-metrcs"]
-    assert sglang_flags.check(result_args, v0432) == ["--enable-metrcs is not an option of SGLang 0.4.3.post2"]
-
-
 def test_shell_wrapped_commands_are_found():
     c = {"command": ["bash", "-c"], "args": ["python3 -m sglang.launch_server --model-path /m --port 1 && sleep 1"]}
     assert sglang_flags.launch_server_args(c) == ["--model-path", "/m", "--port", "1"]
     assert sglang_flags.launch_server_args({"command": ["python3", "-m", "http.server"]}) is None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fetch: the wheel of every shipped table, robustly (it runs in CI before the tests)
+# ---------------------------------------------------------------------------------------------------------
+
+WHEELS = {"0.4.3.post2": b"wheel of 0.4.3.post2", "0.5.23": b"wheel of 0.5.23"}
+
+
+def wheel_name(release: str) -> str:
+    return f"sglang-{release}-py3-none-any.whl"
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch) -> tuple[Path, Path, list[str]]:
+    """A tables directory recording two wheels, an empty cache, and a pip stand-in that logs its calls."""
+    tables, cache = tmp_path / "tables", tmp_path / "cache"
+    tables.mkdir()
+    for release, content in WHEELS.items():
+        (tmp_path / "w").write_bytes(content)
+        record = {"wheel": wheel_name(release), "sha256": sglang_table.sha256(tmp_path / "w")}
+        (tables / f"{release}.json").write_text(json.dumps({"source": record}))
+    calls: list[str] = []
+
+    def pip(version, dest, name):
+        calls.append(version)
+        (dest / name).write_bytes(WHEELS[version])
+
+    monkeypatch.setattr(sglang_flags, "_pip_download", pip)
+    monkeypatch.setattr(sglang_flags, "RETRY_PAUSE_SECONDS", 0)
+    return tables, cache, calls
+
+
+def test_fetch_gets_every_shipped_wheel_once(shipped):
+    tables, cache, calls = shipped
+    assert sglang_flags.fetch(cache, tables) == 0
+    assert sorted(p.name for p in cache.iterdir()) == [wheel_name(r) for r in WHEELS]
+    assert sglang_flags.fetch(cache, tables) == 0
+    assert calls == list(WHEELS)  # the second run finds them cached
+
+
+def test_fetch_replaces_a_cached_file_that_is_not_the_recorded_wheel(shipped):
+    tables, cache, calls = shipped
+    assert not calls
+    cache.mkdir()
+    (cache / wheel_name("0.5.23")).write_bytes(b"half a whe")  # an interrupted download of another tool
+    assert sglang_flags.fetch(cache, tables) == 0
+    assert (cache / wheel_name("0.5.23")).read_bytes() == WHEELS["0.5.23"]
+
+
+def test_fetch_retries_and_reports_every_failure_at_the_end(shipped, monkeypatch, capsys):
+    tables, cache, _ = shipped
+    attempts: list[str] = []
+
+    def flaky(version, dest, name):
+        attempts.append(version)
+        if version == "0.4.3.post2" and attempts.count(version) == 1:
+            raise subprocess.CalledProcessError(1, ["pip"])  # a hiccup: the next attempt works
+        if version == "0.5.23":
+            (dest / name).write_bytes(b"someone else's wheel")  # never the recorded one
+            return
+        (dest / name).write_bytes(WHEELS[version])
+
+    monkeypatch.setattr(sglang_flags, "_pip_download", flaky)
+    assert sglang_flags.fetch(cache, tables) == 1
+    assert attempts == ["0.4.3.post2", "0.4.3.post2"] + ["0.5.23"] * sglang_flags.ATTEMPTS
+    assert sorted(p.name for p in cache.iterdir()) == [wheel_name("0.4.3.post2")]  # no scratch left behind
+    err = capsys.readouterr().err
+    assert "fetch: missing wheels, the table tests will fail:\n  sglang 0.5.23: sglang-0.5.23-py3-none-any.whl" in err
+    assert "not the " in err and "its flag table records" in err
+
+
+def test_list_prints_a_release_from_its_table(capsys):
+    assert sglang_flags.main(["list", "0.4.3.post2"]) == 0
+    assert "--tensor-parallel-size --tp-size [store]" in capsys.readouterr().out.splitlines()
+    assert sglang_flags.main(["list", "0.4.9"]) == 1
+    assert "python tools/sglang_flags.py generate 0.4.9" in capsys.readouterr().err

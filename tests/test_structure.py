@@ -11,6 +11,22 @@ import pytest
 from conftest import ROOT
 
 COMPONENT_FILES = sorted((ROOT / "components").glob("*.py"))
+# Every ComponentResource of the package. A new component is added here on purpose, so a class that stops
+# being found (renamed base, moved file) fails the test instead of silently escaping the contract.
+COMPONENTS = {
+    "GpuOperator",
+    "InferenceAutoscaler",
+    "Keda",
+    "LwsController",
+    "ModelCache",
+    "MonitoringStack",
+    "OpenWebUI",
+    "ServingBenchmark",
+    "SglangDisaggregatedService",
+    "SglangGateway",
+    "SglangInferenceGroup",
+    "Volcano",
+}
 
 
 def component_classes():
@@ -21,6 +37,19 @@ def component_classes():
                 isinstance(b, ast.Attribute) and b.attr == "ComponentResource" for b in node.bases
             ):
                 yield path, node
+
+
+def test_every_component_is_found():
+    assert {cls.name for _, cls in component_classes()} == COMPONENTS
+
+
+def _names_from_child_opts(init: ast.FunctionDef) -> set[str]:
+    """Variables holding options built by components.k8s.child_opts (directly or merged from one)."""
+    names: set[str] = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Assign) and "child_opts(" in ast.unparse(node.value):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
 
 
 @pytest.mark.parametrize(("path", "cls"), list(component_classes()), ids=lambda v: getattr(v, "name", ""))
@@ -36,6 +65,15 @@ def test_component_contract(path, cls):
     assert sum(1 for c in calls if c.func.attr == "register_outputs") == 1
     source = ast.unparse(init)
     assert "pulumi.Config" not in source
+    # Every child gets its options from child_opts: parented to the component, and waiting for what the
+    # caller's opts.depends_on names (Pulumi passes neither on by itself).
+    holders = _names_from_child_opts(init)
+    for call in ast.walk(init):
+        for keyword in getattr(call, "keywords", []) if isinstance(call, ast.Call) else []:
+            if keyword.arg != "opts" or (isinstance(keyword.value, ast.Name) and keyword.value.id == "opts"):
+                continue
+            text = ast.unparse(keyword.value)
+            assert "child_opts(" in text or any(h in text for h in holders), f"{cls.name}: opts={text}"
 
 
 def test_no_component_reads_pulumi_config():
@@ -61,10 +99,53 @@ def test_every_child_is_parented_to_its_component(prod):
             assert res.parent in components, res.name
 
 
-def test_readme_configuration_reference_is_current():
-    from tools.config_reference import BEGIN, END, reference
+def test_configuration_reference_is_current():
+    from tools.config_reference import BEGIN, DOC, END, reference
 
-    readme = (ROOT / "README.md").read_text()
-    assert readme[readme.index(BEGIN) : readme.index(END) + len(END)] == reference(), (
-        "run: python tools/config_reference.py --write README.md"
+    doc = DOC.read_text()
+    assert doc[doc.index(BEGIN) : doc.index(END) + len(END)] == reference(), (
+        "run: python tools/config_reference.py --write"
     )
+
+
+def test_compatibility_table_is_current():
+    """The add-on compatibility table of docs/configuration.md is config/compat.py's, with its sources."""
+    from tools.config_reference import COMPAT_BEGIN, COMPAT_END, DOC, compatibility
+
+    doc = DOC.read_text()
+    assert doc[doc.index(COMPAT_BEGIN) : doc.index(COMPAT_END) + len(COMPAT_END)] == compatibility(), (
+        "run: python tools/config_reference.py --write"
+    )
+
+
+def test_flag_release_table_is_current():
+    from tools.config_reference import DOC, FLAGS_BEGIN, FLAGS_END, flag_releases
+
+    doc = DOC.read_text()
+    assert doc[doc.index(FLAGS_BEGIN) : doc.index(FLAGS_END) + len(FLAGS_END)] == flag_releases(), (
+        "run: python tools/config_reference.py --write"
+    )
+
+
+def test_flag_release_table_says_which_releases_have_a_flag():
+    from tools.config_reference import _releases, flag_releases
+
+    shipped = ("0.4.3.post2", "0.4.3.post3", "0.4.4", "0.5.1")
+    assert _releases(shipped, shipped) == "every shipped release"
+    assert _releases(shipped[1:], shipped) == "0.4.3.post3 or later"
+    assert _releases(shipped[1:3], shipped) == "0.4.3.post3 to 0.4.4"
+    assert _releases(shipped[:2], shipped) == "up to 0.4.3.post3"
+    assert _releases((shipped[0], shipped[2]), shipped) == "only 0.4.3.post2, 0.4.4"
+    assert _releases((), shipped) == "no shipped release"
+    lines = flag_releases().splitlines()
+    assert (
+        "| `sglang-platform:inferenceGroups[].distTimeoutSeconds` | `--dist-timeout` | 0.4.3.post3 or later | "
+        "0.4.3.post3 or later |" in lines
+    )
+    # Each spelling of DP attention with the releases that have it and those the platform writes it for.
+    key = "`sglang-platform:inferenceGroups[].dpAttentionSize`"
+    assert [line for line in lines if line.startswith(f"| {key} ")] == [
+        f"| {key} | `--attn-dp-size` | 0.5.23 or later | 0.5.23 or later |",
+        f"| {key} | `--enable-dp-attention` | every shipped release | up to 0.5.1 |",
+        f"| {key} | `--dp-size` | every shipped release | up to 0.5.1 |",
+    ]

@@ -33,7 +33,7 @@ def load(name: str) -> dict:
 
 
 def steps(workflow: dict) -> list[dict]:
-    return [s for job in workflow["jobs"].values() for s in job["steps"]]
+    return [s for job in workflow["jobs"].values() for s in job.get("steps", [])]
 
 
 def pulumi_step(workflow: dict) -> dict:
@@ -61,11 +61,23 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 def test_every_stack_is_previewed_on_pull_requests_with_a_pr_comment():
     wf = load("preview.yml")
     assert list(wf[True]) == ["pull_request"]  # YAML 1.1 reads the key `on` as True
-    (job,) = wf["jobs"].values()
+    job = wf["jobs"]["preview"]
     assert sorted(job["strategy"]["matrix"]["stack"]) == STACKS_ON_DISK
     step = pulumi_step(wf)
     assert step["with"]["command"] == "preview" and step["with"]["comment-on-pr"] is True
     assert wf["permissions"]["pull-requests"] == "write"
+
+
+@pytest.mark.parametrize(("name", "job"), [("preview.yml", "preview"), ("deploy-dev.yml", "up")])
+def test_nothing_touches_a_cluster_before_the_tests_pass(name, job):
+    wf = load(name)
+    assert wf["jobs"]["tests"] == {"uses": "./.github/workflows/tests.yml"}
+    assert wf["jobs"][job]["needs"] == "tests"
+    gate = load("tests.yml")
+    assert list(gate[True]) == ["workflow_call"]
+    runs = [s.get("run", "") for s in steps(gate)]
+    assert any("CI=true bash main/.ci/run" in r for r in runs)
+    assert any("python -m pytest -q" in r for r in runs)
 
 
 def test_dev_is_deployed_from_main():

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Print the configuration reference (markdown) from the pydantic models; the README embeds it and a
-test keeps the two equal. Usage: python tools/config_reference.py [--write README.md]"""
+"""Print the configuration reference (markdown) from the pydantic models, the SGLang release each typed
+setting's flag needs from the shipped flag tables, and the add-on compatibility table from config/compat.py;
+docs/configuration.md embeds all three and a test keeps them equal.
+Usage: python tools/config_reference.py [--write [FILE]]"""
 
 from __future__ import annotations
 
@@ -16,9 +18,15 @@ from pydantic_core import PydanticUndefined
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config.errors import _unwrap
-from config.models import SECRET_KEYS, PlatformConfig
+from config.models import SECRET_KEYS, InferenceGroup, PdRole, PlatformConfig
+from config.rules.compat import compatibility_table
+from config.server_args import EVERY_TYPED_SETTING, FLAG_VALUES, every_managed_flag, every_typed_group, typed_flags
+from config.sglang import load_table, releases_with, shipped_releases
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
+FLAGS_BEGIN, FLAGS_END = "<!-- flag-releases:begin -->", "<!-- flag-releases:end -->"
+COMPAT_BEGIN, COMPAT_END = "<!-- compatibility:begin -->", "<!-- compatibility:end -->"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
 def _type_name(annotation: Any) -> str:
@@ -53,7 +61,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
             default = f"`{field.default!r}`"
         kind = _type_name(field.annotation)
         rows.append(f"| `{key}` | {kind} | {default} | {field.description or ''} |")
-        if is_model:
+        # A role's keys are the group's own (listed in its description), documented once, under the group.
+        if is_model and inner is not PdRole:
             sep = "[]." if "list[" in str(field.annotation) else "."
             nested.append((inner, f"{key}{sep}"))
     for inner, sub in nested:
@@ -69,17 +78,137 @@ def reference() -> str:
     return "\n".join(lines)
 
 
+def flag_releases() -> str:
+    """One row per flag the platform sets: the key that sets it, the shipped releases that have it (and, for a
+    setting with a fixed set of values, each value the oldest release does not accept yet), and the releases
+    the platform writes that spelling for."""
+    shipped = shipped_releases()
+    lines = [
+        FLAGS_BEGIN,
+        f"Shipped flag tables: {', '.join(shipped)}.",
+        "",
+        "| setting | flag | needs SGLang | written for |",
+        "|---|---|---|---|",
+    ]
+    written = _written_for()
+    # In command-line order; a spelling the newest releases do not use after the one they do.
+
+    every = every_typed_group()
+    emitted = typed_flags(every, leader=False, api_key=True)
+    order = [item.flag for item in emitted]
+    first = {item.key: i for i, item in reversed(list(enumerate(emitted)))}
+    first.setdefault("expertParallel", first["expertParallel.a2aBackend"])
+    first.setdefault("expertParallel.size", first["expertParallel.a2aBackend"])
+    # Decode's layout, written on prefill only for the releases that take it (0.4.10 to 0.5.1).
+    first.setdefault("disaggregation.decode.tensorParallel", first["disaggregation.ibDevices"])
+    first.setdefault("disaggregation.decode.dpAttentionSize", first["disaggregation.ibDevices"])
+
+    def rank(item: tuple[str, str | None]) -> tuple[float, int]:
+        flag, key = item
+        return (order.index(flag), 0) if flag in order else (first[key] + 0.5, 0)
+
+    rows = sorted(every_managed_flag().items(), key=rank)
+    for flag, key in rows:
+        having = releases_with(flag)
+        when = _releases(having, shipped)
+        for value in _choices(key):
+            accepting = releases_with(flag, value)
+            if accepting != having:
+                when += f"; `{value}`: {_releases(accepting, shipped)}"
+        if key is None:
+            setting = "(set by the platform)"
+        elif ":" in key:
+            setting = f"`{key}`"
+        else:
+            setting = f"`sglang-platform:inferenceGroups[].{key}`"
+        used = tuple(r for r in written.get(flag, ()) if r in having)
+        lines.append(f"| {setting} | `{flag}` | {when} | {_releases(used, shipped)} |")
+    lines.append(FLAGS_END)
+    return "\n".join(lines)
+
+
+def _written_for() -> dict[str, tuple[str, ...]]:
+    """flag -> the shipped releases the platform spells a lever with it for (with DeepEP and with plain expert
+    parallelism, which emit different flags)."""
+
+    variants = [EVERY_TYPED_SETTING, {**EVERY_TYPED_SETTING, "expertParallel": {"size": 2}}]
+    out: dict[str, list[str]] = {}
+    for release in shipped_releases():
+        table = load_table(release)
+        flags: set[str] = set()
+        for variant in variants:
+            group = InferenceGroup.model_validate(variant).roles["prefill"]
+            for leader in (True, False):
+                flags |= {item.flag for item in typed_flags(group, leader=leader, api_key=True, table=table)}
+        for flag in flags:
+            out.setdefault(flag, []).append(release)
+    return {flag: tuple(releases) for flag, releases in out.items()}
+
+
+def _releases(having: tuple[str, ...], shipped: tuple[str, ...]) -> str:
+    if not having:
+        return "no shipped release"
+    if having == shipped:
+        return "every shipped release"
+    start = shipped.index(having[0])
+    if having != shipped[start : start + len(having)]:
+        return "only " + ", ".join(having)
+    if start == 0:
+        return f"up to {having[-1]}"
+    if having[-1] == shipped[-1]:
+        return f"{having[0]} or later"
+    return f"{having[0]} to {having[-1]}"
+
+
+def _choices(key: str | None) -> tuple[str, ...]:
+    """The values a group setting writes after its flag: its Literal's values, or what FLAG_VALUES says."""
+    if key is None or ":" in key:
+        return ()
+    if key in FLAG_VALUES:
+        return FLAG_VALUES[key]
+    model: Any = InferenceGroup
+    annotation: Any = None
+    for part in key.split("."):
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        annotation = fields[part].annotation
+        model = _unwrap(annotation)
+    for candidate in (annotation, *get_args(annotation)):
+        if get_origin(candidate) is Literal:
+            return tuple(str(v) for v in get_args(candidate))
+    return ()
+
+
+def compatibility() -> str:
+    """config/compat.py's add-on windows and features by release, each with its source."""
+    return "\n".join([COMPAT_BEGIN, compatibility_table(), COMPAT_END])
+
+
+def _replace(doc: str, begin: str, end: str, text: str) -> str:
+    start, stop = doc.index(begin), doc.index(end) + len(end)
+    return doc[:start] + text + doc[stop:]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, help="replace the reference between the markers in this file")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        nargs="?",
+        const=DOC,
+        help=f"replace the reference between the markers (default {DOC.name})",
+    )
     args = parser.parse_args()
-    text = reference()
+    text, flags, compat = reference(), flag_releases(), compatibility()
     if args.write:
-        doc = args.write.read_text()
-        start, end = doc.index(BEGIN), doc.index(END) + len(END)
-        args.write.write_text(doc[:start] + text + doc[end:])
+        doc = _replace(args.write.read_text(), BEGIN, END, text)
+        doc = _replace(doc, FLAGS_BEGIN, FLAGS_END, flags)
+        args.write.write_text(_replace(doc, COMPAT_BEGIN, COMPAT_END, compat))
     else:
         print(text)
+        print()
+        print(flags)
+        print()
+        print(compat)
     return 0
 
 

@@ -41,7 +41,7 @@ def dump_all(documents: list) -> str:
 
 
 def render(stack: str | None, stack_file: Path | None, out: Path) -> int:
-    path = stack_file or harness.ROOT / f"Pulumi.{stack}.yaml"
+    path = stack_file or harness.stack_path(str(stack))
     if not path.is_file():
         print(f"error: no stack file {path}", file=sys.stderr)
         return 2
@@ -76,7 +76,7 @@ def render(stack: str | None, stack_file: Path | None, out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--stack", help="stack name (reads Pulumi.<name>.yaml)")
+    which.add_argument("--stack", help="stack name (reads Pulumi.<name>.yaml, or examples/stacks/Pulumi.<name>.yaml)")
     which.add_argument("--stack-file", type=Path, help="any Pulumi stack file")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     args = parser.parse_args(argv)

@@ -1,132 +1,44 @@
 #!/usr/bin/env python3
-"""The argument parser of a pinned SGLang release, read from its own wheel, and a check of command lines.
+"""SGLang flag tables (``config/sglang/<VERSION>.json``) from each release's own wheel.
 
-    python tools/sglang_flags.py fetch            # pip download the wheel of every stack's SGLang release
-    python tools/sglang_flags.py list 0.4.3.post2 # the option strings of that release
+    python tools/sglang_flags.py generate 0.4.9 ...  # write config/sglang/0.4.9.json from that release's wheel
+    python tools/sglang_flags.py fetch               # download the wheel of every shipped table (CI, before
+                                                     # the tests that regenerate each table from its wheel)
+    python tools/sglang_flags.py list 0.4.3.post2    # the options of a release, from its table
 
-``sglang/srt/server_args.py`` imports torch and triton at module level, so the parser cannot be built
-by importing it here; its ``add_argument`` calls are read with ``ast`` instead (literal arguments and
-module or dataclass constants, which is all ``ServerArgs.add_cli_args`` uses). Tests read wheels from
-``.cache/sglang-wheels/`` and never touch the network; ``fetch`` fills that cache (``.ci/run`` calls it).
+The program checks every flag against the shipped table of the pinned release (``config.sglang``,
+``config/rules/flags.py``); a table is exactly what ``generate`` writes from the wheel it records (file
+name and sha256), which ``tests/test_sglang_tables.py`` re-checks from the cached wheels. Wheels live in
+``.cache/sglang-wheels/``; only ``fetch`` and ``generate`` reach the network, with pip.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
+import json
 import os
-import re
+import shlex
+import shutil
 import subprocess
 import sys
-import zipfile
-from dataclasses import dataclass, field
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_version
+from packaging.version import Version
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tools import sglang_table
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "sglang-wheels"
-SERVER_ARGS = "sglang/srt/server_args.py"
+TABLES = ROOT / "config" / "sglang"
 LAUNCH_MODULE = "sglang.launch_server"
-# argparse actions that take no value on the command line.
-NO_VALUE_ACTIONS = {"store_true", "store_false", "store_const", "count", "help", "version", "append_const"}
-
-
-@dataclass(frozen=True)
-class Option:
-    strings: tuple[str, ...]
-    action: str | None = None
-    nargs: Any = None
-    type: str | None = None
-    choices: tuple[Any, ...] | None = None
-    required: bool = False
-
-    @property
-    def takes_value(self) -> bool:
-        return self.action not in NO_VALUE_ACTIONS and self.nargs != 0
-
-
-@dataclass
-class Parser:
-    version: str
-    options: list[Option] = field(default_factory=list)
-
-    def option_strings(self) -> list[str]:
-        return sorted(s for o in self.options for s in o.strings)
-
-    def resolve(self, flag: str) -> tuple[Option | None, str | None]:
-        """argparse's lookup (allow_abbrev): an exact option string wins, else a unique prefix."""
-        by_string = {s: o for o in self.options for s in o.strings}
-        if flag in by_string:
-            return by_string[flag], None
-        matches = sorted(s for s in by_string if s.startswith(flag))
-        if len(matches) == 1:
-            return by_string[matches[0]], None
-        if matches:
-            return None, f"{flag} is ambiguous in SGLang {self.version} (could be {', '.join(matches)})"
-        return None, f"{flag} is not an option of SGLang {self.version}"
-
-
-def _constants(tree: ast.Module) -> dict[str, Any]:
-    """Module-level ``NAME = literal`` and dataclass defaults ``Class.attr``, for ``choices=NAME``."""
-    out: dict[str, Any] = {}
-
-    def literal(node: ast.AST | None) -> Any:
-        try:
-            return ast.literal_eval(node) if node is not None else None
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            return None
-
-    for node in tree.body:
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                if isinstance(target, ast.Name):
-                    out[target.id] = literal(node.value)
-        elif isinstance(node, ast.ClassDef):
-            for item in node.body:
-                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
-                    out[f"{node.name}.{item.target.id}"] = literal(item.value)
-    return out
-
-
-def parse_source(source: str, version: str) -> Parser:
-    tree = ast.parse(source)
-    constants = _constants(tree)
-    parser = Parser(version)
-    for node in ast.walk(tree):
-        if not (
-            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"
-        ):
-            continue
-        strings = tuple(a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str))
-        if not strings or not all(s.startswith("-") for s in strings):
-            continue
-        kw: dict[str, Any] = {}
-        for keyword in node.keywords:
-            if keyword.arg in ("action", "type"):
-                kw[keyword.arg] = (
-                    keyword.value.value if isinstance(keyword.value, ast.Constant) else ast.unparse(keyword.value)
-                )
-            elif keyword.arg in ("nargs", "required", "choices"):
-                try:
-                    kw[keyword.arg] = ast.literal_eval(keyword.value)
-                except ValueError:
-                    kw[keyword.arg] = constants.get(ast.unparse(keyword.value))
-        choices = kw.get("choices")
-        parser.options.append(
-            Option(
-                strings=strings,
-                action=kw.get("action"),
-                nargs=kw.get("nargs"),
-                type=kw.get("type"),
-                choices=tuple(choices) if isinstance(choices, list | tuple | set) else None,
-                required=bool(kw.get("required")),
-            )
-        )
-    if not parser.options:
-        raise ValueError(f"no add_argument calls found in SGLang {version}'s {SERVER_ARGS}")
-    return parser
+# pip download attempts per wheel, and the pause before the next one (PyPI or a proxy hiccups; CI retries).
+ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 5.0
 
 
 def wheel_for(version: str, cache: Path = CACHE) -> Path | None:
@@ -137,16 +49,6 @@ def wheel_for(version: str, cache: Path = CACHE) -> Path | None:
     return None
 
 
-def load(version: str, cache: Path = CACHE) -> Parser:
-    wheel = wheel_for(version, cache)
-    if wheel is None:
-        raise FileNotFoundError(
-            f"no sglang {version} wheel in {cache}; fetch it with `python tools/sglang_flags.py fetch`"
-        )
-    with zipfile.ZipFile(wheel) as archive:
-        return parse_source(archive.read(SERVER_ARGS).decode("utf-8"), version)
-
-
 def launch_server_args(container: dict[str, Any]) -> list[str] | None:
     """The flags after ``-m sglang.launch_server`` in a container's command + args (or in a ``sh -c``
     script), or None when the container does not run the server."""
@@ -155,125 +57,145 @@ def launch_server_args(container: dict[str, Any]) -> list[str] | None:
         return words[words.index(LAUNCH_MODULE) + 1 :]
     for word in words:
         if LAUNCH_MODULE in word and " " in word:
-            import shlex
-
             inner = shlex.split(word)
             rest = inner[inner.index(LAUNCH_MODULE) + 1 :]
             return rest[: rest.index("&&")] if "&&" in rest else rest
     return None
 
 
-_NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
-_TEMPLATE = re.compile(r"\$\(|\$\{|\$[A-Z_]")
+def shipped_wheels(tables: Path = TABLES) -> dict[str, tuple[str, str]]:
+    """release -> (wheel file name, sha256) of every shipped flag table."""
+    out = {}
+    for path in sorted(tables.glob("*.json"), key=lambda p: Version(p.stem)):
+        source = json.loads(path.read_text())["source"]
+        out[path.stem] = (source["wheel"], source["sha256"])
+    return out
 
 
-def _is_flag(word: str) -> bool:
-    return word.startswith("-") and not _NEGATIVE.match(word) and word != "-"
+def _tag_options(wheel_name: str) -> list[str]:
+    """pip options that select exactly this wheel file on any machine (0.5.11 on ships only CPython
+    platform wheels, which pip would otherwise pick by the host's own tags)."""
+    python, abi, platform = wheel_name.removesuffix(".whl").split("-")[-3:]
+    python, abi, platform = python.split(".")[0], abi.split(".")[0], platform.split(".")[0]
+    implementation, digits = python[:2], python[2:]
+    # A py3 wheel fits any Python 3, but pip reads "3" as 3.0 and then refuses Requires-Python >= 3.10.
+    version = f"{digits[0]}.{digits[1:]}" if len(digits) > 1 else f"{sys.version_info.major}.{sys.version_info.minor}"
+    return ["--platform", platform, "--python-version", version, "--implementation", implementation, "--abi", abi]
 
 
-def check(args: list[str], parser: Parser) -> list[str]:
-    """Every problem argparse would stop the server for: unknown or ambiguous flags, missing or surplus
-    values, values outside ``choices`` or not of the option's type, missing required options."""
-    problems: list[str] = []
-    seen: set[Option] = set()
-    i = 0
-    while i < len(args):
-        word = args[i]
-        i += 1
-        if not _is_flag(word):
-            problems.append(f"unrecognized argument {word!r} (no option before it takes a value)")
-            continue
-        flag, eq, inline = word.partition("=")
-        option, error = parser.resolve(flag)
-        if option is None:
-            problems.append(str(error))
-            while i < len(args) and not _is_flag(args[i]):
-                i += 1  # its values: one report per unknown flag
-            continue
-        seen.add(option)
-        if not option.takes_value:
-            if eq:
-                problems.append(f"{flag} takes no value (got {word!r})")
-            continue
-        values: list[str] = [inline] if eq else []
-        if not eq:
-            wanted = option.nargs
-            limit = 1 if wanted in (None, "?") else wanted if isinstance(wanted, int) else len(args)
-            while len(values) < limit and i < len(args) and not _is_flag(args[i]):
-                values.append(args[i])
-                i += 1
-            if wanted in (None, "+") and not values:
-                problems.append(f"{flag} needs a value")
-                continue
-            if isinstance(wanted, int) and len(values) != wanted:
-                problems.append(f"{flag} needs {wanted} values, got {len(values)}")
-                continue
-        for value in values:
-            problems += _check_value(flag, option, value, parser.version)
-    for option in parser.options:
-        if option.required and option not in seen:
-            problems.append(f"{option.strings[0]} is required")
-    return problems
+def _pip_download(version: str, dest: Path, wheel_name: str | None) -> None:
+    # --no-deps: only the sources are read; torch and friends are never installed.
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
+    cmd += ["--timeout", "60", "--retries", "5"]
+    cmd += _tag_options(wheel_name) if wheel_name else []
+    subprocess.run([*cmd, "--dest", str(dest), f"sglang=={version}"], check=True, env=os.environ.copy())
 
 
-def _check_value(flag: str, option: Option, value: str, version: str) -> list[str]:
-    if _TEMPLATE.search(value):
-        return []  # filled in by Kubernetes ($(VAR)) or a shell at start; its source is checked elsewhere
-    converted: Any = value
-    if option.type in ("int", "float"):
-        try:
-            converted = int(value) if option.type == "int" else float(value)
-        except ValueError:
-            return [f"{flag} wants an {option.type}, got {value!r}"]
-    if option.choices is not None and converted not in option.choices:
-        allowed = ", ".join(str(c) for c in option.choices)
-        return [f"{flag} {value!r} is not one of SGLang {version}'s choices: {allowed}"]
-    return []
+def download(version: str, cache: Path = CACHE, wheel_name: str | None = None, sha: str | None = None) -> Path:
+    """The cached wheel of a release (the named file, with the recorded sha256, when given), downloaded with
+    pip when missing or when the cached file is not the recorded one (a partial or replaced download).
 
-
-def _stack_releases() -> list[str]:
-    sys.path.insert(0, str(ROOT))
-    import yaml
-
-    from config import Versions
-
-    releases = set()
-    for stack_file in sorted(ROOT.glob("Pulumi.*.yaml")):
-        stack = yaml.safe_load(stack_file.read_text()) or {}
-        # Only the pins matter here: the whole stack would also need its secrets, which CI does not have.
-        versions = (stack.get("config") or {}).get("sglang-platform:versions") or {}
-        release = Versions.model_validate(versions).sglang_release
-        if release is not None:
-            releases.add(str(release))
-    return sorted(releases)
-
-
-def fetch(cache: Path = CACHE) -> int:
+    pip writes into a scratch directory next to the cache and the wheel is moved into place whole, so an
+    interrupted download never leaves a file that looks cached."""
     cache.mkdir(parents=True, exist_ok=True)
-    for version in _stack_releases():
-        if wheel_for(version, cache):
-            print(f"sglang {version}: cached in {cache}")
-            continue
-        # --no-deps: only server_args.py is read; torch and friends are never installed.
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"]
-        subprocess.run([*cmd, "--dest", str(cache), f"sglang=={version}"], check=True, env=os.environ.copy())
-        print(f"sglang {version}: downloaded to {cache}")
+    path = cache / wheel_name if wheel_name else wheel_for(version, cache)
+    if path is not None and path.exists():
+        if sha is None or sglang_table.sha256(path) == sha:
+            print(f"sglang {version}: {path.name} cached in {cache}")
+            return path
+        print(f"sglang {version}: cached {path.name} is not the recorded wheel (sha256); downloading it again")
+        path.unlink()
+    for attempt in range(1, ATTEMPTS + 1):
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=cache) as scratch:
+            try:
+                _pip_download(version, Path(scratch), wheel_name)
+                found = Path(scratch) / wheel_name if wheel_name else wheel_for(version, Path(scratch))
+                if found is None or not found.exists():
+                    got = ", ".join(p.name for p in Path(scratch).iterdir()) or "nothing"
+                    raise FileNotFoundError(f"pip downloaded {got}, not {wheel_name or f'an sglang {version} wheel'}")
+                if sha is not None and (actual := sglang_table.sha256(found)) != sha:
+                    raise ValueError(f"{found.name} has sha256 {actual}, not the {sha} its flag table records")
+                target = cache / found.name
+                shutil.move(str(found), target)
+                print(f"sglang {version}: downloaded {target.name} to {cache}")
+                return target
+            except (subprocess.CalledProcessError, FileNotFoundError, ValueError) as failed:
+                if attempt == ATTEMPTS:
+                    raise RuntimeError(f"sglang {version}: {failed}") from failed
+                print(f"sglang {version}: attempt {attempt} of {ATTEMPTS} failed ({failed}); retrying", file=sys.stderr)
+        time.sleep(RETRY_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable")
+
+
+def fetch(cache: Path = CACHE, tables: Path = TABLES) -> int:
+    """Every shipped table's wheel into the cache; each release is tried even when another fails, and the
+    run fails at the end naming every wheel it could not get."""
+    failed = []
+    for version, (wheel_name, sha) in shipped_wheels(tables).items():
+        try:
+            download(version, cache, wheel_name, sha)
+        except (RuntimeError, OSError) as error:
+            failed.append(str(error))
+    if failed:
+        print("fetch: missing wheels, the table tests will fail:\n  " + "\n  ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def table_wheel(version: str, cache: Path = CACHE) -> Path:
+    """The wheel a release's table is generated from: the one its shipped table names, else any cached or
+    downloadable wheel of the release."""
+    shipped = shipped_wheels().get(str(Version(version)))
+    if shipped is not None:
+        return download(version, cache, shipped[0], shipped[1])
+    return download(version, cache)
+
+
+def generate(versions: list[str], cache: Path = CACHE, out: Path | None = None) -> int:
+    out = out or TABLES
+    for raw in versions:
+        version = str(Version(raw))
+        wheel = table_wheel(version, cache)
+        table = sglang_table.build_table(wheel, version)
+        target = out / f"{version}.json"
+        target.write_text(sglang_table.dumps(table))
+        unresolved = sum(1 for o in table["options"] if o.get("unresolved"))
+        print(
+            f"{target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}: {len(table['options'])} options"
+            f" from {wheel.name}" + (f", {unresolved} with unresolved parts (accepted as is)" if unresolved else "")
+        )
+        for note in table["notes"]:
+            print(f"  note: {note}")
+    return 0
+
+
+def list_options(version: str) -> int:
+    from config.sglang import load_table, missing_table_message
+
+    table = load_table(version)
+    if table is None:
+        print(missing_table_message(version), file=sys.stderr)
+        return 1
+    for option in table.options:
+        extra = f" choices={list(option.choices)}" if option.choices else ""
+        print(" ".join(option.strings) + f" [{option.action}]" + extra)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = cli.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="download the wheels of the stacks' SGLang releases into the cache")
-    listing = sub.add_parser("list", help="print the option strings of a release")
+    sub.add_parser("fetch", help="download the wheel of every shipped flag table")
+    gen = sub.add_parser("generate", help="write config/sglang/<VERSION>.json from the release's wheel")
+    gen.add_argument("versions", nargs="+", metavar="VERSION")
+    listing = sub.add_parser("list", help="print the options of a release, from its table")
     listing.add_argument("version")
     args = cli.parse_args(argv)
     if args.command == "fetch":
         return fetch()
-    for option in load(args.version).options:
-        extra = f" choices={list(option.choices)}" if option.choices else ""
-        print(" ".join(option.strings) + (f" [{option.action}]" if option.action else "") + extra)
-    return 0
+    if args.command == "generate":
+        return generate(args.versions)
+    return list_options(args.version)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """What the e2e suite changes on top of the committed stacks, and why: only what the simulated cluster cannot
-serve (the README's "End-to-end tests on the real engine" shows readme_block(), kept current by a test).
+serve (docs/real-engine.md shows readme_block(), kept current by a test).
 Everything else is the stack as committed. tools/bench_preview.py deploys the same."""
 
 from __future__ import annotations
@@ -25,10 +25,31 @@ SECRETS = {
 
 # cluster.sh start options per stack: three 8-GPU nodes (one prod group is two whole nodes: 128 CPU, 1Ti, 4 rdma/ib
 # per pod) and a pool of class-less volumes for the claims without a StorageClass.
-SIM = {
-    "dev": ("--nodes", "3", "--pvs", "6", "--pv-size", "100Gi"),
-    "prod": ("--nodes", "3", "--pvs", "4", "--pv-size", "300Gi"),
+# The simulated nodes carry what GPU feature discovery and the device plugin put on an 8 x A800 node (the labels the
+# live checks read, and nvidia.com/gpu.present, which the weights-staging DaemonSet and the pods that wait for it
+# select), allocatable as prod's gpuNodes declares (128 CPU, 2000Gi: a pod sized to fit must fit).
+GFD_LABELS = {
+    "nvidia.com/gpu.present": "true",
+    "nvidia.com/gpu.product": "NVIDIA-A800-SXM4-80GB",
+    "nvidia.com/gpu.memory": "81920",
+    "nvidia.com/gpu.count": "8",
+    "nvidia.com/gpu.compute.major": "8",
+    "nvidia.com/gpu.compute.minor": "0",
 }
+NODE_SHAPE = (
+    "--cpu",
+    "128",
+    "--memory",
+    "2000Gi",
+    "--node-labels",
+    ",".join(f"{k}={v}" for k, v in GFD_LABELS.items()),
+)
+SIM = {
+    "dev": ("--nodes", "3", "--pvs", "6", "--pv-size", "100Gi", *NODE_SHAPE),
+    "prod": ("--nodes", "3", "--pvs", "4", "--pv-size", "300Gi", *NODE_SHAPE),
+}
+# The simulation's kube-apiserver (../shared/engine builds v1.36.3).
+SIM_KUBERNETES = "1.36.3"
 # prod's Open WebUI claim asks for StorageClass nfs-client: the e2e cluster provides it (expandable, so a growth
 # of the claim is an in-place update) with two volumes of that class; no provisioner runs in the simulation.
 NFS_CLIENT: list[dict[str, Any]] = [
@@ -66,7 +87,33 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
         "chartMirror",
         "<shared>/charts",
         ("dev", "prod"),
-        "the five pinned charts, unpacked (no chart repository is reachable from the simulation)",
+        "the pinned charts, unpacked (no chart repository is reachable from the simulation)",
+    ),
+    (
+        "versions.kubernetes",
+        SIM_KUBERNETES,
+        ("dev", "prod"),
+        "the simulation's kube-apiserver is v1.36.3, and the live check at preview refuses a versions.kubernetes of "
+        "another minor (prod declares the reference's 1.30.6, dev the BOM's 1.35.8)",
+    ),
+    (
+        "versions.kedaChart",
+        "2.20.2",
+        ("prod",),
+        "prod pins KEDA 2.17.2 (the line tested on Kubernetes 1.30); the chart mirror ../shared/charts has 2.20.2",
+    ),
+    (
+        "versions.volcanoChart",
+        "1.9.0",
+        ("prod",),
+        "prod pins Volcano 1.10.2 (the first line for Kubernetes 1.30); the chart mirror has 1.9.0",
+    ),
+    (
+        "preflight.compatibility",
+        False,
+        ("prod",),
+        "on Kubernetes 1.36 the compatibility rules refuse GPU Operator v24.9.1 (tested up to 1.31); false makes it a "
+        "warning, printed at preview",
     ),
     (
         "lws.mode",
@@ -103,11 +150,23 @@ def committed(stack: str) -> dict[str, Any]:
     return {k.split(":", 1)[1]: v for k, v in data.items()}
 
 
-def overrides(stack: str, charts: Path) -> dict[str, Any]:
-    """The stack keys to merge into Pulumi.<stack>.yaml (top-level keys, values deep-merged by the caller)."""
+# What a preview of the committed stacks already needs on the simulation (the charts it resolves, the version the
+# live checks compare); the rest only matters once the objects exist.
+PREVIEW_KEYS = (
+    "chartMirror",
+    "versions.kubernetes",
+    "versions.kedaChart",
+    "versions.volcanoChart",
+    "preflight.compatibility",
+)
+
+
+def overrides(stack: str, charts: Path, preview_only: bool = False) -> dict[str, Any]:
+    """The stack keys to merge into Pulumi.<stack>.yaml (top-level keys, values deep-merged by the caller);
+    ``preview_only``: only those a preview of the committed stack needs."""
     out: dict[str, Any] = {}
     for path, value, stacks, _ in OVERRIDES:
-        if stack not in stacks:
+        if stack not in stacks or (preview_only and path not in PREVIEW_KEYS):
             continue
         value = str(charts) if value == "<shared>/charts" else copy.deepcopy(value)
         top, *rest = path.split(".")
@@ -133,7 +192,11 @@ def merged(committed: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 
 
 def describe(stack: str) -> list[str]:
-    return [f"sglang-platform:{path} = {value!r}: {why}" for path, value, stacks, why in OVERRIDES if stack in stacks]
+    return [
+        f"sglang-platform:{path} = {value!r} ({'preview, up' if path in PREVIEW_KEYS else 'up'}): {why}"
+        for path, value, stacks, why in OVERRIDES
+        if stack in stacks
+    ]
 
 
 BEGIN = "<!-- e2e-overrides:begin -->"
@@ -141,10 +204,11 @@ END = "<!-- e2e-overrides:end -->"
 
 
 def readme_block() -> str:
-    """The README's table of the e2e overrides (tests/test_render.py keeps the README's copy current)."""
-    rows = [BEGIN, "| stack key | value | stacks | why |", "|---|---|---|---|"]
+    """The table of the e2e overrides in docs/real-engine.md (tests/test_render.py keeps that copy current)."""
+    rows = [BEGIN, "| stack key | value | stacks | from | why |", "|---|---|---|---|---|"]
     for path, value, stacks, why in OVERRIDES:
         shown = value if isinstance(value, str) else json.dumps(value)
-        rows.append(f"| `sglang-platform:{path}` | `{shown}` | {', '.join(stacks)} | {why} |")
+        when = "preview, up" if path in PREVIEW_KEYS else "up"
+        rows.append(f"| `sglang-platform:{path}` | `{shown}` | {', '.join(stacks)} | {when} | {why} |")
     rows.append(END)
     return "\n".join(rows)

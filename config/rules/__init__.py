@@ -1,0 +1,95 @@
+"""Rules that span several fields, run once the field rules pass. Each returns Problems, never raises, so
+every problem of a stack is reported at once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from config.charts import check_charts
+from config.errors import Problem
+from config.models import PlatformConfig
+from config.rules.addons import check_addons
+from config.rules.autoscaling import check_autoscaling
+from config.rules.benchmark import check_benchmark
+from config.rules.compat import check_compat
+from config.rules.disaggregation import check_disaggregation, pd_unsupported
+from config.rules.flags import check_release_table, release_key
+from config.rules.front_end import check_front_end
+from config.rules.gateway import check_gateway
+from config.rules.gpus import check_gpus
+from config.rules.groups import check_group
+from config.rules.nodes import check_node_shapes
+from config.rules.secrets import check_secrets
+
+__all__ = ["check_platform"]
+
+
+def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[str] | None = None) -> list[Problem]:
+    """Every rule over the stack's values alone (the loader adds those that read sizes or config.json).
+    Warnings (an add-on Kubernetes version no release claims yet) are appended to ``notes``."""
+    problems: list[Problem] = check_secrets(cfg, secrets_present)
+    if cfg.versions.sglang_release is None:
+        problems.append(
+            Problem(
+                ("versions", "sglangVersion"),
+                f"cannot tell the SGLang release of {cfg.versions.sglang_image!r}: set versions.sglangVersion "
+                "(e.g. 0.4.3.post2) so flags can be checked against it",
+            )
+        )
+    problems += check_release_table(cfg.versions)
+    problems += _unique_names(cfg)
+    problems += check_disaggregation(cfg)
+    # Without PD in the pinned release, check_disaggregation says so once: not again per PD flag.
+    no_pd = pd_unsupported(cfg.versions)
+    for unit in cfg.serving_units:
+        found = check_group(
+            unit.group,
+            allowed_cidrs=cfg.api_access.allowed_cidrs,
+            sglang_release=cfg.versions.sglang_release,
+            release_key=release_key(cfg.versions),
+        )
+        if no_pd and unit.role is not None:
+            found = [p for p in found if p.loc[:1] != ("disaggregation",)]
+        # The roles of a service share most keys: one line for a problem both have.
+        problems += [p for p in (Problem(unit.loc(p.loc), p.message) for p in found) if p not in problems]
+    problems += check_gpus(cfg)
+    problems += check_node_shapes(cfg)
+    problems += check_front_end(cfg)
+    problems += check_gateway(cfg)
+    problems += check_addons(cfg)
+    problems += check_charts(cfg)
+    problems += check_autoscaling(cfg)
+    problems += check_benchmark(cfg)
+    found, warnings = check_compat(cfg)
+    problems += found
+    if notes is not None:
+        notes += warnings
+    return problems
+
+
+def _unique_names(cfg: PlatformConfig) -> list[Problem]:
+    problems = []
+    for key, label in ((("name",), "group name"), (("model", "servedName"), "served model name")):
+        values = [g.name if key == ("name",) else g.model.served_name for g in cfg.inference_groups]
+        for value, count in Counter(values).items():
+            if count > 1:
+                problems += [
+                    Problem(
+                        ("inferenceGroups", i, *key),
+                        f"{label} {value!r} is used by {count} groups; each must be unique",
+                    )
+                    for i, v in enumerate(values)
+                    if v == value
+                ]
+    # A role runs as <service>-<role>: a LeaderWorkerSet of that name must not exist twice.
+    names = {g.name: i for i, g in enumerate(cfg.inference_groups)}
+    for unit in cfg.serving_units:
+        if unit.role is not None and unit.group.name in names:
+            problems.append(
+                Problem(
+                    ("inferenceGroups", names[unit.group.name], "name"),
+                    f"{unit.group.name!r} is the {unit.role} role of the disaggregated service "
+                    f"{unit.service.name!r} (its LeaderWorkerSet); rename one of the two",
+                )
+            )
+    return problems

@@ -1,0 +1,204 @@
+"""Whether a group's pods fit its GPU node (``gpuNodes``, or the group's own ``nodeShape``), and what to set
+when its weights do not fit its GPUs. Capacity advice proposes only tensor-parallel sizes the model can be
+sharded to (``config.rules.quantization.tp_problem``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from decimal import ROUND_FLOOR, Decimal
+
+from config.errors import Loc, Problem
+from config.gpus import GPU_RESOURCE
+from config.models import PlatformConfig, ServingUnit
+from config.nodes import SHAPE_KEYS, NodeShape
+from config.quantity import parse_quantity
+from config.quantization import KnownModel, Quantization
+from config.rules.quantization import display_name, join_or, tp_problem, valid_tp_sizes
+
+GI = Decimal(2**30)
+MI = Decimal(2**20)
+
+
+def plural(count: int | Decimal, noun: str) -> str:
+    """``1 GPU``, ``2 GPUs``, ``0.5 CPU`` (the messages count whole things and fractions of one)."""
+    text = format(Decimal(count).normalize(), "f") if isinstance(count, Decimal) else str(count)
+    return f"{text} {noun}" if 0 < Decimal(count) <= 1 else f"{text} {noun}s"
+
+
+def cpu_text(value: Decimal) -> str:
+    """A CPU quantity as a stack file would spell it: ``126``, ``125500m``."""
+    millis = (value * 1000).to_integral_value(rounding=ROUND_FLOOR)
+    return str(int(millis // 1000)) if millis % 1000 == 0 else f"{int(millis)}m"
+
+
+def memory_text(value: Decimal) -> str:
+    """The largest whole Gi (or Mi below 1 Gi) not above ``value``."""
+    if value >= GI:
+        return f"{int((value / GI).to_integral_value(rounding=ROUND_FLOOR))}Gi"
+    return f"{int((value / MI).to_integral_value(rounding=ROUND_FLOOR))}Mi"
+
+
+def _allocatable(shape: NodeShape, resource: str) -> Decimal:
+    text = shape.cpu if resource == "cpu" else shape.memory
+    assert text is not None, "only complete shapes are checked"
+    return parse_quantity(text)
+
+
+def room(shape: NodeShape) -> dict[str, Decimal]:
+    """What one pod may request on the node: allocatable minus the DaemonSets' room, by resource."""
+    out = {
+        "cpu": _allocatable(shape, "cpu") - parse_quantity(shape.reserved.cpu),
+        "memory": _allocatable(shape, "memory") - parse_quantity(shape.reserved.memory),
+        GPU_RESOURCE: Decimal(shape.gpus or 0),
+    }
+    out |= {name: Decimal(count) for name, count in shape.rdma.items()}
+    return out
+
+
+def check_pod_fits(
+    requests: Mapping[str, str],
+    shape: NodeShape,
+    locs: Mapping[str, Loc],
+    shape_loc: Loc = ("nodeShape",),
+) -> list[Problem]:
+    """Each resource a pod requests against one node's room. ``requests`` maps resource names to quantities
+    (the group's pod requests); ``locs`` the stack key each resource comes from; ``shape_loc`` where the shape
+    is set (``gpuNodes``, or a group's ``nodeShape``), for the messages and the reserved-room problems."""
+    out: list[Problem] = []
+    free = room(shape)
+    key = ".".join(str(p) for p in shape_loc if isinstance(p, str) and p != "inferenceGroups")
+    for resource, text in requests.items():
+        wanted = parse_quantity(text)
+        loc = locs.get(resource, ("resources",))
+        if resource in ("cpu", "memory"):
+            alloc = _allocatable(shape, resource)
+            reserved_text = shape.reserved.cpu if resource == "cpu" else shape.reserved.memory
+            left = free[resource]
+            if wanted <= left:
+                continue
+            if left <= 0:
+                out.append(
+                    Problem(
+                        (*shape_loc, "reserved", resource),
+                        f"{reserved_text} leaves no {resource} of the node's {getattr(shape, resource)} "
+                        "allocatable for the pods",
+                    )
+                )
+                continue
+            if resource == "cpu":
+                have, fits = f"{plural(alloc, 'CPU')}", cpu_text(left)
+            else:
+                have, fits = memory_text(alloc), memory_text(left)
+            out.append(
+                Problem(
+                    loc,
+                    f"{text!r} does not fit a GPU node: it allocates {have} ({key}.{resource}) and the "
+                    "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep "
+                    f"{reserved_text} ({key}.reserved.{resource}): request at most {fits!r}",
+                )
+            )
+        elif resource == GPU_RESOURCE:
+            if wanted > free[resource]:
+                out.append(
+                    Problem(
+                        loc,
+                        f"{plural(wanted, 'GPU')} per pod, but a GPU node has {plural(shape.gpus or 0, 'GPU')} "
+                        f"({key}.gpus): a pod runs on one node, so use at most {shape.gpus} and more nodes",
+                    )
+                )
+        else:
+            devices = free.get(resource, Decimal(0))
+            if wanted > devices:
+                out.append(
+                    Problem(
+                        loc,
+                        f"{plural(wanted, 'device')} of {resource} per pod, but a GPU node has "
+                        f"{plural(devices, 'device')} of it ({key}.rdma)",
+                    )
+                )
+    return out
+
+
+def group_locs(unit: ServingUnit) -> dict[str, Loc]:
+    """The stack key each of a group's pod requests comes from (a role's own, where it sets it)."""
+    return {
+        "cpu": unit.loc(("resources", "cpu")),
+        "memory": unit.loc(("resources", "memory")),
+        GPU_RESOURCE: unit.loc(("gpusPerNode",)),
+        unit.group.network.rdma_resource: unit.loc(("network", "rdmaDevicesPerNode")),
+    }
+
+
+def shape_of(cfg: PlatformConfig, unit: ServingUnit) -> tuple[Loc, NodeShape]:
+    """The node shape a group runs on and where it is set: its own ``nodeShape`` when it says anything, else
+    the top-level ``gpuNodes``."""
+    own = unit.group.node_shape
+    if own is not None and own.declared:
+        return unit.loc(("nodeShape",)), own
+    return ("gpuNodes",), cfg.gpu_nodes
+
+
+def check_node_shapes(cfg: PlatformConfig) -> list[Problem]:
+    """Every group's pod against its node: the group's ``nodeShape`` when set, else ``gpuNodes``; a shape that
+    says only part of what a node has is refused (nothing can be checked against half a node)."""
+    out: list[Problem] = []
+    shapes: list[tuple[Loc, NodeShape]] = [(("gpuNodes",), cfg.gpu_nodes)]
+    for unit in cfg.serving_units:
+        if unit.group.node_shape is not None and (unit.loc(("nodeShape",)), unit.group.node_shape) not in shapes:
+            shapes.append((unit.loc(("nodeShape",)), unit.group.node_shape))
+    for loc, shape in shapes:
+        if shape.declared and not shape.complete:
+            given = ", ".join(k for k in SHAPE_KEYS if getattr(shape, k) is not None) or "rdma"
+            for k in SHAPE_KEYS:
+                if getattr(shape, k) is None:
+                    out.append(
+                        Problem(
+                            (*loc, k),
+                            f"required: {given} {'is' if ',' not in given else 'are'} set, and a node shape is its "
+                            "allocatable cpu, memory and gpus together (kubectl get node <gpu node> -o "
+                            "jsonpath='{.status.allocatable}')",
+                        )
+                    )
+    for unit in cfg.serving_units:
+        loc, shape = shape_of(cfg, unit)
+        if shape.complete:
+            # The roles of a service may share the key a problem is on: one line for it.
+            out += [p for p in check_pod_fits(unit.group.pod_quantities, shape, group_locs(unit), loc) if p not in out]
+    return out
+
+
+def capacity_advice(
+    model: KnownModel | None,
+    quant: Quantization,
+    size_gib: float,
+    gpus_per_node: int,
+    room_per_gpu: Callable[[int], float],
+    max_nodes: int = 64,
+) -> str:
+    """What to set when the weights do not fit: the fewest nodes whose tensor-parallel size the model can be
+    sharded to and whose share of the weights fits ``room_per_gpu(tp)`` GiB per GPU."""
+    skipped: list[int] = []
+    for nodes in range(1, max_nodes + 1):
+        tp = nodes * gpus_per_node
+        if size_gib / tp > room_per_gpu(tp):
+            continue
+        if model is not None and tp_problem(model, quant, tp) is not None:
+            skipped.append(tp)
+            continue
+        why = ""
+        if skipped:
+            why = (
+                f" ({join_or(skipped[:3])} would hold the weights but {display_name(model)} cannot be split "
+                f"{'that way' if len(skipped) > 1 else 'so'}: tensor-parallel sizes must be one of "
+                f"{join_or(valid_tp_sizes(model, quant, tp))})"
+                if model is not None
+                else ""
+            )
+        gpus = plural(gpus_per_node, "GPU")
+        return f"set nodes: {nodes} and tensorParallel: {tp}, {plural(nodes, 'node')} of {gpus}{why}"
+    choices = join_or(valid_tp_sizes(model, quant)) if model is not None else ""
+    return (
+        f"no group of up to {max_nodes} nodes of {plural(gpus_per_node, 'GPU')} holds it"
+        + (f" with a tensor-parallel size {display_name(model)} can use ({choices})" if model is not None else "")
+        + ": use GPUs with more memory or a smaller quantization"
+    )

@@ -1,0 +1,99 @@
+"""A tiny stand-in for the Kubernetes API on 127.0.0.1, for the benchmark Job's two calls: GET of a
+LeaderWorkerSet (answering a scripted sequence of objects, the last one repeated) and a merge PATCH of a
+ConfigMap's data (null removes a key). It checks the bearer token and records every request."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class FakeKube:
+    token: str = "sa-token"
+    # What GET of the LeaderWorkerSet answers, call after call (the last one repeats).
+    leader_worker_sets: list[dict] = field(default_factory=list)
+    # ConfigMap data by "namespace/name", and each patch's data in order.
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    patches: list[dict] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _json(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorized(self) -> bool:
+            fake.requests.append((self.command, self.path))
+            if self.headers.get("Authorization") == f"Bearer {fake.token}":
+                return True
+            self._json(401, {"kind": "Status", "code": 401})
+            return False
+
+        def do_GET(self) -> None:
+            if not self._authorized():
+                return
+            parts = self.path.strip("/").split("/")
+            if parts[:3] == ["apis", "leaderworkerset.x-k8s.io", "v1"] and fake.leader_worker_sets:
+                answer = (
+                    fake.leader_worker_sets.pop(0) if len(fake.leader_worker_sets) > 1 else fake.leader_worker_sets[0]
+                )
+                self._json(200, answer)
+            else:
+                self._json(404, {"kind": "Status", "code": 404})
+
+        def do_PATCH(self) -> None:
+            if not self._authorized():
+                return
+            parts = self.path.strip("/").split("/")
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+            if (
+                parts[:3] != ["api", "v1", "namespaces"]
+                or parts[4] != "configmaps"
+                or self.headers.get("Content-Type") != "application/merge-patch+json"
+            ):
+                self._json(400, {"kind": "Status", "code": 400})
+                return
+            key = f"{parts[3]}/{parts[5]}"
+            data = fake.config_maps.setdefault(key, {})
+            fake.patches.append(body["data"])
+            for k, v in body["data"].items():
+                if v is None:
+                    data.pop(k, None)
+                else:
+                    data[k] = v
+            self._json(200, {"kind": "ConfigMap", "data": data})
+
+    return Handler
+
+
+@contextmanager
+def serve(fake: FakeKube | None = None) -> Iterator[FakeKube]:
+    fake = fake or FakeKube()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    fake.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,990 @@
+"""ServingBenchmark: its stack keys and rules, the objects it renders (the exact bench_serving arguments, aimed
+at the model's gateway or the group's Service), those arguments read against the bench_serving source of each
+stack's release, the script's waiting, result parsing and SLO verdict, and the real ``python -m
+sglang.bench_serving`` of the BOM's release (0.4.3.post2, whose bench_serving imports without torch) run by that
+script against a fake OpenAI server and a fake Kubernetes API, both on 127.0.0.1."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib.util
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import API_KEY, ROOT, run_with, stack_values, unavailable
+from fake_kube import FakeKube
+from fake_kube import serve as serve_kube
+from fake_openai import FakeOpenAI
+from fake_openai import serve as serve_openai
+
+from components import benchmark
+from components.sglang_group import template_revision
+from config import ConfigError, validate
+from config.benchmark import Benchmark
+from config.models import InferenceGroup
+from config.monitoring import Slo
+
+SCRIPT = ROOT / "components" / "scripts" / "serving_benchmark.py"
+spec = importlib.util.spec_from_file_location("serving_benchmark", SCRIPT)
+assert spec is not None and spec.loader is not None
+sb = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sb)
+
+G = "sglang-platform:inferenceGroups[0]"
+BENCH_VENV = ROOT / ".ci" / ".bench-venv"
+
+
+def prod_group(**benchmark_keys) -> InferenceGroup:
+    raw = copy.deepcopy(stack_values("prod")["inferenceGroups"][0])
+    raw["benchmark"] = benchmark_keys
+    return InferenceGroup.model_validate(raw)
+
+
+# --- stack keys ----------------------------------------------------------------------------------------
+
+
+def test_defaults_model_the_references_claims():
+    b = Benchmark()
+    assert (b.dataset, b.num_prompts, b.random_input_len, b.random_output_len, b.random_range_ratio) == (
+        "random",
+        2000,
+        128,
+        128,
+        1.0,
+    )
+    assert (b.request_rate, b.max_concurrency, b.seed, b.ready_timeout_minutes) == (None, 256, 1, 240)
+    slo = Slo()
+    assert (slo.ttft_p99_seconds, slo.min_request_throughput, slo.itl_p99_seconds, slo.e2e_p99_seconds) == (
+        0.2,
+        200,
+        None,
+        None,
+    )
+
+
+def problems(raw: dict) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        validate(raw, {"apiKey", "webuiSecretKey", "grafanaAdminPassword"})
+    return [f"{p.key}: {p.message}" for p in info.value.problems]
+
+
+def test_rules():
+    raw = copy.deepcopy(stack_values("prod"))
+    raw["inferenceGroups"][0]["benchmark"] = {
+        "dataset": "sharegpt",
+        "maxConcurrency": None,
+        "randomInputLen": 131000,
+    }
+    assert problems(raw) == [
+        f"{G}.benchmark: set requestRate or maxConcurrency: with neither, bench_serving sends all 2000 requests at "
+        "once",
+        f"{G}.benchmark.datasetPath: required with dataset sharegpt: a ShareGPT JSON file inside the model volume "
+        "(the benchmark downloads nothing)",
+    ]
+    raw["inferenceGroups"][0]["benchmark"] = {"datasetPath": "sharegpt.json", "randomInputLen": 131000}
+    assert problems(raw) == [
+        f"{G}.benchmark.datasetPath: only allowed with dataset sharegpt (random generates its prompts)",
+        f"{G}.benchmark.randomInputLen: randomInputLen + randomOutputLen (131128 tokens) exceed the group's "
+        "contextLength (131072): SGLang would reject every request",
+    ]
+    raw["inferenceGroups"][0]["benchmark"] = {"randomRangeRatio": 1.5, "requestRate": 0}
+    assert problems(raw) == [
+        f"{G}.benchmark.randomRangeRatio: Input should be less than or equal to 1 (got 1.5)",
+        f"{G}.benchmark.requestRate: Input should be greater than 0 (got 0)",
+    ]
+
+
+# --- rendered objects ----------------------------------------------------------------------------------
+
+
+def bench_job(result) -> dict:
+    (job,) = [o for o in result_objects(result) if o["kind"] == "Job" and "-bench-" in o["metadata"]["name"]]
+    return job
+
+
+def result_objects(result) -> list[dict]:
+    from tools import harness
+
+    return harness.kubernetes_objects(result)
+
+
+PROD_GATEWAY = "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000"
+PROD_SERVICE = "http://deepseek-r1-api.deepseek.svc.cluster.local:8000"
+PROD_ARGS = [
+    "--backend",
+    "sglang-oai",
+    "--base-url",
+    PROD_GATEWAY,
+    "--model",
+    "deepseek-r1",
+    "--tokenizer",
+    "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
+    "--dataset-name",
+    "random",
+    "--dataset-path",
+    "/tmp/bench/dataset.json",
+    "--num-prompts",
+    "2000",
+    "--random-input-len",
+    "128",
+    "--random-output-len",
+    "128",
+    "--random-range-ratio",
+    "1",
+    "--request-rate",
+    "inf",
+    "--max-concurrency",
+    "256",
+    "--seed",
+    "1",
+    "--output-file",
+    "/tmp/bench/result.jsonl",
+    "--disable-tqdm",
+]
+
+
+def job_args(result) -> list[str]:
+    return bench_job(result)["spec"]["template"]["spec"]["containers"][0]["command"][3:]
+
+
+def test_prod_runs_sglangs_bench_serving_through_the_models_gateway(prod):
+    job = bench_job(prod)
+    meta = job["metadata"]
+    assert meta["namespace"] == "deepseek"
+    group_revision = template_revision(prod.k8s_object("LeaderWorkerSet", "deepseek-r1")["spec"])
+    assert meta["name"].startswith("deepseek-r1-bench-") and len(meta["name"]) == len("deepseek-r1-bench-") + 10
+    annotations = meta["annotations"]
+    assert annotations["pulumi.com/skipAwait"] == "true"
+    assert annotations["sglang-platform.io/revision"] == group_revision
+    assert sorted(v.split("=", 1)[0] for k, v in annotations.items() if k.startswith("checkov.io/")) == [
+        "CKV_K8S_15",
+        "CKV_K8S_35",
+        "CKV_K8S_38",
+        "CKV_K8S_43",
+    ]
+    spec = job["spec"]
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (1, 240 * 60 + 7200)
+    pod = spec["template"]["spec"]
+    assert spec["template"]["metadata"]["labels"]["sglang-platform.io/api-client"] == "true"
+    (c,) = pod["containers"]
+    # The group's own image (prod pins SGLang 0.4.4): bench_serving of the release it serves.
+    assert c["image"] == "lmsysorg/sglang:v0.4.4-cu124"
+    assert c["command"] == ["python3", "/opt/sglang-platform-benchmark/serving_benchmark.py", "--", *PROD_ARGS]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+    assert env == {
+        # The gateway fronts the group: the Job calls what clients call (`pulumi stack output gateway`).
+        "BENCH_BASE_URL": PROD_GATEWAY,
+        "BENCH_MODEL": "deepseek-r1",
+        "BENCH_SLO": '{"e2eP99Seconds": null, "itlP99Seconds": null, "minRequestThroughput": 200.0, '
+        '"ttftP99Seconds": 0.2}',
+        "BENCH_REVISION": group_revision,
+        "BENCH_GROUP": "deepseek-r1",
+        "BENCH_NAMESPACE": "deepseek",
+        "BENCH_CONFIGMAP": "deepseek-r1-benchmark",
+        "READY_TIMEOUT_SECONDS": "14400",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HOME": "/tmp/bench",
+        "PYTHONUNBUFFERED": "1",
+        "OPENAI_API_KEY": {"secretKeyRef": {"name": "deepseek-r1-api-key", "key": "api-key"}},
+    }
+    assert c["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    assert pod["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+    }
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"], pod["restartPolicy"]) == (
+        "deepseek-r1-benchmark",
+        True,
+        "Never",
+    )
+    # On a host path the tokenizer is on the nodes that hold the weights: the staged GPU nodes, after the gate.
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert [i["name"] for i in pod["initContainers"]] == ["wait-for-weights"]
+    assert pod["volumes"][0] == {
+        "name": "models",
+        "hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"},
+    }
+    assert {"name": "models", "mountPath": "/mnt/catcat_data/model", "readOnly": True} in c["volumeMounts"]
+
+
+def test_the_job_may_read_its_group_and_write_its_result_and_nothing_else(prod):
+    role = prod.k8s_object("Role", "deepseek-r1-benchmark")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["deepseek-r1-benchmark"],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "apiGroups": ["leaderworkerset.x-k8s.io"],
+            "resources": ["leaderworkersets"],
+            "resourceNames": ["deepseek-r1"],
+            "verbs": ["get"],
+        },
+    ]
+    binding = prod.k8s_object("RoleBinding", "deepseek-r1-benchmark")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "deepseek-r1-benchmark",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "deepseek-r1-benchmark", "namespace": "deepseek"}]
+    assert prod.k8s_object("ServiceAccount", "deepseek-r1-benchmark")["automountServiceAccountToken"] is False
+    policy = prod.k8s_object("NetworkPolicy", "deepseek-r1-benchmark")["spec"]
+    assert policy["ingress"] == [] and policy["policyTypes"] == ["Ingress"]
+    # The results ConfigMap has no data of its own: the Job's keys are never reset by an up.
+    results = prod.k8s_object("ConfigMap", "deepseek-r1-benchmark")
+    assert "data" not in results
+    assert "data" in prod.named("deepseek-r1-benchmark-results").ignore_changes
+    script = prod.k8s_object("ConfigMap", "deepseek-r1-benchmark-script")
+    assert script["data"] == {"serving_benchmark.py": SCRIPT.read_text()}
+
+
+def test_the_stack_output_names_the_job_and_waits_for_a_refresh(prod):
+    out = prod.outputs["benchmarks"]["deepseek-r1"]
+    assert out["job"] == bench_job(prod)["metadata"]["name"]
+    # The gateway's base URL (the stack output clients read), without /v1 as bench_serving takes it.
+    assert out["target"] == PROD_GATEWAY
+    assert prod.outputs["gateway"]["deepseek-r1"]["baseUrl"] == PROD_GATEWAY + "/v1"
+    assert (out["configMap"], out["status"], out["passed"], out["result"]) == (
+        "deepseek-r1-benchmark",
+        None,
+        None,
+        None,
+    )
+    assert out["revision"] == template_revision(prod.k8s_object("LeaderWorkerSet", "deepseek-r1")["spec"])
+
+
+def _job_name(result) -> str:
+    return bench_job(result)["metadata"]["name"]
+
+
+def test_a_new_revision_runs_the_benchmark_again_and_an_unchanged_stack_does_not(prod):
+    first = _job_name(prod)
+    assert _job_name(run_with("prod", lambda v: None, secrets={"apiKey": API_KEY})) == first
+
+    def new_weights(values):
+        values["inferenceGroups"][0]["model"]["download"]["revision"] = "v2"
+
+    def new_slo(values):
+        values["monitoring"]["slo"]["ttftP99Seconds"] = 0.3
+
+    def scaled(values):
+        values["inferenceGroups"][0]["autoscaling"]["minReplicas"] = 2
+
+    again = _job_name(run_with("prod", new_weights, secrets={"apiKey": API_KEY}))
+    assert again != first
+    assert _job_name(run_with("prod", new_slo, secrets={"apiKey": API_KEY})) not in (first, again)
+    # Scaling serves the same revision: no new benchmark.
+    assert _job_name(run_with("prod", scaled, secrets={"apiKey": API_KEY})) == first
+
+
+def test_the_gateway_admits_the_job_and_the_job_waits_for_it(prod):
+    """The Job's pod is a labelled API client, which the gateway's NetworkPolicy admits on its API port; the
+    Job is created after the gateway (and the group) it measures."""
+    labels = bench_job(prod)["spec"]["template"]["metadata"]["labels"]
+    (api,) = [
+        rule
+        for rule in prod.k8s_object("NetworkPolicy", "deepseek-r1-gateway-ingress")["spec"]["ingress"]
+        if rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    ]
+    admitted = [peer["podSelector"]["matchLabels"] for peer in api["from"] if "podSelector" in peer]
+    assert any(all(labels.get(k) == v for k, v in selector.items()) for selector in admitted), admitted
+    deps = set(prod.named("deepseek-r1-benchmark-job").dependencies)
+    assert prod.urn_of("deepseek-r1-gateway-deployment") in deps
+    assert prod.urn_of("deepseek-r1-lws") in deps
+
+
+def test_without_a_gateway_the_job_calls_the_groups_service():
+    result = run_with("prod", lambda v: v["gateway"].update(enabled=False), secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    args = job_args(result)
+    assert args[args.index("--base-url") + 1] == PROD_SERVICE
+    assert args == [PROD_SERVICE if a == PROD_GATEWAY else a for a in PROD_ARGS]
+    env = {e["name"]: e.get("value") for e in bench_job(result)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["BENCH_BASE_URL"] == PROD_SERVICE
+    assert result.outputs["benchmarks"]["deepseek-r1"]["target"] == PROD_SERVICE
+    deps = set(result.named("deepseek-r1-benchmark-job").dependencies)
+    assert not [d for d in deps if "gateway" in d]
+
+
+def test_a_group_the_gateway_does_not_front_is_benchmarked_on_its_service():
+    """gateway.groups names the groups behind it; a benchmarked group left out is measured directly."""
+
+    def two_groups(values):
+        first = values["inferenceGroups"][0]
+        second = copy.deepcopy(first)
+        second["name"] = "qwen-direct"
+        second["model"]["servedName"] = "qwen-direct"
+        # The same weights on the claim the first group's cache creates.
+        second["modelVolume"] = {"type": "pvc", "claimName": "models"}
+        second["benchmark"] = {"numPrompts": 100, "maxConcurrency": 8}
+        first["benchmark"] = {"numPrompts": 100, "maxConcurrency": 8}
+        values["inferenceGroups"].append(second)
+        values["gateway"]["groups"] = ["qwen-small"]
+
+    result = run_with("dev", two_groups)
+    assert result.error is None, result.error
+    targets = {name: out["target"] for name, out in result.outputs["benchmarks"].items()}
+    assert targets == {
+        "qwen-small": "http://qwen-small-gateway.sglang-dev.svc.cluster.local:8000",
+        "qwen-direct": "http://qwen-direct-api.sglang-dev.svc.cluster.local:8000",
+    }
+
+
+def test_every_slo_key_reaches_the_job_as_spelled_in_the_docs():
+    def slo(values):
+        values["monitoring"]["slo"].update(itlP99Seconds=0.05, e2eP99Seconds=30)
+
+    result = run_with("prod", slo, secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    env = {e["name"]: e.get("value") for e in bench_job(result)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert json.loads(env["BENCH_SLO"]) == {
+        "ttftP99Seconds": 0.2,
+        "minRequestThroughput": 200,
+        "itlP99Seconds": 0.05,
+        "e2eP99Seconds": 30,
+    }
+
+
+def test_dev_opts_in_with_an_empty_mapping():
+    def opt_in(values):
+        values["inferenceGroups"][0]["benchmark"] = {"numPrompts": 200, "maxConcurrency": 16, "requestRate": 20}
+
+    result = run_with("dev", opt_in)
+    assert result.error is None, result.error
+    pod = bench_job(result)["spec"]["template"]["spec"]
+    args = pod["containers"][0]["command"][3:]
+    # dev's gateway fronts its group too.
+    assert args[args.index("--base-url") + 1] == "http://qwen-small-gateway.sglang-dev.svc.cluster.local:8000"
+    assert pod["containers"][0]["image"] == "lmsysorg/sglang:v0.4.3.post2-cu124"
+    assert args[args.index("--request-rate") + 1] == "20"
+    assert args[args.index("--max-concurrency") + 1] == "16"
+    assert args[args.index("--tokenizer") + 1] == "/models/Qwen2.5-1.5B-Instruct"
+    # No API key in dev: nothing to send.
+    assert "OPENAI_API_KEY" not in [e["name"] for e in pod["containers"][0]["env"]]
+    assert pod["volumes"][0] == {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}
+    assert "nodeSelector" not in pod
+    assert [i["name"] for i in pod["initContainers"]] == ["wait-for-weights"]
+
+
+def test_without_a_benchmark_key_nothing_is_rendered(dev):
+    assert not [o for o in result_objects(dev) if "benchmark" in o["metadata"]["name"]]
+    assert "benchmarks" not in dev.outputs
+
+
+def test_sharegpt_reads_the_file_from_the_model_volume():
+    g = prod_group(dataset="sharegpt", datasetPath="datasets/sharegpt.json", maxConcurrency=32)
+    assert g.benchmark is not None
+    args = benchmark.bench_args(g, g.benchmark, "http://x:8000", "m")
+    assert args[args.index("--dataset-path") + 1] == "/mnt/catcat_data/model/datasets/sharegpt.json"
+    assert "--random-input-len" not in args
+
+
+def test_the_component_refuses_an_invalid_config_before_creating_anything():
+    g = prod_group()
+    with pytest.raises(ValueError) as info:
+        benchmark._refuse_invalid("b", g, Benchmark(max_concurrency=None))
+    assert str(info.value) == (
+        "ServingBenchmark 'b': invalid config (1 problems):\n  - benchmark: set requestRate or maxConcurrency: with "
+        "neither, bench_serving sends all 2000 requests at once"
+    )
+
+
+def test_results_read_back_from_the_config_map():
+    result = {"passed": False, "revision": "r"}
+    data = {"status": "done", "passed": "false", "result.json": json.dumps(result)}
+    assert benchmark.read_results(data) == ("done", False, result)
+    assert benchmark.read_results({"status": "waiting", "revision": "r2"}) == ("waiting", None, None)
+    assert benchmark.read_results(None) == (None, None, None)
+
+
+def _bench_source(wheel: Path) -> str:
+    """bench_serving's source in a release's wheel (0.5.x keeps it in sglang/benchmark/serving.py)."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        module = "sglang/benchmark/serving.py" if "sglang/benchmark/serving.py" in names else "sglang/bench_serving.py"
+        return archive.read(module).decode()
+
+
+def _options(source: str) -> set[str]:
+    """Every option string of the module's ``add_argument`` calls."""
+    tree = ast.parse(source)
+    return {
+        a.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "add_argument"
+        for a in n.args
+        if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("--")
+    }
+
+
+def _backends(source: str) -> set[str]:
+    """The keys of ``ASYNC_REQUEST_FUNCS``: the values --backend accepts."""
+    for n in ast.walk(ast.parse(source)):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict):
+            if any(isinstance(t, ast.Name) and t.id == "ASYNC_REQUEST_FUNCS" for t in n.targets):
+                return {k.value for k in n.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return set()
+
+
+def _choices(source: str, flag: str) -> set[str]:
+    """The literal ``choices`` of an ``add_argument(flag, ...)`` call."""
+    for n in ast.walk(ast.parse(source)):
+        if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "add_argument"):
+            continue
+        if not any(isinstance(a, ast.Constant) and a.value == flag for a in n.args):
+            continue
+        for kw in n.keywords:
+            if kw.arg == "choices" and isinstance(kw.value, ast.List | ast.Tuple):
+                return {e.value for e in kw.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+    return set()
+
+
+def _result_keys(source: str) -> set[str]:
+    """The keys of the ``result = {...}`` literal bench_serving writes to --output-file."""
+    keys: set[str] = set()
+    for n in ast.walk(ast.parse(source)):
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict):
+            if any(isinstance(t, ast.Name) and t.id == "result" for t in n.targets):
+                keys |= {k.value for k in n.value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return keys
+
+
+def _cached_wheels() -> list[Path]:
+    from tools import sglang_flags
+
+    wheels = sorted(sglang_flags.CACHE.glob("sglang-*.whl"))
+    if not wheels:
+        unavailable(f"no sglang wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+    return wheels
+
+
+def test_every_flag_is_an_option_of_each_cached_release():
+    """Every release whose wheel is cached (every shipped flag table's) knows every flag the Job passes, the
+    backend and the datasets."""
+    flags = {a for a in PROD_ARGS if a.startswith("--")}
+    for wheel in _cached_wheels():
+        source = _bench_source(wheel)
+        assert flags - _options(source) == set(), wheel.name
+        assert "sglang-oai" in _backends(source), wheel.name
+        assert {"random", "sharegpt"} <= _choices(source, "--dataset-name"), wheel.name
+
+
+def _stack_release(stack: str) -> str:
+    from config import Versions
+
+    return str(Versions.model_validate(stack_values(stack).get("versions", {})).sglang_release)
+
+
+def _stack_job(stack: str):
+    """The stack's rendered Job (dev opts in here: it has no benchmark key of its own)."""
+
+    def opt_in(values):
+        for g in values["inferenceGroups"]:
+            g.setdefault("benchmark", {})
+
+    return run_with(stack, opt_in, secrets={"apiKey": API_KEY})
+
+
+@pytest.mark.parametrize(("stack", "release"), [("dev", "0.4.3.post2"), ("prod", "0.4.4")])
+def test_each_stacks_job_is_read_against_the_bench_serving_of_its_own_release(stack, release):
+    """The Job runs bench_serving from the stack's SGLang image: the exact arguments the stack renders are
+    options (and values) of that release's bench_serving, and its result line has the keys the script reads.
+    prod's 0.4.4 imports torch on `import sglang`, so this reading of its source is its check; the real run
+    below uses the BOM's 0.4.3.post2 (docs/benchmark-slo.md, "Tested how")."""
+    from tools import sglang_flags
+
+    assert _stack_release(stack) == release
+    result = _stack_job(stack)
+    assert result.error is None, result.error
+    (container,) = bench_job(result)["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"lmsysorg/sglang:v{release}-cu124"
+    wheel = sglang_flags.wheel_for(release)
+    if wheel is None:
+        unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+    source = _bench_source(wheel)
+    args = container["command"][3:]
+    assert {a for a in args if a.startswith("--")} - _options(source) == set()
+    assert args[args.index("--backend") + 1] in _backends(source)
+    assert args[args.index("--dataset-name") + 1] in _choices(source, "--dataset-name")
+    assert set(RAW_043) - _result_keys(source) == set()
+    # bench_serving sends the key from OPENAI_API_KEY (0.4.4 also on /flush_cache; both ignore its answer).
+    assert 'os.environ.get("OPENAI_API_KEY")' in source or "os.environ.get('OPENAI_API_KEY')" in source
+
+
+def test_each_cached_release_writes_the_keys_the_result_is_read_from():
+    """The keys the script reads (RAW_043, the 0.4.3.post2 line) are in each release's result literal."""
+    for wheel in _cached_wheels():
+        assert set(RAW_043) - _result_keys(_bench_source(wheel)) == set(), wheel.name
+
+
+# --- the script: waiting, parsing, the verdict ---------------------------------------------------------
+
+# A line bench_serving 0.4.3.post2 wrote against the fake server (its 33 keys), values rounded.
+RAW_043 = {
+    "backend": "sglang-oai",
+    "dataset_name": "random",
+    "request_rate": float("inf"),
+    "max_concurrency": 256,
+    "sharegpt_output_len": None,
+    "random_input_len": 128,
+    "random_output_len": 128,
+    "random_range_ratio": 1.0,
+    "duration": 9.8,
+    "completed": 2000,
+    "total_input_tokens": 256000,
+    "total_output_tokens": 256000,
+    "total_output_tokens_retokenized": 255990,
+    "request_throughput": 204.08,
+    "input_throughput": 26122.4,
+    "output_throughput": 26122.4,
+    "mean_e2e_latency_ms": 1201.3,
+    "median_e2e_latency_ms": 1190.2,
+    "std_e2e_latency_ms": 80.1,
+    "p99_e2e_latency_ms": 1420.5,
+    "mean_ttft_ms": 61.2,
+    "median_ttft_ms": 48.7,
+    "std_ttft_ms": 30.2,
+    "p99_ttft_ms": 187.3,
+    "mean_tpot_ms": 8.97,
+    "median_tpot_ms": 8.9,
+    "std_tpot_ms": 0.4,
+    "p99_tpot_ms": 10.2,
+    "mean_itl_ms": 8.96,
+    "median_itl_ms": 8.8,
+    "std_itl_ms": 1.1,
+    "p99_itl_ms": 14.9,
+    "concurrency": 245.2,
+}
+SLO = {"ttftP99Seconds": 0.2, "minRequestThroughput": 200, "itlP99Seconds": None, "e2eP99Seconds": None}
+CONTEXT = {
+    "group": "deepseek-r1",
+    "model": "deepseek-r1",
+    "revision": "1ae4af0433e3",
+    "target": "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000",
+    "startedAt": "2026-12-01T10:00:00Z",
+    "finishedAt": "2026-12-01T10:00:12Z",
+    "benchServing": "0.4.3.post2",
+}
+
+
+def test_a_result_line_becomes_the_published_result_with_its_verdict(tmp_path):
+    out = tmp_path / "result.jsonl"
+    # bench_serving appends: an earlier run's line first, this run's last.
+    out.write_text(json.dumps({"completed": 1}) + "\n" + json.dumps(RAW_043) + "\n")
+    raw = sb.read_result(out)
+    assert raw["request_rate"] == float("inf")
+    result = sb.summarize(raw, 2000, SLO, CONTEXT)
+    assert result == CONTEXT | {
+        "workload": {
+            "backend": "sglang-oai",
+            "dataset": "random",
+            "numPrompts": 2000,
+            "randomInputLen": 128,
+            "randomOutputLen": 128,
+            "randomRangeRatio": 1.0,
+            "requestRate": "inf",
+            "maxConcurrency": 256,
+        },
+        "completed": 2000,
+        "failed": 0,
+        "durationSeconds": 9.8,
+        "throughput": {"requestsPerSecond": 204.08, "inputTokensPerSecond": 26122.4, "outputTokensPerSecond": 26122.4},
+        "ttftMs": {"mean": 61.2, "median": 48.7, "p99": 187.3},
+        "itlMs": {"mean": 8.96, "median": 8.8, "p99": 14.9},
+        "tpotMs": {"mean": 8.97, "median": 8.9, "p99": 10.2},
+        "e2eLatencyMs": {"mean": 1201.3, "median": 1190.2, "p99": 1420.5},
+        "concurrency": 245.2,
+        "slo": {
+            "passed": True,
+            "checks": [
+                {"name": "allRequestsSucceeded", "target": 2000, "measured": 2000, "passed": True},
+                {"name": "ttftP99Seconds", "target": 0.2, "measured": 0.1873, "passed": True},
+                {"name": "minRequestThroughput", "target": 200, "measured": 204.08, "passed": True},
+            ],
+        },
+        "passed": True,
+    }
+    # Valid JSON for the ConfigMap and the stack output: no Infinity.
+    json.loads(json.dumps(result), parse_constant=lambda c: pytest.fail(f"{c} in the result"))
+
+
+def test_the_summary_shows_the_verdict_and_the_numbers():
+    text = sb.summary_text(sb.summarize(RAW_043, 2000, SLO, CONTEXT))
+    assert text.splitlines() == [
+        "SLO PASSED: deepseek-r1 revision 1ae4af0433e3 (2026-12-01T10:00:12Z, bench_serving 0.4.3.post2)",
+        "  workload  2000 requests, random 128/128 tokens, rate inf, max concurrency 256, 9.8 s",
+        "  throughput  204.1 req/s, 26122 output tok/s",
+        "  latency (ms)    mean   median      p99",
+        "    TTFT           61.2     48.7    187.3",
+        "    ITL             9.0      8.8     14.9",
+        "    TPOT            9.0      8.9     10.2",
+        "    end-to-end   1201.3   1190.2   1420.5",
+        "  ok    requests succeeded: 2000 of 2000",
+        "  ok    TTFT p99: 187.3 ms <= 200.0 ms",
+        "  ok    request throughput: 204.1 req/s >= 200 req/s",
+    ]
+
+
+def test_a_slow_or_lossy_run_fails_the_checks_it_misses():
+    raw = RAW_043 | {"completed": 1990, "p99_ttft_ms": 640.0, "request_throughput": 120.5, "p99_itl_ms": 55.0}
+    result = sb.summarize(raw, 2000, SLO | {"itlP99Seconds": 0.05}, CONTEXT)
+    assert [(c["name"], c["passed"]) for c in result["slo"]["checks"]] == [
+        ("allRequestsSucceeded", False),
+        ("ttftP99Seconds", False),
+        ("itlP99Seconds", False),
+        ("minRequestThroughput", False),
+    ]
+    assert result["failed"] == 10 and result["passed"] is False
+    lines = sb.summary_text(result).splitlines()
+    assert lines[0].startswith("SLO FAILED: deepseek-r1 revision 1ae4af0433e3")
+    assert lines[-4:] == [
+        "  FAIL  requests succeeded: 1990 of 2000",
+        "  FAIL  TTFT p99: 640.0 ms <= 200.0 ms",
+        "  FAIL  ITL p99: 55.0 ms <= 50.0 ms",
+        "  FAIL  request throughput: 120.5 req/s >= 200 req/s",
+    ]
+
+
+def test_later_releases_add_percentiles_that_are_kept():
+    raw = RAW_043 | {"p90_ttft_ms": 120.0, "p95_ttft_ms": 150.0, "request_rate": 32.0}
+    result = sb.summarize(raw, 2000, SLO, CONTEXT)
+    assert result["ttftMs"] == {"mean": 61.2, "median": 48.7, "p90": 120.0, "p95": 150.0, "p99": 187.3}
+    assert result["workload"]["requestRate"] == 32.0
+
+
+def test_a_missing_or_empty_result_is_an_error(tmp_path):
+    with pytest.raises(sb.BenchmarkError, match="bench_serving wrote no result to"):
+        sb.read_result(tmp_path / "none.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(sb.BenchmarkError, match="bench_serving wrote no result to"):
+        sb.read_result(tmp_path / "empty.jsonl")
+
+
+def lws(generation=2, observed=2, replicas=1, ready=1, updated=1, total=1) -> dict:
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": total,
+            "readyReplicas": ready,
+            "updatedReplicas": updated,
+        },
+    }
+
+
+def test_a_group_serves_its_revision_once_every_group_is_updated_and_ready():
+    assert sb.group_serving(lws()) == (True, "1 of 1 groups ready, 1 updated")
+    assert sb.group_serving(lws(observed=1)) == (False, "1 of 1 groups ready, 1 updated, spec change not yet observed")
+    # The old group is still up and ready while the new one loads: not yet.
+    assert sb.group_serving(lws(updated=0)) == (False, "1 of 1 groups ready, 0 updated")
+    assert sb.group_serving(lws(replicas=2, total=2, ready=1, updated=2)) == (False, "1 of 2 groups ready, 2 updated")
+    assert sb.group_serving(lws(ready=1, updated=1, total=2)) == (False, "1 of 1 groups ready, 1 updated")
+
+
+def test_the_random_dataset_has_one_prompt_per_request_and_is_reproducible(tmp_path):
+    sb.write_random_dataset(tmp_path / "a.json", 50, 7)
+    sb.write_random_dataset(tmp_path / "b.json", 50, 7)
+    rows = json.loads((tmp_path / "a.json").read_text())
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    assert len(rows) == 50 and len({r["conversations"][0]["value"] for r in rows}) == 50
+    assert all(len(r["conversations"]) == 2 and len(r["conversations"][0]["value"].split()) == 96 for r in rows)
+
+
+def test_arguments_are_read_in_both_spellings():
+    args = ["--num-prompts", "20", "--output-file=/tmp/x.jsonl"]
+    assert (sb.arg(args, "--num-prompts"), sb.arg(args, "--output-file"), sb.arg(args, "--seed", "1")) == (
+        "20",
+        "/tmp/x.jsonl",
+        "1",
+    )
+
+
+def test_waiting_gives_up_with_what_it_saw(tmp_path):
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token\n")
+    ticks = iter(range(0, 10_000, 10))
+    with serve_kube(FakeKube(leader_worker_sets=[lws(ready=0)])) as kube:
+        env = {
+            "KUBERNETES_API_URL": kube.url,
+            "SERVICEACCOUNT_DIR": str(sa),
+            "BENCH_GROUP": "deepseek-r1",
+            "BENCH_NAMESPACE": "deepseek",
+            "BENCH_BASE_URL": "http://127.0.0.1:9",
+            "BENCH_MODEL": "deepseek-r1",
+            "READY_TIMEOUT_SECONDS": "30",
+        }
+        with pytest.raises(sb.BenchmarkError) as info:
+            sb.wait_until_serving(env, sb.KubeApi(env), sleep=lambda _: None, clock=lambda: next(ticks))
+    assert str(info.value) == "not serving after 30 s: leaderworkerset deepseek-r1: 0 of 1 groups ready, 1 updated"
+    assert kube.requests[0] == (
+        "GET",
+        "/apis/leaderworkerset.x-k8s.io/v1/namespaces/deepseek/leaderworkersets/deepseek-r1",
+    )
+
+
+def test_a_disaggregated_service_is_waited_for_on_both_roles(tmp_path):
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token\n")
+    ticks = iter(range(0, 10_000, 10))
+    # prefill serves, decode is still loading (each poll reads prefill, then decode)
+    with serve_kube(FakeKube(leader_worker_sets=[lws(), lws(ready=0)])) as kube:
+        env = {
+            "KUBERNETES_API_URL": kube.url,
+            "SERVICEACCOUNT_DIR": str(sa),
+            "BENCH_GROUP": "deepseek-r1",
+            "BENCH_LEADERWORKERSETS": "deepseek-r1-prefill,deepseek-r1-decode",
+            "BENCH_NAMESPACE": "deepseek",
+            "BENCH_BASE_URL": "http://127.0.0.1:9",
+            "BENCH_MODEL": "deepseek-r1",
+            # one poll: the first that is not serving is named
+            "READY_TIMEOUT_SECONDS": "0",
+        }
+        with pytest.raises(sb.BenchmarkError) as info:
+            sb.wait_until_serving(env, sb.KubeApi(env), sleep=lambda _: None, clock=lambda: next(ticks))
+    assert str(info.value) == (
+        "not serving after 0 s: leaderworkerset deepseek-r1-decode: 0 of 1 groups ready, 1 updated"
+    )
+    base = "/apis/leaderworkerset.x-k8s.io/v1/namespaces/deepseek/leaderworkersets/"
+    assert kube.requests[:2] == [("GET", base + "deepseek-r1-prefill"), ("GET", base + "deepseek-r1-decode")]
+    assert base + "deepseek-r1" not in [path for _, path in kube.requests]
+
+
+# --- the real bench_serving ----------------------------------------------------------------------------
+
+
+def bench_python() -> tuple[str, dict[str, str]]:
+    """The interpreter with bench_serving's dependencies, and the PYTHONPATH holding the BOM's sglang wheel
+    (0.4.3.post2, dev's pin: its bench_serving imports without torch; prod's 0.4.4 does not, see above).
+    Both installed by .ci/run; SGLANG_BENCH_PYTHON and SGLANG_BENCH_PATH point elsewhere."""
+    from config import Versions
+
+    release = str(Versions().sglang_release)
+    python = os.environ.get("SGLANG_BENCH_PYTHON") or str(BENCH_VENV / "bin" / "python")
+    path = os.environ.get("SGLANG_BENCH_PATH") or str(BENCH_VENV / "sglang" / release)
+    if not Path(python).exists() or not (Path(path) / "sglang" / "bench_serving.py").exists():
+        unavailable(
+            f"bench_serving of sglang {release} is not installed: `bash .ci/run` puts its dependencies into "
+            f"{BENCH_VENV} and the wheel into {BENCH_VENV}/sglang/{release} (or set SGLANG_BENCH_PYTHON and "
+            "SGLANG_BENCH_PATH)"
+        )
+    return python, {"PYTHONPATH": path}
+
+
+def tokenizer_dir(path: Path) -> Path:
+    """A word-level tokenizer that knows every word the random dataset and the fake answers use."""
+    words = list(dict.fromkeys([*sb.WORDS, *(f"t{i}" for i in range(256))]))
+    specials = ["<unk>", "<s>", "</s>"]
+    vocab = {w: i for i, w in enumerate([*specials, *words])}
+    added = [
+        {
+            "id": i,
+            "content": w,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for i, w in enumerate(specials)
+    ]
+    path.mkdir(parents=True)
+    (path / "tokenizer.json").write_text(
+        json.dumps(
+            {
+                "version": "1.0",
+                "truncation": None,
+                "padding": None,
+                "added_tokens": added,
+                "normalizer": None,
+                "pre_tokenizer": {"type": "Whitespace"},
+                "post_processor": None,
+                "decoder": None,
+                "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"},
+            }
+        )
+    )
+    (path / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "unk_token": "<unk>",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "model_max_length": 1_000_000,
+            }
+        )
+    )
+    return path
+
+
+def run_benchmark(
+    tmp_path: Path, slo: dict, fake: FakeOpenAI, kube: FakeKube, ready_timeout: str = "60"
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    python, extra_env = bench_python()
+    g = prod_group(numPrompts=20, randomInputLen=16, randomOutputLen=8, maxConcurrency=4)
+    assert g.benchmark is not None
+    base = f"http://127.0.0.1:{fake.port}"
+    # The Job's exact arguments, with its paths moved under tmp_path.
+    work, tokenizer = tmp_path / "work", tokenizer_dir(tmp_path / "model")
+    args = [
+        a.replace(benchmark.WORK_DIR, str(work)).replace(g.model_path, str(tokenizer))
+        for a in benchmark.bench_args(g, g.benchmark, base, "deepseek-r1")
+    ]
+    sa = tmp_path / "sa"
+    sa.mkdir(exist_ok=True)
+    (sa / "token").write_text(kube.token)
+    env = extra_env | {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "BENCH_BASE_URL": base,
+        "BENCH_MODEL": "deepseek-r1",
+        "BENCH_SLO": json.dumps(slo),
+        "BENCH_REVISION": "1ae4af0433e3",
+        "BENCH_GROUP": "deepseek-r1",
+        "BENCH_NAMESPACE": "deepseek",
+        "BENCH_CONFIGMAP": "deepseek-r1-benchmark",
+        "READY_TIMEOUT_SECONDS": ready_timeout,
+        "POLL_SECONDS": "0.05",
+        "OPENAI_API_KEY": API_KEY,
+        "KUBERNETES_API_URL": kube.url,
+        "SERVICEACCOUNT_DIR": str(sa),
+    }
+    proc = subprocess.run(
+        [python, str(SCRIPT), "--", *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    return proc, args
+
+
+def test_bench_serving_of_the_boms_release_against_a_fake_server(tmp_path):
+    # The group becomes ready on the third look: the old group is still serving, then the new one loads.
+    states = [lws(updated=0), lws(ready=0, total=1, updated=1), lws()]
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY, first_token_delay=0.02)) as fake,
+        serve_kube(FakeKube(leader_worker_sets=states)) as kube,
+    ):
+        proc, args = run_benchmark(tmp_path, SLO | {"ttftP99Seconds": 5.0, "minRequestThroughput": 0.1}, fake, kube)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    assert "waiting: leaderworkerset deepseek-r1: 1 of 1 groups ready, 0 updated" in log
+    assert "waiting: leaderworkerset deepseek-r1: 0 of 1 groups ready, 1 updated" in log
+    completions = [body or {} for _, path, body in fake.requests if path == "/v1/completions"]
+    # bench_serving 0.4.3.post2: one warm-up request (at most 32 tokens), then the 20, streamed, the key sent.
+    assert len(completions) == 21
+    assert all(
+        set(body) == {"model", "prompt", "temperature", "best_of", "max_tokens", "stream", "ignore_eos"}
+        for body in completions
+    )
+    assert {(b["model"], b["max_tokens"], b["stream"], b["ignore_eos"], b["temperature"]) for b in completions} == {
+        ("deepseek-r1", 8, True, True, 0.0)
+    }
+    sent = {(path, auth) for (_, path, _), auth in zip(fake.requests, fake.auth, strict=True)}
+    # Our ready check and every completion carry the key; 0.4.3.post2 posts /flush_cache without it (SGLang
+    # answers 401 with --api-key set, and bench_serving ignores the answer). With --model given it asks for
+    # nothing else.
+    assert sent == {
+        ("/v1/models", f"Bearer {API_KEY}"),
+        ("/v1/completions", f"Bearer {API_KEY}"),
+        ("/flush_cache", None),
+    }
+    assert [path for _, path, _ in fake.requests].count("/flush_cache") == 1
+    # The ConfigMap: cleared and waiting, running, then the result.
+    data = kube.config_maps["deepseek/deepseek-r1-benchmark"]
+    assert [p["status"] for p in kube.patches] == ["waiting", "running", "done"]
+    assert kube.patches[0] == {
+        "status": "waiting",
+        "revision": "1ae4af0433e3",
+        "message": "waiting for deepseek-r1 to serve its revision",
+        "passed": None,
+        "startedAt": None,
+        "result.json": None,
+        "summary.txt": None,
+    }
+    result = json.loads(data["result.json"])
+    assert (data["status"], data["passed"], data["revision"]) == ("done", "true", "1ae4af0433e3")
+    assert data["summary.txt"] in log
+    assert (result["completed"], result["failed"], result["passed"], result["benchServing"]) == (
+        20,
+        0,
+        True,
+        "0.4.3.post2",
+    )
+    assert result["workload"] == {
+        "backend": "sglang-oai",
+        "dataset": "random",
+        "numPrompts": 20,
+        "randomInputLen": 16,
+        "randomOutputLen": 8,
+        "randomRangeRatio": 1.0,
+        "requestRate": "inf",
+        "maxConcurrency": 4,
+    }
+    # The fake server waits 20 ms before the first token and 1 ms between tokens.
+    assert 20 <= result["ttftMs"]["p99"] < 5000 and 0 < result["itlMs"]["median"] < 1000
+    assert result["throughput"]["requestsPerSecond"] > 0.1
+    assert [c["name"] for c in result["slo"]["checks"]] == [
+        "allRequestsSucceeded",
+        "ttftP99Seconds",
+        "minRequestThroughput",
+    ]
+    # Our generated prompts were read by bench_serving: one per request, as it wrote them.
+    assert len(json.loads((tmp_path / "work" / "dataset.json").read_text())) == 20
+    assert args[args.index("--dataset-path") + 1] == str(tmp_path / "work" / "dataset.json")
+
+
+def test_a_missed_slo_is_published_as_failed_and_ends_the_job_cleanly(tmp_path):
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY, first_token_delay=0.02)) as fake,
+        serve_kube(FakeKube(leader_worker_sets=[lws()])) as kube,
+    ):
+        proc, _ = run_benchmark(tmp_path, SLO | {"ttftP99Seconds": 0.001}, fake, kube)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = kube.config_maps["deepseek/deepseek-r1-benchmark"]
+    assert (data["status"], data["passed"]) == ("done", "false")
+    assert "SLO FAILED: deepseek-r1 revision 1ae4af0433e3" in proc.stdout
+    assert "  FAIL  TTFT p99: " in proc.stdout and " ms <= 1.0 ms" in proc.stdout
+
+
+def test_a_wrong_key_is_an_error_the_job_reports(tmp_path):
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key="another-key")) as fake,
+        serve_kube(FakeKube(leader_worker_sets=[lws()])) as kube,
+    ):
+        proc, _ = run_benchmark(tmp_path, SLO, fake, kube, ready_timeout="1")
+    assert proc.returncode == 1
+    data = kube.config_maps["deepseek/deepseek-r1-benchmark"]
+    assert data["status"] == "error"
+    # The ready check already fails on the key: it lists no models, and the wait times out naming what it saw.
+    assert data["message"].startswith("not serving after 1 s: http://127.0.0.1:")
+    assert "HTTP Error 401" in data["message"]
+
+
+def test_the_scripts_parse_as_the_images_python():
+    # The SGLang 0.4.3.post2 image runs Python 3.10: the scripts it runs (the benchmark, the gate) parse there.
+    import ast
+
+    for script in (SCRIPT, ROOT / "components" / "scripts" / "download_model.py"):
+        tree = ast.parse(script.read_text(), feature_version=(3, 10))
+        # datetime.UTC is 3.11 too, and the parser does not know.
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "UTC"], script.name
