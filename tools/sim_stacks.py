@@ -25,9 +25,11 @@ SECRETS = {
 
 # cluster.sh start options per stack: three 8-GPU nodes (one prod group is two whole nodes: 128 CPU, 1Ti, 4 rdma/ib
 # per pod) and a pool of class-less volumes for the claims without a StorageClass.
-# The simulated nodes carry what GPU feature discovery and the device plugin put on an 8 x A800 node (the labels the
+# The simulated nodes carry what GPU feature discovery and the device plugin put on an 8 x A800 node: the labels the
 # live checks read, and nvidia.com/gpu.present, which the weights-staging DaemonSet and the pods that wait for it
-# select), allocatable as prod's gpuNodes declares (128 CPU, 2000Gi: a pod sized to fit must fit).
+# select. Their CPU and memory stay above prod's gpuNodes (cluster.sh's 192 CPU, 2Ti): in the simulation every
+# other pod (the add-ons' controllers, Prometheus, the gateway, the UI) runs on these nodes too, where a real
+# cluster keeps them on CPU nodes.
 GFD_LABELS = {
     "nvidia.com/gpu.present": "true",
     "nvidia.com/gpu.product": "NVIDIA-A800-SXM4-80GB",
@@ -36,17 +38,12 @@ GFD_LABELS = {
     "nvidia.com/gpu.compute.major": "8",
     "nvidia.com/gpu.compute.minor": "0",
 }
-NODE_SHAPE = (
-    "--cpu",
-    "128",
-    "--memory",
-    "2000Gi",
-    "--node-labels",
-    ",".join(f"{k}={v}" for k, v in GFD_LABELS.items()),
-)
+GFD = ("--node-labels", ",".join(f"{k}={v}" for k, v in GFD_LABELS.items()))
+# Nodes exactly as prod's gpuNodes declares them (128 CPU, 2000Gi), for the live checks' room arithmetic.
+NODE_SHAPE = ("--cpu", "128", "--memory", "2000Gi", *GFD)
 SIM = {
-    "dev": ("--nodes", "3", "--pvs", "6", "--pv-size", "100Gi", *NODE_SHAPE),
-    "prod": ("--nodes", "3", "--pvs", "4", "--pv-size", "300Gi", *NODE_SHAPE),
+    "dev": ("--nodes", "3", "--pvs", "6", "--pv-size", "100Gi", *GFD),
+    "prod": ("--nodes", "3", "--pvs", "4", "--pv-size", "300Gi", *GFD),
 }
 # The simulation's kube-apiserver (../shared/engine builds v1.36.3).
 SIM_KUBERNETES = "1.36.3"

@@ -49,13 +49,29 @@ def group_pods(cluster: Cluster, namespace: str, name: str) -> dict[str, list[di
     return groups
 
 
+def pod_states(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    """Each pod of a LeaderWorkerSet with its phase, node and why it is not scheduled (for failure messages)."""
+    out = []
+    for pods in group_pods(cluster, namespace, name).values():
+        for pod in pods:
+            status = pod.get("status") or {}
+            why = [c.get("message", "") for c in status.get("conditions") or [] if c.get("status") == "False"]
+            out.append(f"{pod['metadata']['name']} {status.get('phase')} on {pod['spec'].get('nodeName')} {why}")
+    return out
+
+
 def nodes_of(pods: list[dict]) -> list[str]:
     return sorted(p["spec"].get("nodeName") or "" for p in pods)
 
 
 def running_on_distinct_nodes(cluster: Cluster, namespace: str, name: str, size: int) -> dict[str, list[str]]:
     """Every group of the LeaderWorkerSet is Ready with ``size`` Running pods, each on its own node."""
-    obj = cluster.wait_for(f"LeaderWorkerSet {namespace}/{name} Available", lambda: lws_ready(cluster, namespace, name))
+    try:
+        obj = cluster.wait_for(
+            f"LeaderWorkerSet {namespace}/{name} Available", lambda: lws_ready(cluster, namespace, name)
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its pods: {pod_states(cluster, namespace, name)}") from None
     groups = group_pods(cluster, namespace, name)
     assert len(groups) == obj["spec"]["replicas"], groups.keys()
     placement = {}
@@ -128,3 +144,77 @@ def type_and_name(urn: str) -> tuple[str, str]:
     """``urn:pulumi:<stack>::<project>::<parent types$>type::name`` -> (type, name)."""
     _, _, types, name = urn.split("::", 3)
     return types.rsplit("$", 1)[-1], name
+
+
+def can_i(cluster: Cluster, account: str, namespace: str, *request: str) -> bool:
+    """``kubectl auth can-i`` as a ServiceAccount: the API server's own RBAC decision."""
+    result = cluster.kubectl(
+        "auth", "can-i", *request, "-n", namespace, f"--as=system:serviceaccount:{namespace}:{account}", check=False
+    )
+    answer = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    assert answer in ("yes", "no"), result.output
+    return answer == "yes"
+
+
+def flag_selectors(args: list[str]) -> dict[str, str]:
+    """The gateway's discovery selectors from its arguments: ``--selector k=v ...`` (or prefill/decode), as
+    comma-joined label selectors by flag."""
+    out: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        if arg in ("--selector", "--prefill-selector", "--decode-selector"):
+            pairs = []
+            for value in args[i + 1 :]:
+                if value.startswith("--"):
+                    break
+                pairs.append(value)
+            out[arg] = ",".join(pairs)
+    return out
+
+
+def gateway_discovery(cluster: Cluster, namespace: str, name: str) -> dict[str, list[str]]:
+    """The gateway Deployment is Ready, and its ServiceAccount may do exactly what its discovery does (LIST and
+    WATCH pods in its namespace, nothing else): the API server answers its selector's LIST, made as that
+    ServiceAccount, with the leader pods it should route to. Returns those pods' names by selector flag."""
+    deployment = cluster.wait_for(
+        f"gateway {namespace}/{name} ready", lambda: deployment_ready(cluster, namespace, name)
+    )
+    pod_spec = deployment["spec"]["template"]["spec"]
+    account = pod_spec["serviceAccountName"]
+    assert can_i(cluster, account, namespace, "list", "pods")
+    assert can_i(cluster, account, namespace, "watch", "pods")
+    for request in (("get", "secrets"), ("list", "services"), ("delete", "pods"), ("list", "leaderworkersets")):
+        assert not can_i(cluster, account, namespace, *request), request
+    assert not can_i(cluster, account, "default", "list", "pods")
+    (container,) = [c for c in pod_spec["containers"] if c["name"] == "gateway"]
+    found = {}
+    for flag, selector in flag_selectors(container["args"]).items():
+        listed = cluster.get(
+            "pods", "-n", namespace, "-l", selector, f"--as=system:serviceaccount:{namespace}:{account}"
+        )["items"]
+        found[flag] = sorted(p["metadata"]["name"] for p in listed)
+        # Leaders only: workers serve no API.
+        assert {p["metadata"]["labels"].get("role") for p in listed} <= {"leader"}, found
+    return found
+
+
+def daemon_set_on_gpu_nodes(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    """The DaemonSet has a Running pod on every node labelled nvidia.com/gpu.present=true, and only there;
+    returns those nodes."""
+    gpu_nodes = sorted(
+        n["metadata"]["name"] for n in cluster.get("nodes", "-l", "nvidia.com/gpu.present=true")["items"]
+    )
+    assert gpu_nodes
+
+    def ready():
+        obj = cluster.get("daemonset", name, "-n", namespace)
+        status = obj.get("status") or {}
+        if status.get("desiredNumberScheduled") != len(gpu_nodes) or status.get("numberReady") != len(gpu_nodes):
+            return None
+        return obj
+
+    obj = cluster.wait_for(f"DaemonSet {namespace}/{name} ready on the GPU nodes", ready)
+    selector = ",".join(f"{k}={v}" for k, v in obj["spec"]["selector"]["matchLabels"].items())
+    pods = cluster.get("pods", "-n", namespace, "-l", selector)["items"]
+    assert {p["status"]["phase"] for p in pods} == {"Running"}
+    assert nodes_of(pods) == gpu_nodes
+    return gpu_nodes

@@ -13,6 +13,7 @@ from tools.sim_stacks import SECRETS, SIM, describe, merged, overrides
 from .scenario import (
     deployment_ready,
     diff_kinds,
+    gateway_discovery,
     group_pods,
     job_complete,
     nodes_of,
@@ -26,6 +27,8 @@ from .scenario import (
 STACK = "dev"
 NS = "sglang-dev"
 GROUP = "qwen-small"
+# The model gateway of the group's served model (one per model).
+GATEWAY = f"{GROUP}-gateway"
 # Three 8-GPU nodes; the pool of class-less PersistentVolumes the dev claims bind to.
 SIM_OPTIONS = SIM["dev"]
 
@@ -37,7 +40,7 @@ def project(cluster, workdir) -> Project:
 
 def test_preview_of_the_committed_stack_resolves_the_real_charts(project, engine, steps):
     """As committed, with only the chart mirror: the provider resolves and templates every chart at preview."""
-    project.init({"chartMirror": str(engine.charts)}, SECRETS[STACK])
+    project.init(merged(stack_values(STACK), overrides(STACK, engine.charts, preview_only=True)), SECRETS[STACK])
     preview = project.preview()
     result = render(project)
     planned = {type_and_name(s["urn"]) for s in preview.steps if s["op"] == "create"}
@@ -84,7 +87,15 @@ def test_the_group_is_ready_and_the_model_downloaded(project, cluster, steps):
     cluster.wait_for("Open WebUI ready", lambda: deployment_ready(cluster, NS, "open-webui"))
 
 
-def test_outputs_are_what_the_readme_says(project, cluster, steps):
+def test_the_gateway_finds_the_leader_through_the_real_api_server(project, cluster, steps):
+    """The gateway Deployment is Ready; as its ServiceAccount, the API server lets it list and watch pods in the
+    namespace and nothing else, and its selector finds the group's leader."""
+    steps.need("up")
+    running_on_distinct_nodes(cluster, NS, GROUP, size=1)
+    assert gateway_discovery(cluster, NS, GATEWAY) == {"--selector": [f"{GROUP}-0"]}
+
+
+def test_outputs_are_what_the_docs_say(project, cluster, steps):
     steps.need("up")
     outputs = project.outputs()
     assert outputs == {
@@ -94,6 +105,13 @@ def test_outputs_are_what_the_readme_says(project, cluster, steps):
                 "baseUrl": f"http://{GROUP}-api.{NS}.svc.cluster.local:8000/v1",
                 "servedModelName": "qwen2.5-1.5b-instruct",
                 "service": f"{GROUP}-api",
+            }
+        },
+        "gateway": {
+            "qwen2.5-1.5b-instruct": {
+                "baseUrl": f"http://{GATEWAY}.{NS}.svc.cluster.local:8000/v1",
+                "groups": [GROUP],
+                "service": GATEWAY,
             }
         },
         "openWebui": {"service": "open-webui", "url": f"http://open-webui.{NS}.svc.cluster.local:3000"},
@@ -111,7 +129,7 @@ def test_outputs_are_what_the_readme_says(project, cluster, steps):
     }
     # Each Service an output names exists (the UI's and the group's in the serving namespace, Grafana's and
     # Prometheus' from the chart).
-    cluster.get("service", f"{GROUP}-api", "open-webui", "-n", NS)
+    cluster.get("service", f"{GROUP}-api", GATEWAY, "open-webui", "-n", NS)
     cluster.get("service", "kube-prometheus-stack-grafana", "kube-prometheus-stack-prometheus", "-n", "monitoring")
 
 
@@ -138,11 +156,12 @@ def test_max_replicas_changes_only_the_scaled_object(project, steps):
 def test_a_new_sglang_image_changes_only_the_group_pods_images(project, steps):
     steps.need("steady")
     image = "lmsysorg/sglang:v0.4.3.post2-cu125"
+    before = yaml.safe_load(project.stack_file.read_text())
     project.set_path("versions.sglangImage", image)
     try:
         changed = project.preview().changed()
     finally:
-        project.pulumi("config", "rm", "sglang-platform:versions")
+        project.stack_file.write_text(yaml.safe_dump(before, sort_keys=False))
     assert list(changed) == [f"{GROUP}-lws"]
     step = changed[f"{GROUP}-lws"]
     assert step["op"] == "update"

@@ -99,6 +99,15 @@ def volcano(cluster: Cluster, vc_scheduler: str) -> Cluster:
         lambda: cluster.exec("curl", "-sf", "http://127.0.0.1:18091/healthz", check=False).returncode == 0,
     )
     cluster.apply(NFS_CLIENT)
+    # Where the lws chart keeps the controller's config (lws-system/lws-manager-config): the live check at preview
+    # reads it to verify what lws.gangScheduling declares of a controller the stack does not install.
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "lws-manager-config", "namespace": "lws-system"},
+        "data": {"controller_manager_config.yaml": (run / "lws-config-gang.yaml").read_text()},
+    }
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lws-system"}}, config_map])
     return cluster
 
 
@@ -118,7 +127,9 @@ def podgroups(cluster: Cluster) -> dict[str, dict]:
 
 
 def test_volcano_admits_the_group_whole(project, volcano, steps):
-    project.pulumi("up", "--yes", "--skip-preview")
+    up = project.pulumi("up", "--yes", "--skip-preview")
+    # The live checks found the controller's Volcano provider (no "gang scheduling not verified" note).
+    assert "gang scheduling not verified" not in up.output
     placement = running_on_distinct_nodes(volcano, NS, GROUP, size=2)
     (pg,) = podgroups(volcano).values()
     assert (pg["spec"]["minMember"], pg["spec"]["queue"]) == (2, "inference")
