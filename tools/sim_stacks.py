@@ -14,7 +14,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 # The secrets `pulumi up` needs (pulumi config set --secret); test values.
-SECRETS = {
+SECRETS: dict[str, dict[str, str]] = {
     "dev": {"webuiSecretKey": "e2e-webui-secret-0123456789abcdef", "grafanaAdminPassword": "e2e-grafana"},
     "prod": {
         "apiKey": "e2e-api-key-0123456789abcdef",
@@ -22,6 +22,7 @@ SECRETS = {
         "grafanaAdminPassword": "e2e-grafana",
     },
 }
+SECRETS["pd-h200"] = SECRETS["prod"]
 
 # cluster.sh start options per stack: three 8-GPU nodes (one prod group is two whole nodes: 128 CPU, 1Ti, 4 rdma/ib
 # per pod) and a pool of class-less volumes for the claims without a StorageClass.
@@ -44,6 +45,22 @@ NODE_SHAPE = ("--cpu", "128", "--memory", "2000Gi", *GFD)
 SIM = {
     "dev": ("--nodes", "3", "--pvs", "6", "--pv-size", "100Gi", *GFD),
     "prod": ("--nodes", "3", "--pvs", "4", "--pv-size", "300Gi", *GFD),
+    # The disaggregated example: one 8 x H200 node per role, a third for the rest.
+    "pd-h200": (
+        "--nodes",
+        "3",
+        "--pvs",
+        "4",
+        "--pv-size",
+        "300Gi",
+        "--node-labels",
+        ",".join(
+            f"{k}={v}"
+            for k, v in (
+                GFD_LABELS | {"nvidia.com/gpu.product": "NVIDIA-H200", "nvidia.com/gpu.memory": "143771"}
+            ).items()
+        ),
+    ),
 }
 # The simulation's kube-apiserver (../shared/engine builds v1.36.3).
 SIM_KUBERNETES = "1.36.3"
@@ -83,15 +100,15 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
     (
         "chartMirror",
         "<shared>/charts",
-        ("dev", "prod"),
+        ("dev", "prod", "pd-h200"),
         "the pinned charts, unpacked (no chart repository is reachable from the simulation)",
     ),
     (
         "versions.kubernetes",
         SIM_KUBERNETES,
-        ("dev", "prod"),
+        ("dev", "prod", "pd-h200"),
         "the simulation's kube-apiserver is v1.36.3, and the live check at preview refuses a versions.kubernetes of "
-        "another minor (prod declares the reference's 1.30.6, dev the BOM's 1.35.8)",
+        "another minor (prod declares the reference's 1.30.6, dev and pd-h200 leave the BOM's 1.35.8)",
     ),
     (
         "versions.kedaChart",
@@ -115,7 +132,7 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
     (
         "lws.mode",
         "present",
-        ("dev", "prod"),
+        ("dev", "prod", "pd-h200"),
         "the lws 0.10.0 chart has no value that turns off its Service-backed admission webhooks (nothing serves "
         "them: kwok runs no containers); the simulation runs the real LWS v0.10.0 controller and its webhooks on "
         "127.0.0.1 instead. The lws release itself is previewed (pulumi preview of the committed stack)",
@@ -129,7 +146,7 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
     (
         "monitoring.values",
         {"prometheusOperator": {"admissionWebhooks": {"enabled": False}, "tls": {"enabled": False}}},
-        ("dev", "prod"),
+        ("dev", "prod", "pd-h200"),
         "the Prometheus operator's admission webhooks are Service-backed; its TLS secret comes from their hook Job",
     ),
     (
@@ -142,8 +159,10 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
 
 
 def committed(stack: str) -> dict[str, Any]:
-    """The sglang-platform keys of Pulumi.<stack>.yaml as committed, without the project prefix."""
-    data = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    """The sglang-platform keys of Pulumi.<stack>.yaml (or examples/stacks/) as committed, without the prefix."""
+    from tools.harness import stack_path
+
+    data = yaml.safe_load(stack_path(stack).read_text())["config"]
     return {k.split(":", 1)[1]: v for k, v in data.items()}
 
 
