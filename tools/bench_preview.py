@@ -11,7 +11,7 @@ suite deploys it (tools/sim_stacks.py) and the floor side by side, each command 
   preview   `pulumi preview` of the new stack (everything to create; best of --repeat)
   up        `pulumi up --yes` (its preview included, as a user runs it; best of --cycles up/destroy cycles)
   steady    `pulumi preview` of the deployed stack (nothing to change; best of --repeat)
-Prints a Markdown table (README, "Speed on the real engine").
+Prints a Markdown table (docs/real-engine.md, "Speed on the real engine").
 """
 
 from __future__ import annotations

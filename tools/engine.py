@@ -131,8 +131,8 @@ class Cluster:
             for k, v in os.environ.items()
             # The project's own test settings stay out of the programs the engine runs, and so does a shell's
             # PYTHONDONTWRITEBYTECODE: a user's program keeps its bytecode, and without it every run recompiles
-            # the program's hundred-odd modules (0.1-0.2 s a run, which the one-module floor of bench_preview
-            # would not pay).
+            # the program's hundred-odd modules (0.07 s a run, which the one-module floor of bench_preview would
+            # not pay).
             if k
             not in ("SGLANG_PLATFORM_OFFLINE", "PYTHONPATH", "VIRTUAL_ENV", "PULUMI_HOME", "PYTHONDONTWRITEBYTECODE")
         }
