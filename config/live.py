@@ -121,7 +121,10 @@ def _client() -> types.SimpleNamespace:
     ``kubernetes`` runs its package ``__init__``, which imports every API and model class (0.3 s); the reads
     need none of them, so the packages are entered without their ``__init__`` when nothing imported them yet."""
     if "kubernetes.client" not in sys.modules:
-        spec = importlib.util.find_spec("kubernetes")
+        try:
+            spec = importlib.util.find_spec("kubernetes")
+        except (ImportError, ValueError):  # a broken or blocked installation reads as none
+            spec = None
         if spec is None or not spec.submodule_search_locations:
             raise ImportError("the kubernetes client is not installed")
         root = next(iter(spec.submodule_search_locations))

@@ -9,7 +9,7 @@ from typing import Any
 from e2e.scenario import changed_paths, type_and_name
 
 from tools.engine import Preview, Result, as_stored, mismatches
-from tools.sim_stacks import merged, overrides
+from tools.sim_stacks import committed, merged, overrides
 
 
 def test_the_live_object_may_add_defaults_but_must_hold_every_rendered_field():
@@ -78,3 +78,21 @@ def test_the_overrides_merge_into_the_committed_stack(tmp_path):
     assert values["lws"] == {"mode": "present", "gangScheduling": True}
     assert values["chartMirror"] == str(tmp_path)
     assert "volcano" not in overrides("dev", tmp_path)
+
+
+def test_a_preview_of_the_committed_stack_gets_only_what_it_needs_on_the_simulation(tmp_path):
+    """The chart mirror, the simulation's Kubernetes, and for prod the mirror's chart versions and the compatibility
+    rules as warnings; the webhook values and lws.mode only from up on."""
+    assert overrides("prod", tmp_path, preview_only=True) == {
+        "chartMirror": str(tmp_path),
+        "versions": {"kubernetes": "1.36.3", "kedaChart": "2.20.2", "volcanoChart": "1.9.0"},
+        "preflight": {"compatibility": False},
+    }
+    assert overrides("dev", tmp_path, preview_only=True) == {
+        "chartMirror": str(tmp_path),
+        "versions": {"kubernetes": "1.36.3"},
+    }
+    # prod's own versions (its SGLang image, Kubernetes pin) stay but for what the simulation replaces.
+    versions = merged(committed("prod"), overrides("prod", tmp_path))["versions"]
+    assert versions["sglangImage"] == committed("prod")["versions"]["sglangImage"]
+    assert versions["kubernetes"] == "1.36.3"

@@ -446,3 +446,23 @@ def test_the_client_is_loaded_without_its_api_and_model_classes(tmp_path):
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_without_the_kubernetes_client_the_checks_are_a_note():
+    """kubernetes is an optional dependency of the package ([live]): another team's program without it previews
+    with a note."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'kubernetes' else real(name, *a)\n"
+        "from config.live import live_problems\n"
+        "from tests.test_live import cfg\n"
+        "print(live_problems(cfg('dev'))[1])\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {"PYTHONPATH": f"{root}:{root / 'tests'}", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60, env=env)
+    assert "the kubernetes client is not installed" in proc.stdout, proc.stderr
