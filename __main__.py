@@ -33,6 +33,7 @@ from components import (
 )
 from components.addons import QUEUE_ANNOTATION
 from components.k8s import namespace as k8s_namespace
+from config.charts import mirror_for
 
 try:
     loaded = config.load()
@@ -80,19 +81,32 @@ versions = platform.versions
 gpu_operator = None
 if platform.gpu_operator.mode == "install":
     gpu_operator = GpuOperator(
-        "gpu-operator", GpuOperatorArgs(config=platform.gpu_operator, chart_version=versions.gpu_operator_chart)
+        "gpu-operator",
+        GpuOperatorArgs(
+            config=platform.gpu_operator,
+            chart_version=versions.gpu_operator_chart,
+            chart_mirror=mirror_for(platform, "gpuOperator"),
+        ),
     )
 volcano = None
 if platform.volcano.mode == "install" or (platform.volcano.mode == "present" and platform.volcano.queue.create):
     volcano = Volcano(
         "volcano",
         VolcanoArgs(
-            config=platform.volcano, chart_version=versions.volcano_chart, install=platform.volcano.mode == "install"
+            config=platform.volcano,
+            chart_version=versions.volcano_chart,
+            install=platform.volcano.mode == "install",
+            chart_mirror=mirror_for(platform, "volcano"),
         ),
     )
 lws_controller = None
 if platform.lws.mode == "install":
-    lws_controller = LwsController("lws", LwsControllerArgs(config=platform.lws, chart_version=versions.lws_chart))
+    lws_controller = LwsController(
+        "lws",
+        LwsControllerArgs(
+            config=platform.lws, chart_version=versions.lws_chart, chart_mirror=mirror_for(platform, "lws")
+        ),
+    )
 
 
 def group_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
@@ -327,6 +341,7 @@ if platform.monitoring.enabled:
             grafana_admin_password=loaded.secrets["grafanaAdminPassword"],
             sglang_release=str(platform.versions.sglang_release),
             chart_version=platform.versions.kube_prometheus_stack,
+            chart_mirror=mirror_for(platform, "monitoring"),
             depends_on=[namespace],
         ),
     )
@@ -342,7 +357,15 @@ if platform.monitoring.enabled:
 # Checked in config: every autoscaled group has one or the other.
 prometheus_address = platform.keda.prometheus_address or (monitoring.prometheus_url if monitoring else "")
 keda = (
-    Keda("keda", KedaArgs(namespace=platform.keda.namespace, chart_version=platform.versions.keda_chart))
+    Keda(
+        "keda",
+        KedaArgs(
+            namespace=platform.keda.namespace,
+            chart_version=platform.versions.keda_chart,
+            chart_mirror=mirror_for(platform, "keda"),
+            values=platform.keda.values,
+        ),
+    )
     if platform.keda.mode == "install"
     else None
 )

@@ -24,6 +24,8 @@ class GpuOperatorArgs:
     config: GpuOperatorConfig
     chart_version: str
     repository: str = bom.GPU_OPERATOR_REPO
+    # A chart mirror (config/charts.py) replacing the repository: https://, oci:// or a chart directory.
+    chart_mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -34,6 +36,7 @@ class VolcanoArgs:
     # False: the cluster already runs Volcano; only the Queue is created (when config.queue.create).
     install: bool = True
     repository: str = bom.VOLCANO_REPO
+    chart_mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -41,7 +44,9 @@ class VolcanoArgs:
 class LwsControllerArgs:
     config: LwsConfig
     chart_version: str
-    chart: str = bom.LWS_CHART_REF
+    # The chart is <repository>/lws (an OCI path).
+    repository: str = bom.LWS_REPO
+    chart_mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -66,6 +71,7 @@ class GpuOperator(pulumi.ComponentResource):
             chart="gpu-operator",
             version=args.chart_version,
             repository=args.repository,
+            mirror=args.chart_mirror,
             values=values,
             # The operator deployment only; driver builds happen later in its daemonsets.
             timeout=900,
@@ -91,7 +97,9 @@ class Volcano(pulumi.ComponentResource):
         self.release = None
         queue_deps: list[pulumi.Resource] = list(args.depends_on)
         if args.install:
-            ns = namespace(f"{name}-namespace", cfg.namespace, "baseline", child_opts(self, opts, *args.depends_on))
+            # The chart's scheduler mounts a hostPath (/tmp/klog-socks, templates/scheduler.yaml): under "baseline"
+            # pod security its pod is refused and the release never becomes ready (found by the engine test).
+            ns = namespace(f"{name}-namespace", cfg.namespace, "privileged", child_opts(self, opts, *args.depends_on))
             self.release = helm_release(
                 f"{name}-release",
                 # Object names are release-prefixed (volcano-scheduler, volcano-admission, ...).
@@ -100,6 +108,7 @@ class Volcano(pulumi.ComponentResource):
                 chart="volcano",
                 version=args.chart_version,
                 repository=args.repository,
+                mirror=args.chart_mirror,
                 values=chart_values(self, "volcano", cfg.values, {}),
                 timeout=600,
                 opts=child_opts(self, opts, ns),
@@ -146,9 +155,10 @@ class LwsController(pulumi.ComponentResource):
             f"{name}-release",
             release_name="lws",
             namespace=LWS_NAMESPACE,
-            chart=args.chart,
+            chart="lws",
             version=args.chart_version,
-            repository=None,
+            repository=args.repository,
+            mirror=args.chart_mirror,
             values=chart_values(self, "lws", cfg.values, lws_values(cfg, args.chart_version)),
             timeout=300,
             opts=child_opts(self, opts, ns),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import child_opts, helm_release, labels, meta, namespace, release_outputs
+from components.k8s import chart_values, child_opts, helm_release, labels, meta, namespace, release_outputs
 from components.sglang_metrics import SglangMetrics
 from config.autoscaling import GroupAutoscaling
 
@@ -136,6 +137,9 @@ def _number(value: float) -> str:
 class KedaArgs:
     namespace: str
     chart_version: str
+    # A chart mirror (config/charts.py) replacing the repository, and raw chart values under the typed ones.
+    chart_mirror: str | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -157,8 +161,14 @@ class Keda(pulumi.ComponentResource):
             chart="keda",
             version=args.chart_version,
             repository=KEDA_REPOSITORY,
+            mirror=args.chart_mirror,
             # The chart renders its CRDs as templates; uninstalling it must not delete live ScaledObjects.
-            values={"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
+            values=chart_values(
+                self,
+                "keda",
+                args.values,
+                {"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
+            ),
             timeout=600,
             opts=child_opts(self, opts, keda_ns),
         )

@@ -1,5 +1,6 @@
 """Kubernetes helpers every component uses: labels and metadata, the await switch, namespaces with their
-pod-security level, Helm releases with pinned charts, checkov skip annotations, and child options."""
+pod-security level, Helm releases with pinned charts (from their repository or a chart mirror), checkov skip
+annotations, and child options."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from config.charts import chart_source
 
 # Labels of every object the platform creates.
 PART_OF = {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/managed-by": "pulumi"}
@@ -117,20 +120,24 @@ def helm_release(
     namespace: str,
     chart: str,
     version: str,
-    repository: str | None,
+    repository: str,
+    mirror: str | None,
     values: Mapping[str, Any],
     timeout: int,
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
-    """A Helm v3 release of a pinned chart; a failed install or upgrade is rolled back instead of leaving half
-    a release behind."""
+    """A Helm v3 release of a pinned chart from its project's ``repository`` (a Helm repository, or an ``oci://``
+    path holding ``<chart>``) or from the stack's chart ``mirror`` (config/charts.py: https://, oci:// or a
+    directory of unpacked charts); a failed install or upgrade is rolled back instead of leaving half a release
+    behind."""
+    source = chart_source(chart, version, repository, mirror)
     return k8s.helm.v3.Release(
         resource_name,
         name=release_name,
         namespace=namespace,
-        chart=chart,
-        version=version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repository) if repository else None,
+        chart=source.chart,
+        version=source.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=source.repository) if source.repository else None,
         values=dict(values),
         cleanup_on_fail=True,
         timeout=timeout,

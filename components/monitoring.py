@@ -20,6 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import alerts, dashboard
+from components import k8s as k8s_values
 from components.gateway import SERVED_MODEL_ANNOTATION
 from components.k8s import PART_OF, child_opts, helm_release, namespace
 from components.model_cache import STAGER_COMPONENT, STAGER_PORT_NAME
@@ -72,6 +73,8 @@ class MonitoringStackArgs:
     # Names of the gateways (SglangGateway) in the serving namespace: their metrics, panels and alerts.
     gateways: Sequence[str] = ()
     chart_version: str = bom.KUBE_PROMETHEUS_STACK_CHART
+    # A chart mirror (config/charts.py) replacing the chart's repository: https://, oci:// or a chart directory.
+    chart_mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -108,7 +111,8 @@ class MonitoringStack(pulumi.ComponentResource):
             chart=CHART,
             version=args.chart_version,
             repository=bom.KUBE_PROMETHEUS_STACK_REPO,
-            values=chart_values(s),
+            mirror=args.chart_mirror,
+            values=k8s_values.chart_values(self, "monitoring", s.values, chart_values(s)),
             timeout=900,
             opts=child_opts(self, opts, monitoring_ns, admin),
         )

@@ -33,6 +33,7 @@ GENERATING_HEALTH_TIMEOUT = 25
 
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 # Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
 # Key of the group's API-key Secret (and of what Open WebUI and Prometheus read from it).
@@ -195,12 +196,38 @@ def pod_template(
         spec["nodeSelector"] = selector
     if g.tolerations:
         spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
+    if g.nodes > 1:
+        spec["affinity"] = one_pod_per_node(g)
     pod_annotations = dict(annotations) | checkov_skips(g, image, api_key_secret is not None)
     if leader and g.pd is not None and g.pd.role == "prefill":
         # Where the gateway tells decode to fetch this prefill server's KV cache from (0.4.6's decode has no
         # fallback when the gateway sends none).
         pod_annotations[BOOTSTRAP_PORT_ANNOTATION] = str(g.pd.settings.bootstrap_port)
     return {"metadata": {"labels": pod_labels, "annotations": pod_annotations}, "spec": spec}
+
+
+def one_pod_per_node(g: InferenceGroup) -> dict:
+    """A multi-node group is sized as ``nodes`` machines (--nnodes, one rank per machine, its own RDMA devices
+    per pod). Nothing spread its pods: in the engine test the scheduler put both pods of a 2 x 1-GPU group on one
+    node, where one node failure takes several ranks down and the fabric settings are not what runs.
+
+    Required pod anti-affinity against every pod of the same LeaderWorkerSet (a role of a disaggregated service
+    is its own LeaderWorkerSet), per node. Why not LWS's own annotations (v0.10.0, pkg/webhooks/pod_webhook.go
+    SetExclusiveAffinities): ``exclusive-topology`` gives a group one topology domain to itself and pulls all its
+    pods INTO that domain (with kubernetes.io/hostname, onto one node); ``subgroup-exclusive-topology`` with
+    subGroupSize 1 spreads them, but its anti-affinity matches every subgrouped pod of any LeaderWorkerSet, so no
+    two multi-node groups could share a node. A selector per group replica (matchLabelKeys on the group index)
+    needs MatchLabelKeysInPodAffinity, alpha and off on Kubernetes 1.30. The price of this selector: two replicas
+    of one multi-node group do not share a node either (single-node groups, e.g. 1-GPU groups, get no affinity
+    and pack freely). Volcano honours required pod anti-affinity (its predicates plugin), so gang scheduling
+    keeps it."""
+    return {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {LWS_NAME_LABEL: g.name}}, "topologyKey": HOSTNAME_TOPOLOGY}
+            ]
+        }
+    }
 
 
 def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str]:

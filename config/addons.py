@@ -13,7 +13,7 @@ from typing import Any, Literal
 from packaging.version import Version
 from pydantic import Field
 
-from config.base import DNS_LABEL, Base, DnsLabel, Quantity
+from config.base import DNS_LABEL, Base, ChartMirror, DnsLabel, Quantity, mirror_field, values_field
 from config.compat import FEATURES
 
 Mode = Literal["install", "present", "absent"]
@@ -30,10 +30,6 @@ VOLCANO_DEFAULT_QUEUE = "default"
 
 def chart_version(text: str) -> Version:
     return Version(text.removeprefix("v"))
-
-
-def _raw_values() -> Any:
-    return Field(default_factory=dict, description="Raw chart values under the typed keys (which win conflicts).")
 
 
 class DriverConfig(Base):
@@ -74,7 +70,8 @@ class GpuOperatorConfig(Base):
         True, description="Bundled node-feature-discovery (nfd.enabled); false when NFD already runs."
     )
     dcgm_exporter: DcgmExporterConfig = Field(default_factory=DcgmExporterConfig)
-    values: dict[str, Any] = _raw_values()
+    values: dict[str, Any] = values_field()
+    chart_mirror: ChartMirror = mirror_field()
 
 
 class QueueConfig(Base):
@@ -93,7 +90,8 @@ class VolcanoConfig(Base):
     mode: Mode = Field("present", description="Volcano batch scheduler. " + MODE_HELP)
     namespace: DnsLabel = Field("volcano-system", description="Namespace of the release.")
     queue: QueueConfig = Field(default_factory=QueueConfig)
-    values: dict[str, Any] = _raw_values()
+    values: dict[str, Any] = values_field()
+    chart_mirror: ChartMirror = mirror_field()
 
 
 class LwsConfig(Base):
@@ -103,4 +101,5 @@ class LwsConfig(Base):
         description="Volcano gang scheduling (gangSchedulingManagement.schedulerProvider: volcano): a group's pods "
         "are admitted together or not at all. With mode present, declares the cluster's controller runs it.",
     )
-    values: dict[str, Any] = _raw_values()
+    values: dict[str, Any] = values_field()
+    chart_mirror: ChartMirror = mirror_field()

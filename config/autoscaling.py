@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from config.base import Base
+from config.base import Base, ChartMirror, mirror_field, values_field
 
 
 class GroupAutoscaling(Base):
@@ -63,3 +63,5 @@ class KedaConfig(Base):
         pattern=r"^https?://[^\s/]+(:\d+)?(/\S*)?$",
         description="Prometheus KEDA queries; defaults to the monitoring stack's in-cluster Prometheus.",
     )
+    values: dict[str, Any] = values_field()
+    chart_mirror: ChartMirror = mirror_field()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -68,6 +68,25 @@ def _relative_path(value: str) -> str:
     return value
 
 
+# A chart mirror: a Helm repository, an OCI registry path, or a local directory of unpacked charts
+# (config/charts.py resolves it).
+REMOTE_SCHEMES = ("https://", "oci://")
+
+
+def validate_mirror(value: str) -> str:
+    """Field rule for the chartMirror keys: a remote repository or a directory path."""
+    if not value:
+        return value
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} contains white space")
+    if "://" in value and not value.startswith(REMOTE_SCHEMES):
+        raise ValueError(
+            f"{value!r} is neither a Helm repository (https://...), an OCI registry path (oci://...) nor a "
+            "local directory of unpacked charts"
+        )
+    return value
+
+
 def _cidr(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=True))
@@ -86,3 +105,18 @@ RelativePath = Annotated[str, AfterValidator(_relative_path)]
 PinnedRequirement = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
+ChartMirror = Annotated[str, AfterValidator(validate_mirror)]
+
+
+def values_field() -> Any:
+    """The ``values`` key of a chart the stack installs."""
+    return Field(default_factory=dict, description="Raw chart values under the typed keys (which win conflicts).")
+
+
+def mirror_field() -> Any:
+    """The ``chartMirror`` key of one chart, over ``sglang-platform:chartMirror``."""
+    return Field(
+        "",
+        description="Where this chart comes from instead of sglang-platform:chartMirror: a Helm repository "
+        "(https://...), an OCI path (oci://...) or a directory of unpacked <chart>-<version>/ charts.",
+    )

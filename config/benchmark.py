@@ -9,6 +9,10 @@ from pydantic import Field
 
 from config.base import Base, RelativePath
 
+# What the benchmark Job's pod requests (and limits): bench_serving is one Python process (asyncio); two cores keep
+# it from becoming the bottleneck it measures. The live checks count it against the nodes holding the weights.
+BENCH_RESOURCES = {"cpu": "2", "memory": "4Gi"}
+
 
 class Benchmark(Base):
     """A Job that runs ``python -m sglang.bench_serving`` (the group's own image) once the group serves its

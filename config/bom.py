@@ -30,6 +30,7 @@ KUBE_PROMETHEUS_STACK_CHART: Final = "88.3.0"
 # KEDA's chart and app versions match; 2.20.2 is the release whose ScaledObject CRD is in shared/crds.
 KEDA_CHART: Final = "2.20.2"
 KUBE_PROMETHEUS_STACK_REPO: Final = "https://prometheus-community.github.io/helm-charts"
+KEDA_REPO: Final = "https://kedacore.github.io/charts"
 # The download Job and the hostPath staging DaemonSet: a small Python image; the client library of
 # the model's source is pip-installed at the pinned version below unless the image already has it (point
 # versions.modelDownloaderImage at an image with them preinstalled for clusters without PyPI access).
@@ -56,7 +57,8 @@ VOLCANO_REPO: Final = "https://volcano-sh.github.io/helm-charts"
 # 0.10.0, not the reference's 0.5.1: gang scheduling needs >= 0.7.0, and only from 0.8.0 does the chart keep
 # its CRDs out of the release (lws#718, #880); 0.10.0 also accepts restartPolicy RecreateGroupAfterStart.
 LWS_CHART: Final = "0.10.0"
-LWS_CHART_REF: Final = "oci://registry.k8s.io/lws/charts/lws"
+LWS_REPO: Final = "oci://registry.k8s.io/lws/charts"
+LWS_CHART_REF: Final = f"{LWS_REPO}/lws"
 
 DEFAULTS: Final[dict[str, str]] = {
     "sglangImage": SGLANG_IMAGE,

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from config.config_json import ModelConfigs
 from config.errors import PROJECT, ConfigError, Problem, problems_from_validation
+from config.live import ClusterAccess, live_problems
 from config.models import SECRET_KEYS, PlatformConfig
 from config.preflight import OFFLINE_ENV, S3Credentials, S3Preflight
 from config.rules import check_platform
@@ -134,6 +135,15 @@ def load() -> LoadedConfig:
     model_configs = ModelConfigs(plain("hfToken"), plain("modelscopeToken"), credentials, offline=offline)
     notes: list[str] = []
     platform = validate(raw, secret_keys, preflight, model_configs=model_configs, other_keys=other_keys, notes=notes)
+    if not offline:
+        # The cluster the Kubernetes provider deploys to (its stack config, else $KUBECONFIG).
+        access = ClusterAccess(
+            runtime_config.get_config("kubernetes:kubeconfig"), runtime_config.get_config("kubernetes:context")
+        )
+        live, live_notes = live_problems(platform, access=access)
+        notes += live_notes
+        if live:
+            raise ConfigError(live)
     config = pulumi.Config(PROJECT)
     secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
     # By the name of what runs: each colocated group, each role of a disaggregated service.

@@ -24,6 +24,7 @@ from config.base import (
     DNS_LABEL,
     AbsolutePath,
     Base,
+    ChartMirror,
     ChartVersion,
     Cidr,
     DnsLabel,
@@ -725,6 +726,12 @@ class PlatformConfig(Base):
     )
     lws: LwsConfig = Field(
         default_factory=LwsConfig, description="LeaderWorkerSet controller add-on (docs/add-ons.md)."
+    )
+    chart_mirror: ChartMirror = Field(
+        "",
+        description="Where every Helm chart comes from instead of its project's repository: a Helm repository "
+        "(https://...), an OCI path (oci://...) or a directory of unpacked <chart>-<version>/ charts, relative "
+        "to the project (docs/add-ons.md, Air-gapped clusters). Empty: each chart's own repository.",
     )
     gpu_nodes: NodeShape = Field(
         default_factory=NodeShape,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from config.base import Base, DnsLabel, Quantity
+from config.base import Base, ChartMirror, DnsLabel, Quantity, mirror_field, values_field
 
 # Prometheus duration (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#duration).
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]
@@ -97,3 +97,5 @@ class MonitoringConfig(Base):
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     slo: Slo = Field(default_factory=Slo)
     dcgm: DcgmScrape = Field(default_factory=DcgmScrape)
+    values: dict[str, Any] = values_field()
+    chart_mirror: ChartMirror = mirror_field()

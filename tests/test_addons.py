@@ -195,7 +195,8 @@ def test_namespaces_and_pod_security(prod):
         "lws-system": "baseline",
         # node-exporter reads the host's /proc and /sys (components/monitoring.py).
         "monitoring": "privileged",
-        "volcano-system": "baseline",
+        # Volcano's scheduler mounts a host path (/tmp/klog-socks).
+        "volcano-system": "privileged",
     }
 
 
@@ -493,7 +494,7 @@ def test_unknown_mode_and_keys_are_refused():
     raw["volcano"]["mode"] = "installed"
     raw["lws"]["gang"] = True
     assert problems(raw) == [
-        "  - sglang-platform:lws.gang: unknown key (a typo?); allowed here: mode, gangScheduling, values",
+        "  - sglang-platform:lws.gang: unknown key (a typo?); allowed here: mode, gangScheduling, values, chartMirror",
         "  - sglang-platform:volcano.mode: Input should be 'install', 'present' or 'absent' (got 'installed')",
     ]
 

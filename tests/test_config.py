@@ -244,8 +244,8 @@ def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
         "apiAccess, versions, inferenceGroups, gateway, openWebui, monitoring, keda, preflight, gpuOperator, volcano, "
-        "lws, gpuNodes, and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, modelscopeToken, "
-        "s3AccessKeyId, s3SecretAccessKey"
+        "lws, chartMirror, gpuNodes, and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, "
+        "modelscopeToken, s3AccessKeyId, s3SecretAccessKey"
     ]
 
 
@@ -261,7 +261,9 @@ def test_models_are_usable_from_python_with_snake_case():
 
 
 def test_pulumi_yaml_declares_every_top_level_key_with_the_model_defaults():
-    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    config = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    # Provider settings (kubernetes:...) live there too; they are not keys of this project.
+    declared = {k: v for k, v in config.items() if k.startswith("sglang-platform:")}
     fields = {f.alias: f for f in PlatformConfig.model_fields.values()}
     assert set(declared) == {f"sglang-platform:{k}" for k in fields}
     for alias, field in fields.items():
@@ -273,6 +275,13 @@ def test_pulumi_yaml_declares_every_top_level_key_with_the_model_defaults():
             default = field.get_default(call_default_factory=True)
             expected = default.model_dump(exclude_defaults=True) if hasattr(default, "model_dump") else default
             assert decl["default"] == expected, alias
+
+
+def test_pulumi_yaml_makes_up_after_destroy_adopt_the_kept_objects():
+    config = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert {k: v for k, v in config.items() if not k.startswith("sglang-platform:")} == {
+        "kubernetes:upsertExistingObjects": {"value": True}
+    }
 
 
 def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():

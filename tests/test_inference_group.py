@@ -340,3 +340,35 @@ def test_the_serving_namespace_outlives_destroy_while_it_holds_kept_claims(prod,
     result = run_with("dev", nothing_kept)
     assert result.error is None, result.error
     assert result.named("serving-namespace").retain_on_delete is False
+
+
+def test_a_multi_node_group_puts_each_pod_on_its_own_node(prod, dev):
+    spread = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"leaderworkerset.sigs.k8s.io/name": "deepseek-r1"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+    template = lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
+    assert template["leaderTemplate"]["spec"]["affinity"] == spread
+    assert template["workerTemplate"]["spec"]["affinity"] == spread
+    # A single-pod group (dev's 1-GPU group) gets none: its replicas may share a node.
+    assert "affinity" not in lws(dev, "qwen-small")["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
+
+
+def test_a_dev_group_on_two_nodes_spreads_too():
+    def two_nodes(values):
+        values["inferenceGroups"][0]["nodes"] = 2
+
+    result = run_with("dev", two_nodes)
+    assert result.error is None, result.error
+    template = lws(result, "qwen-small")["spec"]["leaderWorkerTemplate"]
+    for role in ("leaderTemplate", "workerTemplate"):
+        (term,) = template[role]["spec"]["affinity"]["podAntiAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
+        assert term["labelSelector"] == {"matchLabels": {"leaderworkerset.sigs.k8s.io/name": "qwen-small"}}

@@ -142,3 +142,10 @@ def test_another_teams_program_uses_the_component():
         "service": "r1-distill-api",
     }
     assert result.k8s_object("LeaderWorkerSet", "r1-distill")["metadata"]["namespace"] == "team-a"
+
+
+def test_docs_list_the_e2e_overrides_of_the_committed_stacks():
+    from tools.sim_stacks import BEGIN, END, readme_block
+
+    readme = (ROOT / "docs" / "real-engine.md").read_text()
+    assert readme[readme.index(BEGIN) : readme.index(END) + len(END)] == readme_block()

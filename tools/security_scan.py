@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools import harness
 
-REFERENCE = harness.ROOT.parent / "shared" / "reference" / "deepseek-r1-k8s-sglang-deployment.md"
+REFERENCE = harness.SHARED / "reference" / "deepseek-r1-k8s-sglang-deployment.md"
 CHECKOV_VENV = harness.ROOT / ".ci" / ".checkov-venv" / "bin" / "checkov"
 # Built-in kinds whose pod templates checkov already scans.
 _BUILTIN_GROUPS = ("v1", "apps/", "batch/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from config.charts import check_charts
 from config.errors import Problem
 from config.models import PlatformConfig
 from config.rules.addons import check_addons
@@ -56,6 +57,7 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[s
     problems += check_front_end(cfg)
     problems += check_gateway(cfg)
     problems += check_addons(cfg)
+    problems += check_charts(cfg)
     problems += check_autoscaling(cfg)
     problems += check_benchmark(cfg)
     found, warnings = check_compat(cfg)

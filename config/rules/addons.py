@@ -94,9 +94,11 @@ def check_addons(cfg: PlatformConfig) -> list[Problem]:
         out.append(Problem(("gpuOperator", "driver", "version"), "only used when driver.managed is true"))
     if gpu.driver.use_host_mofed and not gpu.driver.rdma:
         out.append(Problem(("gpuOperator", "driver", "useHostMofed"), "only used when driver.rdma is true"))
-    for key, addon in (("gpuOperator", gpu), ("volcano", volcano), ("lws", lws)):
+    for key, addon in (("gpuOperator", gpu), ("volcano", volcano), ("lws", lws), ("keda", cfg.keda)):
         if addon.values and addon.mode != "install":
             out.append(Problem((key, "values"), f"chart values only apply when mode is install (it is {addon.mode})"))
+        if addon.chart_mirror and addon.mode != "install":
+            out.append(Problem((key, "chartMirror"), f"only used when mode is install (it is {addon.mode})"))
     return out
 
 

@@ -1,0 +1,230 @@
+"""What the e2e suite changes on top of the committed stacks, and why: only what the simulated cluster cannot
+serve (docs/real-engine.md shows readme_block(), kept current by a test).
+Everything else is the stack as committed. tools/bench_preview.py deploys the same."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The secrets `pulumi up` needs (pulumi config set --secret); test values.
+SECRETS: dict[str, dict[str, str]] = {
+    "dev": {"webuiSecretKey": "e2e-webui-secret-0123456789abcdef", "grafanaAdminPassword": "e2e-grafana"},
+    "prod": {
+        "apiKey": "e2e-api-key-0123456789abcdef",
+        "webuiSecretKey": "e2e-webui-secret-0123456789abcdef",
+        "grafanaAdminPassword": "e2e-grafana",
+    },
+}
+SECRETS["pd-h200"] = SECRETS["prod"]
+
+# cluster.sh start options per stack: three 8-GPU nodes (one prod group is two whole nodes: 128 CPU, 1Ti, 4 rdma/ib
+# per pod) and a pool of class-less volumes for the claims without a StorageClass.
+# The simulated nodes carry what GPU feature discovery and the device plugin put on an 8 x A800 node: the labels the
+# live checks read, and nvidia.com/gpu.present, which the weights-staging DaemonSet and the pods that wait for it
+# select. Their CPU and memory stay above prod's gpuNodes (cluster.sh's 192 CPU, 2Ti): in the simulation every
+# other pod (the add-ons' controllers, Prometheus, the gateway, the UI) runs on these nodes too, where a real
+# cluster keeps them on CPU nodes.
+GFD_LABELS = {
+    "nvidia.com/gpu.present": "true",
+    "nvidia.com/gpu.product": "NVIDIA-A800-SXM4-80GB",
+    "nvidia.com/gpu.memory": "81920",
+    "nvidia.com/gpu.count": "8",
+    "nvidia.com/gpu.compute.major": "8",
+    "nvidia.com/gpu.compute.minor": "0",
+}
+GFD = ("--node-labels", ",".join(f"{k}={v}" for k, v in GFD_LABELS.items()))
+# Nodes exactly as prod's gpuNodes declares them (128 CPU, 2000Gi), for the live checks' room arithmetic.
+NODE_SHAPE = ("--cpu", "128", "--memory", "2000Gi", *GFD)
+SIM = {
+    "dev": ("--nodes", "3", "--pvs", "6", "--pv-size", "100Gi", *GFD),
+    "prod": ("--nodes", "3", "--pvs", "4", "--pv-size", "300Gi", *GFD),
+    # The disaggregated example: one 8 x H200 node per role, a third for the rest.
+    "pd-h200": (
+        "--nodes",
+        "3",
+        "--pvs",
+        "4",
+        "--pv-size",
+        "300Gi",
+        "--node-labels",
+        ",".join(
+            f"{k}={v}"
+            for k, v in (
+                GFD_LABELS | {"nvidia.com/gpu.product": "NVIDIA-H200", "nvidia.com/gpu.memory": "143771"}
+            ).items()
+        ),
+    ),
+}
+# The simulation's kube-apiserver (../shared/engine builds v1.36.3).
+SIM_KUBERNETES = "1.36.3"
+# prod's Open WebUI claim asks for StorageClass nfs-client: the e2e cluster provides it (expandable, so a growth
+# of the claim is an in-place update) with two volumes of that class; no provisioner runs in the simulation.
+NFS_CLIENT: list[dict[str, Any]] = [
+    {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": "nfs-client"},
+        # No provisioner runs in the simulation: claims bind to the volumes below.
+        "provisioner": "sglang-sim.invalid/none",
+        "allowVolumeExpansion": True,
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "Immediate",
+    },
+    *[
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"nfs-client-{i}"},
+            "spec": {
+                "capacity": {"storage": "500Gi"},
+                "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "nfs-client",
+                "hostPath": {"path": f"/tmp/sglang-e2e-nfs-client-{i}"},
+            },
+        }
+        for i in range(2)
+    ],
+]
+
+
+# (stack key path, value, stacks, why). Paths are dotted stack keys without the project prefix.
+OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
+    (
+        "chartMirror",
+        "<shared>/charts",
+        ("dev", "prod", "pd-h200"),
+        "the pinned charts, unpacked (no chart repository is reachable from the simulation)",
+    ),
+    (
+        "versions.kubernetes",
+        SIM_KUBERNETES,
+        ("dev", "prod", "pd-h200"),
+        "the simulation's kube-apiserver is v1.36.3, and the live check at preview refuses a versions.kubernetes of "
+        "another minor (prod declares the reference's 1.30.6, dev and pd-h200 leave the BOM's 1.35.8)",
+    ),
+    (
+        "versions.kedaChart",
+        "2.20.2",
+        ("prod",),
+        "prod pins KEDA 2.17.2 (the line tested on Kubernetes 1.30); the chart mirror ../shared/charts has 2.20.2",
+    ),
+    (
+        "versions.volcanoChart",
+        "1.9.0",
+        ("prod",),
+        "prod pins Volcano 1.10.2 (the first line for Kubernetes 1.30); the chart mirror has 1.9.0",
+    ),
+    (
+        "preflight.compatibility",
+        False,
+        ("prod",),
+        "on Kubernetes 1.36 the compatibility rules refuse GPU Operator v24.9.1 (tested up to 1.31); false makes it a "
+        "warning, printed at preview",
+    ),
+    (
+        "lws.mode",
+        "present",
+        ("dev", "prod", "pd-h200"),
+        "the lws 0.10.0 chart has no value that turns off its Service-backed admission webhooks (nothing serves "
+        "them: kwok runs no containers); the simulation runs the real LWS v0.10.0 controller and its webhooks on "
+        "127.0.0.1 instead. The lws release itself is previewed (pulumi preview of the committed stack)",
+    ),
+    (
+        "keda.values",
+        {"webhooks": {"enabled": False}, "metricsServer": {"enabled": False}},
+        ("dev", "prod"),
+        "KEDA's admission webhook and its external-metrics APIService are Service-backed",
+    ),
+    (
+        "monitoring.values",
+        {"prometheusOperator": {"admissionWebhooks": {"enabled": False}, "tls": {"enabled": False}}},
+        ("dev", "prod", "pd-h200"),
+        "the Prometheus operator's admission webhooks are Service-backed; its TLS secret comes from their hook Job",
+    ),
+    (
+        "volcano.values",
+        {"custom": {"admission_enable": False}},
+        ("prod",),
+        "Volcano's admission webhooks (every pod, every queue) are Service-backed",
+    ),
+]
+
+
+def committed(stack: str) -> dict[str, Any]:
+    """The sglang-platform keys of Pulumi.<stack>.yaml (or examples/stacks/) as committed, without the prefix."""
+    from tools.harness import stack_path
+
+    data = yaml.safe_load(stack_path(stack).read_text())["config"]
+    return {k.split(":", 1)[1]: v for k, v in data.items()}
+
+
+# What a preview of the committed stacks already needs on the simulation (the charts it resolves, the version the
+# live checks compare); the rest only matters once the objects exist.
+PREVIEW_KEYS = (
+    "chartMirror",
+    "versions.kubernetes",
+    "versions.kedaChart",
+    "versions.volcanoChart",
+    "preflight.compatibility",
+)
+
+
+def overrides(stack: str, charts: Path, preview_only: bool = False) -> dict[str, Any]:
+    """The stack keys to merge into Pulumi.<stack>.yaml (top-level keys, values deep-merged by the caller);
+    ``preview_only``: only those a preview of the committed stack needs."""
+    out: dict[str, Any] = {}
+    for path, value, stacks, _ in OVERRIDES:
+        if stack not in stacks or (preview_only and path not in PREVIEW_KEYS):
+            continue
+        value = str(charts) if value == "<shared>/charts" else copy.deepcopy(value)
+        top, *rest = path.split(".")
+        if not rest:
+            out[top] = value
+            continue
+        node = out.setdefault(top, {})
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node[rest[-1]] = value
+    return out
+
+
+def merged(committed: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Stack values (without the project prefix) with ``changes`` deep-merged in."""
+    out = copy.deepcopy(committed)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def describe(stack: str) -> list[str]:
+    return [
+        f"sglang-platform:{path} = {value!r} ({'preview, up' if path in PREVIEW_KEYS else 'up'}): {why}"
+        for path, value, stacks, why in OVERRIDES
+        if stack in stacks
+    ]
+
+
+BEGIN = "<!-- e2e-overrides:begin -->"
+END = "<!-- e2e-overrides:end -->"
+
+
+def readme_block() -> str:
+    """The table of the e2e overrides in docs/real-engine.md (tests/test_render.py keeps that copy current)."""
+    rows = [BEGIN, "| stack key | value | stacks | from | why |", "|---|---|---|---|---|"]
+    for path, value, stacks, why in OVERRIDES:
+        shown = value if isinstance(value, str) else json.dumps(value)
+        when = "preview, up" if path in PREVIEW_KEYS else "up"
+        rows.append(f"| `sglang-platform:{path}` | `{shown}` | {', '.join(stacks)} | {when} | {why} |")
+    rows.append(END)
+    return "\n".join(rows)
