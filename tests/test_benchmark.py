@@ -1,8 +1,8 @@
 """ServingBenchmark: its stack keys and rules, the objects it renders (the exact bench_serving arguments, aimed
 at the model's gateway or the group's Service), those arguments read against the bench_serving source of each
 stack's release, the script's waiting, result parsing and SLO verdict, and the real ``python -m
-sglang.bench_serving`` of the BOM's release (0.4.3.post2, whose bench_serving imports without torch) run by that
-script against a fake OpenAI server and a fake Kubernetes API, both on 127.0.0.1."""
+sglang.bench_serving`` of every committed stack's release (dev's 0.4.3.post2; prod's 0.4.4, with a stand-in
+torch) run by that script against a fake OpenAI server and a fake Kubernetes API, both on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ spec.loader.exec_module(sb)
 
 G = "sglang-platform:inferenceGroups[0]"
 BENCH_VENV = ROOT / ".ci" / ".bench-venv"
+# tests/fixtures/torch_stub: torch and triton as far as `import sglang` of 0.4.4 needs them, and no further.
+TORCH_STUB = ROOT / "tests" / "fixtures" / "torch_stub"
+# Each committed stack and its SGLang release, whose bench_serving runs below (.ci/run installs each wheel).
+BENCH_RUNS = [("dev", "0.4.3.post2"), ("prod", "0.4.4")]
 
 
 def prod_group(**benchmark_keys) -> InferenceGroup:
@@ -505,8 +509,7 @@ def _stack_job(stack: str):
 def test_each_stacks_job_is_read_against_the_bench_serving_of_its_own_release(stack, release):
     """The Job runs bench_serving from the stack's SGLang image: the exact arguments the stack renders are
     options (and values) of that release's bench_serving, and its result line has the keys the script reads.
-    prod's 0.4.4 imports torch on `import sglang`, so this reading of its source is its check; the real run
-    below uses the BOM's 0.4.3.post2 (docs/benchmark-slo.md, "Tested how")."""
+    The real run of each of these releases is below (docs/benchmark-slo.md, "Tested how")."""
     from tools import sglang_flags
 
     assert _stack_release(stack) == release
@@ -771,22 +774,42 @@ def test_a_disaggregated_service_is_waited_for_on_both_roles(tmp_path):
 # --- the real bench_serving ----------------------------------------------------------------------------
 
 
-def bench_python() -> tuple[str, dict[str, str]]:
-    """The interpreter with bench_serving's dependencies, and the PYTHONPATH holding the BOM's sglang wheel
-    (0.4.3.post2, dev's pin: its bench_serving imports without torch; prod's 0.4.4 does not, see above).
-    Both installed by .ci/run; SGLANG_BENCH_PYTHON and SGLANG_BENCH_PATH point elsewhere."""
-    from config import Versions
+def _top_level_imports(module: Path) -> set[str]:
+    """The modules a file imports when it is imported (its module-level import statements)."""
+    names: set[str] = set()
+    for n in ast.parse(module.read_text()).body:
+        if isinstance(n, ast.Import):
+            names |= {a.name for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module:
+            names.add(n.module)
+    return names
 
-    release = str(Versions().sglang_release)
+
+def imports_torch(wheel_dir: Path) -> bool:
+    """Whether ``import sglang`` of the release installed in wheel_dir imports torch: from 0.4.3.post3 on,
+    ``sglang/utils.py`` imports ``sglang.srt.utils`` at module level (0.4.3.post2: inside a function), and that
+    module imports torch."""
+    sglang = wheel_dir / "sglang"
+    return "sglang.srt.utils" in _top_level_imports(sglang / "utils.py") and "torch" in _top_level_imports(
+        sglang / "srt" / "utils.py"
+    )
+
+
+def bench_python(release: str) -> tuple[str, dict[str, str]]:
+    """The interpreter with bench_serving's dependencies, and the PYTHONPATH holding the release's sglang
+    wheel, then (only for a release whose ``import sglang`` imports torch) the stand-in torch and triton.
+    Both installed by .ci/run; SGLANG_BENCH_PYTHON and SGLANG_BENCH_PATH (a directory holding
+    ``<release>/sglang``) point elsewhere."""
     python = os.environ.get("SGLANG_BENCH_PYTHON") or str(BENCH_VENV / "bin" / "python")
-    path = os.environ.get("SGLANG_BENCH_PATH") or str(BENCH_VENV / "sglang" / release)
-    if not Path(python).exists() or not (Path(path) / "sglang" / "bench_serving.py").exists():
+    wheel_dir = Path(os.environ.get("SGLANG_BENCH_PATH") or BENCH_VENV / "sglang") / release
+    if not Path(python).exists() or not (wheel_dir / "sglang" / "bench_serving.py").exists():
         unavailable(
             f"bench_serving of sglang {release} is not installed: `bash .ci/run` puts its dependencies into "
             f"{BENCH_VENV} and the wheel into {BENCH_VENV}/sglang/{release} (or set SGLANG_BENCH_PYTHON and "
             "SGLANG_BENCH_PATH)"
         )
-    return python, {"PYTHONPATH": path}
+    path = [str(wheel_dir), *([str(TORCH_STUB)] if imports_torch(wheel_dir) else [])]
+    return python, {"PYTHONPATH": os.pathsep.join(path)}
 
 
 def tokenizer_dir(path: Path) -> Path:
@@ -837,9 +860,9 @@ def tokenizer_dir(path: Path) -> Path:
 
 
 def run_benchmark(
-    tmp_path: Path, slo: dict, fake: FakeOpenAI, kube: FakeKube, ready_timeout: str = "60"
+    tmp_path: Path, release: str, slo: dict, fake: FakeOpenAI, kube: FakeKube, ready_timeout: str = "60"
 ) -> tuple[subprocess.CompletedProcess, list[str]]:
-    python, extra_env = bench_python()
+    python, extra_env = bench_python(release)
     g = prod_group(numPrompts=20, randomInputLen=16, randomOutputLen=8, maxConcurrency=4)
     assert g.benchmark is not None
     base = f"http://127.0.0.1:{fake.port}"
@@ -877,20 +900,32 @@ def run_benchmark(
     return proc, args
 
 
-def test_bench_serving_of_the_boms_release_against_a_fake_server(tmp_path):
+def test_the_runs_cover_every_committed_stacks_release():
+    from tools.bench_serving_releases import stack_releases
+
+    assert dict(BENCH_RUNS) == stack_releases()
+    # The example stacks' release is not run, only read from source (docs/benchmark-slo.md, "Tested how").
+    assert {_stack_release(s) for s in ("pd-h200", "deepseek-h200")} == {"0.5.23"}
+
+
+@pytest.mark.parametrize(("stack", "release"), BENCH_RUNS)
+def test_bench_serving_of_each_stacks_release_against_a_fake_server(tmp_path, stack, release):
     # The group becomes ready on the third look: the old group is still serving, then the new one loads.
     states = [lws(updated=0), lws(ready=0, total=1, updated=1), lws()]
     with (
         serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY, first_token_delay=0.02)) as fake,
         serve_kube(FakeKube(leader_worker_sets=states)) as kube,
     ):
-        proc, args = run_benchmark(tmp_path, SLO | {"ttftP99Seconds": 5.0, "minRequestThroughput": 0.1}, fake, kube)
+        slo = SLO | {"ttftP99Seconds": 5.0, "minRequestThroughput": 0.1}
+        proc, args = run_benchmark(tmp_path, release, slo, fake, kube)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log
     assert "waiting: leaderworkerset deepseek-r1: 1 of 1 groups ready, 0 updated" in log
     assert "waiting: leaderworkerset deepseek-r1: 0 of 1 groups ready, 1 updated" in log
+    # 0.4.4 ran on the stand-in torch (its `import sglang` needs one), 0.4.3.post2 without.
+    assert (str(TORCH_STUB) in bench_python(release)[1]["PYTHONPATH"]) is (release == "0.4.4")
     completions = [body or {} for _, path, body in fake.requests if path == "/v1/completions"]
-    # bench_serving 0.4.3.post2: one warm-up request (at most 32 tokens), then the 20, streamed, the key sent.
+    # bench_serving: one warm-up request (at most 32 tokens), then the 20, streamed, the key sent.
     assert len(completions) == 21
     assert all(
         set(body) == {"model", "prompt", "temperature", "best_of", "max_tokens", "stream", "ignore_eos"}
@@ -900,15 +935,20 @@ def test_bench_serving_of_the_boms_release_against_a_fake_server(tmp_path):
         ("deepseek-r1", 8, True, True, 0.0)
     }
     sent = {(path, auth) for (_, path, _), auth in zip(fake.requests, fake.auth, strict=True)}
-    # Our ready check and every completion carry the key; 0.4.3.post2 posts /flush_cache without it (SGLang
-    # answers 401 with --api-key set, and bench_serving ignores the answer). With --model given it asks for
-    # nothing else.
-    assert sent == {
-        ("/v1/models", f"Bearer {API_KEY}"),
-        ("/v1/completions", f"Bearer {API_KEY}"),
-        ("/flush_cache", None),
+    # Our ready check and every completion carry the key. 0.4.3.post2 posts /flush_cache without it (SGLang
+    # answers 401 with --api-key set, and bench_serving ignores the answer); 0.4.4 sends it there, and at the
+    # end reads /get_server_info without it (the 401 is JSON, read as no accept length). With --model given
+    # it asks for nothing else.
+    key = f"Bearer {API_KEY}"
+    around: dict[str, set[tuple[str, str | None]]] = {
+        "0.4.3.post2": {("/flush_cache", None)},
+        "0.4.4": {("/flush_cache", key), ("/get_server_info", None)},
     }
+    assert sent == {("/v1/models", key), ("/v1/completions", key)} | around[release]
     assert [path for _, path, _ in fake.requests].count("/flush_cache") == 1
+    assert [path for _, path, _ in fake.requests][-1] == (
+        "/get_server_info" if release == "0.4.4" else "/v1/completions"
+    )
     # The ConfigMap: cleared and waiting, running, then the result.
     data = kube.config_maps["deepseek/deepseek-r1-benchmark"]
     assert [p["status"] for p in kube.patches] == ["waiting", "running", "done"]
@@ -928,7 +968,7 @@ def test_bench_serving_of_the_boms_release_against_a_fake_server(tmp_path):
         20,
         0,
         True,
-        "0.4.3.post2",
+        release,
     )
     assert result["workload"] == {
         "backend": "sglang-oai",
@@ -953,12 +993,13 @@ def test_bench_serving_of_the_boms_release_against_a_fake_server(tmp_path):
     assert args[args.index("--dataset-path") + 1] == str(tmp_path / "work" / "dataset.json")
 
 
-def test_a_missed_slo_is_published_as_failed_and_ends_the_job_cleanly(tmp_path):
+@pytest.mark.parametrize(("stack", "release"), BENCH_RUNS)
+def test_a_missed_slo_is_published_as_failed_and_ends_the_job_cleanly(tmp_path, stack, release):
     with (
         serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY, first_token_delay=0.02)) as fake,
         serve_kube(FakeKube(leader_worker_sets=[lws()])) as kube,
     ):
-        proc, _ = run_benchmark(tmp_path, SLO | {"ttftP99Seconds": 0.001}, fake, kube)
+        proc, _ = run_benchmark(tmp_path, release, SLO | {"ttftP99Seconds": 0.001}, fake, kube)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = kube.config_maps["deepseek/deepseek-r1-benchmark"]
     assert (data["status"], data["passed"]) == ("done", "false")
@@ -966,12 +1007,13 @@ def test_a_missed_slo_is_published_as_failed_and_ends_the_job_cleanly(tmp_path):
     assert "  FAIL  TTFT p99: " in proc.stdout and " ms <= 1.0 ms" in proc.stdout
 
 
-def test_a_wrong_key_is_an_error_the_job_reports(tmp_path):
+@pytest.mark.parametrize(("stack", "release"), BENCH_RUNS)
+def test_a_wrong_key_is_an_error_the_job_reports(tmp_path, stack, release):
     with (
         serve_openai(FakeOpenAI(model="deepseek-r1", api_key="another-key")) as fake,
         serve_kube(FakeKube(leader_worker_sets=[lws()])) as kube,
     ):
-        proc, _ = run_benchmark(tmp_path, SLO, fake, kube, ready_timeout="1")
+        proc, _ = run_benchmark(tmp_path, release, SLO, fake, kube, ready_timeout="1")
     assert proc.returncode == 1
     data = kube.config_maps["deepseek/deepseek-r1-benchmark"]
     assert data["status"] == "error"
