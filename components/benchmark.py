@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import Spec, child_opts, image_skips, labels, meta, skip_annotations, skip_await
 from components.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY, model_volume
-from config.benchmark import Benchmark
+from config.benchmark import BENCH_REQUESTS, Benchmark
 from config.models import MODEL_VOLUME, InferenceGroup
 from config.monitoring import Slo
 from config.rules.benchmark import check_group_benchmark
@@ -36,8 +36,8 @@ WORK_VOLUME = "benchmark-work"
 WORK_DIR = "/tmp/bench"
 # bench_serving needs no root: it reads the image's packages and the model's tokenizer, and writes to /tmp.
 BENCH_UID = 65532
-# bench_serving is one Python process (asyncio); two cores keep it from becoming the bottleneck it measures.
-BENCH_RESOURCES = {"cpu": "2", "memory": "4Gi"}
+# requests == limits (config.benchmark says why two cores; the node-fit rules count them on a GPU node).
+BENCH_RESOURCES = dict(BENCH_REQUESTS)
 # Time the run itself may take once the group serves (on top of the wait for it).
 RUN_SECONDS = 2 * 3600
 

@@ -9,6 +9,11 @@ from pydantic import Field
 
 from config.base import Base, RelativePath
 
+# What the benchmark Job requests (and limits): bench_serving is one Python process (asyncio); two cores keep
+# it from becoming the bottleneck it measures. Here, not in the component, because on a hostPath volume the
+# Job runs on one of the group's GPU nodes and the node-fit rules count it there (config.rules.nodes).
+BENCH_REQUESTS = {"cpu": "2", "memory": "4Gi"}
+
 
 class Benchmark(Base):
     """A Job that runs ``python -m sglang.bench_serving`` (the group's own image) once the group serves its

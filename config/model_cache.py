@@ -16,6 +16,9 @@ HF_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 # S3 bucket naming rules (also what S3-compatible stores accept).
 BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# What the staging DaemonSet's pod requests on every node it stages (a hostPath volume's). Here, not in the
+# component, because the node-fit rules count it beside the group's pod (config.rules.nodes).
+STAGER_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
 
 
 def _s3_prefix(value: str) -> str:
