@@ -11,7 +11,8 @@ from pydantic import AfterValidator, Field
 
 from config.base import Base, DnsSubdomain, Quantity
 
-# A Hugging Face branch (main) moves; only a commit id names fixed weights.
+# A Hugging Face branch (main) moves; only a commit id names fixed weights. The same holds on ModelScope (a
+# git host too): branches move, and a tag can be deleted and pushed again, so only a commit is judged fixed.
 HF_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 # S3 bucket naming rules (also what S3-compatible stores accept).
@@ -35,6 +36,12 @@ class Staging(Base):
         description="Node labels, on top of the group's nodeSelector and tolerations, of the nodes that get a copy: "
         "the GPU nodes (the GPU Operator labels them nvidia.com/gpu.present=true). {} stages on every node the "
         "group's nodeSelector and tolerations admit.",
+    )
+    allow_moving_revision: bool = Field(
+        False,
+        description="Stage a revision that can move (a branch or tag: anything but a 40-character commit id) "
+        "anyway. Each node fetches it when its stager starts, so the nodes of one group can hold different "
+        "weights; the stager records the commit it got in the completion marker for comparing nodes.",
     )
     keep_revisions: int = Field(
         1,

@@ -83,6 +83,8 @@ def test_huggingface_download_writes_a_verified_marker(tmp_path, hub):
         "revision": REVISION,
         "files": 3,
         "bytes": 104,
+        # A commit names itself: no hub call to resolve it.
+        "commit": REVISION,
     }
 
 
@@ -463,6 +465,84 @@ def test_a_revision_that_cannot_fit_is_refused_before_the_fetch(tmp_path, hub, m
     assert hub.calls == []
     assert (progress.expected_bytes, progress.expected_files) == (100 * 2**30 + 2, 2)
     assert not (tmp_path / "Qwen2.5-1.5B-Instruct").exists()
+
+
+def modelscope_stage_env(root, revision="master") -> dict:
+    identity = {"source": "modelscope", "repo": "meituan/DeepSeek-R1-Block-INT8", "revision": revision}
+    return {
+        "MODEL_DIR": str(root / "DeepSeek-R1-Block-INT8"),
+        "MODEL_SOURCE": "modelscope",
+        "MODEL_IDENTITY": json.dumps(identity),
+        "MODEL_REPO": "meituan/DeepSeek-R1-Block-INT8",
+        "MODEL_REVISION": revision,
+        "STAGE_GROUP": "deepseek-r1",
+    }
+
+
+@pytest.fixture
+def modelscope_hub(monkeypatch):
+    """ModelScope whose master moves when told to: ``heads`` is what each revision-detail call answers."""
+    fake = FakeHub({"config.json": b"{}", "model.safetensors": b"0" * 10})
+    heads: list[str] = []
+
+    class HubApi:
+        def get_valid_revision_detail(self, model_id, revision):
+            assert (model_id, revision) == ("meituan/DeepSeek-R1-Block-INT8", "master")
+            return {
+                "Revision": "master",
+                "CreatedAt": 1700000000,
+                "CommitId": heads.pop(0) if len(heads) > 1 else heads[0],
+            }
+
+        def get_model_files(self, *args, **kwargs):
+            raise RuntimeError("no file list here")
+
+    module = types.SimpleNamespace(snapshot_download=fake.snapshot_download)
+    monkeypatch.setitem(sys.modules, "modelscope", module)
+    monkeypatch.setitem(sys.modules, "modelscope.hub", types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "modelscope.hub.api", types.SimpleNamespace(HubApi=HubApi))
+    return fake, heads
+
+
+def test_the_stager_records_the_commit_a_moving_branch_named(tmp_path, modelscope_hub, capsys):
+    fake, heads = modelscope_hub
+    heads += ["c" * 40]
+    env = modelscope_stage_env(tmp_path)
+    marker = dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert marker["commit"] == "c" * 40 and marker["revision"] == "master"
+    out = capsys.readouterr().out
+    assert f"meituan/DeepSeek-R1-Block-INT8@master is commit {'c' * 40}" in out
+    # The log line an operator compares across the group's nodes, also when nothing was fetched.
+    assert f"in place, commit {'c' * 40}" in out
+    dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert len(fake.calls) == 1 and f"in place, commit {'c' * 40}" in capsys.readouterr().out
+
+
+def test_a_branch_that_moves_during_the_fetch_is_not_marked_complete(tmp_path, modelscope_hub):
+    fake, heads = modelscope_hub
+    heads += ["c" * 40, "d" * 40]
+    env = modelscope_stage_env(tmp_path)
+    with pytest.raises(dm.DownloadError) as info:
+        dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert str(info.value) == (
+        f"meituan/DeepSeek-R1-Block-INT8@master moved from commit {'c' * 40} to {'d' * 40} during the fetch; "
+        "fetching again so the copy is one commit"
+    )
+    rev = dm.revision_dir(tmp_path / "DeepSeek-R1-Block-INT8", identity_of(env))
+    assert dm.read_marker(rev) is None and not (tmp_path / "DeepSeek-R1-Block-INT8").exists()
+    # The retry fetches again and records the commit it got.
+    marker = dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert marker["commit"] == "d" * 40 and len(fake.calls) == 2
+
+
+def test_a_hub_that_does_not_say_leaves_the_commit_unknown(tmp_path, monkeypatch, capsys):
+    fake = FakeHub({"config.json": b"{}", "model.safetensors": b"0"})
+    monkeypatch.setitem(sys.modules, "modelscope", types.SimpleNamespace(snapshot_download=fake.snapshot_download))
+    monkeypatch.delitem(sys.modules, "modelscope.hub.api", raising=False)
+    env = modelscope_stage_env(tmp_path)
+    marker = dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert marker["commit"] is None
+    assert "in place, commit unknown" in capsys.readouterr().out
 
 
 def test_progress_metrics_and_log_line(tmp_path):

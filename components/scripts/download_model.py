@@ -11,8 +11,10 @@ pinned DOWNLOAD_REQUIREMENT into DEPS_DIR.
 
 A download is complete once ``.sglang-platform-complete.json`` exists in MODEL_DIR: written last, after the
 files were verified, holding MODEL_IDENTITY (source, repository or bucket/prefix, revision) plus the file
-count and bytes. A matching marker means nothing to do. ``download`` handles a different identity (changed
-revision) by removing the marker first, so the gates close, then fetching again over the old files.
+count and bytes, and the commit a hub's revision named when it was fetched (``commit``: how the copies of a
+moving branch on different nodes are compared). A matching marker means nothing to do. ``download`` handles
+a different identity (changed revision) by removing the marker first, so the gates close, then fetching again
+over the old files.
 ``stage`` fetches each revision into a directory of its own beside MODEL_DIR (``<name>.rev-<id>``), verifies
 it, marks it complete, and only then points MODEL_DIR at it: MODEL_DIR is a relative symlink, replaced by a
 rename, so a reader sees the old revision or the new one, never a mix. Running servers keep the files they
@@ -40,6 +42,7 @@ import http.server
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -127,15 +130,21 @@ def verify(model_dir: Path, expected: Mapping[str, int] | None) -> dict[str, int
     return files
 
 
-# What a marker holds besides the identity.
-MARKER_FIELDS = ("files", "bytes", "completedAt")
+# What a marker holds besides the identity. ``commit``: the commit the revision named when it was fetched
+# (a branch or tag resolved; null when the source cannot say), so the copies of a moving revision on
+# different nodes can be compared.
+MARKER_FIELDS = ("files", "bytes", "completedAt", "commit")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def write_marker(model_dir: Path, identity: Mapping[str, str], files: Mapping[str, int]) -> dict:
+def write_marker(
+    model_dir: Path, identity: Mapping[str, str], files: Mapping[str, int], commit: str | None = None
+) -> dict:
     marker = dict(identity) | {
         "files": len(files),
         "bytes": sum(files.values()),
         "completedAt": now(),
+        "commit": commit,
     }
     tmp = model_dir / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
@@ -252,6 +261,53 @@ FETCHERS: dict[str, Callable[[Mapping[str, str], Path], dict[str, int] | None]] 
 }
 
 
+def resolve_commit(env: Mapping[str, str], identity: Mapping[str, str]) -> str | None:
+    """The commit a hub's revision names now: itself when it is one, else the branch or tag resolved by the
+    hub's API. None for s3 (no commits) or when the hub does not say (logged: the marker then records null)."""
+    source, revision = identity["source"], identity.get("revision", "")
+    if source not in ("huggingface", "modelscope"):
+        return None
+    if COMMIT.match(revision):
+        return revision
+    try:
+        if source == "huggingface":
+            hub = require("huggingface_hub", env)
+            sha = hub.HfApi(token=env.get("HF_TOKEN") or None).model_info(env["MODEL_REPO"], revision=revision).sha
+            return sha if isinstance(sha, str) and COMMIT.match(sha) else None
+        require("modelscope", env)
+        api = importlib.import_module("modelscope.hub.api").HubApi()
+        detail = api.get_valid_revision_detail(env["MODEL_REPO"], revision=revision)
+        # The field's name differs between ModelScope releases (CommitId, Sha): the 40-hex value of a key
+        # that names a commit.
+        for key, value in sorted((detail or {}).items()):
+            if any(w in key.lower() for w in ("commit", "sha")) and isinstance(value, str) and COMMIT.match(value):
+                return value
+        log(f"{env['MODEL_REPO']}@{revision}: the hub's revision detail names no commit ({detail})")
+    except DownloadError:
+        raise
+    except Exception as error:  # any client or network error: the fetch itself says more if it fails too
+        log(f"{env['MODEL_REPO']}@{revision}: commit not resolved ({type(error).__name__}: {error})")
+    return None
+
+
+def fetch_recorded(
+    env: Mapping[str, str], identity: Mapping[str, str], directory: Path
+) -> tuple[dict[str, int] | None, str | None]:
+    """Fetch into ``directory`` and say which commit it is: resolved before and after, and refused (to be
+    fetched again) when a moving revision moved in between, since the files may then mix both commits."""
+    before = resolve_commit(env, identity)
+    expected = FETCHERS[identity["source"]](env, directory)
+    after = resolve_commit(env, identity) if before is not None and before != identity.get("revision") else before
+    if before is not None and after is not None and before != after:
+        raise DownloadError(
+            f"{identity.get('repo')}@{identity.get('revision')} moved from commit {before} to {after} during the "
+            "fetch; fetching again so the copy is one commit"
+        )
+    if before is not None:
+        log(f"{identity.get('repo')}@{identity.get('revision')} is commit {before}")
+    return expected, before
+
+
 def download(env: Mapping[str, str]) -> dict:
     model_dir = Path(env["MODEL_DIR"])
     identity = json.loads(env["MODEL_IDENTITY"])
@@ -266,9 +322,9 @@ def download(env: Mapping[str, str]) -> dict:
         # Gone before the first byte changes: a pod gated on this directory must not start on a mix.
         (model_dir / MARKER).unlink(missing_ok=True)
         started = time.monotonic()
-        expected = FETCHERS[identity["source"]](env, model_dir)
+        expected, commit = fetch_recorded(env, identity, model_dir)
         files = verify(model_dir, expected)
-        marker = write_marker(model_dir, identity, files)
+        marker = write_marker(model_dir, identity, files, commit)
         log(
             f"{model_dir}: verified {marker['files']} files, {marker['bytes']} bytes "
             f"in {time.monotonic() - started:.0f}s"
@@ -544,13 +600,14 @@ def stage(env: Mapping[str, str], progress: Progress) -> dict:
             log(f"{target}: fetching {identity}")
             interval = float(env.get("PROGRESS_SECONDS", "10"))
             with watching(progress, target, interval, float(env.get("PROGRESS_LOG_SECONDS", "60"))):
-                expected = FETCHERS[identity["source"]](env, target)
-            write_marker(target, identity, verify(target, expected))
+                expected, commit = fetch_recorded(env, identity, target)
+            write_marker(target, identity, verify(target, expected), commit)
             fetched = time.monotonic() - started
             log(f"{target}: verified {progress.line()} in {fetched:.0f}s")
         switch(model_dir, target)
         marker = read_marker(model_dir) or {}
-        log(f"{model_dir} -> {target.name}: {identity} in place")
+        # The commit this node serves, whether fetched now or before: what to compare across a group's nodes.
+        log(f"{model_dir} -> {target.name}: {identity} in place, commit {marker.get('commit') or 'unknown'}")
         prune(model_dir, target, keep)
         progress.finish(marker, fetched if fetched is not None else 0.0)
         return marker
