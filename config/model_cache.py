@@ -47,8 +47,8 @@ class Staging(Base):
         1,
         ge=0,
         le=10,
-        description="Earlier revisions kept on each node after a switch (going back needs no fetch); 0 removes "
-        "the replaced one at once. Each costs the model's size in disk.",
+        description="Earlier revisions kept on each node after a switch, the most recently served first (going "
+        "back needs no fetch); 0 removes the replaced one at once. Each costs the model's size in disk.",
     )
 
 

@@ -317,10 +317,17 @@ def test_stage_fetches_into_a_revision_directory_and_links_the_model_path_to_it(
     assert (model_dir / "model.safetensors").read_bytes() == b"0" * 100
     assert marker == json.loads((rev / dm.MARKER).read_text()) and (marker["files"], marker["bytes"]) == (3, 104)
     assert dm.wait(env, sleep=lambda _: None, max_polls=0) is True
-    # The link and lock are the only other entries: nothing half-written next to the model.
+    # The link, the lock and the order of served revisions are the only other entries: nothing half-written
+    # next to the model.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [model_dir.name, rev.name, ".Qwen2.5-1.5B-Instruct.sglang-platform.lock"]
+        [
+            model_dir.name,
+            rev.name,
+            ".Qwen2.5-1.5B-Instruct.sglang-platform.lock",
+            ".Qwen2.5-1.5B-Instruct.sglang-platform-served.json",
+        ]
     )
+    assert dm.served_order(model_dir) == [rev.name]
 
 
 def test_a_staged_revision_is_not_fetched_again(tmp_path, hub):
@@ -375,6 +382,39 @@ def test_earlier_revisions_beyond_the_kept_ones_are_removed_and_open_files_survi
     assert revs == [dm.revision_dir(model_dir, identity_of(env)).name]
     assert handle.read() == b"0" * 100
     handle.close()
+
+
+def test_the_kept_revision_is_the_one_served_before_not_the_last_fetched(tmp_path, hub, monkeypatch):
+    # Each marker a later completedAt than the one before (the clock moves on between fetches).
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(dm, "now", lambda: f"2025-01-01T00:00:{next(ticks):06d}Z")
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    envs = {name: stage_env(tmp_path, revision=name * 40) for name in "abc"}
+    rev = {name: dm.revision_dir(model_dir, identity_of(env)).name for name, env in envs.items()}
+    # a, then b, then back to a (complete already: no fetch, its completedAt unchanged), then c; keepRevisions 1.
+    for name in "abac":
+        dm.stage(envs[name], progress_for(envs[name]))
+    assert len(hub.calls) == 3
+    assert sorted(p.name for p in tmp_path.glob("Qwen2.5-1.5B-Instruct.rev-*")) == sorted([rev["a"], rev["c"]])
+    assert dm.served_order(model_dir) == [rev["a"], rev["c"]]
+    # Going back to a, the one served before c, needs no fetch.
+    dm.stage(envs["a"], progress_for(envs["a"]))
+    assert len(hub.calls) == 3 and dm.os.readlink(model_dir) == rev["a"]
+    assert dm.served_order(model_dir) == [rev["c"], rev["a"]]
+
+
+def test_revisions_no_switch_recorded_are_kept_by_completion(tmp_path, hub, monkeypatch):
+    # Revisions staged before the order was kept: the most recently completed one stays.
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(dm, "now", lambda: f"2025-01-01T00:00:{next(ticks):06d}Z")
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    envs = {name: stage_env(tmp_path, revision=name * 40) for name in "abc"}
+    rev = {name: dm.revision_dir(model_dir, identity_of(env)).name for name, env in envs.items()}
+    for name in "ab":
+        dm.stage(envs[name], progress_for(envs[name]))
+    dm.served_file(model_dir).unlink()
+    dm.stage(envs["c"], progress_for(envs["c"]))
+    assert sorted(p.name for p in tmp_path.glob("Qwen2.5-1.5B-Instruct.rev-*")) == sorted([rev["b"], rev["c"]])
 
 
 def test_a_half_fetched_revision_left_behind_is_removed_after_the_switch(tmp_path, hub):

@@ -18,11 +18,11 @@ over the old files.
 ``stage`` fetches each revision into a directory of its own beside MODEL_DIR (``<name>.rev-<id>``), verifies
 it, marks it complete, and only then points MODEL_DIR at it: MODEL_DIR is a relative symlink, replaced by a
 rename, so a reader sees the old revision or the new one, never a mix. Running servers keep the files they
-opened; pods started after the switch read the new revision. Earlier revisions beyond STAGE_KEEP_REVISIONS
-are removed after a switch. While it works, and afterwards, ``stage`` serves Prometheus metrics (bytes,
-files, rate, complete) on METRICS_PORT (``/metrics``; ``/ready`` answers 200 once the weights are in place)
-and logs its progress. Fetches resume: Hugging Face and ModelScope keep their own per-file state in the
-directory, S3 objects already present with the right size are kept.
+opened; pods started after the switch read the new revision. Earlier revisions beyond the STAGE_KEEP_REVISIONS
+most recently served are removed after a switch. While it works, and afterwards, ``stage`` serves Prometheus
+metrics (bytes, files, rate, complete) on METRICS_PORT (``/metrics``; ``/ready`` answers 200 once the weights
+are in place) and logs its progress. Fetches resume: Hugging Face and ModelScope keep their own per-file state
+in the directory, S3 objects already present with the right size are kept.
 
 Environment: MODEL_DIR, MODEL_SOURCE (huggingface, modelscope, s3), MODEL_IDENTITY (JSON), MODEL_REPO,
 MODEL_REVISION, S3_BUCKET, S3_PREFIX, S3_ENDPOINT, AWS_REGION, HF_TOKEN, MODELSCOPE_API_TOKEN,
@@ -519,6 +519,9 @@ def watching(progress: Progress, directory: Path, interval: float, log_every: fl
 def switch(model_dir: Path, target: Path) -> None:
     """Point ``model_dir`` at ``target`` (a sibling) in one rename: readers see the old or the new revision."""
     if model_dir.is_symlink() and os.readlink(model_dir) == target.name:
+        if served_order(model_dir)[-1:] != [target.name]:
+            # Linked before the order was kept: it is the one served now.
+            _write_served(model_dir, [n for n in served_order(model_dir) if n != target.name] + [target.name])
         return
     if model_dir.exists() and not model_dir.is_symlink():
         # A directory from before staging (the per-pod download, or copied in by hand): kept as a revision of
@@ -533,25 +536,59 @@ def switch(model_dir: Path, target: Path) -> None:
             aside = aside.with_name(f"{aside.name}-{int(time.time())}")
         os.rename(model_dir, aside)
         log(f"{model_dir}: moved the directory that was there to {aside.name}")
+        previous: str | None = aside.name
+    else:
+        previous = os.readlink(model_dir) if model_dir.is_symlink() else None
     link = model_dir.with_name(f".{model_dir.name}.sglang-platform-link")
     link.unlink(missing_ok=True)
     os.symlink(target.name, link)  # relative: resolves inside any mount of the parent directory
     os.replace(link, model_dir)
+    served = [name for name in served_order(model_dir) if name not in (previous, target.name)]
+    _write_served(model_dir, [*served, *([previous] if previous else []), target.name])
+
+
+def served_file(model_dir: Path) -> Path:
+    return model_dir.with_name(f".{model_dir.name}.sglang-platform-served.json")
+
+
+def served_order(model_dir: Path) -> list[str]:
+    """The revision directories the model path has pointed at, least recently served first. Kept beside the
+    link because a revision's own completedAt says when it was fetched, not when it was last served: after
+    a -> b -> a (a already complete) -> c, the one served before c is a."""
+    try:
+        names = json.loads(served_file(model_dir).read_text())
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _write_served(model_dir: Path, names: list[str]) -> None:
+    tmp = served_file(model_dir).with_name(served_file(model_dir).name + ".tmp")
+    tmp.write_text(json.dumps(names) + "\n")
+    os.replace(tmp, served_file(model_dir))
 
 
 def prune(model_dir: Path, current: Path, keep: int) -> list[str]:
-    """Remove revisions beside ``current`` beyond the ``keep`` most recently completed; partial ones go too."""
-    complete: list[tuple[str, Path]] = []
-    partial: list[tuple[str, Path]] = []
+    """Remove revisions beside ``current`` beyond the ``keep`` most recently served (then most recently
+    completed, for revisions no switch recorded); partial ones go too."""
+    order = served_order(model_dir)
+    complete: list[tuple[int, str, Path]] = []
+    partial: list[Path] = []
     for path in model_dir.parent.glob(f"{model_dir.name}{REVISION_INFIX}*"):
         if path == current or not path.is_dir() or path.is_symlink():
             continue
         marker = read_marker(path)
-        (complete if marker else partial).append((str((marker or {}).get("completedAt", "")), path))
-    doomed = [p for _, p in sorted(complete, reverse=True)[keep:]] + [p for _, p in partial]
+        if marker:
+            rank = order.index(path.name) if path.name in order else -1
+            complete.append((rank, str(marker.get("completedAt", "")), path))
+        else:
+            partial.append(path)
+    doomed = [p for _, _, p in sorted(complete, reverse=True)[keep:]] + partial
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
         log(f"{model_dir}: removed the earlier revision {path.name}")
+    if doomed and order:
+        _write_served(model_dir, [n for n in order if n not in {p.name for p in doomed}])
     return sorted(p.name for p in doomed)
 
 
