@@ -147,7 +147,12 @@ def startup_rules(namespace: str, budgets: Mapping[str, int], stagers: Mapping[s
                     "(the gang waits for GPUs: `kubectl describe podgroup`), waiting for weights (the node's copy "
                     f"is still staging: `kubectl -n {namespace} logs daemonset/{stager}`), or loading (the "
                     "leader's log). The startup probe restarts the group once SGLang itself has used the budget; "
-                    "raise probes.startupTimeoutMinutes if loads legitimately take longer.",
+                    "raise probes.startupTimeoutMinutes if loads legitimately take longer. A multi-node group that "
+                    "fires again and again after a node joined is a restart loop: the group landed on the new "
+                    "node while its weights still stage, the leader's ranks wait for that worker until "
+                    "--dist-timeout (distTimeoutSeconds), the group fails, LeaderWorkerSet recreates it whole "
+                    "(RecreateGroupOnPodRestart) and it may land the same way until the new node's copy is "
+                    "complete: check the stager of the new node, and cordon it until its copy is in place.",
                 },
             }
         )

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import Spec, child_opts, image_skips, meta, skip_annotations, skip_await
 from components.sglang_pods import group_labels
-from config.model_cache import ModelDownload, Pvc, Staging
+from config.model_cache import STAGER_REQUESTS, ModelDownload, Pvc, Staging
 from config.models import MODEL_VOLUME, InferenceGroup
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
@@ -43,8 +43,9 @@ GATE_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
 # The download Job's user: not root, and above the UIDs a node's own accounts use (checkov CKV_K8S_40).
 DOWNLOAD_UID = 65532
 # The staging DaemonSet runs on GPU nodes for good (it serves its metrics after the fetch): a small request so
-# it never stands in the way of an SGLang pod, room to burst while it downloads and verifies.
-STAGER_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
+# it never stands in the way of an SGLang pod (the node-fit rules count the request beside the group's pod),
+# room to burst while it downloads and verifies.
+STAGER_RESOURCES = {"requests": dict(STAGER_REQUESTS), "limits": {"cpu": "2", "memory": "4Gi"}}
 STAGER_PORT = 9400
 STAGER_PORT_NAME = "metrics"
 STAGER_COMPONENT = "weights-stager"

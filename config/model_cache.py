@@ -11,11 +11,15 @@ from pydantic import AfterValidator, Field
 
 from config.base import Base, DnsSubdomain, Quantity
 
-# A Hugging Face branch (main) moves; only a commit id names fixed weights.
+# A Hugging Face branch (main) moves; only a commit id names fixed weights. The same holds on ModelScope (a
+# git host too): branches move, and a tag can be deleted and pushed again, so only a commit is judged fixed.
 HF_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 # S3 bucket naming rules (also what S3-compatible stores accept).
 BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# What the staging DaemonSet's pod requests on every node it stages (a hostPath volume's). Here, not in the
+# component, because the node-fit rules count it beside the group's pod (config.rules.nodes).
+STAGER_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
 
 
 def _s3_prefix(value: str) -> str:
@@ -33,12 +37,18 @@ class Staging(Base):
         "the GPU nodes (the GPU Operator labels them nvidia.com/gpu.present=true). {} stages on every node the "
         "group's nodeSelector and tolerations admit.",
     )
+    allow_moving_revision: bool = Field(
+        False,
+        description="Stage a revision that can move (a branch or tag: anything but a 40-character commit id) "
+        "anyway. Each node fetches it when its stager starts, so the nodes of one group can hold different "
+        "weights; the stager records the commit it got in the completion marker for comparing nodes.",
+    )
     keep_revisions: int = Field(
         1,
         ge=0,
         le=10,
-        description="Earlier revisions kept on each node after a switch (going back needs no fetch); 0 removes "
-        "the replaced one at once. Each costs the model's size in disk.",
+        description="Earlier revisions kept on each node after a switch, the most recently served first (going "
+        "back needs no fetch); 0 removes the replaced one at once. Each costs the model's size in disk.",
     )
 
 

@@ -417,7 +417,7 @@ def test_queue_capability_must_fit_the_groups():
     raw["volcano"]["queue"]["capability"] = {"nvidia.com/gpu": "40", "memory": "4Ti", "cpu": "2000"}
     assert problems(raw) == [
         "  - sglang-platform:volcano.queue.capability: memory 4Ti is less than the groups in the queue need: "
-        "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 1996Gi; in all 11976Gi. Groups beyond the capability are never "
+        "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 1991Gi; in all 11946Gi. Groups beyond the capability are never "
         "admitted: raise it, or lower replicas, autoscaling.maxReplicas or rollout.maxSurge",
         "  - sglang-platform:volcano.queue.capability: nvidia.com/gpu 40 is less than the groups in the queue need: "
         "deepseek-r1 (2 replicas + 1 surge) x 2 pods x 8; in all 48. Groups beyond the capability are never "

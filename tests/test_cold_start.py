@@ -251,6 +251,12 @@ def test_the_stack_deploys_budget_alerts_per_group(prod):
         'unless on (namespace, pod) (kube_pod_status_ready{namespace="deepseek", condition="true"} == 1)'
     )
     assert budget["labels"] == {"severity": "warning", "group": "deepseek-r1"}
+    # The restart loop of a multi-node group placed on a node still staging (docs/model-weights.md) is named.
+    assert (
+        "the group landed on the new node while its weights still stage, the leader's ranks wait for that worker "
+        "until --dist-timeout (distTimeoutSeconds), the group fails, LeaderWorkerSet recreates it whole "
+        "(RecreateGroupOnPodRestart)" in budget["annotations"]["description"]
+    )
     assert [r["alert"] for r in startup["rules"]] == [
         "SGLangStartOverBudget",
         "ModelWeightsStagingStalled",

@@ -219,6 +219,9 @@ def test_fabric_rules():
 
 def test_model_volume_rules():
     assert problems(prod_with(modelVolume={"type": "pvc", "hostPath": "/x"}), ALL_SECRETS) == [
+        # prod's staging settings (allowMovingRevision) belong to its hostPath volume.
+        "  - sglang-platform:inferenceGroups[0].model.download.staging: only applies to modelVolume.type hostPath "
+        "(a copy on every node); a pvc is filled once by the download Job",
         "  - sglang-platform:inferenceGroups[0].modelVolume.claimName: required when type is pvc",
         "  - sglang-platform:inferenceGroups[0].modelVolume.hostPath: only allowed when type is hostPath",
     ]

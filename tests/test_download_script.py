@@ -83,6 +83,8 @@ def test_huggingface_download_writes_a_verified_marker(tmp_path, hub):
         "revision": REVISION,
         "files": 3,
         "bytes": 104,
+        # A commit names itself: no hub call to resolve it.
+        "commit": REVISION,
     }
 
 
@@ -315,10 +317,17 @@ def test_stage_fetches_into_a_revision_directory_and_links_the_model_path_to_it(
     assert (model_dir / "model.safetensors").read_bytes() == b"0" * 100
     assert marker == json.loads((rev / dm.MARKER).read_text()) and (marker["files"], marker["bytes"]) == (3, 104)
     assert dm.wait(env, sleep=lambda _: None, max_polls=0) is True
-    # The link and lock are the only other entries: nothing half-written next to the model.
+    # The link, the lock and the order of served revisions are the only other entries: nothing half-written
+    # next to the model.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [model_dir.name, rev.name, ".Qwen2.5-1.5B-Instruct.sglang-platform.lock"]
+        [
+            model_dir.name,
+            rev.name,
+            ".Qwen2.5-1.5B-Instruct.sglang-platform.lock",
+            ".Qwen2.5-1.5B-Instruct.sglang-platform-served.json",
+        ]
     )
+    assert dm.served_order(model_dir) == [rev.name]
 
 
 def test_a_staged_revision_is_not_fetched_again(tmp_path, hub):
@@ -373,6 +382,39 @@ def test_earlier_revisions_beyond_the_kept_ones_are_removed_and_open_files_survi
     assert revs == [dm.revision_dir(model_dir, identity_of(env)).name]
     assert handle.read() == b"0" * 100
     handle.close()
+
+
+def test_the_kept_revision_is_the_one_served_before_not_the_last_fetched(tmp_path, hub, monkeypatch):
+    # Each marker a later completedAt than the one before (the clock moves on between fetches).
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(dm, "now", lambda: f"2025-01-01T00:00:{next(ticks):06d}Z")
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    envs = {name: stage_env(tmp_path, revision=name * 40) for name in "abc"}
+    rev = {name: dm.revision_dir(model_dir, identity_of(env)).name for name, env in envs.items()}
+    # a, then b, then back to a (complete already: no fetch, its completedAt unchanged), then c; keepRevisions 1.
+    for name in "abac":
+        dm.stage(envs[name], progress_for(envs[name]))
+    assert len(hub.calls) == 3
+    assert sorted(p.name for p in tmp_path.glob("Qwen2.5-1.5B-Instruct.rev-*")) == sorted([rev["a"], rev["c"]])
+    assert dm.served_order(model_dir) == [rev["a"], rev["c"]]
+    # Going back to a, the one served before c, needs no fetch.
+    dm.stage(envs["a"], progress_for(envs["a"]))
+    assert len(hub.calls) == 3 and dm.os.readlink(model_dir) == rev["a"]
+    assert dm.served_order(model_dir) == [rev["c"], rev["a"]]
+
+
+def test_revisions_no_switch_recorded_are_kept_by_completion(tmp_path, hub, monkeypatch):
+    # Revisions staged before the order was kept: the most recently completed one stays.
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(dm, "now", lambda: f"2025-01-01T00:00:{next(ticks):06d}Z")
+    model_dir = tmp_path / "Qwen2.5-1.5B-Instruct"
+    envs = {name: stage_env(tmp_path, revision=name * 40) for name in "abc"}
+    rev = {name: dm.revision_dir(model_dir, identity_of(env)).name for name, env in envs.items()}
+    for name in "ab":
+        dm.stage(envs[name], progress_for(envs[name]))
+    dm.served_file(model_dir).unlink()
+    dm.stage(envs["c"], progress_for(envs["c"]))
+    assert sorted(p.name for p in tmp_path.glob("Qwen2.5-1.5B-Instruct.rev-*")) == sorted([rev["b"], rev["c"]])
 
 
 def test_a_half_fetched_revision_left_behind_is_removed_after_the_switch(tmp_path, hub):
@@ -463,6 +505,84 @@ def test_a_revision_that_cannot_fit_is_refused_before_the_fetch(tmp_path, hub, m
     assert hub.calls == []
     assert (progress.expected_bytes, progress.expected_files) == (100 * 2**30 + 2, 2)
     assert not (tmp_path / "Qwen2.5-1.5B-Instruct").exists()
+
+
+def modelscope_stage_env(root, revision="master") -> dict:
+    identity = {"source": "modelscope", "repo": "meituan/DeepSeek-R1-Block-INT8", "revision": revision}
+    return {
+        "MODEL_DIR": str(root / "DeepSeek-R1-Block-INT8"),
+        "MODEL_SOURCE": "modelscope",
+        "MODEL_IDENTITY": json.dumps(identity),
+        "MODEL_REPO": "meituan/DeepSeek-R1-Block-INT8",
+        "MODEL_REVISION": revision,
+        "STAGE_GROUP": "deepseek-r1",
+    }
+
+
+@pytest.fixture
+def modelscope_hub(monkeypatch):
+    """ModelScope whose master moves when told to: ``heads`` is what each revision-detail call answers."""
+    fake = FakeHub({"config.json": b"{}", "model.safetensors": b"0" * 10})
+    heads: list[str] = []
+
+    class HubApi:
+        def get_valid_revision_detail(self, model_id, revision):
+            assert (model_id, revision) == ("meituan/DeepSeek-R1-Block-INT8", "master")
+            return {
+                "Revision": "master",
+                "CreatedAt": 1700000000,
+                "CommitId": heads.pop(0) if len(heads) > 1 else heads[0],
+            }
+
+        def get_model_files(self, *args, **kwargs):
+            raise RuntimeError("no file list here")
+
+    module = types.SimpleNamespace(snapshot_download=fake.snapshot_download)
+    monkeypatch.setitem(sys.modules, "modelscope", module)
+    monkeypatch.setitem(sys.modules, "modelscope.hub", types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "modelscope.hub.api", types.SimpleNamespace(HubApi=HubApi))
+    return fake, heads
+
+
+def test_the_stager_records_the_commit_a_moving_branch_named(tmp_path, modelscope_hub, capsys):
+    fake, heads = modelscope_hub
+    heads += ["c" * 40]
+    env = modelscope_stage_env(tmp_path)
+    marker = dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert marker["commit"] == "c" * 40 and marker["revision"] == "master"
+    out = capsys.readouterr().out
+    assert f"meituan/DeepSeek-R1-Block-INT8@master is commit {'c' * 40}" in out
+    # The log line an operator compares across the group's nodes, also when nothing was fetched.
+    assert f"in place, commit {'c' * 40}" in out
+    dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert len(fake.calls) == 1 and f"in place, commit {'c' * 40}" in capsys.readouterr().out
+
+
+def test_a_branch_that_moves_during_the_fetch_is_not_marked_complete(tmp_path, modelscope_hub):
+    fake, heads = modelscope_hub
+    heads += ["c" * 40, "d" * 40]
+    env = modelscope_stage_env(tmp_path)
+    with pytest.raises(dm.DownloadError) as info:
+        dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert str(info.value) == (
+        f"meituan/DeepSeek-R1-Block-INT8@master moved from commit {'c' * 40} to {'d' * 40} during the fetch; "
+        "fetching again so the copy is one commit"
+    )
+    rev = dm.revision_dir(tmp_path / "DeepSeek-R1-Block-INT8", identity_of(env))
+    assert dm.read_marker(rev) is None and not (tmp_path / "DeepSeek-R1-Block-INT8").exists()
+    # The retry fetches again and records the commit it got.
+    marker = dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert marker["commit"] == "d" * 40 and len(fake.calls) == 2
+
+
+def test_a_hub_that_does_not_say_leaves_the_commit_unknown(tmp_path, monkeypatch, capsys):
+    fake = FakeHub({"config.json": b"{}", "model.safetensors": b"0"})
+    monkeypatch.setitem(sys.modules, "modelscope", types.SimpleNamespace(snapshot_download=fake.snapshot_download))
+    monkeypatch.delitem(sys.modules, "modelscope.hub.api", raising=False)
+    env = modelscope_stage_env(tmp_path)
+    marker = dm.stage(env, dm.Progress("deepseek-r1", "DeepSeek-R1-Block-INT8", identity_of(env)))
+    assert marker["commit"] is None
+    assert "in place, commit unknown" in capsys.readouterr().out
 
 
 def test_progress_metrics_and_log_line(tmp_path):

@@ -82,7 +82,8 @@ H100_R1 = {
         "path": "DeepSeek-R1",
         "servedName": "deepseek-r1",
         "source": "modelscope",
-        "download": {"repo": "deepseek-ai/DeepSeek-R1", "revision": "master"},
+        # A commit: per-node staging refuses a moving branch unless the stack opts in.
+        "download": {"repo": "deepseek-ai/DeepSeek-R1", "revision": "f" * 40},
     },
 }
 

@@ -8,6 +8,7 @@ import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from conftest import REQUIRED_SECRETS, stack_values
 
@@ -272,25 +273,36 @@ def test_another_kubernetes_minor_than_versions_kubernetes_is_an_error():
 
 def test_room_is_refused_at_replicas_and_a_note_at_max_replicas():
     two = [gpu_node("gpu-node-1"), gpu_node("gpu-node-2")]
+    # The reference's two nodes: prod's group pods leave room for the benchmark Job beside one of them.
     assert messages(live_problems(cfg("prod"), FakeCluster(NFS, node_objects=two))) == [
         "note: deepseek-r1: autoscaling.maxReplicas 2 needs 2 more pods of whole GPU nodes, and the cluster has room "
         "for 0: scale-ups beyond that wait for nodes",
-        # The reference's two nodes: each group pod leaves gpuNodes.reserved (1 CPU) for the DaemonSets, and the
-        # benchmark Job must run where the weights are.
+    ]
+
+    def daemon(node: str, cpu: str) -> dict[str, Any]:
+        return {
+            "metadata": {"ownerReferences": [{"kind": "DaemonSet", "name": "calico-node"}]},
+            "spec": {"nodeName": node, "containers": [{"resources": {"requests": {"cpu": cpu}}}]},
+            "status": {"phase": "Running"},
+        }
+
+    # DaemonSet pods already on the nodes take room first (a CNI's, 3 CPUs here): the group still fits, and the
+    # benchmark Job, which must run where the weights are, does not.
+    three = [daemon("gpu-node-1", "3"), daemon("gpu-node-2", "3")]
+    assert messages(live_problems(cfg("prod"), FakeCluster(NFS, node_objects=two, pods=three))) == [
+        "note: deepseek-r1: autoscaling.maxReplicas 2 needs 2 more pods of whole GPU nodes, and the cluster has room "
+        "for 0: scale-ups beyond that wait for nodes",
         "note: deepseek-r1: its benchmark Job asks 2 cpu and 4Gi on a node that holds the weights, and with the "
         "groups at replicas they have room for 0 (gpu-node-1 has 1 cpu free, a pod asks 2; gpu-node-2 has 1 cpu "
         "free, a pod asks 2): it stays Pending (and the SLO unmeasured) until a node has room; leave it room "
         "(gpuNodes.reserved, the groups' resources) or a node without a group",
     ]
-    # A DaemonSet pod already on a node takes room first (the CNI's here: 2 CPUs at its init container).
-    daemon = {
-        "metadata": {"ownerReferences": [{"kind": "DaemonSet", "name": "calico-node"}]},
-        "spec": {"nodeName": "gpu-node-1", "containers": [{"resources": {"requests": {"cpu": "2"}}}]},
-        "status": {"phase": "Running"},
-    }
-    assert messages(live_problems(cfg("prod"), FakeCluster(NFS, node_objects=two, pods=[daemon]))) == [
+    # One that leaves less than a group pod asks on one node: the group cannot run at minReplicas.
+    assert messages(
+        live_problems(cfg("prod"), FakeCluster(NFS, node_objects=two, pods=[daemon("gpu-node-1", "5")]))
+    ) == [
         "sglang-platform:inferenceGroups[0].autoscaling.minReplicas: deepseek-r1 needs 2 pods (1 x 2) on the GPU "
-        "nodes it may use, and they have room for 1 (gpu-node-1 has 126 cpu free, a pod asks 127): add GPU nodes, "
+        "nodes it may use, and they have room for 1 (gpu-node-1 has 123 cpu free, a pod asks 124): add GPU nodes, "
         "lower replicas, or lower the pod's requests"
     ]
 

@@ -430,7 +430,7 @@ def test_staging_follows_the_groups_nodes_and_settings():
         g = v["inferenceGroups"][0]
         g["nodeSelector"] = {"pool": "a800"}
         g["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-        g["model"]["download"]["staging"] = {"nodeSelector": {}, "keepRevisions": 0}
+        g["model"]["download"]["staging"] |= {"nodeSelector": {}, "keepRevisions": 0}
 
     result = run_with("prod", mutate, secrets={"apiKey": "k"})
     assert result.error is None, result.error

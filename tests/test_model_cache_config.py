@@ -154,6 +154,36 @@ def test_a_hugging_face_branch_is_not_a_pin():
     ]
 
 
+MOVING = (
+    "is not a commit id, and a branch or tag can move: on a hostPath volume each node fetches it when its stager "
+    "starts (first deploy, a node added or replaced), so the nodes of one tensor-parallel group can hold "
+    "different weights; pin the 40-character commit, or set model.download.staging.allowMovingRevision: true to "
+    "accept that (each node's completion marker then records the commit it got)"
+)
+
+
+def test_a_moving_revision_is_staged_per_node_only_when_allowed():
+    # prod stages ModelScope's master on each node, and says it accepts that.
+    download = validate(prod(), REQUIRED_SECRETS).inference_groups[0].model.download
+    assert download is not None and download.staging.allow_moving_revision
+    for revision in ("master", "v1.0"):
+        raw = prod()
+        raw["inferenceGroups"][0]["model"]["download"] = {
+            "repo": "meituan/DeepSeek-R1-Block-INT8",
+            "revision": revision,
+        }
+        assert problems(raw) == [f"{G}.model.download.revision: {revision!r} {MOVING}"]
+    # A commit is fixed: no opt-in needed.
+    raw = prod()
+    raw["inferenceGroups"][0]["model"]["download"] = {"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "e" * 40}
+    validate(raw, REQUIRED_SECRETS)
+    # One copy on a claim is one fetch: a branch there is the existing upgrade concern, not a mix across nodes.
+    raw = dev()
+    raw["inferenceGroups"][0]["model"] |= {"source": "modelscope"}
+    raw["inferenceGroups"][0]["model"]["download"]["revision"] = "master"
+    validate(raw, REQUIRED_SECRETS)
+
+
 def test_download_keys_follow_the_source():
     raw = dev()
     raw["inferenceGroups"][0]["model"]["download"] = {"bucket": "weights", "endpoint": "http://minio:9000"}

@@ -6,11 +6,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from conftest import stack_values
 from pydantic import ValidationError
 
 from config import quantization as q
+from config.benchmark import BENCH_RESOURCES
+from config.model_cache import STAGER_REQUESTS
+from config.models import PlatformConfig
 from config.nodes import NodeShape
-from config.rules.nodes import capacity_advice, check_pod_fits, cpu_text, memory_text, plural
+from config.rules.nodes import capacity_advice, check_pod_fits, cpu_text, memory_text, platform_pods, plural
 
 # The reference hosts: 2 x (8 A800, 128 cores, 2 TB, 4 InfiniBand HCAs as rdma/ib).
 REFERENCE = NodeShape.model_validate(
@@ -83,6 +87,54 @@ def test_fractional_cpu_room_and_reserved_that_eats_everything():
     assert problems[("nodeShape", "reserved", "memory")] == (
         "64Gi leaves no memory of the node's 64Gi allocatable for the pods"
     )
+
+
+STAGER = ("the stager", STAGER_REQUESTS)
+BENCH = ("the benchmark", BENCH_RESOURCES)
+
+
+def test_the_platforms_pods_beside_the_group_take_their_room_first():
+    # 128 - 2 reserved - 0.25 - 2 = 123.75 CPUs; 2000Gi - 16Gi - 512Mi - 4Gi = 1979.5Gi.
+    assert check_pod_fits(requests(cpu="123750m", memory="1979Gi"), REFERENCE, LOCS, beside=[STAGER, BENCH]) == []
+    problems = check_pod_fits(requests(cpu="124", memory="1980Gi"), REFERENCE, LOCS, beside=[STAGER, BENCH])
+    assert [p.message for p in problems] == [
+        "'124' does not fit a GPU node: it allocates 128 CPUs (nodeShape.cpu), the DaemonSets every GPU node runs "
+        "(GPU Operator, CNI, node exporter) keep 2 (nodeShape.reserved.cpu), and the platform's own pods on the "
+        "group's nodes request 2250m (250m for the stager; 2 for the benchmark): request at most '123750m'",
+        "'1980Gi' does not fit a GPU node: it allocates 2000Gi (nodeShape.memory), the DaemonSets every GPU node "
+        "runs (GPU Operator, CNI, node exporter) keep 16Gi (nodeShape.reserved.memory), and the platform's own pods "
+        "on the group's nodes request 4608Mi (512Mi for the stager; 4Gi for the benchmark): request at most '1979Gi'",
+    ]
+    # Nothing beside it: the same pod fits (the room is the reserve's alone).
+    assert check_pod_fits(requests(cpu="124", memory="1980Gi"), REFERENCE, LOCS) == []
+
+
+def test_platform_pods_that_leave_nothing_say_so():
+    tiny = NodeShape(cpu="2", memory="8Gi", gpus=1, reserved={"cpu": "1", "memory": "4Gi"})
+    (cpu,) = check_pod_fits({"cpu": "500m"}, tiny, LOCS, beside=[STAGER, BENCH])
+    assert cpu.loc == ("resources", "cpu")
+    assert cpu.message.endswith(
+        "request 2250m (250m for the stager; 2 for the benchmark): they leave nothing for the group's pod: use "
+        "larger nodes or drop what runs beside it"
+    )
+
+
+def test_the_benchmark_is_counted_where_it_runs():
+    # A disaggregated service staged per node: the stager on both roles' nodes, the benchmark on decode's only
+    # (it takes the decode role's placement, components.benchmark.placement).
+    values = stack_values("pd-h200")
+    values["inferenceGroups"][0]["model"] = {
+        "source": "huggingface",
+        "download": {"repo": "deepseek-ai/DeepSeek-R1", "revision": "a" * 40},
+    }
+    cfg = PlatformConfig.model_validate(values)
+    stager = ("the weights stager that model.download runs on a hostPath modelVolume", STAGER_REQUESTS)
+    bench = ("the benchmark Job that benchmark runs", BENCH_RESOURCES)
+    assert {u.role: platform_pods(u) for u in cfg.serving_units} == {"prefill": [stager], "decode": [stager, bench]}
+    # On a pvc neither is placed by the weights.
+    values["inferenceGroups"][0]["modelVolume"] = {"type": "pvc", "pvc": {"size": "800Gi"}}
+    cfg = PlatformConfig.model_validate(values)
+    assert [platform_pods(u) for u in cfg.serving_units] == [[], []]
 
 
 def test_node_shape_is_validated():

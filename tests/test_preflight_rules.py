@@ -17,6 +17,15 @@ from conftest import API_KEY, FRONT_END_SECRETS, ROOT, container, lws, run_with,
 from tools import harness
 
 G = "sglang-platform:inferenceGroups[0]"
+# What prod's weights stager and benchmark Job request on the group's GPU nodes, as the node-fit messages say it.
+OURS_CPU = (
+    "and the platform's own pods on the group's nodes request 2250m (250m for the weights stager that model.download "
+    "runs on a hostPath modelVolume; 2 for the benchmark Job that benchmark runs)"
+)
+OURS_MEMORY = (
+    "and the platform's own pods on the group's nodes request 4608Mi (512Mi for the weights stager that "
+    "model.download runs on a hostPath modelVolume; 4Gi for the benchmark Job that benchmark runs)"
+)
 
 
 def group(values: dict) -> dict:
@@ -64,8 +73,9 @@ def test_the_reference_as_written_cannot_run_and_says_why():
         "w8a8-int8, which passes --quantization w8a8_int8, on the same GPUs) or BF16 weights converted with "
         "DeepSeek-V3's inference/fp8_cast_bf16.py (unquantized BF16/FP16, 1250 GiB, so about 2 x the GPUs), or a GPU "
         "with FP8 (L40S, L20, H100-80GB, H800-80GB, H20-96GB, H200-141GB, B200)",
-        f"{G}.resources.cpu: '128' does not fit a GPU node: it allocates 128 CPUs (gpuNodes.cpu) and the DaemonSets "
-        "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (gpuNodes.reserved.cpu): request at most '127'",
+        f"{G}.resources.cpu: '128' does not fit a GPU node: it allocates 128 CPUs (gpuNodes.cpu), the DaemonSets "
+        "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (gpuNodes.reserved.cpu), " + OURS_CPU + ": "
+        "request at most '124750m'",
         "sglang-platform:versions.kedaChart: KEDA 2.20.2 is tested on Kubernetes 1.33-1.35 "
         "(keda.sh/docs/2.20/operate/cluster), not 1.30 (versions.kubernetes): pin a release of 2.15, 2.16 or 2.17 in "
         "sglang-platform:versions.kedaChart",
@@ -79,7 +89,7 @@ def test_fp8_weights_run_on_a_gpu_with_fp8():
     def h100(values):
         reference_as_written(values)
         group(values)["gpu"] = "H100-80GB"
-        group(values)["resources"]["cpu"] = "127"
+        group(values)["resources"]["cpu"] = "124"
         values["versions"] |= {"kedaChart": "2.17.2", "volcanoChart": "1.10.2"}
 
     result = run("prod", h100)
@@ -218,10 +228,51 @@ def test_pods_must_fit_the_gpu_node():
         "use at most 8 and more nodes",
         f"{G}.network.rdmaDevicesPerNode: 8 devices of rdma/ib per pod, but a GPU node has 4 devices of it "
         "(gpuNodes.rdma)",
-        f"{G}.resources.memory: '2000Gi' does not fit a GPU node: it allocates 2000Gi (gpuNodes.memory) and the "
-        "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep 4Gi (gpuNodes.reserved.memory): "
-        "request at most '1996Gi'",
+        f"{G}.resources.memory: '2000Gi' does not fit a GPU node: it allocates 2000Gi (gpuNodes.memory), the "
+        "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep 4Gi (gpuNodes.reserved.memory), "
+        + OURS_MEMORY
+        + ": request at most '1991Gi'",
     ]
+
+
+def test_the_platforms_own_pods_on_the_gpu_nodes_are_counted():
+    # All but the DaemonSets' reserve (what prod asked for before): the stager and the benchmark have no room.
+    def whole_room(values):
+        group(values)["resources"] |= {"cpu": "127", "memory": "1996Gi"}
+
+    assert refused("prod", whole_room) == [
+        f"{G}.resources.cpu: '127' does not fit a GPU node: it allocates 128 CPUs (gpuNodes.cpu), the DaemonSets "
+        "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (gpuNodes.reserved.cpu), " + OURS_CPU + ": "
+        "request at most '124750m'",
+        f"{G}.resources.memory: '1996Gi' does not fit a GPU node: it allocates 2000Gi (gpuNodes.memory), the "
+        "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep 4Gi (gpuNodes.reserved.memory), "
+        + OURS_MEMORY
+        + ": request at most '1991Gi'",
+    ]
+
+    # Without a benchmark only the stager shares the nodes: it alone is counted.
+    def no_benchmark(values):
+        whole_room(values)
+        del group(values)["benchmark"]
+
+    assert refused("prod", no_benchmark) == [
+        f"{G}.resources.cpu: '127' does not fit a GPU node: it allocates 128 CPUs (gpuNodes.cpu), the DaemonSets "
+        "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (gpuNodes.reserved.cpu), and the platform's "
+        "own pods on the group's nodes request 250m (250m for the weights stager that model.download runs on a "
+        "hostPath modelVolume): request at most '126750m'",
+        f"{G}.resources.memory: '1996Gi' does not fit a GPU node: it allocates 2000Gi (gpuNodes.memory), the "
+        "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep 4Gi (gpuNodes.reserved.memory), and "
+        "the platform's own pods on the group's nodes request 512Mi (512Mi for the weights stager that "
+        "model.download runs on a hostPath modelVolume): request at most '1995Gi'",
+    ]
+
+    # Weights staged by hand (no download, no stager) and no benchmark: the pod may take all but the reserve.
+    def by_hand(values):
+        no_benchmark(values)
+        group(values)["model"]["source"] = "local"
+        del group(values)["model"]["download"]
+
+    assert run("prod", by_hand).error is None
 
 
 def test_a_node_shape_is_whole_or_unset():
@@ -240,11 +291,13 @@ def test_a_group_on_other_nodes_names_its_own_shape():
         group(values)["nodeShape"] = {"cpu": "64", "memory": "1Ti", "gpus": 8, "rdma": {"rdma/ib": 4}}
 
     assert refused("prod", smaller_nodes) == [
-        f"{G}.resources.cpu: '127' does not fit a GPU node: it allocates 64 CPUs (nodeShape.cpu) and the DaemonSets "
-        "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (nodeShape.reserved.cpu): request at most '63'",
-        f"{G}.resources.memory: '1996Gi' does not fit a GPU node: it allocates 1024Gi (nodeShape.memory) and the "
-        "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep 4Gi (nodeShape.reserved.memory): "
-        "request at most '1020Gi'",
+        f"{G}.resources.cpu: '124' does not fit a GPU node: it allocates 64 CPUs (nodeShape.cpu), the DaemonSets "
+        "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (nodeShape.reserved.cpu), " + OURS_CPU + ": "
+        "request at most '60750m'",
+        f"{G}.resources.memory: '1991Gi' does not fit a GPU node: it allocates 1024Gi (nodeShape.memory), the "
+        "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep 4Gi (nodeShape.reserved.memory), "
+        + OURS_MEMORY
+        + ": request at most '1015Gi'",
     ]
 
 

@@ -11,16 +11,18 @@ pinned DOWNLOAD_REQUIREMENT into DEPS_DIR.
 
 A download is complete once ``.sglang-platform-complete.json`` exists in MODEL_DIR: written last, after the
 files were verified, holding MODEL_IDENTITY (source, repository or bucket/prefix, revision) plus the file
-count and bytes. A matching marker means nothing to do. ``download`` handles a different identity (changed
-revision) by removing the marker first, so the gates close, then fetching again over the old files.
+count and bytes, and the commit a hub's revision named when it was fetched (``commit``: how the copies of a
+moving branch on different nodes are compared). A matching marker means nothing to do. ``download`` handles
+a different identity (changed revision) by removing the marker first, so the gates close, then fetching again
+over the old files.
 ``stage`` fetches each revision into a directory of its own beside MODEL_DIR (``<name>.rev-<id>``), verifies
 it, marks it complete, and only then points MODEL_DIR at it: MODEL_DIR is a relative symlink, replaced by a
 rename, so a reader sees the old revision or the new one, never a mix. Running servers keep the files they
-opened; pods started after the switch read the new revision. Earlier revisions beyond STAGE_KEEP_REVISIONS
-are removed after a switch. While it works, and afterwards, ``stage`` serves Prometheus metrics (bytes,
-files, rate, complete) on METRICS_PORT (``/metrics``; ``/ready`` answers 200 once the weights are in place)
-and logs its progress. Fetches resume: Hugging Face and ModelScope keep their own per-file state in the
-directory, S3 objects already present with the right size are kept.
+opened; pods started after the switch read the new revision. Earlier revisions beyond the STAGE_KEEP_REVISIONS
+most recently served are removed after a switch. While it works, and afterwards, ``stage`` serves Prometheus
+metrics (bytes, files, rate, complete) on METRICS_PORT (``/metrics``; ``/ready`` answers 200 once the weights
+are in place) and logs its progress. Fetches resume: Hugging Face and ModelScope keep their own per-file state
+in the directory, S3 objects already present with the right size are kept.
 
 Environment: MODEL_DIR, MODEL_SOURCE (huggingface, modelscope, s3), MODEL_IDENTITY (JSON), MODEL_REPO,
 MODEL_REVISION, S3_BUCKET, S3_PREFIX, S3_ENDPOINT, AWS_REGION, HF_TOKEN, MODELSCOPE_API_TOKEN,
@@ -40,6 +42,7 @@ import http.server
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -127,15 +130,21 @@ def verify(model_dir: Path, expected: Mapping[str, int] | None) -> dict[str, int
     return files
 
 
-# What a marker holds besides the identity.
-MARKER_FIELDS = ("files", "bytes", "completedAt")
+# What a marker holds besides the identity. ``commit``: the commit the revision named when it was fetched
+# (a branch or tag resolved; null when the source cannot say), so the copies of a moving revision on
+# different nodes can be compared.
+MARKER_FIELDS = ("files", "bytes", "completedAt", "commit")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def write_marker(model_dir: Path, identity: Mapping[str, str], files: Mapping[str, int]) -> dict:
+def write_marker(
+    model_dir: Path, identity: Mapping[str, str], files: Mapping[str, int], commit: str | None = None
+) -> dict:
     marker = dict(identity) | {
         "files": len(files),
         "bytes": sum(files.values()),
         "completedAt": now(),
+        "commit": commit,
     }
     tmp = model_dir / (MARKER + ".tmp")
     tmp.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
@@ -252,6 +261,53 @@ FETCHERS: dict[str, Callable[[Mapping[str, str], Path], dict[str, int] | None]] 
 }
 
 
+def resolve_commit(env: Mapping[str, str], identity: Mapping[str, str]) -> str | None:
+    """The commit a hub's revision names now: itself when it is one, else the branch or tag resolved by the
+    hub's API. None for s3 (no commits) or when the hub does not say (logged: the marker then records null)."""
+    source, revision = identity["source"], identity.get("revision", "")
+    if source not in ("huggingface", "modelscope"):
+        return None
+    if COMMIT.match(revision):
+        return revision
+    try:
+        if source == "huggingface":
+            hub = require("huggingface_hub", env)
+            sha = hub.HfApi(token=env.get("HF_TOKEN") or None).model_info(env["MODEL_REPO"], revision=revision).sha
+            return sha if isinstance(sha, str) and COMMIT.match(sha) else None
+        require("modelscope", env)
+        api = importlib.import_module("modelscope.hub.api").HubApi()
+        detail = api.get_valid_revision_detail(env["MODEL_REPO"], revision=revision)
+        # The field's name differs between ModelScope releases (CommitId, Sha): the 40-hex value of a key
+        # that names a commit.
+        for key, value in sorted((detail or {}).items()):
+            if any(w in key.lower() for w in ("commit", "sha")) and isinstance(value, str) and COMMIT.match(value):
+                return value
+        log(f"{env['MODEL_REPO']}@{revision}: the hub's revision detail names no commit ({detail})")
+    except DownloadError:
+        raise
+    except Exception as error:  # any client or network error: the fetch itself says more if it fails too
+        log(f"{env['MODEL_REPO']}@{revision}: commit not resolved ({type(error).__name__}: {error})")
+    return None
+
+
+def fetch_recorded(
+    env: Mapping[str, str], identity: Mapping[str, str], directory: Path
+) -> tuple[dict[str, int] | None, str | None]:
+    """Fetch into ``directory`` and say which commit it is: resolved before and after, and refused (to be
+    fetched again) when a moving revision moved in between, since the files may then mix both commits."""
+    before = resolve_commit(env, identity)
+    expected = FETCHERS[identity["source"]](env, directory)
+    after = resolve_commit(env, identity) if before is not None and before != identity.get("revision") else before
+    if before is not None and after is not None and before != after:
+        raise DownloadError(
+            f"{identity.get('repo')}@{identity.get('revision')} moved from commit {before} to {after} during the "
+            "fetch; fetching again so the copy is one commit"
+        )
+    if before is not None:
+        log(f"{identity.get('repo')}@{identity.get('revision')} is commit {before}")
+    return expected, before
+
+
 def download(env: Mapping[str, str]) -> dict:
     model_dir = Path(env["MODEL_DIR"])
     identity = json.loads(env["MODEL_IDENTITY"])
@@ -266,9 +322,9 @@ def download(env: Mapping[str, str]) -> dict:
         # Gone before the first byte changes: a pod gated on this directory must not start on a mix.
         (model_dir / MARKER).unlink(missing_ok=True)
         started = time.monotonic()
-        expected = FETCHERS[identity["source"]](env, model_dir)
+        expected, commit = fetch_recorded(env, identity, model_dir)
         files = verify(model_dir, expected)
-        marker = write_marker(model_dir, identity, files)
+        marker = write_marker(model_dir, identity, files, commit)
         log(
             f"{model_dir}: verified {marker['files']} files, {marker['bytes']} bytes "
             f"in {time.monotonic() - started:.0f}s"
@@ -463,6 +519,9 @@ def watching(progress: Progress, directory: Path, interval: float, log_every: fl
 def switch(model_dir: Path, target: Path) -> None:
     """Point ``model_dir`` at ``target`` (a sibling) in one rename: readers see the old or the new revision."""
     if model_dir.is_symlink() and os.readlink(model_dir) == target.name:
+        if served_order(model_dir)[-1:] != [target.name]:
+            # Linked before the order was kept: it is the one served now.
+            _write_served(model_dir, [n for n in served_order(model_dir) if n != target.name] + [target.name])
         return
     if model_dir.exists() and not model_dir.is_symlink():
         # A directory from before staging (the per-pod download, or copied in by hand): kept as a revision of
@@ -477,25 +536,59 @@ def switch(model_dir: Path, target: Path) -> None:
             aside = aside.with_name(f"{aside.name}-{int(time.time())}")
         os.rename(model_dir, aside)
         log(f"{model_dir}: moved the directory that was there to {aside.name}")
+        previous: str | None = aside.name
+    else:
+        previous = os.readlink(model_dir) if model_dir.is_symlink() else None
     link = model_dir.with_name(f".{model_dir.name}.sglang-platform-link")
     link.unlink(missing_ok=True)
     os.symlink(target.name, link)  # relative: resolves inside any mount of the parent directory
     os.replace(link, model_dir)
+    served = [name for name in served_order(model_dir) if name not in (previous, target.name)]
+    _write_served(model_dir, [*served, *([previous] if previous else []), target.name])
+
+
+def served_file(model_dir: Path) -> Path:
+    return model_dir.with_name(f".{model_dir.name}.sglang-platform-served.json")
+
+
+def served_order(model_dir: Path) -> list[str]:
+    """The revision directories the model path has pointed at, least recently served first. Kept beside the
+    link because a revision's own completedAt says when it was fetched, not when it was last served: after
+    a -> b -> a (a already complete) -> c, the one served before c is a."""
+    try:
+        names = json.loads(served_file(model_dir).read_text())
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _write_served(model_dir: Path, names: list[str]) -> None:
+    tmp = served_file(model_dir).with_name(served_file(model_dir).name + ".tmp")
+    tmp.write_text(json.dumps(names) + "\n")
+    os.replace(tmp, served_file(model_dir))
 
 
 def prune(model_dir: Path, current: Path, keep: int) -> list[str]:
-    """Remove revisions beside ``current`` beyond the ``keep`` most recently completed; partial ones go too."""
-    complete: list[tuple[str, Path]] = []
-    partial: list[tuple[str, Path]] = []
+    """Remove revisions beside ``current`` beyond the ``keep`` most recently served (then most recently
+    completed, for revisions no switch recorded); partial ones go too."""
+    order = served_order(model_dir)
+    complete: list[tuple[int, str, Path]] = []
+    partial: list[Path] = []
     for path in model_dir.parent.glob(f"{model_dir.name}{REVISION_INFIX}*"):
         if path == current or not path.is_dir() or path.is_symlink():
             continue
         marker = read_marker(path)
-        (complete if marker else partial).append((str((marker or {}).get("completedAt", "")), path))
-    doomed = [p for _, p in sorted(complete, reverse=True)[keep:]] + [p for _, p in partial]
+        if marker:
+            rank = order.index(path.name) if path.name in order else -1
+            complete.append((rank, str(marker.get("completedAt", "")), path))
+        else:
+            partial.append(path)
+    doomed = [p for _, _, p in sorted(complete, reverse=True)[keep:]] + partial
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
         log(f"{model_dir}: removed the earlier revision {path.name}")
+    if doomed and order:
+        _write_served(model_dir, [n for n in order if n not in {p.name for p in doomed}])
     return sorted(p.name for p in doomed)
 
 
@@ -544,13 +637,14 @@ def stage(env: Mapping[str, str], progress: Progress) -> dict:
             log(f"{target}: fetching {identity}")
             interval = float(env.get("PROGRESS_SECONDS", "10"))
             with watching(progress, target, interval, float(env.get("PROGRESS_LOG_SECONDS", "60"))):
-                expected = FETCHERS[identity["source"]](env, target)
-            write_marker(target, identity, verify(target, expected))
+                expected, commit = fetch_recorded(env, identity, target)
+            write_marker(target, identity, verify(target, expected), commit)
             fetched = time.monotonic() - started
             log(f"{target}: verified {progress.line()} in {fetched:.0f}s")
         switch(model_dir, target)
         marker = read_marker(model_dir) or {}
-        log(f"{model_dir} -> {target.name}: {identity} in place")
+        # The commit this node serves, whether fetched now or before: what to compare across a group's nodes.
+        log(f"{model_dir} -> {target.name}: {identity} in place, commit {marker.get('commit') or 'unknown'}")
         prune(model_dir, target, keep)
         progress.finish(marker, fetched if fetched is not None else 0.0)
         return marker

@@ -231,6 +231,18 @@ def _check_group(g: InferenceGroup) -> list[Problem]:
                 "commit (the 'Files and versions' history of the repository)",
             )
         )
+    elif source != "huggingface" and vol.type == "hostPath" and not HF_COMMIT.match(d.revision):
+        if not d.staging.allow_moving_revision:
+            out.append(
+                Problem(
+                    (*loc, "revision"),
+                    f"{d.revision!r} is not a commit id, and a branch or tag can move: on a hostPath volume each "
+                    "node fetches it when its stager starts (first deploy, a node added or replaced), so the nodes "
+                    "of one tensor-parallel group can hold different weights; pin the 40-character commit, or set "
+                    "model.download.staging.allowMovingRevision: true to accept that (each node's completion "
+                    "marker then records the commit it got)",
+                )
+            )
     for key, attr in S3_ONLY:
         if getattr(d, attr):
             out.append(Problem((*loc, key), "only allowed with source s3"))

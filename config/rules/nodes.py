@@ -4,11 +4,13 @@ sharded to (``config.rules.quantization.tp_problem``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import ROUND_FLOOR, Decimal
 
+from config.benchmark import BENCH_RESOURCES
 from config.errors import Loc, Problem
 from config.gpus import GPU_RESOURCE
+from config.model_cache import STAGER_REQUESTS
 from config.models import PlatformConfig, ServingUnit
 from config.nodes import SHAPE_KEYS, NodeShape
 from config.quantity import parse_quantity
@@ -44,6 +46,36 @@ def _allocatable(shape: NodeShape, resource: str) -> Decimal:
     return parse_quantity(text)
 
 
+# A pod of the platform's own that runs on a group's GPU nodes: what it is, with the stack key that puts it
+# there (for the messages), and its requests by resource.
+PlatformPod = tuple[str, Mapping[str, str]]
+
+
+def _exact(value: Decimal, resource: str) -> str:
+    """A request as a stack file spells it, not rounded: ``250m``, ``2``, ``512Mi``, ``4608Mi``."""
+    if resource == "cpu":
+        return cpu_text(value)
+    return memory_text(value) if value % GI == 0 else f"{int(value / MI)}Mi"
+
+
+def platform_pods(unit: ServingUnit) -> list[PlatformPod]:
+    """The platform's own pods that take room on the nodes of a group's pods, beside them. On a hostPath
+    volume with model.download the staging DaemonSet runs on every node the group uses, for good (it serves
+    its metrics after the fetch); and the benchmark Job reads the tokenizer from that node-local copy, so it
+    runs on one of those nodes (a disaggregated service's: the decode role's, components.benchmark.placement)
+    while the group serves, which is its whole point. On a pvc neither is placed by the weights (the download
+    Job finishes before the group starts; the benchmark goes where the group's nodeSelector admits)."""
+    entry = unit.service
+    if entry.model_volume.type != "hostPath" or entry.model.download is None:
+        return []
+    out: list[PlatformPod] = [
+        ("the weights stager that model.download runs on a hostPath modelVolume", STAGER_REQUESTS),
+    ]
+    if entry.benchmark is not None and unit.role in (None, "decode"):
+        out.append(("the benchmark Job that benchmark runs", BENCH_RESOURCES))
+    return out
+
+
 def room(shape: NodeShape) -> dict[str, Decimal]:
     """What one pod may request on the node: allocatable minus the DaemonSets' room, by resource."""
     out = {
@@ -60,10 +92,12 @@ def check_pod_fits(
     shape: NodeShape,
     locs: Mapping[str, Loc],
     shape_loc: Loc = ("nodeShape",),
+    beside: Sequence[PlatformPod] = (),
 ) -> list[Problem]:
     """Each resource a pod requests against one node's room. ``requests`` maps resource names to quantities
     (the group's pod requests); ``locs`` the stack key each resource comes from; ``shape_loc`` where the shape
-    is set (``gpuNodes``, or a group's ``nodeShape``), for the messages and the reserved-room problems."""
+    is set (``gpuNodes``, or a group's ``nodeShape``), for the messages and the reserved-room problems;
+    ``beside`` the platform's own pods that share the node with it (``platform_pods``)."""
     out: list[Problem] = []
     free = room(shape)
     key = ".".join(str(p) for p in shape_loc if isinstance(p, str) and p != "inferenceGroups")
@@ -73,10 +107,11 @@ def check_pod_fits(
         if resource in ("cpu", "memory"):
             alloc = _allocatable(shape, resource)
             reserved_text = shape.reserved.cpu if resource == "cpu" else shape.reserved.memory
-            left = free[resource]
+            theirs = [(what, parse_quantity(q[resource])) for what, q in beside if resource in q]
+            left = free[resource] - sum((q for _, q in theirs), Decimal(0))
             if wanted <= left:
                 continue
-            if left <= 0:
+            if free[resource] <= 0:
                 out.append(
                     Problem(
                         (*shape_loc, "reserved", resource),
@@ -85,18 +120,27 @@ def check_pod_fits(
                     )
                 )
                 continue
-            if resource == "cpu":
-                have, fits = f"{plural(alloc, 'CPU')}", cpu_text(left)
-            else:
-                have, fits = memory_text(alloc), memory_text(left)
-            out.append(
-                Problem(
-                    loc,
-                    f"{text!r} does not fit a GPU node: it allocates {have} ({key}.{resource}) and the "
-                    "DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep "
-                    f"{reserved_text} ({key}.reserved.{resource}): request at most {fits!r}",
-                )
+            show = cpu_text if resource == "cpu" else memory_text
+            have = f"{plural(alloc, 'CPU')}" if resource == "cpu" else memory_text(alloc)
+            daemons = (
+                "the DaemonSets every GPU node runs (GPU Operator, CNI, node exporter) keep "
+                f"{reserved_text} ({key}.reserved.{resource})"
             )
+            if not theirs:
+                why = f"it allocates {have} ({key}.{resource}) and {daemons}"
+            else:
+                ours = "; ".join(f"{_exact(q, resource)} for {what}" for what, q in theirs)
+                total = _exact(sum((q for _, q in theirs), Decimal(0)), resource)
+                why = (
+                    f"it allocates {have} ({key}.{resource}), {daemons}, and the platform's own pods on the "
+                    f"group's nodes request {total} ({ours})"
+                )
+            advice = (
+                f"request at most {show(left)!r}"
+                if left > 0
+                else "they leave nothing for the group's pod: use larger nodes or drop what runs beside it"
+            )
+            out.append(Problem(loc, f"{text!r} does not fit a GPU node: {why}: {advice}"))
         elif resource == GPU_RESOURCE:
             if wanted > free[resource]:
                 out.append(
@@ -163,7 +207,8 @@ def check_node_shapes(cfg: PlatformConfig) -> list[Problem]:
         loc, shape = shape_of(cfg, unit)
         if shape.complete:
             # The roles of a service may share the key a problem is on: one line for it.
-            out += [p for p in check_pod_fits(unit.group.pod_quantities, shape, group_locs(unit), loc) if p not in out]
+            found = check_pod_fits(unit.group.pod_quantities, shape, group_locs(unit), loc, platform_pods(unit))
+            out += [p for p in found if p not in out]
     return out
 
 
