@@ -717,6 +717,58 @@ def test_each_role_has_its_own_autoscaler_on_its_own_signals():
         ),
     ]
     assert (decode["minReplicaCount"], decode["maxReplicaCount"]) == (1, 3)
+    # KEDA < 2.18 admits a fallback only next to an AverageValue trigger, which decode has none of.
+    assert prefill["fallback"] == {"failureThreshold": 3, "replicas": 1, "behavior": "currentReplicas"}
+    assert "fallback" not in decode
+
+
+def keda_2_17_fallback_error(spec: dict) -> str | None:
+    """KEDA v2.17.2's admission check of a ScaledObject's fallback (CheckFallbackValid in
+    apis/keda/v1alpha1/scaledobject_types.go, run by its validating webhook), for specs without
+    scalingModifiers: None when admitted, else its error."""
+    if "fallback" not in spec:
+        return None
+    for trigger in spec["triggers"]:
+        if trigger["type"] in ("cpu", "memory"):
+            continue
+        # an empty metricType counts as AverageValue
+        if trigger.get("metricType", "AverageValue") in ("", "AverageValue"):
+            return None
+    return (
+        "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the fallback to "
+        "be enabled"
+    )
+
+
+def test_keda_2_17_admits_the_autoscalers_of_both_roles():
+    """prod's KEDA line for Kubernetes 1.30 (2.17) refuses a fallback without an AverageValue trigger: decode's
+    autoscaler would fail `pulumi up` at admission."""
+    decode = scaled_object_spec(
+        "svc-decode", NS, "m", GroupAutoscaling(max_replicas=2, inter_token_latency_seconds=0.05), "http://p", "decode"
+    )
+    assert keda_2_17_fallback_error(decode | {"fallback": {"failureThreshold": 3, "replicas": 1}}) == (
+        "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the fallback to "
+        "be enabled"
+    )
+
+    def scaled(values):
+        pd = service(values)["disaggregation"]
+        pd["prefill"]["autoscaling"] = {"maxReplicas": 2, "ttftSeconds": 2}
+        pd["decode"]["autoscaling"] = {"maxReplicas": 2, "interTokenLatencySeconds": 0.05}
+        values["keda"] = {"mode": "install"}
+        values["versions"] |= {"kubernetes": "1.30.6", "kedaChart": "2.17.2"}
+
+    result = run_with(STACK, scaled, secrets=SECRETS)
+    assert result.error is None, result.error
+    specs = {
+        o["metadata"]["name"]: o["spec"] for o in harness.kubernetes_objects(result) if o["kind"] == "ScaledObject"
+    }
+    assert sorted(specs) == ["deepseek-r1-decode-autoscaler", "deepseek-r1-prefill-autoscaler"]
+    assert {name: keda_2_17_fallback_error(spec) for name, spec in specs.items()} == {
+        "deepseek-r1-decode-autoscaler": None,
+        "deepseek-r1-prefill-autoscaler": None,
+    }
+    assert "fallback" in specs["deepseek-r1-prefill-autoscaler"]
 
 
 def test_the_stack_scales_each_role_with_its_release_names():
@@ -1148,3 +1200,29 @@ def test_a_role_cannot_have_a_benchmark_of_its_own():
     cfg = validate(copy.deepcopy(stack_values(STACK)), ALL)
     assert cfg.inference_groups[0].benchmark is not None
     assert [r.benchmark for r in cfg.inference_groups[0].roles.values()] == [None, None]
+
+
+def test_only_an_autoscaler_with_a_fallback_needs_keda_2_17():
+    """fallback.behavior arrived in KEDA 2.17.0; decode's autoscaler has no fallback, so it alone does not need
+    it, and prefill's does."""
+
+    def scaled(*roles):
+        def change(values):
+            pd = service(values)["disaggregation"]
+            for role in roles:
+                pd[role]["autoscaling"] = {"maxReplicas": 2}
+            values["keda"] = {"mode": "install"}
+            values["versions"] |= {"kubernetes": "1.30.6", "kedaChart": "2.16.1"}
+
+        return change
+
+    result = run_with(STACK, scaled("decode"), secrets=SECRETS)
+    assert result.error is None, result.error
+    result = run_with(STACK, scaled("prefill", "decode"), secrets=SECRETS)
+    assert str(result.error).splitlines() == [
+        "invalid stack configuration (1 problem):",
+        "  - sglang-platform:versions.kedaChart: KEDA 2.16.1 lacks fallbackBehavior, which "
+        "inferenceGroups[0].disaggregation.prefill.autoscaling uses: it arrives in 2.17.0 (ScaledObject CRD "
+        "spec.fallback.behavior (absent in v2.16.1, enum in v2.17.0; Go module github.com/kedacore/keda/v2 "
+        "config/crd/bases/keda.sh_scaledobjects.yaml)); pin 2.17.0 or later",
+    ]
