@@ -203,8 +203,8 @@ for group in platform.inference_groups:
     )
 
 # One gateway per served model, in front of every group (and autoscaled replica) serving it: it finds their
-# leader pods by label, so groups the autoscaler adds join it without a `pulumi up`. The groups' own
-# Services stay for direct access.
+# leader pods by label, so groups the autoscaler adds join it without a `pulumi up`. A colocated group's own
+# Service stays for direct access; a disaggregated role's answers health and metrics only.
 gateways: dict[str, SglangGateway] = {}
 gateway_names: dict[str, str] = {}
 for model, fronted in platform.gateway_routes.items():
@@ -366,21 +366,42 @@ for unit in platform.serving_units:
     )
 
 pulumi.export("namespace", platform.namespace)
+# Client URLs of the colocated groups. A disaggregated role is not here: a completion sent to it past the
+# gateway lacks the bootstrap fields that pair it with the other role, so it has no client URL.
 pulumi.export(
     "inferenceGroups",
     {
-        name: {"baseUrl": g.base_url, "servedModelName": g.served_model_name, "service": g.service_name}
-        for name, g in groups.items()
+        group.name: {
+            "baseUrl": groups[group.name].base_url,
+            "servedModelName": groups[group.name].served_model_name,
+            "service": groups[group.name].service_name,
+        }
+        for group in platform.inference_groups
+        if group.name not in services
     },
 )
 
+
+def role_service(g: SglangInferenceGroup) -> dict:
+    root = g.base_url.apply(lambda url: url.removesuffix("/v1"))
+    return {
+        "service": g.service_name,
+        "healthUrl": root.apply(lambda r: f"{r}/health"),
+        "metricsUrl": root.apply(lambda r: f"{r}/metrics"),
+    }
+
+
 if services:
     # Each disaggregated service's roles and the revision both carry (kubectl get pods -l
-    # sglang-platform.io/pd-revision=<revision>): the one its gateway pairs (docs/disaggregation.md).
+    # sglang-platform.io/pd-revision=<revision>): the one its gateway pairs (docs/disaggregation.md). Only the
+    # gateway serves the model; a role's Service is for its health and metrics.
     pulumi.export(
         "disaggregated",
         {
-            name: {"revision": s.revision, "roles": [f"{name}-prefill", f"{name}-decode"]}
+            name: {
+                "revision": s.revision,
+                "roles": {g: role_service(groups[g]) for g in (f"{name}-prefill", f"{name}-decode")},
+            }
             for name, s in services.items()
         },
     )

@@ -24,6 +24,7 @@ from components.sglang_pods import (
     group_labels,
     lws_spec,
     network_policy_spec,
+    pd_labels,
     pdb_spec,
 )
 from config.models import InferenceGroup, pinned_release, release_contradiction, release_of_tag
@@ -147,7 +148,9 @@ class SglangInferenceGroup(pulumi.ComponentResource):
             f"{name}-api",
             # Pulumi would wait for ready endpoints, and the leader is not ready until its weights are loaded
             # (an hour for DeepSeek-R1): the up would time out and everything after the group would not exist.
-            metadata=meta(service_name, ns, group_meta, skip_await()),
+            # A role's Service answers health and metrics only (a completion needs the gateway's pairing): its
+            # labels say so to tools/smoke_test.py.
+            metadata=meta(service_name, ns, group_meta | pd_labels(g), skip_await()),
             spec=service_spec,
             opts=child,
         )

@@ -1031,10 +1031,26 @@ def test_a_prefill_of_0_5_1_is_told_decodes_layout():
 
 
 def test_the_stack_output_names_each_services_revision_and_roles(pd):
+    """A role's Service answers health and metrics only: it gets no client URL (only the gateway serves)."""
+    root = "http://deepseek-r1-{}-api.deepseek.svc.cluster.local:8000"
     assert pd.outputs["disaggregated"] == {
-        "deepseek-r1": {"revision": revision_of(pd), "roles": ["deepseek-r1-prefill", "deepseek-r1-decode"]}
+        "deepseek-r1": {
+            "revision": revision_of(pd),
+            "roles": {
+                f"deepseek-r1-{role}": {
+                    "service": f"deepseek-r1-{role}-api",
+                    "healthUrl": root.format(role) + "/health",
+                    "metricsUrl": root.format(role) + "/metrics",
+                }
+                for role in ("prefill", "decode")
+            },
+        }
     }
-    assert set(pd.outputs["inferenceGroups"]) == {"deepseek-r1-prefill", "deepseek-r1-decode"}
+    assert pd.outputs["inferenceGroups"] == {}
+    assert (
+        pd.outputs["gateway"]["deepseek-r1"]["baseUrl"]
+        == "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1"
+    )
 
 
 # --- weights staged once for both roles, cold starts per role, one benchmark per service ----------------------
