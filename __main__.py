@@ -227,6 +227,7 @@ for model, fronted in platform.gateway_routes.items():
             depends_on=[namespace, *((pd_service,) if pd_service else (groups[g.name] for g in fronted))],
             pd_service=first.name if pd_service else None,
             pd_revision=pd_service.revision if pd_service else None,
+            sglang_release=str(sglang_release) if (sglang_release := platform.versions.sglang_release) else None,
         ),
     )
 fronted_model = {g.name: model for model, fronted in platform.gateway_routes.items() for g in fronted}
