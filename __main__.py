@@ -202,15 +202,16 @@ for group in platform.inference_groups:
         ),
     )
 
-# One gateway per served model, in front of every group (and autoscaled replica) serving it: it finds their
-# leader pods by label, so groups the autoscaler adds join it without a `pulumi up`. A colocated group's own
-# Service stays for direct access; a disaggregated role's answers health and metrics only.
+# One gateway per served model (config refuses two groups serving one name), in front of every replica of
+# its group: it finds their leader pods by label, so replicas the autoscaler adds join it without a `pulumi up`.
+# A colocated group's own Service stays for direct access; a disaggregated role's answers health and metrics
+# only.
 gateways: dict[str, SglangGateway] = {}
 gateway_names: dict[str, str] = {}
 for model, fronted in platform.gateway_routes.items():
-    first = fronted[0]
-    gateway_names[model] = f"{first.name}-gateway"
-    pd_service = services.get(first.name)  # a served name belongs to one service: PD mode is all or nothing
+    gateway_names[model] = f"{fronted.name}-gateway"
+    pd_service = services.get(fronted.name)
+    backend = pd_service or groups[fronted.name]
     gateways[model] = SglangGateway(
         gateway_names[model],
         SglangGatewayArgs(
@@ -218,19 +219,19 @@ for model, fronted in platform.gateway_routes.items():
             namespace=platform.namespace,
             image=versions.gateway_image,
             served_model_name=model,
-            worker_port=first.ports.http,
-            # The groups' key (one stack secret): clients send it to the gateway, which passes it on.
-            api_key_secret_name=(pd_service or groups[first.name]).api_key_secret_name,
+            worker_port=fronted.ports.http,
+            # The group's key (one stack secret): clients send it to the gateway, which passes it on.
+            api_key_secret_name=backend.api_key_secret_name,
             client_namespaces=platform.api_access.allowed_namespaces,
             client_cidrs=platform.api_access.allowed_cidrs,
             monitoring_namespace=platform.monitoring.namespace if platform.monitoring.enabled else None,
-            depends_on=[namespace, *((pd_service,) if pd_service else (groups[g.name] for g in fronted))],
-            pd_service=first.name if pd_service else None,
+            depends_on=[namespace, backend],
+            pd_service=fronted.name if pd_service else None,
             pd_revision=pd_service.revision if pd_service else None,
             sglang_release=str(sglang_release) if (sglang_release := platform.versions.sglang_release) else None,
         ),
     )
-fronted_model = {g.name: model for model, fronted in platform.gateway_routes.items() for g in fronted}
+fronted_model = {fronted.name: model for model, fronted in platform.gateway_routes.items()}
 
 
 def ui_backends() -> list[Backend]:
@@ -415,7 +416,7 @@ if gateways:
             model: {
                 "baseUrl": gw.base_url,
                 "service": gw.service_name,
-                "groups": [g.name for g in platform.gateway_routes[model]],
+                "group": platform.gateway_routes[model].name,
             }
             for model, gw in gateways.items()
         },

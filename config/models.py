@@ -763,17 +763,13 @@ class PlatformConfig(Base):
         return out
 
     @property
-    def gateway_routes(self) -> dict[str, list[InferenceGroup]]:
-        """Served model name -> the groups behind the gateway that serve it, in stack order (one gateway per
-        model); empty when the gateway is off."""
+    def gateway_routes(self) -> dict[str, InferenceGroup]:
+        """Served model name -> the group behind the gateway that serves it, in stack order (one gateway per
+        model; a served name belongs to one group, config.rules refuses two); empty when the gateway is off."""
         if not self.gateway.enabled:
             return {}
         chosen = set(self.gateway.groups)
-        routes: dict[str, list[InferenceGroup]] = {}
-        for g in self.inference_groups:
-            if not chosen or g.name in chosen:
-                routes.setdefault(g.model.served_name, []).append(g)
-        return routes
+        return {g.model.served_name: g for g in self.inference_groups if not chosen or g.name in chosen}
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.

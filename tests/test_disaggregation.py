@@ -309,7 +309,7 @@ def test_open_webui_talks_to_the_gateway(pd):
     ui = container(pd.k8s_object("Deployment", "open-webui")["spec"]["template"])
     env = env_map(ui)
     assert env["OPENAI_API_BASE_URLS"] == "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1"
-    assert pd.outputs["gateway"]["deepseek-r1"]["groups"] == ["deepseek-r1"]
+    assert pd.outputs["gateway"]["deepseek-r1"]["group"] == "deepseek-r1"
 
 
 # --- refused before anything is registered ------------------------------------------------------------------

@@ -589,7 +589,7 @@ def test_stack_output_names_the_client_url(prod):
         "deepseek-r1": {
             "baseUrl": "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1",
             "service": "deepseek-r1-gateway",
-            "groups": ["deepseek-r1"],
+            "group": "deepseek-r1",
         }
     }
     # direct access stays in its own output
