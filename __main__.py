@@ -241,10 +241,12 @@ def ui_backends() -> list[Backend]:
         model = fronted_model.get(group.name)
         if model is None:
             g = groups[group.name]
-            out.append(Backend(group.name, g.base_url, g.api_key_secret_name))
+            out.append(Backend(name=group.name, base_url=g.base_url, api_key_secret_name=g.api_key_secret_name))
         elif gateway_names[model] not in [b.name for b in out]:
             gw = gateways[model]
-            out.append(Backend(gateway_names[model], gw.base_url, gw.api_key_secret_name))
+            out.append(
+                Backend(name=gateway_names[model], base_url=gw.base_url, api_key_secret_name=gw.api_key_secret_name)
+            )
     return out
 
 
@@ -315,10 +317,10 @@ if platform.monitoring.enabled:
             serving_namespace=platform.namespace,
             targets=[
                 ScrapeTarget(
-                    u.group.name,
-                    u.group.enable_metrics,
-                    groups[u.group.name].api_key_secret_name,
-                    u.role,
+                    name=u.group.name,
+                    metrics=u.group.enable_metrics,
+                    api_key_secret_name=groups[u.group.name].api_key_secret_name,
+                    pd_role=u.role,
                     startup_budget_minutes=loaded.startup_minutes[u.group.name],
                     # A role's pods wait for their service's DaemonSet (the weights are the service's).
                     stages_weights=u.group.model_volume.type == "hostPath" and u.group.model.download is not None,

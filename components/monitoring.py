@@ -41,7 +41,8 @@ DCGM_PORT = "gpu-metrics"
 WEIGHTS_MONITOR = "sglang-platform-weights"
 
 
-@dataclass
+# Keyword-only: several fields of one type in a row, easy to swap by position.
+@dataclass(kw_only=True)
 class ScrapeTarget:
     """An inference group as monitoring sees it."""
 
