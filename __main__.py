@@ -216,15 +216,16 @@ for group in platform.inference_groups:
         ),
     )
 
-# One gateway per served model, in front of every group (and autoscaled replica) serving it: it finds their
-# leader pods by label, so groups the autoscaler adds join it without a `pulumi up`. The groups' own
-# Services stay for direct access.
+# One gateway per served model (config refuses two groups serving one name), in front of every replica of
+# its group: it finds their leader pods by label, so replicas the autoscaler adds join it without a `pulumi up`.
+# A colocated group's own Service stays for direct access; a disaggregated role's answers health and metrics
+# only.
 gateways: dict[str, SglangGateway] = {}
 gateway_names: dict[str, str] = {}
 for model, fronted in platform.gateway_routes.items():
-    first = fronted[0]
-    gateway_names[model] = f"{first.name}-gateway"
-    pd_service = services.get(first.name)  # a served name belongs to one service: PD mode is all or nothing
+    gateway_names[model] = f"{fronted.name}-gateway"
+    pd_service = services.get(fronted.name)
+    backend = pd_service or groups[fronted.name]
     gateways[model] = SglangGateway(
         gateway_names[model],
         SglangGatewayArgs(
@@ -232,18 +233,19 @@ for model, fronted in platform.gateway_routes.items():
             namespace=platform.namespace,
             image=versions.gateway_image,
             served_model_name=model,
-            worker_port=first.ports.http,
-            # The groups' key (one stack secret): clients send it to the gateway, which passes it on.
-            api_key_secret_name=(pd_service or groups[first.name]).api_key_secret_name,
+            worker_port=fronted.ports.http,
+            # The group's key (one stack secret): clients send it to the gateway, which passes it on.
+            api_key_secret_name=backend.api_key_secret_name,
             client_namespaces=platform.api_access.allowed_namespaces,
             client_cidrs=platform.api_access.allowed_cidrs,
             monitoring_namespace=platform.monitoring.namespace if platform.monitoring.enabled else None,
-            depends_on=[namespace, *((pd_service,) if pd_service else (groups[g.name] for g in fronted))],
-            pd_service=first.name if pd_service else None,
+            depends_on=[namespace, backend],
+            pd_service=fronted.name if pd_service else None,
             pd_revision=pd_service.revision if pd_service else None,
+            sglang_release=str(sglang_release) if (sglang_release := platform.versions.sglang_release) else None,
         ),
     )
-fronted_model = {g.name: model for model, fronted in platform.gateway_routes.items() for g in fronted}
+fronted_model = {fronted.name: model for model, fronted in platform.gateway_routes.items()}
 
 
 def ui_backends() -> list[Backend]:
@@ -253,10 +255,12 @@ def ui_backends() -> list[Backend]:
         model = fronted_model.get(group.name)
         if model is None:
             g = groups[group.name]
-            out.append(Backend(group.name, g.base_url, g.api_key_secret_name))
+            out.append(Backend(name=group.name, base_url=g.base_url, api_key_secret_name=g.api_key_secret_name))
         elif gateway_names[model] not in [b.name for b in out]:
             gw = gateways[model]
-            out.append(Backend(gateway_names[model], gw.base_url, gw.api_key_secret_name))
+            out.append(
+                Backend(name=gateway_names[model], base_url=gw.base_url, api_key_secret_name=gw.api_key_secret_name)
+            )
     return out
 
 
@@ -327,10 +331,10 @@ if platform.monitoring.enabled:
             serving_namespace=platform.namespace,
             targets=[
                 ScrapeTarget(
-                    u.group.name,
-                    u.group.enable_metrics,
-                    groups[u.group.name].api_key_secret_name,
-                    u.role,
+                    name=u.group.name,
+                    metrics=u.group.enable_metrics,
+                    api_key_secret_name=groups[u.group.name].api_key_secret_name,
+                    pd_role=u.role,
                     startup_budget_minutes=loaded.startup_minutes[u.group.name],
                     # A role's pods wait for their service's DaemonSet (the weights are the service's).
                     stages_weights=u.group.model_volume.type == "hostPath" and u.group.model.download is not None,
@@ -389,21 +393,42 @@ for unit in platform.serving_units:
     )
 
 pulumi.export("namespace", platform.namespace)
+# Client URLs of the colocated groups. A disaggregated role is not here: a completion sent to it past the
+# gateway lacks the bootstrap fields that pair it with the other role, so it has no client URL.
 pulumi.export(
     "inferenceGroups",
     {
-        name: {"baseUrl": g.base_url, "servedModelName": g.served_model_name, "service": g.service_name}
-        for name, g in groups.items()
+        group.name: {
+            "baseUrl": groups[group.name].base_url,
+            "servedModelName": groups[group.name].served_model_name,
+            "service": groups[group.name].service_name,
+        }
+        for group in platform.inference_groups
+        if group.name not in services
     },
 )
 
+
+def role_service(g: SglangInferenceGroup) -> dict:
+    root = g.base_url.apply(lambda url: url.removesuffix("/v1"))
+    return {
+        "service": g.service_name,
+        "healthUrl": root.apply(lambda r: f"{r}/health"),
+        "metricsUrl": root.apply(lambda r: f"{r}/metrics"),
+    }
+
+
 if services:
     # Each disaggregated service's roles and the revision both carry (kubectl get pods -l
-    # sglang-platform.io/pd-revision=<revision>): the one its gateway pairs (docs/disaggregation.md).
+    # sglang-platform.io/pd-revision=<revision>): the one its gateway pairs (docs/disaggregation.md). Only the
+    # gateway serves the model; a role's Service is for its health and metrics.
     pulumi.export(
         "disaggregated",
         {
-            name: {"revision": s.revision, "roles": [f"{name}-prefill", f"{name}-decode"]}
+            name: {
+                "revision": s.revision,
+                "roles": {g: role_service(groups[g]) for g in (f"{name}-prefill", f"{name}-decode")},
+            }
             for name, s in services.items()
         },
     )
@@ -416,7 +441,7 @@ if gateways:
             model: {
                 "baseUrl": gw.base_url,
                 "service": gw.service_name,
-                "groups": [g.name for g in platform.gateway_routes[model]],
+                "group": platform.gateway_routes[model].name,
             }
             for model, gw in gateways.items()
         },

@@ -64,7 +64,8 @@ def scaled_object_spec(
             "policies": [{"type": "Pods", "value": 1, "periodSeconds": period}],
         }
 
-    return {
+    found = triggers(namespace, served_model_name, scaling, prometheus, role, inter_token_latency)
+    spec = {
         "scaleTargetRef": {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": lws_name},
         "minReplicaCount": scaling.min_replicas,
         "maxReplicaCount": scaling.max_replicas,
@@ -77,10 +78,21 @@ def scaled_object_spec(
                 }
             }
         },
-        # If Prometheus is unreachable, hold the current size rather than fall to the minimum.
-        "fallback": {"failureThreshold": 3, "replicas": scaling.min_replicas, "behavior": "currentReplicas"},
-        "triggers": triggers(namespace, served_model_name, scaling, prometheus, role, inter_token_latency),
+        "triggers": found,
     }
+    if has_fallback(found):
+        # If Prometheus is unreachable, hold the current size rather than fall to the minimum.
+        spec["fallback"] = {"failureThreshold": 3, "replicas": scaling.min_replicas, "behavior": "currentReplicas"}
+    return spec
+
+
+def has_fallback(found: list[dict]) -> bool:
+    """Whether a ScaledObject with these triggers gets ``fallback``: only with an AverageValue trigger. KEDA
+    before 2.18 refuses a fallback without one at admission (``CheckFallbackValid``, v2.17.2
+    apis/keda/v1alpha1/scaledobject_types.go), and the clusters of Kubernetes 1.30 run 2.17. Without it (decode,
+    whose triggers are Values) nothing is lost: minReplicas is at least 1, so KEDA leaves the size to the HPA,
+    and the HPA does not rescale while its metrics fail."""
+    return any(t["metricType"] == "AverageValue" for t in found)
 
 
 def triggers(

@@ -94,6 +94,9 @@ class SglangGatewayArgs:
     # the gateway runs in PD mode, pairing only the prefill and decode leaders of that revision.
     pd_service: str | None = None
     pd_revision: pulumi.Input[str] | None = None
+    # The SGLang release the groups run: which endpoint the gateway's health checks probe (/ready where the
+    # release has it). None: /health.
+    sglang_release: str | None = None
 
 
 class SglangGateway(pulumi.ComponentResource):
@@ -137,6 +140,7 @@ class SglangGateway(pulumi.ComponentResource):
                 args.worker_port,
                 v[1],
                 pd_selectors(args.served_model_name, args.pd_service, v[2]) if args.pd_service else None,
+                args.sglang_release,
             )
         )
         # Ready only once a group's leader is healthy (its /readiness), which can be an hour after the up for
@@ -232,6 +236,7 @@ def deployment_spec(
     worker_port: int,
     api_key_secret: str | None,
     pd: PdSelectors | None = None,
+    sglang_release: str | None = None,
 ) -> Spec:
     pod_labels = gateway_labels(name) | {MODEL_LABEL: model_label_value(served_model_name)}
     return {
@@ -242,7 +247,7 @@ def deployment_spec(
         "selector": {"matchLabels": gateway_selector(name)},
         "template": {
             "metadata": {"labels": pod_labels, "annotations": {SERVED_MODEL_ANNOTATION: served_model_name}},
-            "spec": pod_spec(name, s, image, served_model_name, worker_port, api_key_secret, pd),
+            "spec": pod_spec(name, s, image, served_model_name, worker_port, api_key_secret, pd, sglang_release),
         },
     }
 
@@ -255,6 +260,7 @@ def pod_spec(
     worker_port: int,
     api_key_secret: str | None,
     pd: PdSelectors | None = None,
+    sglang_release: str | None = None,
 ) -> Spec:
     env: list[dict] = [
         {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -280,6 +286,7 @@ def pod_spec(
             selector=leader_selector(served_model_name),
             api_key=bool(api_key_secret),
             pd=pd,
+            sglang_release=sglang_release,
         ),
         "env": env,
         "ports": [

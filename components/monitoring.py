@@ -42,7 +42,8 @@ DCGM_PORT = "gpu-metrics"
 WEIGHTS_MONITOR = "sglang-platform-weights"
 
 
-@dataclass
+# Keyword-only: several fields of one type in a row, easy to swap by position.
+@dataclass(kw_only=True)
 class ScrapeTarget:
     """An inference group as monitoring sees it."""
 
@@ -91,8 +92,9 @@ class MonitoringStack(pulumi.ComponentResource):
         child = child_opts(self, opts, *args.depends_on)
         staging = any(t.stages_weights for t in args.targets)
 
-        # node-exporter needs the host's network, PID namespace and file systems.
-        monitoring_ns = namespace(f"{name}-namespace", ns, "privileged", child)
+        # node-exporter needs the host's network, PID namespace and file systems. Deleting the namespace would
+        # delete the claims in it (the metrics history, benchmark results and cold-start timelines among them).
+        monitoring_ns = namespace(f"{name}-namespace", ns, "privileged", child, retain=s.retain_on_destroy)
         in_ns = child_opts(self, opts, monitoring_ns)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
@@ -277,6 +279,11 @@ def chart_values(s: MonitoringConfig) -> dict[str, Any]:
     }
     if s.grafana.storage_size:
         grafana["persistence"] = {"enabled": True, "size": s.grafana.storage_size}
+        if s.retain_on_destroy:
+            # Grafana's claim is a chart template, which `helm uninstall` deletes; a later install of the same
+            # release adopts it again. Prometheus' claim comes from its StatefulSet's volumeClaimTemplate, which
+            # Kubernetes keeps when the StatefulSet goes (persistentVolumeClaimRetentionPolicy defaults to Retain).
+            grafana["persistence"]["annotations"] = {"helm.sh/resource-policy": "keep"}
     return {
         "prometheus": {"prometheusSpec": prometheus_spec},
         "grafana": grafana,

@@ -28,7 +28,8 @@ DATA_DIR = "/app/backend/data"  # DATA_DIR default of the image: SQLite database
 SECRET_KEY_KEY = "webui-secret-key"
 
 
-@dataclass
+# Keyword-only: several fields of one type in a row, easy to swap by position.
+@dataclass(kw_only=True)
 class Backend:
     """One OpenAI-compatible endpoint: an inference group's base URL and the Secret with its API key."""
 

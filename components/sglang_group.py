@@ -24,9 +24,10 @@ from components.sglang_pods import (
     group_labels,
     lws_spec,
     network_policy_spec,
+    pd_labels,
     pdb_spec,
 )
-from config.models import InferenceGroup, release_of_tag
+from config.models import InferenceGroup, pinned_release, release_contradiction, release_of_tag
 from config.rules.groups import check_group
 from config.server_args import typed_args
 from config.sglang import load_table, missing_table_message, shipped_releases
@@ -37,8 +38,9 @@ class SglangInferenceGroupArgs:
     config: InferenceGroup
     namespace: pulumi.Input[str]
     image: pulumi.Input[str]
-    # The SGLang release in the image, when its tag does not say (a digest); the flags are checked against
-    # its table when the release is known (here, or from the tag of a plain string image).
+    # The SGLang release in the image, when its tag does not say (a digest; one that contradicts the tag is
+    # refused); the flags are checked against its table when the release is known (here, or from the tag of a
+    # plain string image).
     sglang_version: str | None = None
     # Secret value for --api-key (a pulumi secret); None serves without authentication.
     api_key: pulumi.Input[str] | None = None
@@ -146,7 +148,9 @@ class SglangInferenceGroup(pulumi.ComponentResource):
             f"{name}-api",
             # Pulumi would wait for ready endpoints, and the leader is not ready until its weights are loaded
             # (an hour for DeepSeek-R1): the up would time out and everything after the group would not exist.
-            metadata=meta(service_name, ns, group_meta, skip_await()),
+            # A role's Service answers health and metrics only (a completion needs the gateway's pairing): its
+            # labels say so to tools/smoke_test.py.
+            metadata=meta(service_name, ns, group_meta | pd_labels(g), skip_await()),
             spec=service_spec,
             opts=child,
         )
@@ -186,13 +190,9 @@ def _release(args: SglangInferenceGroupArgs, image: str) -> str | None:
 
 
 def release_of(sglang_version: str | None, image: str) -> str | None:
-    """The release whose flag spellings and probe paths the pods get: sglang_version, else the image tag."""
-    if sglang_version:
-        try:
-            return str(Version(sglang_version))
-        except InvalidVersion:
-            return None
-    found = release_of_tag(image)
+    """The release whose flag spellings and probe paths the pods get: the image tag's, else sglang_version
+    (for a digest; one that contradicts the tag is refused before)."""
+    found = pinned_release(sglang_version, image)
     return str(found) if found is not None else None
 
 
@@ -206,20 +206,28 @@ def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs
     own groups were checked with the whole configuration already): refuse before any child exists. The flags
     are checked as for a stack whenever the release is known; an image given as an Output, without
     ``sglang_version``, leaves them unchecked."""
-    release_key = "sglang_version" if args.sglang_version else "image"
     problems: list[tuple[str, str]] = []
     if g.disaggregation is not None:
         problems.append(
             ("config", "has disaggregation: serve it with SglangDisaggregatedService, which runs its roles")
         )
-    release = None
-    if args.sglang_version:
+    # The image's tag names the release when it can; sglang_version is for a digest (or an Output).
+    release = release_of_tag(args.image) if isinstance(args.image, str) else None
+    release_key = "sglang_version" if args.sglang_version and release is None else "image"
+    if release is not None and args.sglang_version:
+        if release_contradiction(args.sglang_version, str(args.image)) is not None:
+            problems.append(
+                (
+                    "sglang_version",
+                    f"{args.sglang_version} contradicts image {args.image!r}, whose tag names {release}: remove "
+                    "sglang_version (it is only for digests and tags that name no release)",
+                )
+            )
+    elif args.sglang_version:
         try:
             release = Version(args.sglang_version)
         except InvalidVersion:
             problems.append((release_key, f"{args.sglang_version!r} is not an SGLang release (e.g. 0.4.3.post2)"))
-    elif isinstance(args.image, str):
-        release = release_of_tag(args.image)
     if release is not None and load_table(release) is None:
         problems.append((release_key, missing_table_message(release)))
     found = check_group(g, allowed_cidrs=args.client_cidrs, sglang_release=release, release_key=release_key)

@@ -58,7 +58,8 @@ class GatewayCircuitBreaker(Base):
 
 
 class GatewayHealthCheck(Base):
-    """The gateway's own probes of each group's leader (/health), on top of the pod readiness it discovers."""
+    """The gateway's own probes of each group's leader (/ready where the release has it, else /health:
+    config.gateway_args.health_endpoint), on top of the pod readiness it discovers."""
 
     enabled: bool = Field(True, description="Probe the leaders; an unhealthy one gets no requests.")
     # 0.3.2 probes every 60 s: a leader that died would keep getting requests for up to 3 minutes.
@@ -96,7 +97,9 @@ class GatewayConfig(Base):
         default_factory=GatewayCircuitBreaker, description="Per-group circuit breaker."
     )
     health_check: GatewayHealthCheck = Field(
-        default_factory=GatewayHealthCheck, description="The gateway's probes of each leader's /health."
+        default_factory=GatewayHealthCheck,
+        description="The gateway's probes of each leader: /ready where the SGLang release has it (0.5.23), else "
+        "/health (which generates one token from 0.5.1).",
     )
     request_timeout_seconds: int = Field(
         1800, ge=1, le=24 * 3600, description="How long one request may take (DeepSeek-R1 reasons for minutes)."

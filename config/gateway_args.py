@@ -10,15 +10,24 @@ import functools
 from collections.abc import Mapping
 
 from config.gateway import GatewayConfig
+from config.sglang.releases import facts
 
 LAUNCH = ("python3", "-m", "sglang_router.launch_router")
 # Env vars of the gateway container that Kubernetes expands into its arguments ($(VAR)): the key from the
 # groups' Secret, and the pod's own namespace (downward API), where it watches the groups' pods.
 API_KEY_ENV = "SGLANG_API_KEY"
 NAMESPACE_ENV = "POD_NAMESPACE"
-# What the gateway probes on each leader: /health answers once the weights are loaded (never
-# /health_generate, which runs a generation per probe).
-HEALTH_ENDPOINT = "/health"
+
+
+def health_endpoint(sglang_release: str | None) -> str:
+    """What the gateway probes each leader on, by the SGLang release the groups run: ``/ready`` where the
+    release has it (0.5.23: whether the server takes requests, no generation), else ``/health``, which up to
+    0.4.10 is a plain 200 once the weights are loaded, and from 0.5.1 is ``/health_generate``: one token per
+    probe while the server is idle (ignored while it is busy). None (release unknown): ``/health``, which every
+    release serves."""
+    if sglang_release is None:
+        return "/health"
+    return "/ready" if facts(sglang_release).ready_endpoint else "/health"
 
 
 def _num(value: float) -> str:
@@ -35,12 +44,17 @@ def gateway_args(
     selector: Mapping[str, str],
     api_key: bool,
     pd: PdSelectors | None = None,
+    sglang_release: str | None = None,
 ) -> list[str]:
     """Flags for the gateway of one model. ``selector``: the labels (all must match) of the leader pods it
     routes to; ``worker_port``: their API port; ``api_key``: whether $(SGLANG_API_KEY) holds the groups' key;
     ``pd``: the (prefill, decode) selectors of a disaggregated service, which put the gateway in PD mode
-    (``selector`` is then unused: 0.3.2 ignores it there)."""
-    return typed_args(cfg, worker_port=worker_port, selector=selector, api_key=api_key, pd=pd) + list(cfg.extra_args)
+    (``selector`` is then unused: 0.3.2 ignores it there); ``sglang_release``: what the groups run, which
+    chooses the health-check endpoint."""
+    typed = typed_args(
+        cfg, worker_port=worker_port, selector=selector, api_key=api_key, pd=pd, sglang_release=sglang_release
+    )
+    return typed + list(cfg.extra_args)
 
 
 def _pairs(selector: Mapping[str, str]) -> list[str]:
@@ -57,6 +71,7 @@ def typed_args(
     selector: Mapping[str, str],
     api_key: bool,
     pd: PdSelectors | None = None,
+    sglang_release: str | None = None,
 ) -> list[str]:
     """Everything but ``extraArgs``. Every value is rendered, defaults included, so what runs does not change
     when a later release changes a default."""
@@ -135,7 +150,7 @@ def typed_args(
     if h.enabled:
         args += [
             "--health-check-endpoint",
-            HEALTH_ENDPOINT,
+            health_endpoint(sglang_release),
             "--health-check-interval-secs",
             str(h.interval_seconds),
             "--health-check-timeout-secs",

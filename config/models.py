@@ -69,6 +69,30 @@ def release_of_tag(image: str) -> Version | None:
         return None
 
 
+def pinned_release(version: str | None, image: str) -> Version | None:
+    """The release an image runs: the one its tag names, else ``version`` (versions.sglangVersion or
+    gatewayVersion, which is for a digest or a tag that names no release); None when neither says."""
+    tagged = release_of_tag(image)
+    if tagged is not None or not version:
+        return tagged
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return None
+
+
+def release_contradiction(version: str | None, image: str) -> Version | None:
+    """The release ``image``'s tag names, when ``version`` names another one (or none): the flags and probes
+    would follow the wrong release, so the rules refuse it."""
+    tagged = release_of_tag(image)
+    if not version or tagged is None:
+        return None
+    try:
+        return None if Version(version) == tagged else tagged
+    except InvalidVersion:
+        return tagged
+
+
 def _known_gpu(name: str) -> str:
     if name not in GPUS:
         raise ValueError(f"{name!r} is not a GPU the platform knows: use one of {gpu_choices()} (config/gpus.py)")
@@ -83,7 +107,9 @@ class Versions(Base):
 
     sglang_image: Image = Field(bom.SGLANG_IMAGE, description="SGLang container image (pinned tag or digest).")
     sglang_version: str | None = Field(
-        None, description="SGLang release in the image; derived from the tag, required for a bare digest."
+        None,
+        description="SGLang release in the image, for a digest or a tag that names no release (required then); "
+        "refused when the tag names another release.",
     )
     kubernetes: str = Field(
         bom.KUBERNETES_VERSION,
@@ -93,7 +119,9 @@ class Versions(Base):
     open_webui_image: Image = Field(bom.OPEN_WEBUI_IMAGE, description="Open WebUI container image.")
     gateway_image: Image = Field(bom.GATEWAY_IMAGE, description="SGLang model gateway image (sglang-router).")
     gateway_version: str | None = Field(
-        None, description="sglang-router release in the gateway image; derived from the tag, required for a digest."
+        None,
+        description="sglang-router release in the gateway image, for a digest or a tag that names no release "
+        "(required then); refused when the tag names another release.",
     )
     kube_prometheus_stack: str = Field(
         bom.KUBE_PROMETHEUS_STACK_CHART,
@@ -116,21 +144,11 @@ class Versions(Base):
 
     @property
     def sglang_release(self) -> Version | None:
-        if self.sglang_version:
-            try:
-                return Version(self.sglang_version)
-            except InvalidVersion:
-                return None
-        return release_of_tag(self.sglang_image)
+        return pinned_release(self.sglang_version, self.sglang_image)
 
     @property
     def gateway_release(self) -> Version | None:
-        if self.gateway_version:
-            try:
-                return Version(self.gateway_version)
-            except InvalidVersion:
-                return None
-        return release_of_tag(self.gateway_image)
+        return pinned_release(self.gateway_version, self.gateway_image)
 
 
 class Model(Base):
@@ -752,17 +770,13 @@ class PlatformConfig(Base):
         return out
 
     @property
-    def gateway_routes(self) -> dict[str, list[InferenceGroup]]:
-        """Served model name -> the groups behind the gateway that serve it, in stack order (one gateway per
-        model); empty when the gateway is off."""
+    def gateway_routes(self) -> dict[str, InferenceGroup]:
+        """Served model name -> the group behind the gateway that serves it, in stack order (one gateway per
+        model; a served name belongs to one group, config.rules refuses two); empty when the gateway is off."""
         if not self.gateway.enabled:
             return {}
         chosen = set(self.gateway.groups)
-        routes: dict[str, list[InferenceGroup]] = {}
-        for g in self.inference_groups:
-            if not chosen or g.name in chosen:
-                routes.setdefault(g.model.served_name, []).append(g)
-        return routes
+        return {g.model.served_name: g for g in self.inference_groups if not chosen or g.name in chosen}
 
 
 # Stack keys that hold secrets: set with `pulumi config set --secret`, never part of PlatformConfig.

@@ -93,6 +93,11 @@ class DcgmScrape(Base):
 class MonitoringConfig(Base):
     enabled: bool = Field(False, description="Install kube-prometheus-stack, the SGLang monitors, dashboard, alerts.")
     namespace: DnsLabel = Field("monitoring", description="Namespace of Prometheus, Grafana and Alertmanager.")
+    retain_on_destroy: bool = Field(
+        True,
+        description="Keep the monitoring namespace and the volumes in it (Prometheus' metrics, Grafana's data) "
+        "when the stack is destroyed.",
+    )
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
     slo: Slo = Field(default_factory=Slo)

@@ -110,7 +110,7 @@ def test_duplicate_names_and_served_names():
 @pytest.mark.parametrize(
     ("image", "ok"),
     [
-        ("lmsysorg/sglang:v0.4.3.post2-cu124", True),
+        ("lmsysorg/sglang:v0.4.4-cu124", True),
         ("registry.local:5000/sglang@sha256:" + "a" * 64, True),
         ("lmsysorg/sglang:main", False),
         ("lmsysorg/sglang", False),
@@ -158,8 +158,8 @@ def test_dist_timeout_follows_the_pinned_release():
     ]
     dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124"}
     assert validate(dev, FRONT_END).inference_groups[0].dist_timeout_seconds == 3600
-    # The release named by sglangVersion wins over the tag, and is the key the message names.
-    dev["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post3-cu124", "sglangVersion": "0.4.3.post2"}
+    # A digest's release is sglangVersion, and it is the key the message names.
+    dev["versions"] = {"sglangImage": "lmsysorg/sglang@sha256:" + "c" * 64, "sglangVersion": "0.4.3.post2"}
     assert problems(dev) == [
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangVersion)"

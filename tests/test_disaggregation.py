@@ -218,10 +218,11 @@ def test_the_gateway_runs_in_pd_mode_on_the_revision_of_both_roles(pd):
         common | {"sglang-platform.io/pd-role": "prefill"},
         common | {"sglang-platform.io/pd-role": "decode"},
     )
-    # the gateway's health checks probe each role's leaders and drop a dead one
+    # the gateway's health checks probe each role's leaders and drop a dead one; on 0.5.23 on /ready, which
+    # generates nothing
     assert args[args.index("--health-check-endpoint") : args.index("--request-timeout-secs")] == [
         "--health-check-endpoint",
-        "/health",
+        "/ready",
         "--health-check-interval-secs",
         "15",
         "--health-check-timeout-secs",
@@ -308,7 +309,7 @@ def test_open_webui_talks_to_the_gateway(pd):
     ui = container(pd.k8s_object("Deployment", "open-webui")["spec"]["template"])
     env = env_map(ui)
     assert env["OPENAI_API_BASE_URLS"] == "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1"
-    assert pd.outputs["gateway"]["deepseek-r1"]["groups"] == ["deepseek-r1"]
+    assert pd.outputs["gateway"]["deepseek-r1"]["group"] == "deepseek-r1"
 
 
 # --- refused before anything is registered ------------------------------------------------------------------
@@ -717,6 +718,58 @@ def test_each_role_has_its_own_autoscaler_on_its_own_signals():
         ),
     ]
     assert (decode["minReplicaCount"], decode["maxReplicaCount"]) == (1, 3)
+    # KEDA < 2.18 admits a fallback only next to an AverageValue trigger, which decode has none of.
+    assert prefill["fallback"] == {"failureThreshold": 3, "replicas": 1, "behavior": "currentReplicas"}
+    assert "fallback" not in decode
+
+
+def keda_2_17_fallback_error(spec: dict) -> str | None:
+    """KEDA v2.17.2's admission check of a ScaledObject's fallback (CheckFallbackValid in
+    apis/keda/v1alpha1/scaledobject_types.go, run by its validating webhook), for specs without
+    scalingModifiers: None when admitted, else its error."""
+    if "fallback" not in spec:
+        return None
+    for trigger in spec["triggers"]:
+        if trigger["type"] in ("cpu", "memory"):
+            continue
+        # an empty metricType counts as AverageValue
+        if trigger.get("metricType", "AverageValue") in ("", "AverageValue"):
+            return None
+    return (
+        "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the fallback to "
+        "be enabled"
+    )
+
+
+def test_keda_2_17_admits_the_autoscalers_of_both_roles():
+    """prod's KEDA line for Kubernetes 1.30 (2.17) refuses a fallback without an AverageValue trigger: decode's
+    autoscaler would fail `pulumi up` at admission."""
+    decode = scaled_object_spec(
+        "svc-decode", NS, "m", GroupAutoscaling(max_replicas=2, inter_token_latency_seconds=0.05), "http://p", "decode"
+    )
+    assert keda_2_17_fallback_error(decode | {"fallback": {"failureThreshold": 3, "replicas": 1}}) == (
+        "at least one trigger (that is not cpu or memory) has to have the `AverageValue` type for the fallback to "
+        "be enabled"
+    )
+
+    def scaled(values):
+        pd = service(values)["disaggregation"]
+        pd["prefill"]["autoscaling"] = {"maxReplicas": 2, "ttftSeconds": 2}
+        pd["decode"]["autoscaling"] = {"maxReplicas": 2, "interTokenLatencySeconds": 0.05}
+        values["keda"] = {"mode": "install"}
+        values["versions"] |= {"kubernetes": "1.30.6", "kedaChart": "2.17.2"}
+
+    result = run_with(STACK, scaled, secrets=SECRETS)
+    assert result.error is None, result.error
+    specs = {
+        o["metadata"]["name"]: o["spec"] for o in harness.kubernetes_objects(result) if o["kind"] == "ScaledObject"
+    }
+    assert sorted(specs) == ["deepseek-r1-decode-autoscaler", "deepseek-r1-prefill-autoscaler"]
+    assert {name: keda_2_17_fallback_error(spec) for name, spec in specs.items()} == {
+        "deepseek-r1-decode-autoscaler": None,
+        "deepseek-r1-prefill-autoscaler": None,
+    }
+    assert "fallback" in specs["deepseek-r1-prefill-autoscaler"]
 
 
 def test_the_stack_scales_each_role_with_its_release_names():
@@ -979,10 +1032,26 @@ def test_a_prefill_of_0_5_1_is_told_decodes_layout():
 
 
 def test_the_stack_output_names_each_services_revision_and_roles(pd):
+    """A role's Service answers health and metrics only: it gets no client URL (only the gateway serves)."""
+    root = "http://deepseek-r1-{}-api.deepseek.svc.cluster.local:8000"
     assert pd.outputs["disaggregated"] == {
-        "deepseek-r1": {"revision": revision_of(pd), "roles": ["deepseek-r1-prefill", "deepseek-r1-decode"]}
+        "deepseek-r1": {
+            "revision": revision_of(pd),
+            "roles": {
+                f"deepseek-r1-{role}": {
+                    "service": f"deepseek-r1-{role}-api",
+                    "healthUrl": root.format(role) + "/health",
+                    "metricsUrl": root.format(role) + "/metrics",
+                }
+                for role in ("prefill", "decode")
+            },
+        }
     }
-    assert set(pd.outputs["inferenceGroups"]) == {"deepseek-r1-prefill", "deepseek-r1-decode"}
+    assert pd.outputs["inferenceGroups"] == {}
+    assert (
+        pd.outputs["gateway"]["deepseek-r1"]["baseUrl"]
+        == "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1"
+    )
 
 
 # --- weights staged once for both roles, cold starts per role, one benchmark per service ----------------------
@@ -1148,3 +1217,29 @@ def test_a_role_cannot_have_a_benchmark_of_its_own():
     cfg = validate(copy.deepcopy(stack_values(STACK)), ALL)
     assert cfg.inference_groups[0].benchmark is not None
     assert [r.benchmark for r in cfg.inference_groups[0].roles.values()] == [None, None]
+
+
+def test_only_an_autoscaler_with_a_fallback_needs_keda_2_17():
+    """fallback.behavior arrived in KEDA 2.17.0; decode's autoscaler has no fallback, so it alone does not need
+    it, and prefill's does."""
+
+    def scaled(*roles):
+        def change(values):
+            pd = service(values)["disaggregation"]
+            for role in roles:
+                pd[role]["autoscaling"] = {"maxReplicas": 2}
+            values["keda"] = {"mode": "install"}
+            values["versions"] |= {"kubernetes": "1.30.6", "kedaChart": "2.16.1"}
+
+        return change
+
+    result = run_with(STACK, scaled("decode"), secrets=SECRETS)
+    assert result.error is None, result.error
+    result = run_with(STACK, scaled("prefill", "decode"), secrets=SECRETS)
+    assert str(result.error).splitlines() == [
+        "invalid stack configuration (1 problem):",
+        "  - sglang-platform:versions.kedaChart: KEDA 2.16.1 lacks fallbackBehavior, which "
+        "inferenceGroups[0].disaggregation.prefill.autoscaling uses: it arrives in 2.17.0 (ScaledObject CRD "
+        "spec.fallback.behavior (absent in v2.16.1, enum in v2.17.0; Go module github.com/kedacore/keda/v2 "
+        "config/crd/bases/keda.sh_scaledobjects.yaml)); pin 2.17.0 or later",
+    ]

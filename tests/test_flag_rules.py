@@ -145,6 +145,44 @@ def test_a_release_without_a_table_is_refused_with_the_command_that_generates_it
     ]
 
 
+def test_a_version_that_contradicts_the_image_tag_is_refused():
+    """sglangVersion and gatewayVersion are for digests and tags that name no release: next to a tag that names
+    one they are refused, not obeyed (the flags and probes would follow the wrong release)."""
+
+    def contradict(values):
+        values["versions"] = {
+            "sglangImage": "lmsysorg/sglang:v0.5.23-cu130",
+            "sglangVersion": "0.4.4",
+            "gatewayImage": "lmsysorg/sgl-model-gateway:v0.3.2",
+            "gatewayVersion": "0.2.4",
+        }
+
+    assert refusal(contradict) == [
+        "  - sglang-platform:versions.gatewayVersion: 0.2.4 contradicts versions.gatewayImage "
+        "'lmsysorg/sgl-model-gateway:v0.3.2', whose tag names 0.3.2: remove versions.gatewayVersion (it is only "
+        "for digests and tags that name no release)",
+        "  - sglang-platform:versions.sglangVersion: 0.4.4 contradicts versions.sglangImage "
+        "'lmsysorg/sglang:v0.5.23-cu130', whose tag names 0.5.23: remove versions.sglangVersion (it is only for "
+        "digests and tags that name no release)",
+    ]
+
+    def agree(values):
+        values["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.3.post2-cu124", "sglangVersion": "v0.4.3.post2"}
+
+    result = run_with("dev", agree)
+    assert result.error is None, result.error
+
+
+def test_the_component_refuses_a_version_that_contradicts_its_image_tag():
+    image = "lmsysorg/sglang:v0.4.3.post2-cu124"
+    assert component_refusal(image, "0.5.23") == (
+        "SglangInferenceGroup 'team-r1': invalid config (1 problem):\n"
+        "  - sglang_version: 0.5.23 contradicts image 'lmsysorg/sglang:v0.4.3.post2-cu124', whose tag names "
+        "0.4.3.post2: remove sglang_version (it is only for digests and tags that name no release)"
+    )
+    assert component_refusal(image, "0.4.3.post2") is None
+
+
 def test_render_refuses_the_same_way_and_writes_nothing(tmp_path):
     stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
     stack["config"]["sglang-platform:inferenceGroups"][0]["extraArgs"] = ["--enable-turbo-mode"]

@@ -16,7 +16,8 @@ from components import gateway as gw
 from components.sglang_pods import model_label_value
 from config import ConfigError, validate
 from config.gateway import GatewayConfig
-from config.gateway_args import gateway_args, managed_flags
+from config.gateway_args import gateway_args, health_endpoint, managed_flags
+from config.sglang import shipped_releases
 from tools import gateway_flags, harness
 
 GATEWAY_SKIPS = {"CKV_K8S_15", "CKV_K8S_43", "CKV_K8S_38", "CKV_K8S_35"}
@@ -588,7 +589,7 @@ def test_stack_output_names_the_client_url(prod):
         "deepseek-r1": {
             "baseUrl": "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000/v1",
             "service": "deepseek-r1-gateway",
-            "groups": ["deepseek-r1"],
+            "group": "deepseek-r1",
         }
     }
     # direct access stays in its own output
@@ -719,3 +720,32 @@ def test_readme_sends_clients_and_the_smoke_test_to_the_gateway(prod):
     assert f"port-forward svc/{service} 8000:8000" in section
     assert prod.outputs["gateway"]["deepseek-r1"]["baseUrl"] in section
     assert f"tools/smoke_test.py --namespace deepseek --service {service} --key-secret deepseek-r1-api-key" in section
+
+
+def test_the_health_check_endpoint_follows_the_groups_release():
+    """/ready where the release has it (no generation); /health elsewhere: a plain 200 up to 0.4.10, one
+    generated token per idle probe from 0.5.1 (where /health is /health_generate)."""
+    assert {r: health_endpoint(r) for r in shipped_releases()} == {
+        "0.4.3.post2": "/health",
+        "0.4.3.post3": "/health",
+        "0.4.4": "/health",
+        "0.4.5": "/health",
+        "0.4.6": "/health",
+        "0.4.7": "/health",
+        "0.4.10": "/health",
+        "0.5.1": "/health",
+        "0.5.23": "/ready",
+    }
+    assert health_endpoint(None) == "/health"
+
+
+def test_a_stack_on_0_5_23_probes_ready(prod):
+    def endpoint(args):
+        return args[args.index("--health-check-endpoint") + 1]
+
+    assert endpoint(gateway_container(prod)["args"]) == "/health"  # prod runs 0.4.4
+    result = run_with(
+        "prod", lambda v: v["versions"].update(sglangImage="lmsysorg/sglang:v0.5.23-cu130"), secrets={"apiKey": API_KEY}
+    )
+    assert result.error is None, result.error
+    assert endpoint(gateway_container(result)["args"]) == "/ready"

@@ -50,7 +50,26 @@ def test_retention_and_storage_from_config(prod):
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "200Gi"}}}
         }
     }
-    assert values["grafana"]["persistence"] == {"enabled": True, "size": "10Gi"}
+    assert values["grafana"]["persistence"] == {
+        "enabled": True,
+        "size": "10Gi",
+        "annotations": {"helm.sh/resource-policy": "keep"},
+    }
+
+
+def test_monitoring_state_survives_destroy_unless_the_stack_says_otherwise(prod, dev):
+    """Deleting the namespace would delete Prometheus' and Grafana's claims; helm uninstall would delete
+    Grafana's (a chart template) unless it carries the keep policy."""
+    assert prod.named("monitoring-namespace").retain_on_delete is True
+    assert dev.named("monitoring-namespace").retain_on_delete is True
+
+    def opt_out(values):
+        values["monitoring"]["retainOnDestroy"] = False
+
+    result = run_with("prod", opt_out, secrets={"apiKey": API_KEY})
+    assert result.error is None, result.error
+    assert result.named("monitoring-namespace").retain_on_delete is False
+    assert release(result)["values"]["grafana"]["persistence"] == {"enabled": True, "size": "10Gi"}
 
     def tune(v):
         v["monitoring"]["prometheus"] = {"retentionSize": "45GB", "storageClass": "fast-ssd"}

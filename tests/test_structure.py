@@ -149,3 +149,42 @@ def test_flag_release_table_says_which_releases_have_a_flag():
         f"| {key} | `--enable-dp-attention` | every shipped release | up to 0.5.1 |",
         f"| {key} | `--dp-size` | every shipped release | up to 0.5.1 |",
     ]
+
+
+# The prefix policy of the package (docs/library.md): `Sglang` names a component whose workload is an SGLang
+# program serving requests (the server, its disaggregated roles, the router); the others are named for what
+# they do. The type tokens carry the names into every URN, so renaming one later costs aliases.
+SERVES_SGLANG = {"SglangDisaggregatedService", "SglangGateway", "SglangInferenceGroup"}
+
+
+def test_the_sglang_prefix_marks_exactly_the_serving_components():
+    assert {name for name in COMPONENTS if name.startswith("Sglang")} == SERVES_SGLANG
+
+
+def test_the_program_builds_components_and_their_arguments_by_keyword():
+    """`Component(name, args)` positionally, as Pulumi's convention; every args class and value object of
+    the package by keyword only, so two fields of one type cannot be swapped unnoticed."""
+    import components
+
+    exported = set(components.__all__)
+    tree = ast.parse((ROOT / "__main__.py").read_text())
+    positional = {
+        ast.unparse(call)[:60]
+        for call in ast.walk(tree)
+        if isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id in exported
+        and len(call.args) > (2 if call.func.id in COMPONENTS else 0)
+    }
+    assert positional == set()
+    used = {c.func.id for c in ast.walk(tree) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+    assert {"ScrapeTarget", "Backend", "SglangGatewayArgs"} <= used & exported
+
+
+def test_value_objects_refuse_positional_construction():
+    from components import Backend, ScrapeTarget
+
+    value_objects: list[tuple[Any, tuple]] = [(ScrapeTarget, ("g", True)), (Backend, ("g", "http://g/v1"))]
+    for cls, args in value_objects:
+        with pytest.raises(TypeError, match="positional"):
+            cls(*args)

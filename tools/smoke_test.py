@@ -5,9 +5,10 @@
     python tools/smoke_test.py --namespace deepseek --service deepseek-r1-api --key-secret deepseek-r1-api-key
     python tools/smoke_test.py --base-url http://localhost:8000/v1 --api-key "$KEY"   # already reachable
 
-With --namespace it port-forwards the Service (the model's gateway, or one group's own) with kubectl (your
-kubeconfig) and reads the key from the group's Secret; the key is sent in a header and never printed. Exits
-non-zero, saying why, on any failure. Only the standard library: it runs wherever kubectl does.
+With --namespace it port-forwards the Service (the model's gateway, or a colocated group's own) with kubectl
+(your kubeconfig) and reads the key from the group's Secret; the key is sent in a header and never printed. The
+Service of a disaggregated service's role is refused: only the gateway serves that model. Exits non-zero,
+saying why, on any failure. Only the standard library: it runs wherever kubectl does.
 """
 
 from __future__ import annotations
@@ -60,6 +61,27 @@ def smoke(base_url: str, api_key: str | None, prompt: str, max_tokens: int) -> t
     if not answer.strip() and not reply["choices"][0]["message"].get("reasoning_content"):
         raise SmokeError("the completion is empty")
     return models[0], answer
+
+
+# The labels components/sglang_pods.py puts on a disaggregated role's Service (PD_SERVICE_LABEL, PD_ROLE_LABEL);
+# repeated here to keep this script free of the package's dependencies.
+PD_SERVICE_LABEL = "sglang-platform.io/pd-service"
+PD_ROLE_LABEL = "sglang-platform.io/pd-role"
+
+
+def refuse_role_service(namespace: str, service: str) -> None:
+    """A prefill or decode server answers a completion only with the bootstrap fields the gateway adds to pair
+    it with the other role: the smoke test would fail for a reason that is not a fault."""
+    labels = json.loads(
+        _kubectl("-n", namespace, "get", "service", service, "-o", "jsonpath={.metadata.labels}") or "{}"
+    )
+    role = labels.get(PD_ROLE_LABEL)
+    if role is not None:
+        owner = labels.get(PD_SERVICE_LABEL, "?")
+        raise SmokeError(
+            f"svc/{service} is the {role} role of disaggregated service {owner!r}: it answers health and metrics "
+            f"only; test the model through its gateway (--service {owner}-gateway)"
+        )
 
 
 def _kubectl(*args: str) -> str:
@@ -117,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 cli.error("give --base-url, or --namespace and --service")
             if key is None and args.key_secret:
                 key = secret_key(args.namespace, args.key_secret)
+            refuse_role_service(args.namespace, args.service)
             with port_forward(args.namespace, args.service, args.port) as local:
                 model, answer = smoke(f"http://127.0.0.1:{local}/v1", key, args.prompt, args.max_tokens)
     except (SmokeError, subprocess.CalledProcessError) as error:

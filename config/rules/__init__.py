@@ -7,7 +7,7 @@ from collections import Counter
 
 from config.charts import check_charts
 from config.errors import Problem
-from config.models import PlatformConfig
+from config.models import PlatformConfig, Versions, release_contradiction
 from config.rules.addons import check_addons
 from config.rules.autoscaling import check_autoscaling
 from config.rules.benchmark import check_benchmark
@@ -36,6 +36,7 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[s
                 "(e.g. 0.4.3.post2) so flags can be checked against it",
             )
         )
+    problems += check_release_pins(cfg.versions)
     problems += check_release_table(cfg.versions)
     problems += _unique_names(cfg)
     problems += check_disaggregation(cfg)
@@ -65,6 +66,28 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[s
     if notes is not None:
         notes += warnings
     return problems
+
+
+def check_release_pins(versions: Versions) -> list[Problem]:
+    """sglangVersion and gatewayVersion say which release a digest (or a tag without one) runs; next to a tag
+    that names a release they could only disagree with it, and the flags and probes would follow the wrong
+    one."""
+    out = []
+    pins = (
+        ("sglangVersion", versions.sglang_version, "sglangImage", versions.sglang_image),
+        ("gatewayVersion", versions.gateway_version, "gatewayImage", versions.gateway_image),
+    )
+    for version_key, version, image_key, image in pins:
+        tagged = release_contradiction(version, image)
+        if tagged is not None:
+            out.append(
+                Problem(
+                    ("versions", version_key),
+                    f"{version} contradicts versions.{image_key} {image!r}, whose tag names {tagged}: remove "
+                    f"versions.{version_key} (it is only for digests and tags that name no release)",
+                )
+            )
+    return out
 
 
 def _unique_names(cfg: PlatformConfig) -> list[Problem]:

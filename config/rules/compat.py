@@ -110,8 +110,9 @@ def features_used(cfg: PlatformConfig) -> dict[str, dict[str, Loc]]:
     (LWS's gang scheduling and kept CRDs are refused by config.rules.addons, with their own messages)."""
     used: dict[str, dict[str, Loc]] = {}
     for unit in cfg.serving_units:
-        if unit.group.autoscaling is not None:
-            # components/autoscaling.py sets fallback.behavior on every ScaledObject.
+        if unit.group.autoscaling is not None and unit.role != "decode":
+            # components/autoscaling.py sets fallback.behavior on every ScaledObject but decode's (no
+            # AverageValue trigger: has_fallback).
             used.setdefault("keda", {}).setdefault("fallbackBehavior", unit.loc(("autoscaling",)))
     return used
 

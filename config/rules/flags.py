@@ -9,7 +9,7 @@ the platform sets (exact, alias, ``--no-`` form, abbreviation) are refused, each
 from __future__ import annotations
 
 from config.errors import Loc, Problem, key_path
-from config.models import InferenceGroup, Versions
+from config.models import InferenceGroup, Versions, release_of_tag
 from config.server_args import TypedFlag, managed_flags, typed_flags
 from config.sglang import Table, check_args, load_table, missing_table_message
 
@@ -17,8 +17,10 @@ __all__ = ["check_group_flags", "check_release_table", "release_key", "release_l
 
 
 def release_loc(versions: Versions) -> Loc:
-    """The key the release is read from: sglangVersion when set, else the image tag."""
-    return ("versions", "sglangVersion") if versions.sglang_version else ("versions", "sglangImage")
+    """The key the release is read from: the image's tag when it names one, else sglangVersion."""
+    if versions.sglang_version and release_of_tag(versions.sglang_image) is None:
+        return ("versions", "sglangVersion")
+    return ("versions", "sglangImage")
 
 
 def release_key(versions: Versions) -> str:

@@ -48,29 +48,18 @@ def check_gateway(cfg: PlatformConfig) -> list[Problem]:
                 "versions.gatewayVersion (e.g. 0.3.2) so the gateway's flags can be checked against it",
             )
         )
-    # One gateway per model discovers every group of it on one port (--service-discovery-port).
     index = {g.name: i for i, g in enumerate(cfg.inference_groups)}
-    for model, groups in cfg.gateway_routes.items():
-        first = groups[0]
-        gateway = f"{first.name}-gateway"
+    for group in cfg.gateway_routes.values():
+        gateway = f"{group.name}-gateway"
         if gateway in index:
             # LWS names the group's headless Service after the group: it would take the gateway's Service name.
             out.append(
                 Problem(
                     ("inferenceGroups", index[gateway], "name"),
-                    f"{gateway!r} is the name of the gateway of group {first.name!r} (its Deployment and Service); "
+                    f"{gateway!r} is the name of the gateway of group {group.name!r} (its Deployment and Service); "
                     "rename one of the two groups",
                 )
             )
-        for g in groups[1:]:
-            if g.ports.http != first.ports.http:
-                out.append(
-                    Problem(
-                        ("inferenceGroups", index[g.name], "ports", "http"),
-                        f"{g.ports.http} differs from {first.ports.http} of group {first.name!r}: the gateway of "
-                        f"model {model!r} reaches all its groups on one port",
-                    )
-                )
     out += _check_extra_args(gw.extra_args)
     return out
 
