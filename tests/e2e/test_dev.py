@@ -110,7 +110,7 @@ def test_outputs_are_what_the_docs_say(project, cluster, steps):
         "gateway": {
             "qwen2.5-1.5b-instruct": {
                 "baseUrl": f"http://{GATEWAY}.{NS}.svc.cluster.local:8000/v1",
-                "groups": [GROUP],
+                "group": GROUP,
                 "service": GATEWAY,
             }
         },

@@ -160,7 +160,7 @@ def test_outputs_are_what_the_docs_say(project, cluster, steps):
         "gateway": {
             "deepseek-r1": {
                 "baseUrl": f"http://{GATEWAY}.{NS}.svc.cluster.local:8000/v1",
-                "groups": [GROUP],
+                "group": GROUP,
                 "service": GATEWAY,
             }
         },
