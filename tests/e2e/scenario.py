@@ -20,6 +20,24 @@ def render(project: Project) -> harness.RunResult:
     return result
 
 
+def plans_exactly_the_render(project: Project, preview: Any) -> None:
+    """A preview of a new stack creates what the offline render registers, and nothing else but the stack."""
+    assert {s["op"] for s in preview.steps} == {"create"}
+    planned = {type_and_name(s["urn"]) for s in preview.steps}
+    rendered = {(r.type, r.name) for r in render(project).resources}
+    assert planned - rendered == {("pulumi:pulumi:Stack", f"sglang-platform-{project.stack}")}
+    assert rendered <= planned
+
+
+def planned_charts(preview: Any) -> dict[str, str]:
+    """The chart each Helm release of a preview resolves to, by release resource name."""
+    return {
+        s["urn"].rsplit("::", 1)[1]: s["newState"]["inputs"]["chart"]
+        for s in preview.steps
+        if s["urn"].split("::")[2].endswith("helm.sh/v3:Release")
+    }
+
+
 def render_and_reality(project: Project, cluster: Cluster) -> tuple[int, list[str]]:
     """Every object of the render exists with the spec the render shows; the differences, if any."""
     rendered = [as_stored(o) for o in rendered_objects(render(project))]

@@ -18,10 +18,10 @@ from .scenario import (
     job_complete,
     nodes_of,
     not_a_server_error,
-    render,
+    planned_charts,
+    plans_exactly_the_render,
     render_and_reality,
     running_on_distinct_nodes,
-    type_and_name,
 )
 
 STACK = "dev"
@@ -42,20 +42,8 @@ def test_preview_of_the_committed_stack_resolves_the_real_charts(project, engine
     """As committed, with only the chart mirror: the provider resolves and templates every chart at preview."""
     project.init(merged(stack_values(STACK), overrides(STACK, engine.charts, preview_only=True)), SECRETS[STACK])
     preview = project.preview()
-    result = render(project)
-    planned = {type_and_name(s["urn"]) for s in preview.steps if s["op"] == "create"}
-    # Everything the offline render registers, and nothing else but the stack and its default provider.
-    assert planned - {(r.type, r.name) for r in result.resources} == {
-        ("pulumi:pulumi:Stack", f"sglang-platform-{STACK}"),
-    }
-    assert {(r.type, r.name) for r in result.resources} <= planned
-    assert {s["op"] for s in preview.steps} == {"create"}
-    releases = {
-        s["urn"].rsplit("::", 1)[1]: s["newState"]["inputs"]["chart"]
-        for s in preview.steps
-        if s["urn"].split("::")[2].endswith("helm.sh/v3:Release")
-    }
-    assert releases == {
+    plans_exactly_the_render(project, preview)
+    assert planned_charts(preview) == {
         "keda-release": str(engine.charts / "keda-2.20.2"),
         "lws-release": str(engine.charts / "lws-0.10.0"),
         "monitoring-kube-prometheus-stack": str(engine.charts / "kube-prometheus-stack-88.3.0"),

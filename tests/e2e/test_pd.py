@@ -13,10 +13,9 @@ from tools.sim_stacks import SECRETS, SIM, committed, describe, merged, override
 from .scenario import (
     daemon_set_on_gpu_nodes,
     gateway_discovery,
-    render,
+    plans_exactly_the_render,
     render_and_reality,
     running_on_distinct_nodes,
-    type_and_name,
 )
 
 STACK = "pd-h200"
@@ -35,11 +34,7 @@ def project(cluster, workdir) -> Project:
 def test_preview_plans_what_the_render_registers(project, engine, steps):
     project.init(merged(committed(STACK), overrides(STACK, engine.charts, preview_only=True)), SECRETS[STACK])
     preview = project.preview()
-    assert {s["op"] for s in preview.steps} == {"create"}
-    planned = {type_and_name(s["urn"]) for s in preview.steps}
-    assert planned - {(r.type, r.name) for r in render(project).resources} == {
-        ("pulumi:pulumi:Stack", f"sglang-platform-{STACK}"),
-    }
+    plans_exactly_the_render(project, preview)
     steps.done.add("preview")
 
 

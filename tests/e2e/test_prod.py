@@ -18,11 +18,11 @@ from .scenario import (
     gateway_discovery,
     group_pods,
     not_a_server_error,
-    render,
+    planned_charts,
+    plans_exactly_the_render,
     render_and_reality,
     rendered_spec,
     running_on_distinct_nodes,
-    type_and_name,
 )
 
 STACK = "prod"
@@ -55,17 +55,8 @@ def test_preview_of_the_committed_stack_resolves_the_real_charts(project, cluste
     steps.need("init")
     cluster.apply(NFS_CLIENT)
     preview = project.preview()
-    assert {s["op"] for s in preview.steps} == {"create"}
-    planned = {type_and_name(s["urn"]) for s in preview.steps}
-    assert planned - {(r.type, r.name) for r in render(project).resources} == {
-        ("pulumi:pulumi:Stack", f"sglang-platform-{STACK}"),
-    }
-    charts = {
-        s["urn"].rsplit("::", 1)[1]: s["newState"]["inputs"]["chart"]
-        for s in preview.steps
-        if s["urn"].split("::")[2].endswith("helm.sh/v3:Release")
-    }
-    assert charts == {
+    plans_exactly_the_render(project, preview)
+    assert planned_charts(preview) == {
         "gpu-operator-release": str(engine.charts / "gpu-operator-v24.9.1"),
         "volcano-release": str(engine.charts / "volcano-1.9.0"),
         "lws-release": str(engine.charts / "lws-0.10.0"),
