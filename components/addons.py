@@ -10,7 +10,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import PART_OF, chart_values, child_opts, helm_release, namespace, release_outputs
+from components.k8s import (
+    PART_OF,
+    away_from_gpu_nodes,
+    chart_values,
+    child_opts,
+    helm_release,
+    namespace,
+    release_outputs,
+    with_defaults,
+)
 from config import bom
 from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
 
@@ -109,7 +118,14 @@ class Volcano(pulumi.ComponentResource):
                 version=args.chart_version,
                 repository=args.repository,
                 mirror=args.chart_mirror,
-                values=chart_values(self, "volcano", cfg.values, {}),
+                # custom.default_affinity is that of the scheduler, controllers and admission unless one has its
+                # own (volcano 1.9.0 values.yaml): off the GPU nodes where they can (components/k8s.py).
+                values=chart_values(
+                    self,
+                    "volcano",
+                    with_defaults({("custom", "default_affinity"): away_from_gpu_nodes()}, cfg.values),
+                    {},
+                ),
                 timeout=600,
                 opts=child_opts(self, opts, ns),
             )

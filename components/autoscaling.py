@@ -9,7 +9,17 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import chart_values, child_opts, helm_release, labels, meta, namespace, release_outputs
+from components.k8s import (
+    away_from_gpu_nodes,
+    chart_values,
+    child_opts,
+    helm_release,
+    labels,
+    meta,
+    namespace,
+    release_outputs,
+    with_defaults,
+)
 from components.sglang_metrics import SglangMetrics
 from config.autoscaling import GroupAutoscaling
 
@@ -178,7 +188,9 @@ class Keda(pulumi.ComponentResource):
             values=chart_values(
                 self,
                 "keda",
-                args.values,
+                # The chart's top-level affinity is the default of its operator, metrics server and webhooks
+                # (keda 2.20.2 values.yaml): off the GPU nodes where they can (components/k8s.py).
+                with_defaults({("affinity",): away_from_gpu_nodes()}, args.values),
                 {"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
             ),
             timeout=600,

@@ -36,8 +36,15 @@ WORK_VOLUME = "benchmark-work"
 WORK_DIR = "/tmp/bench"
 # bench_serving needs no root: it reads the image's packages and the model's tokenizer, and writes to /tmp.
 BENCH_UID = 65532
-# Time the run itself may take once the group serves (on top of the wait for it).
+# Time the run itself may take once the group serves (on top of the wait for it); the script stops
+# bench_serving after it.
 RUN_SECONDS = 2 * 3600
+# The Job's deadline counts from its start, the script's clocks from the script's: this is the time the pod
+# may take to be scheduled and to pull the SGLang image (usually already on the GPU node, up to tens of GiB
+# when not) before the script's own timeouts begin. Beyond the ready timeout and the run time, so that the
+# script, which publishes why, ends a wait or a run that is too long; the Job's deadline only ends a pod that
+# started too late (the script still publishes the SIGTERM, docs/benchmark-slo.md).
+START_MARGIN_SECONDS = 30 * 60
 
 
 @dataclass
@@ -61,9 +68,10 @@ class ServingBenchmarkArgs:
     revision: pulumi.Input[str]
     # The group's API-key Secret (bench_serving sends it as OPENAI_API_KEY); None: no key.
     api_key_secret_name: pulumi.Input[str | None] = None
-    # ModelCache's gate and its volumes, and the nodes that hold the weights (hostPath).
-    init_containers: Sequence[dict] = ()
-    extra_volumes: Sequence[dict] = ()
+    # What ModelCache's wait-for-weights gate waits for (ModelCache.gate): the script waits for it itself, on the
+    # clock of its ready timeout, rather than in an init container the Job's deadline would also count. And
+    # the nodes that hold the weights (hostPath).
+    weights_gate: Mapping[str, str] = field(default_factory=dict)
     node_selector: Mapping[str, str] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -129,8 +137,7 @@ class ServingBenchmark(pulumi.ComponentResource):
                 revision=v[3],
                 api_key_secret=v[4],
                 namespace=v[5],
-                init_containers=args.init_containers,
-                extra_volumes=args.extra_volumes,
+                weights_gate=args.weights_gate,
                 node_selector=args.node_selector,
             )
         )
@@ -280,8 +287,7 @@ def job_manifest(
     revision: str,
     api_key_secret: str | None,
     namespace: str,
-    init_containers: Sequence[dict] = (),
-    extra_volumes: Sequence[dict] = (),
+    weights_gate: Mapping[str, str] | None = None,
     node_selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The Job's metadata and spec; its name ends in a hash of the spec, so anything it measures that changes
@@ -294,7 +300,9 @@ def job_manifest(
         "BENCH_GROUP": g.name,
         "BENCH_NAMESPACE": namespace,
         "BENCH_CONFIGMAP": results_config_map_name(g),
+        # The waits for the weights and the group share this clock; bench_serving is stopped after the second.
         "READY_TIMEOUT_SECONDS": str(config.ready_timeout_minutes * 60),
+        "BENCH_RUN_TIMEOUT_SECONDS": str(RUN_SECONDS),
         # bench_serving and transformers: the tokenizer is local; never try a hub.
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -304,7 +312,16 @@ def job_manifest(
     if (waited := leader_worker_sets(g)) != [g.name]:
         # A disaggregated service: both roles must serve the revision (BENCH_GROUP names the service).
         env["BENCH_LEADERWORKERSETS"] = ",".join(waited)
+    if weights_gate:
+        env |= {
+            "BENCH_WEIGHTS_DIR": weights_gate["MODEL_DIR"],
+            "BENCH_WEIGHTS_IDENTITY": weights_gate["MODEL_IDENTITY"],
+            "BENCH_WEIGHTS_HINT": weights_gate.get("WAIT_HINT", ""),
+        }
     container_env: list[dict] = [{"name": k, "value": v} for k, v in env.items()]
+    if weights_gate:
+        # Which node's copy it waits for, in the message it publishes (on a host path each node has its own).
+        container_env.append({"name": "BENCH_NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}})
     if api_key_secret:
         container_env.append(
             {
@@ -345,13 +362,11 @@ def job_manifest(
             "runAsUser": BENCH_UID,
             "runAsGroup": BENCH_UID,
         },
-        **({"initContainers": [dict(c) for c in init_containers]} if init_containers else {}),
         "containers": [container],
         "volumes": [
             volume,
             {"name": SCRIPT_VOLUME, "configMap": {"name": f"{g.name}-benchmark-script", "defaultMode": 0o444}},
             {"name": WORK_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
-            *extra_volumes,
         ],
     }
     # Where the model volume is: on a host path only nodes holding the weights have the tokenizer.
@@ -364,7 +379,8 @@ def job_manifest(
     spec: Spec = {
         # One retry for a crash; a failed SLO is a result (exit 0), not a reason to run again.
         "backoffLimit": 1,
-        "activeDeadlineSeconds": config.ready_timeout_minutes * 60 + RUN_SECONDS,
+        # Longer than the script's own clocks (START_MARGIN_SECONDS): the script ends a long run and says why.
+        "activeDeadlineSeconds": config.ready_timeout_minutes * 60 + RUN_SECONDS + START_MARGIN_SECONDS,
         "template": {"metadata": {"labels": template_labels}, "spec": pod},
     }
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]

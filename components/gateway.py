@@ -18,7 +18,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import Spec, child_opts, image_skips, labels, meta, skip_annotations, skip_await
+from components.k8s import (
+    Spec,
+    away_from_gpu_nodes,
+    child_opts,
+    image_skips,
+    labels,
+    meta,
+    skip_annotations,
+    skip_await,
+)
 from components.sglang_pods import (
     API_CLIENT_LABEL,
     API_KEY_SECRET_KEY,
@@ -335,20 +344,20 @@ def pod_spec(
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
     }
+    # Off the GPU nodes where it can: the group pods need their room (components/k8s.py).
+    spec["affinity"] = away_from_gpu_nodes()
     if s.replicas > 1:
         # Each replica on another node, where there is room: a node failure leaves the others routing.
-        spec["affinity"] = {
-            "podAntiAffinity": {
-                "preferredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "weight": 100,
-                        "podAffinityTerm": {
-                            "labelSelector": {"matchLabels": gateway_selector(name)},
-                            "topologyKey": "kubernetes.io/hostname",
-                        },
-                    }
-                ]
-            }
+        spec["affinity"]["podAntiAffinity"] = {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": gateway_selector(name)},
+                        "topologyKey": "kubernetes.io/hostname",
+                    },
+                }
+            ]
         }
     return spec
 

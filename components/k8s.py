@@ -17,6 +17,8 @@ from config.charts import chart_source
 PART_OF = {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/managed-by": "pulumi"}
 # pulumi-kubernetes annotation: register the object without waiting for it to become ready.
 SKIP_AWAIT = "pulumi.com/skipAwait"
+# The label the GPU Operator's feature discovery sets to "true" on every node with an NVIDIA GPU.
+GPU_NODE_LABEL = "nvidia.com/gpu.present"
 # Specs are camelCase dicts, as the API server reads them; pulumi-kubernetes' TypedDicts spell the same
 # fields in snake_case, so the type checker sees them as opaque.
 Spec = Any
@@ -43,6 +45,44 @@ def meta(
         out["namespace"] = namespace
     if annotations:
         out["annotations"] = dict(annotations)
+    return out
+
+
+def away_from_gpu_nodes() -> dict[str, Any]:
+    """A pod affinity (``spec.affinity``) preferring nodes that are not GPU nodes, for the platform's CPU-only
+    pods (the gateway, Open WebUI, the monitoring and controller charts): a group pod asks for nearly a whole
+    GPU node (prod: 124 of 128 CPUs), and a CPU-only pod that lands there first keeps it Pending. Preferred,
+    not required: a cluster of GPU nodes only still runs them. ``NotIn`` also matches nodes without the label."""
+    return {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [{"key": GPU_NODE_LABEL, "operator": "NotIn", "values": ["true"]}]
+                    },
+                }
+            ]
+        }
+    }
+
+
+def with_defaults(defaults: Mapping[tuple[str, ...], Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The stack's raw chart values, with each default (by its path of keys) where the raw values do not set
+    that key. A raw value replaces the default whole (an affinity of the stack's own is not merged with the
+    platform's) and silently, as the stack's choice; ``null`` drops it, so the chart's own default applies.
+    Typed values still go on top of both (``chart_values``)."""
+    out = copy.deepcopy(dict(raw))
+    for path, value in defaults.items():
+        *parents, last = path
+        into = out
+        for key in parents:
+            if not isinstance(into.get(key, {}), dict):
+                break
+            into = into.setdefault(key, {})
+        else:
+            if last not in into:
+                into[last] = copy.deepcopy(value)
     return out
 
 

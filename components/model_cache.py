@@ -74,6 +74,9 @@ class ModelCache(pulumi.ComponentResource):
     volumes: list[dict]
     # Node labels the group's pods must also require: the nodes the staging DaemonSet covers.
     node_selector: dict[str, str]
+    # What the gate waits for (MODEL_DIR, MODEL_IDENTITY, WAIT_HINT), for a pod that waits in its own process
+    # instead (the benchmark: on the clock of its own timeout); empty without a download.
+    gate: dict[str, str]
     claim_name: pulumi.Output[str | None]
     job_name: pulumi.Output[str | None]
     daemon_set_name: pulumi.Output[str | None]
@@ -100,6 +103,7 @@ class ModelCache(pulumi.ComponentResource):
             )
 
         self.init_containers, self.volumes, self.node_selector = [], [], {}
+        self.gate = gate_env(g) if download is not None else {}
         job_name = daemon_set_name = None
         if download is not None:
             k8s.core.v1.ConfigMap(
@@ -433,13 +437,18 @@ def download_container(g: InferenceGroup, image: str, requirement: str, secret_e
     }
 
 
-def gate_container(g: InferenceGroup, image: str) -> dict:
+def gate_env(g: InferenceGroup) -> dict[str, str]:
+    """The directory the gate waits for, the identity its completion marker must name, and where to look."""
     source = f"daemonset/{stager_name(g)}" if g.model_volume.type == "hostPath" else f"job/{download_job_name(g)}"
-    env = {
+    return {
         "MODEL_DIR": g.model_path,
         "MODEL_IDENTITY": json.dumps(identity(g), sort_keys=True),
         "WAIT_HINT": f"{source} fetches them (kubectl logs {source})",
     }
+
+
+def gate_container(g: InferenceGroup, image: str) -> dict:
+    env = gate_env(g)
     return {
         "name": "wait-for-weights",
         "image": image,

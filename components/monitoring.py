@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 from components import alerts, dashboard
 from components import k8s as k8s_values
 from components.gateway import SERVED_MODEL_ANNOTATION
-from components.k8s import PART_OF, child_opts, helm_release, namespace
+from components.k8s import PART_OF, away_from_gpu_nodes, child_opts, helm_release, namespace, with_defaults
 from components.model_cache import STAGER_COMPONENT, STAGER_PORT_NAME
 from components.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from config import bom
@@ -114,7 +114,9 @@ class MonitoringStack(pulumi.ComponentResource):
             version=args.chart_version,
             repository=bom.KUBE_PROMETHEUS_STACK_REPO,
             mirror=args.chart_mirror,
-            values=k8s_values.chart_values(self, "monitoring", s.values, chart_values(s)),
+            values=k8s_values.chart_values(
+                self, "monitoring", with_defaults(placement_values(), s.values), chart_values(s)
+            ),
             timeout=900,
             opts=child_opts(self, opts, monitoring_ns, admin),
         )
@@ -243,6 +245,21 @@ def _operator_object(
     return k8s.apiextensions.CustomResource(
         resource_name, api_version="monitoring.coreos.com/v1", kind=kind, metadata=metadata, spec=spec, opts=opts
     )
+
+
+def placement_values() -> dict[tuple[str, ...], Any]:
+    """Every long-running pod of the chart off the GPU nodes where it can (components/k8s.py), under the stack's
+    raw values (``monitoring.values`` overrides or, with null, drops each). The keys are the chart's own
+    (kube-prometheus-stack 88.3.0 values.yaml, and its grafana and kube-state-metrics subcharts'); the
+    node-exporter DaemonSet belongs on every node and is left alone."""
+    paths = [
+        ("prometheus", "prometheusSpec", "affinity"),
+        ("alertmanager", "alertmanagerSpec", "affinity"),
+        ("prometheusOperator", "affinity"),
+        ("grafana", "affinity"),
+        ("kube-state-metrics", "affinity"),
+    ]
+    return {path: away_from_gpu_nodes() for path in paths}
 
 
 def chart_values(s: MonitoringConfig) -> dict[str, Any]:

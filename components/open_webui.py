@@ -17,7 +17,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import Spec, child_opts, image_skips, labels, meta, skip_annotations, skip_await
+from components.k8s import (
+    Spec,
+    away_from_gpu_nodes,
+    child_opts,
+    image_skips,
+    labels,
+    meta,
+    skip_annotations,
+    skip_await,
+)
 from components.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY
 from config.webui import OpenWebUIConfig
 
@@ -216,6 +225,8 @@ def deployment_spec(s: OpenWebUIConfig, image: str, ui_labels: dict[str, str], e
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                # Off the GPU nodes where it can: the group pods need their room (components/k8s.py).
+                "affinity": away_from_gpu_nodes(),
                 "containers": [
                     {
                         "name": NAME,

@@ -55,6 +55,6 @@ class Benchmark(Base):
         240,
         ge=1,
         le=7 * 24 * 60,
-        description="How long the Job waits for the group to serve its current revision (weights staged and "
-        "loaded) before it gives up.",
+        description="How long the Job waits for the weights on its node and for the group to serve its current "
+        "revision (weights staged and loaded), on one clock, before it gives up and writes why into its ConfigMap.",
     )

@@ -1,6 +1,7 @@
-"""A tiny stand-in for the Kubernetes API on 127.0.0.1, for the benchmark Job's two calls: GET of a
-LeaderWorkerSet (answering a scripted sequence of objects, the last one repeated) and a merge PATCH of a
-ConfigMap's data (null removes a key). It checks the bearer token and records every request."""
+"""A tiny stand-in for the Kubernetes API on 127.0.0.1, for the benchmark Job's calls: GET of a
+LeaderWorkerSet (answering a scripted sequence of objects, the last one repeated), GET of a ConfigMap, and a
+merge PATCH of a ConfigMap's data (null removes a key), refused with 409 when it names a resourceVersion that
+is no longer the ConfigMap's. It checks the bearer token and records every request."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ class FakeKube:
     # ConfigMap data by "namespace/name", and each patch's data in order.
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
     patches: list[dict] = field(default_factory=list)
+    # Each ConfigMap's resourceVersion, counted up on every write.
+    versions: dict[str, int] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
 
@@ -57,6 +60,13 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                     fake.leader_worker_sets.pop(0) if len(fake.leader_worker_sets) > 1 else fake.leader_worker_sets[0]
                 )
                 self._json(200, answer)
+            elif parts[:3] == ["api", "v1", "namespaces"] and parts[4:5] == ["configmaps"]:
+                key = f"{parts[3]}/{parts[5]}"
+                if key not in fake.config_maps:
+                    self._json(404, {"kind": "Status", "code": 404})
+                    return
+                version = str(fake.versions.get(key, 0))
+                self._json(200, {"metadata": {"resourceVersion": version}, "data": fake.config_maps[key]})
             else:
                 self._json(404, {"kind": "Status", "code": 404})
 
@@ -73,6 +83,11 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
                 self._json(400, {"kind": "Status", "code": 400})
                 return
             key = f"{parts[3]}/{parts[5]}"
+            expected = (body.get("metadata") or {}).get("resourceVersion")
+            if expected is not None and expected != str(fake.versions.get(key, 0)):
+                self._json(409, {"kind": "Status", "code": 409, "reason": "Conflict"})
+                return
+            fake.versions[key] = fake.versions.get(key, 0) + 1
             data = fake.config_maps.setdefault(key, {})
             fake.patches.append(body["data"])
             for k, v in body["data"].items():

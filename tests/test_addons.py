@@ -94,7 +94,9 @@ def test_prod_lws_values_turn_on_volcano_gang_scheduling(prod):
         "image": {"manager": {"tag": "v0.10.0", "pullPolicy": "IfNotPresent"}},
         "gangSchedulingManagement": {"schedulerProvider": "volcano"},
     }
-    assert releases(prod)["volcano"]["values"] == {}
+    # Volcano: only its controllers' placement off the GPU nodes (tests/test_placement.py).
+    assert list(releases(prod)["volcano"]["values"]) == ["custom"]
+    assert list(releases(prod)["volcano"]["values"]["custom"]) == ["default_affinity"]
 
 
 def test_dev_switches_off_gpu_operator_and_volcano(dev):

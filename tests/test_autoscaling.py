@@ -9,6 +9,7 @@ from conftest import REQUIRED_SECRETS, lws, run_with, stack_values
 from promql import known_metrics, metric_names, run_promtool, write_yaml
 
 from components.autoscaling import kv_cache_query, queue_query
+from components.k8s import away_from_gpu_nodes
 from config import ConfigError, validate
 from config.sglang import shipped_releases
 from tools import harness
@@ -98,7 +99,11 @@ def test_keda_is_a_pinned_release_that_keeps_its_crds(dev):
         "chart": "keda",
         "repository": "https://kedacore.github.io/charts",
         "version": "2.20.2",
-        "values": {"crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}}},
+        "values": {
+            "crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}},
+            # Its pods off the GPU nodes where they can (tests/test_placement.py).
+            "affinity": away_from_gpu_nodes(),
+        },
     }
 
 

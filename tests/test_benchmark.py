@@ -11,7 +11,9 @@ import copy
 import importlib.util
 import json
 import os
+import signal
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -119,6 +121,7 @@ def result_objects(result) -> list[dict]:
 
 PROD_GATEWAY = "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000"
 PROD_SERVICE = "http://deepseek-r1-api.deepseek.svc.cluster.local:8000"
+PROD_IDENTITY = '{"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "master", "source": "modelscope"}'
 PROD_ARGS = [
     "--backend",
     "sglang-oai",
@@ -172,7 +175,9 @@ def test_prod_runs_sglangs_bench_serving_through_the_models_gateway(prod):
         "CKV_K8S_43",
     ]
     spec = job["spec"]
-    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (1, 240 * 60 + 7200)
+    # The ready timeout (the weights and the group), the run (2 h), and 30 minutes to be scheduled and pull the
+    # image: the script's clocks end first, and it publishes why.
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (1, 240 * 60 + 7200 + 1800)
     pod = spec["template"]["spec"]
     assert spec["template"]["metadata"]["labels"]["sglang-platform.io/api-client"] == "true"
     (c,) = pod["containers"]
@@ -191,10 +196,16 @@ def test_prod_runs_sglangs_bench_serving_through_the_models_gateway(prod):
         "BENCH_NAMESPACE": "deepseek",
         "BENCH_CONFIGMAP": "deepseek-r1-benchmark",
         "READY_TIMEOUT_SECONDS": "14400",
+        "BENCH_RUN_TIMEOUT_SECONDS": "7200",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HOME": "/tmp/bench",
         "PYTHONUNBUFFERED": "1",
+        # The staged weights on this node, as the group's wait-for-weights gate waits for them.
+        "BENCH_WEIGHTS_DIR": "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
+        "BENCH_WEIGHTS_IDENTITY": PROD_IDENTITY,
+        "BENCH_WEIGHTS_HINT": "daemonset/deepseek-r1-weights fetches them (kubectl logs daemonset/deepseek-r1-weights)",
+        "BENCH_NODE": {"fieldRef": {"fieldPath": "spec.nodeName"}},
         "OPENAI_API_KEY": {"secretKeyRef": {"name": "deepseek-r1-api-key", "key": "api-key"}},
     }
     assert c["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
@@ -214,13 +225,25 @@ def test_prod_runs_sglangs_bench_serving_through_the_models_gateway(prod):
         True,
         "Never",
     )
-    # On a host path the tokenizer is on the nodes that hold the weights: the staged GPU nodes, after the gate.
+    # On a host path the tokenizer is on the nodes that hold the weights: the staged GPU nodes. The script waits
+    # for them itself (env above), on its ready clock: no init container whose wait the Job's deadline counts.
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    assert [i["name"] for i in pod["initContainers"]] == ["wait-for-weights"]
-    assert pod["volumes"][0] == {
-        "name": "models",
-        "hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"},
-    }
+    assert "initContainers" not in pod
+    assert pod["volumes"] == [
+        {"name": "models", "hostPath": {"path": "/mnt/catcat_data/model", "type": "DirectoryOrCreate"}},
+        {"name": "benchmark-script", "configMap": {"name": "deepseek-r1-benchmark-script", "defaultMode": 0o444}},
+        {"name": "benchmark-work", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    # The same directory, identity and hint as the group's own gate.
+    (group_gate,) = prod.k8s_object("LeaderWorkerSet", "deepseek-r1")["spec"]["leaderWorkerTemplate"]["leaderTemplate"][
+        "spec"
+    ]["initContainers"][:1]
+    gate_env = {e["name"]: e["value"] for e in group_gate["env"]}
+    assert (gate_env["MODEL_DIR"], gate_env["MODEL_IDENTITY"], gate_env["WAIT_HINT"]) == (
+        env["BENCH_WEIGHTS_DIR"],
+        env["BENCH_WEIGHTS_IDENTITY"],
+        env["BENCH_WEIGHTS_HINT"],
+    )
     assert {"name": "models", "mountPath": "/mnt/catcat_data/model", "readOnly": True} in c["volumeMounts"]
 
 
@@ -383,7 +406,13 @@ def test_dev_opts_in_with_an_empty_mapping():
     assert "OPENAI_API_KEY" not in [e["name"] for e in pod["containers"][0]["env"]]
     assert pod["volumes"][0] == {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}}
     assert "nodeSelector" not in pod
-    assert [i["name"] for i in pod["initContainers"]] == ["wait-for-weights"]
+    # The download Job fills the claim: the script waits for its marker (no init container).
+    assert "initContainers" not in pod
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert (env["BENCH_WEIGHTS_DIR"], env["BENCH_WEIGHTS_HINT"]) == (
+        "/models/Qwen2.5-1.5B-Instruct",
+        "job/qwen-small-model-download fetches them (kubectl logs job/qwen-small-model-download)",
+    )
 
 
 def test_without_a_benchmark_key_nothing_is_rendered(dev):
@@ -769,6 +798,246 @@ def test_a_disaggregated_service_is_waited_for_on_both_roles(tmp_path):
     base = "/apis/leaderworkerset.x-k8s.io/v1/namespaces/deepseek/leaderworkersets/"
     assert kube.requests[:2] == [("GET", base + "deepseek-r1-prefill"), ("GET", base + "deepseek-r1-decode")]
     assert base + "deepseek-r1" not in [path for _, path in kube.requests]
+
+
+# --- the script's own clocks: the weights, the run, a SIGTERM ------------------------------------------
+
+IDENTITY = {"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "master", "source": "modelscope"}
+HINT = "daemonset/deepseek-r1-weights fetches them (kubectl logs daemonset/deepseek-r1-weights)"
+# A stand-in for `python -m sglang.bench_serving`: records its pid, takes FAKE_BENCH_SECONDS, then appends a
+# result line as the real one does.
+FAKE_BENCH = """
+import json, os, sys, time
+args = sys.argv[1:]
+with open(os.environ["FAKE_BENCH_PID"], "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(float(os.environ.get("FAKE_BENCH_SECONDS", "0")))
+with open(args[args.index("--output-file") + 1], "a") as f:
+    f.write(RESULT + "\\n")
+"""
+
+
+def test_the_script_knows_the_gates_marker():
+    download = ROOT / "components" / "scripts" / "download_model.py"
+    assert f'MARKER = "{sb.WEIGHTS_MARKER}"' in download.read_text()
+
+
+def start_script(tmp_path: Path, kube: FakeKube, fake: FakeOpenAI, **env: str) -> subprocess.Popen:
+    """The Job's script with a stand-in bench_serving, against the fake API server and the fake Kubernetes API."""
+    package = tmp_path / "fake-sglang" / "sglang"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    raw = RAW_043 | {"completed": 20}
+    (package / "bench_serving.py").write_text(f"RESULT = {json.dumps(raw)!r}\n" + FAKE_BENCH)
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text(kube.token)
+    work = tmp_path / "work"
+    args = ["--num-prompts", "20", "--dataset-name", "random", "--dataset-path", f"{work}/dataset.json"]
+    args += ["--output-file", f"{work}/result.jsonl"]
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(package.parent),
+        "PYTHONUNBUFFERED": "1",
+        "BENCH_PYTHON": sys.executable,
+        "FAKE_BENCH_PID": str(tmp_path / "bench.pid"),
+        "BENCH_BASE_URL": f"http://127.0.0.1:{fake.port}",
+        "BENCH_MODEL": "deepseek-r1",
+        "BENCH_SLO": json.dumps(SLO),
+        "BENCH_REVISION": "1ae4af0433e3",
+        "BENCH_GROUP": "deepseek-r1",
+        "BENCH_NAMESPACE": "deepseek",
+        "BENCH_CONFIGMAP": "deepseek-r1-benchmark",
+        "POLL_SECONDS": "0.05",
+        "OPENAI_API_KEY": API_KEY,
+        "KUBERNETES_API_URL": kube.url,
+        "SERVICEACCOUNT_DIR": str(sa),
+    }
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--", *args],
+        env=base | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=60)
+    return proc.returncode, out
+
+
+def test_weights_that_do_not_come_end_the_scripts_wait_and_it_says_why(tmp_path):
+    """The weights wait is the script's, on its ready clock: before, an init container waited and the Job's
+    deadline killed it with nothing in the ConfigMap."""
+    model = tmp_path / "model"
+    model.mkdir()
+    old = IDENTITY | {"revision": "v1"}
+    (model / sb.WEIGHTS_MARKER).write_text(json.dumps(old))
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY)) as fake,
+        serve_kube(FakeKube(leader_worker_sets=[lws()])) as kube,
+    ):
+        proc = start_script(
+            tmp_path,
+            kube,
+            fake,
+            BENCH_WEIGHTS_DIR=str(model),
+            BENCH_WEIGHTS_IDENTITY=json.dumps(IDENTITY),
+            BENCH_WEIGHTS_HINT=HINT,
+            BENCH_NODE="gpu-node-1",
+            READY_TIMEOUT_SECONDS="0.3",
+        )
+        code, log = finish(proc)
+    assert code == 1, log
+    assert [p["status"] for p in kube.patches] == ["waiting", "waiting", "error"]
+    assert kube.patches[1] == {
+        "status": "waiting",
+        "revision": "1ae4af0433e3",
+        "message": f"waiting for the weights on node gpu-node-1: {model} holds {old}; {HINT}",
+    }
+    assert kube.patches[2]["message"] == (
+        f"the weights were not complete on node gpu-node-1 after 0.3 s: {model} holds {old}; {HINT}"
+    )
+    # It never got further: no look at the group, no request, no bench_serving.
+    assert [path for _, path in kube.requests if "leaderworkersets" in path] == []
+    assert fake.requests == [] and not (tmp_path / "bench.pid").exists()
+
+
+def test_weights_that_come_late_are_waited_for_then_the_group_then_the_run(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY)) as fake,
+        serve_kube(FakeKube(leader_worker_sets=[lws()])) as kube,
+    ):
+        proc = start_script(
+            tmp_path,
+            kube,
+            fake,
+            BENCH_WEIGHTS_DIR=str(model),
+            BENCH_WEIGHTS_IDENTITY=json.dumps(IDENTITY),
+            BENCH_WEIGHTS_HINT=HINT,
+            READY_TIMEOUT_SECONDS="60",
+        )
+        # The stager's last step: the marker, once the files are verified (a different key order is the same).
+        wait_for(lambda: len(kube.patches) >= 2)
+        (model / sb.WEIGHTS_MARKER).write_text(json.dumps(dict(reversed(IDENTITY.items())) | {"files": 163}))
+        code, log = finish(proc)
+    assert code == 0, log
+    assert [(p["status"], p.get("message")) for p in kube.patches] == [
+        ("waiting", "waiting for deepseek-r1 to serve its revision"),
+        ("waiting", f"waiting for the weights: {model} has no completion marker yet; {HINT}"),
+        ("waiting", "waiting for deepseek-r1 to serve its revision"),
+        ("running", None),
+        ("done", None),
+    ]
+    assert f"weights complete: {model} holds {IDENTITY}" in log
+
+
+def wait_for(condition, seconds: float = 30) -> None:
+    import time
+
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_weights_and_the_group_are_waited_for_on_one_clock(tmp_path):
+    """The time the weights took is gone from the group's wait: together they take READY_TIMEOUT_SECONDS."""
+    model = tmp_path / "model"
+    model.mkdir()
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] == 60:
+            (model / sb.WEIGHTS_MARKER).write_text(json.dumps(IDENTITY))
+
+    published: list[tuple[str, dict]] = []
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token")
+    with serve_kube(FakeKube(leader_worker_sets=[lws(ready=0)])) as kube:
+        env = {
+            "KUBERNETES_API_URL": kube.url,
+            "SERVICEACCOUNT_DIR": str(sa),
+            "BENCH_GROUP": "deepseek-r1",
+            "BENCH_NAMESPACE": "deepseek",
+            "BENCH_BASE_URL": "http://127.0.0.1:9",
+            "BENCH_MODEL": "deepseek-r1",
+            "BENCH_WEIGHTS_DIR": str(model),
+            "BENCH_WEIGHTS_IDENTITY": json.dumps(IDENTITY),
+            "READY_TIMEOUT_SECONDS": "100",
+            "POLL_SECONDS": "10",
+        }
+        deadline = sb.ready_deadline(env, clock=lambda: now[0])
+        waited = sb.wait_for_weights(
+            env, lambda status, **data: published.append((status, data)), deadline, sleep, lambda: now[0]
+        )
+        assert (waited, now[0]) == (True, 60)
+        assert published == [("waiting", {"message": f"waiting for the weights: {model} has no completion marker yet"})]
+        with pytest.raises(sb.BenchmarkError) as info:
+            sb.wait_until_serving(env, sb.KubeApi(env), sleep, lambda: now[0], deadline=deadline)
+    # 40 s left for the group, not another 100.
+    assert now[0] == 100
+    assert str(info.value) == "not serving after 100 s: leaderworkerset deepseek-r1: 0 of 1 groups ready, 1 updated"
+
+
+def test_a_run_longer_than_its_time_is_stopped_by_the_script_which_says_so(tmp_path):
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY)) as fake,
+        serve_kube(FakeKube(leader_worker_sets=[lws()])) as kube,
+    ):
+        proc = start_script(tmp_path, kube, fake, FAKE_BENCH_SECONDS="120", BENCH_RUN_TIMEOUT_SECONDS="0.5")
+        code, log = finish(proc)
+    assert code == 1, log
+    assert [p["status"] for p in kube.patches] == ["waiting", "running", "error"]
+    assert kube.patches[-1]["message"] == (
+        "bench_serving did not finish within 0.5 s and was stopped (its output is above)"
+    )
+    # bench_serving itself was ended, not left running in the pod.
+    pid = int((tmp_path / "bench.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_sigterm_is_published_as_the_reason(tmp_path):
+    """The Job's deadline (a pod that started too late) or a deletion: the kubelet's SIGTERM ends the wait and
+    is written down, instead of being ignored by PID 1 until the SIGKILL."""
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY)) as fake,
+        serve_kube(FakeKube(leader_worker_sets=[lws(ready=0)])) as kube,
+    ):
+        proc = start_script(tmp_path, kube, fake, READY_TIMEOUT_SECONDS="600")
+        wait_for(lambda: any("leaderworkersets" in path for _, path in kube.requests))
+        proc.send_signal(signal.SIGTERM)
+        code, log = finish(proc)
+    assert code == 1, log
+    assert [p["status"] for p in kube.patches] == ["waiting", "error"]
+    assert kube.config_maps["deepseek/deepseek-r1-benchmark"]["message"] == (
+        "stopped by SIGTERM: the Job's activeDeadlineSeconds passed (the pod waited too long to be scheduled or to "
+        "pull its image) or the Job was deleted"
+    )
+
+
+def test_a_sigterm_does_not_overwrite_a_newer_jobs_state(tmp_path):
+    """A new revision's Job replaces this one: its pod already wrote the ConfigMap, which stays as it wrote it."""
+    with (
+        serve_openai(FakeOpenAI(model="deepseek-r1", api_key=API_KEY)) as fake,
+        serve_kube(FakeKube(leader_worker_sets=[lws(ready=0)])) as kube,
+    ):
+        proc = start_script(tmp_path, kube, fake, READY_TIMEOUT_SECONDS="600")
+        wait_for(lambda: any("leaderworkersets" in path for _, path in kube.requests))
+        newer = {"status": "waiting", "revision": "newer"}
+        kube.config_maps["deepseek/deepseek-r1-benchmark"] = dict(newer)
+        proc.send_signal(signal.SIGTERM)
+        code, log = finish(proc)
+    assert code == 1, log
+    assert [p["status"] for p in kube.patches] == ["waiting"]
+    assert kube.config_maps["deepseek/deepseek-r1-benchmark"] == newer
+    assert "ConfigMap deepseek/deepseek-r1-benchmark holds another revision now: not writing error" in log
 
 
 # --- the real bench_serving ----------------------------------------------------------------------------

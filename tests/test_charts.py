@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, REQUIRED_SECRETS, SHARED, run_with, stack_values, unavailable
 
+from components.k8s import away_from_gpu_nodes
 from config import ConfigError, validate
 from config.charts import ChartSource, chart_source
 from tools import harness, sim_stacks
@@ -168,8 +169,13 @@ def test_keda_and_monitoring_take_raw_values_under_the_typed_ones(caplog):
         "webhooks": {"enabled": False},
         # The typed value wins, and the user is told so.
         "crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}},
+        # The platform's default where the raw values set nothing (tests/test_placement.py).
+        "affinity": away_from_gpu_nodes(),
     }
-    assert by_name["kube-prometheus-stack"]["prometheusOperator"] == {"admissionWebhooks": {"enabled": False}}
+    assert by_name["kube-prometheus-stack"]["prometheusOperator"] == {
+        "admissionWebhooks": {"enabled": False},
+        "affinity": away_from_gpu_nodes(),
+    }
     assert (
         "sglang-platform:keda.values.crds.additionalAnnotations.helm.sh/resource-policy is also set by a typed key; "
         "the typed value wins" in caplog.text

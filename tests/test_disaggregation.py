@@ -1178,9 +1178,12 @@ def test_the_service_has_one_benchmark_through_its_gateway_on_its_revision(pd):
     assert env["BENCH_SLO"] == (
         '{"e2eP99Seconds": null, "itlP99Seconds": 0.1, "minRequestThroughput": 200.0, "ttftP99Seconds": 0.2}'
     )
-    # on a node holding the weights, after the gate, like the roles' pods
+    # on a node holding the weights, like the roles' pods; it waits for them itself, on its ready clock
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200", "nvidia.com/gpu.present": "true"}
-    assert [i["name"] for i in pod["initContainers"]] == ["wait-for-weights"]
+    assert "initContainers" not in pod
+    assert env["BENCH_WEIGHTS_HINT"] == (
+        "daemonset/deepseek-r1-weights fetches them (kubectl logs daemonset/deepseek-r1-weights)"
+    )
     # its token reads both roles' LeaderWorkerSets, by name
     rules = pd.k8s_object("Role", "deepseek-r1-benchmark")["rules"]
     assert rules[1]["resourceNames"] == ["deepseek-r1-prefill", "deepseek-r1-decode"]

@@ -412,11 +412,12 @@ def test_service_and_disruption_budget(prod, dev):
             }
         },
     }
-    # one replica: no budget (it would block every drain), no anti-affinity
+    # one replica: no budget (it would block every drain), no pod anti-affinity (only the GPU-node one,
+    # tests/test_placement.py)
     assert [o["metadata"]["name"] for o in harness.kubernetes_objects(dev) if o["kind"] == "PodDisruptionBudget"] == [
         "qwen-small-pdb"
     ]
-    assert "affinity" not in deployment(dev, "qwen-small-gateway")["spec"]["template"]["spec"]
+    assert list(deployment(dev, "qwen-small-gateway")["spec"]["template"]["spec"]["affinity"]) == ["nodeAffinity"]
     # the groups' own Services stay for direct access
     assert prod.k8s_object("Service", "deepseek-r1-api")["spec"]["selector"] == {
         "leaderworkerset.sigs.k8s.io/name": "deepseek-r1",

@@ -7,24 +7,30 @@ sglang.bench_serving`` is the release the group serves), standard library only.
 
   serving_benchmark.py -- <bench_serving arguments>
 
-1. Waits until the LeaderWorkerSet BENCH_GROUP (a disaggregated service: each of BENCH_LEADERWORKERSETS, its
-   prefill and decode roles) has every group updated and ready (its status), then until
-   BENCH_BASE_URL/v1/models lists BENCH_MODEL (with the API key): the benchmark measures the revision the
-   stack deploys, not the one it replaces.
+1. With BENCH_WEIGHTS_DIR set (a ModelCache stages the weights), waits until that directory's completion
+   marker names BENCH_WEIGHTS_IDENTITY, as the group's wait-for-weights gate does: on a host path this node's
+   copy, from which it reads the tokenizer. Then waits until the LeaderWorkerSet BENCH_GROUP (a disaggregated
+   service: each of BENCH_LEADERWORKERSETS, its prefill and decode roles) has every group updated and ready
+   (its status), then until BENCH_BASE_URL/v1/models lists BENCH_MODEL (with the API key): the benchmark
+   measures the revision the stack deploys, not the one it replaces. All three waits share one clock,
+   READY_TIMEOUT_SECONDS from the start, so the script (not the Job's activeDeadlineSeconds) ends a wait that
+   is too long, and says why.
 2. For ``--dataset-name random``, writes the prompts' source text to ``--dataset-path`` (bench_serving would
    otherwise download ShareGPT, and the Job has no egress): one entry per prompt, seeded by ``--seed``.
-3. Runs ``python -m sglang.bench_serving`` with exactly the arguments it was given, reads the JSON line it
-   appends to ``--output-file``, and compares TTFT, ITL and end-to-end p99 and the request throughput with
-   BENCH_SLO; every request must succeed.
+3. Runs ``python -m sglang.bench_serving`` with exactly the arguments it was given, stopping it after
+   BENCH_RUN_TIMEOUT_SECONDS, reads the JSON line it appends to ``--output-file``, and compares TTFT, ITL and
+   end-to-end p99 and the request throughput with BENCH_SLO; every request must succeed.
 4. Writes ``result.json`` (the numbers and the verdict), ``summary.txt``, ``passed`` and ``status`` (waiting,
    running, done or error, with a ``message``) into the ConfigMap BENCH_CONFIGMAP, and prints the summary.
    Exit 0 once a benchmark ran, passed or not (a failed SLO is a result, not a reason to run again); 1 when
-   it could not run.
+   it could not run. Terminated (SIGTERM: the Job's deadline passed, or the Job was deleted), it writes
+   that as the error, unless the ConfigMap already holds another revision (a newer Job's).
 
 Environment: BENCH_BASE_URL, BENCH_MODEL, BENCH_SLO (JSON: ttftP99Seconds, minRequestThroughput,
 itlP99Seconds, e2eP99Seconds), BENCH_REVISION, BENCH_GROUP, BENCH_LEADERWORKERSETS, BENCH_NAMESPACE,
-BENCH_CONFIGMAP, READY_TIMEOUT_SECONDS, POLL_SECONDS, OPENAI_API_KEY, KUBERNETES_API_URL (default: the in-cluster API),
-SERVICEACCOUNT_DIR, BENCH_PYTHON.
+BENCH_CONFIGMAP, BENCH_WEIGHTS_DIR, BENCH_WEIGHTS_IDENTITY (JSON), BENCH_WEIGHTS_HINT, BENCH_NODE,
+READY_TIMEOUT_SECONDS, BENCH_RUN_TIMEOUT_SECONDS, POLL_SECONDS, OPENAI_API_KEY, KUBERNETES_API_URL (default:
+the in-cluster API), SERVICEACCOUNT_DIR, BENCH_PYTHON.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import json
 import math
 import os
 import random
+import signal
 import ssl
 import subprocess
 import sys
@@ -44,6 +51,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 SERVICEACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The completion marker download_model.py writes last, after verifying the files (the same name there).
+WEIGHTS_MARKER = ".sglang-platform-complete.json"
 # Words the random dataset's prompts are made of: any text works (bench_serving cuts or repeats its tokens to
 # the requested length); distinct prompts keep the prefix cache from answering them all.
 WORDS = (
@@ -59,6 +68,19 @@ WORDS = (
 
 class BenchmarkError(Exception):
     pass
+
+
+class StoppedError(BenchmarkError):
+    """SIGTERM: the kubelet stops the pod (the Job's activeDeadlineSeconds passed, or the Job was deleted)."""
+
+
+def stop(signum: int, frame: object) -> None:
+    # As PID 1 the script would ignore SIGTERM and be killed after the grace period without a word; raised
+    # here, it ends the wait or the run (subprocess.run kills bench_serving on the way out) and is published.
+    raise StoppedError(
+        "stopped by SIGTERM: the Job's activeDeadlineSeconds passed (the pod waited too long to be scheduled or "
+        "to pull its image) or the Job was deleted"
+    )
 
 
 def log(message: str) -> None:
@@ -105,13 +127,25 @@ class KubeApi:
     def leader_worker_set(self, namespace: str, name: str) -> dict:
         return self.request("GET", f"/apis/leaderworkerset.x-k8s.io/v1/namespaces/{namespace}/leaderworkersets/{name}")
 
-    def publish(self, namespace: str, name: str, data: Mapping[str, str | None]) -> None:
-        self.request(
-            "PATCH",
-            f"/api/v1/namespaces/{namespace}/configmaps/{name}",
-            {"data": dict(data)},
-            "application/merge-patch+json",
-        )
+    def publish(
+        self, namespace: str, name: str, data: Mapping[str, str | None], if_revision: str | None = None
+    ) -> bool:
+        """Merge ``data`` into the ConfigMap. With ``if_revision``, only while its ``revision`` is that one: the
+        patch carries the resourceVersion read, so a write by another Job in between makes it fail (409)."""
+        path = f"/api/v1/namespaces/{namespace}/configmaps/{name}"
+        body: dict = {"data": dict(data)}
+        if if_revision is not None:
+            current = self.request("GET", path)
+            if (current.get("data") or {}).get("revision") != if_revision:
+                return False
+            body["metadata"] = {"resourceVersion": current.get("metadata", {}).get("resourceVersion")}
+        try:
+            self.request("PATCH", path, body, "application/merge-patch+json")
+        except urllib.error.HTTPError as error:
+            if if_revision is not None and error.code == 409:
+                return False
+            raise
+        return True
 
 
 def group_serving(lws: Mapping) -> tuple[bool, str]:
@@ -145,13 +179,64 @@ def lws_serving(api: KubeApi, namespace: str, name: str) -> tuple[bool, str]:
     return ready, f"leaderworkerset {name}: {state}"
 
 
+def weights_state(model_dir: Path, identity: Mapping[str, str]) -> tuple[bool, str]:
+    """Whether the directory's completion marker names the identity (download_model.py's marker_matches), and
+    what it holds."""
+    try:
+        marker = json.loads((model_dir / WEIGHTS_MARKER).read_text())
+    except (OSError, ValueError):
+        return False, f"{model_dir} has no completion marker yet"
+    if isinstance(marker, dict) and all(marker.get(k) == v for k, v in identity.items()):
+        return True, f"{model_dir} holds {dict(identity)}"
+    return False, f"{model_dir} holds {marker}"
+
+
+def ready_deadline(env: Mapping[str, str], clock: Callable[[], float] = time.monotonic) -> float:
+    """When the waits for the weights and for the group give up: one clock for both."""
+    return clock() + float(env.get("READY_TIMEOUT_SECONDS", "14400"))
+
+
+def wait_for_weights(
+    env: Mapping[str, str],
+    publish: Callable[..., None],
+    deadline: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Wait, as the group's wait-for-weights gate does, for BENCH_WEIGHTS_DIR to hold BENCH_WEIGHTS_IDENTITY
+    (nothing to wait for without it: no ModelCache, the weights are the operator's). Whether it waited."""
+    if not env.get("BENCH_WEIGHTS_DIR"):
+        return False
+    model_dir, identity = Path(env["BENCH_WEIGHTS_DIR"]), json.loads(env.get("BENCH_WEIGHTS_IDENTITY") or "{}")
+    poll = float(env.get("POLL_SECONDS", "15"))
+    where = f" on node {env['BENCH_NODE']}" if env.get("BENCH_NODE") else ""
+    hint = f"; {env['BENCH_WEIGHTS_HINT']}" if env.get("BENCH_WEIGHTS_HINT") else ""
+    last = ""
+    while True:
+        complete, state = weights_state(model_dir, identity)
+        if complete:
+            log(f"weights complete: {state}")
+            return bool(last)
+        if state != last:
+            log(f"waiting for the weights{where}: {state}{hint}")
+            publish("waiting", message=f"waiting for the weights{where}: {state}{hint}")
+            last = state
+        if clock() >= deadline:
+            raise BenchmarkError(
+                f"the weights were not complete{where} after {env.get('READY_TIMEOUT_SECONDS', '14400')} s: "
+                f"{state}{hint}"
+            )
+        sleep(poll)
+
+
 def wait_until_serving(
     env: Mapping[str, str],
     api: KubeApi | None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    deadline: float | None = None,
 ) -> None:
-    deadline = clock() + float(env.get("READY_TIMEOUT_SECONDS", "14400"))
+    deadline = ready_deadline(env, clock) if deadline is None else deadline
     poll = float(env.get("POLL_SECONDS", "15"))
     namespace = env.get("BENCH_NAMESPACE", "")
     # A disaggregated service: both roles' LeaderWorkerSets; otherwise the group's own.
@@ -198,10 +283,16 @@ def write_random_dataset(path: Path, entries: int, seed: int) -> None:
     path.write_text(json.dumps(rows))
 
 
-def run_bench(args: Sequence[str], python: str) -> None:
+def run_bench(args: Sequence[str], python: str, timeout: float | None = None) -> None:
     cmd = [python, "-m", "sglang.bench_serving", *args]
     log("running: " + " ".join(cmd))
-    proc = subprocess.run(cmd, check=False)
+    try:
+        # On the timeout subprocess.run kills bench_serving: the script, not the Job's deadline, ends the run.
+        proc = subprocess.run(cmd, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(
+            f"bench_serving did not finish within {timeout:g} s and was stopped (its output is above)"
+        ) from None
     if proc.returncode != 0:
         raise BenchmarkError(f"bench_serving exited with {proc.returncode} (its output is above)")
 
@@ -366,24 +457,38 @@ def main(argv: list[str], env: Mapping[str, str] = os.environ) -> int:
         "target": env.get("BENCH_BASE_URL", ""),
     }
 
-    def publish(status: str, **data: str | None) -> None:
+    def publish(status: str, only_if_ours: bool = False, /, **data: str | None) -> None:
         if api is None or not configmap:
             return
+        revision = context["revision"]
         try:
-            api.publish(namespace, configmap, {"status": status, "revision": context["revision"], **data})
-        except (urllib.error.URLError, OSError) as error:  # the result is in the log all the same
+            written = api.publish(
+                namespace,
+                configmap,
+                {"status": status, "revision": revision, **data},
+                if_revision=revision if only_if_ours else None,
+            )
+        except (urllib.error.URLError, OSError, ValueError) as error:  # the result is in the log all the same
             log(f"could not write ConfigMap {namespace}/{configmap}: {error}")
+            return
+        if not written:
+            log(f"ConfigMap {namespace}/{configmap} holds another revision now: not writing {status}")
 
+    signal.signal(signal.SIGTERM, stop)
     try:
         # A result of the revision before is not this revision's: it goes (null removes a key in a merge patch).
+        serving_message = f"waiting for {context['group'] or context['target']} to serve its revision"
         publish(
             "waiting",
-            message=f"waiting for {context['group'] or context['target']} to serve its revision",
+            message=serving_message,
             passed=None,
             startedAt=None,
             **{"result.json": None, "summary.txt": None},
         )
-        wait_until_serving(env, api)
+        deadline = ready_deadline(env)
+        if wait_for_weights(env, publish, deadline):
+            publish("waiting", message=serving_message)
+        wait_until_serving(env, api, deadline=deadline)
         output = Path(arg(args, "--output-file") or "result.jsonl")
         output.unlink(missing_ok=True)
         num_prompts = int(arg(args, "--num-prompts", "1000") or 1000)
@@ -393,13 +498,15 @@ def main(argv: list[str], env: Mapping[str, str] = os.environ) -> int:
             )
         started = now()
         publish("running", startedAt=started, message=None)
-        run_bench(args, python)
+        run_timeout = env.get("BENCH_RUN_TIMEOUT_SECONDS")
+        run_bench(args, python, float(run_timeout) if run_timeout else None)
         slo = json.loads(env.get("BENCH_SLO") or "{}")
         context |= {"startedAt": started, "finishedAt": now(), "benchServing": bench_serving_version(python) or ""}
         result = summarize(read_result(output), num_prompts, slo, context)
     except BenchmarkError as error:
         log(f"error: {error}")
-        publish("error", message=str(error))
+        # A SIGTERM may come from a newer Job replacing this one, whose pod already writes the ConfigMap.
+        publish("error", isinstance(error, StoppedError), message=str(error))
         return 1
     text = summary_text(result)
     print(text, end="", flush=True)
