@@ -307,7 +307,7 @@ def group_gate_account(g: InferenceGroup) -> str:
     return f"{g.name}-group-gate"
 
 
-def group_gate_rules() -> list[dict]:
+def group_gate_rules() -> Spec:
     """The gate lists the pods of its group by label; a label selector cannot be narrowed by RBAC, so it may
     read every pod of the namespace (their specs and status: no Secret values, which pods only reference)."""
     return [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
