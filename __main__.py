@@ -190,6 +190,7 @@ for group in platform.inference_groups:
                 extra_volumes=cache.volumes if cache else (),
                 node_selector=cache.node_selector if cache else {},
                 startup_timeout_minutes={r.name: loaded.startup_minutes[r.name] for r in group.roles.values()},
+                group_gate_image=versions.model_downloader_image,
             ),
         )
         services[group.name] = service
@@ -213,6 +214,7 @@ for group in platform.inference_groups:
             extra_volumes=cache.volumes if cache else (),
             node_selector=cache.node_selector if cache else {},
             startup_timeout_minutes=loaded.startup_minutes[group.name],
+            group_gate_image=versions.model_downloader_image,
         ),
     )
 

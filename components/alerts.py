@@ -145,14 +145,14 @@ def startup_rules(namespace: str, budgets: Mapping[str, int], stagers: Mapping[s
                     f"{{{{ $value | humanizeDuration }}}}, past its {minutes} minute budget",
                     "description": "The dashboard's cold-start timeline shows where the time goes: not scheduled "
                     "(the gang waits for GPUs: `kubectl describe podgroup`), waiting for weights (the node's copy "
-                    f"is still staging: `kubectl -n {namespace} logs daemonset/{stager}`), or loading (the "
-                    "leader's log). The startup probe restarts the group once SGLang itself has used the budget; "
-                    "raise probes.startupTimeoutMinutes if loads legitimately take longer. A multi-node group that "
-                    "fires again and again after a node joined is a restart loop: the group landed on the new "
-                    "node while its weights still stage, the leader's ranks wait for that worker until "
-                    "--dist-timeout (distTimeoutSeconds), the group fails, LeaderWorkerSet recreates it whole "
-                    "(RecreateGroupOnPodRestart) and it may land the same way until the new node's copy is "
-                    "complete: check the stager of the new node, and cordon it until its copy is in place.",
+                    f"is still staging: `kubectl -n {namespace} logs daemonset/{stager}`), waiting for the group "
+                    "(a multi-node group staged per node: this pod's node has the weights, another pod's node is "
+                    "still staging; `kubectl logs <pod> -c wait-for-group` names it, and this pod holds its GPUs "
+                    "until then without loading), or loading (the leader's log). The startup probe restarts the "
+                    "group once SGLang itself has used the budget; raise probes.startupTimeoutMinutes if loads "
+                    "legitimately take longer. A group that landed on a node that just joined waits for that "
+                    "node's whole copy: to free the GPUs sooner, cordon the node until its stager is Ready and "
+                    "delete the group's leader pod, which recreates the group elsewhere.",
                 },
             }
         )

@@ -21,6 +21,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from components.alerts import LWS_NAME, LWS_WORKER_INDEX
 from components.sglang_metrics import SglangMetrics
+from components.sglang_pods import GROUP_GATE
 
 UID = "sglang-platform"
 # Grafana replaces these before the query reaches Prometheus; tests substitute them the same way.
@@ -171,7 +172,8 @@ def startup_panels(metrics: SglangMetrics) -> tuple[Panel, ...]:
     """The cold-start panels; the weight-load column only where the pinned release exports its duration."""
     columns = [
         (_since_created(_ns("kube_pod_status_scheduled_time")), "Scheduled after"),
-        # Initialized: every init container finished, i.e. the wait-for-weights gate found its revision.
+        # Initialized: every init container finished, i.e. the wait-for-weights gate found its revision (and,
+        # in a multi-node group staged per node, the wait-for-group gate saw every pod of the group do so).
         (_since_created(_ns("kube_pod_status_initialized_time")), "Weights present after"),
         (_since_created(_ns("kube_pod_container_state_started", 'container=~"sglang-.*"')), "SGLang started after"),
     ]
@@ -183,13 +185,17 @@ def startup_panels(metrics: SglangMetrics) -> tuple[Panel, ...]:
     ready_true = _ns("kube_pod_status_ready", 'condition="true"')
     ready = f"({ready_true} == 1)"
     scheduled, initialized = _ns("kube_pod_status_scheduled_time"), _ns("kube_pod_status_initialized_time")
+    # A pod whose own weights are in place, held by its group gate until the group's other pods have theirs.
+    gate_running = _ns("kube_pod_init_container_status_running", f'container="{GROUP_GATE}"')
+    group_gate = f"({gate_running} == 1)"
     by_group = f"count by ({LWS_NAME})"
     legend = "{{" + LWS_NAME + "}}"
     return (
         Panel(
             "Cold-start timeline",
             "Per pod of each group, time from its creation to: scheduled (gang admission and GPUs), weights "
-            "present (the wait-for-weights gate found its revision on the node), SGLang started, ready (/health "
+            "present (the wait-for-weights gate found its revision on the node; in a multi-node group staged per "
+            "node, also every other pod of the group: its wait-for-group gate), SGLang started, ready (/health "
             "answers: weights loaded, KV cache allocated, CUDA graphs captured). Releases up to 0.5.1 export "
             "nothing that splits loading from ready (the leader logs 'Load weight end'); with a release that "
             "exports sglang:startup_time_seconds a 'Weight load took' column appears. The startup alert "
@@ -201,15 +207,21 @@ def startup_panels(metrics: SglangMetrics) -> tuple[Panel, ...]:
         Panel(
             "Pods starting, by phase",
             "The group pods in each phase of a start: waiting to be scheduled, waiting for the weights on their "
-            "node, loading (weights present, not yet ready), ready. Where a line stays up is where the start "
-            "spends its time.",
+            "node, waiting for the group (their node has the weights, another pod's node does not yet: the "
+            "wait-for-group gate), loading (weights present, not yet ready), ready. Where a line stays up is "
+            "where the start spends its time.",
             "short",
             (
                 (f"{by_group} ({GROUP_PODS} unless on (namespace, pod) {scheduled})", f"not scheduled {legend}"),
                 (
                     f"{by_group} (({GROUP_PODS} and on (namespace, pod) {scheduled}) "
-                    f"unless on (namespace, pod) {initialized})",
+                    f"unless on (namespace, pod) {initialized} unless on (namespace, pod) {group_gate})",
                     f"waiting for weights {legend}",
+                ),
+                (
+                    f"{by_group} (({GROUP_PODS} and on (namespace, pod) {group_gate}) "
+                    f"unless on (namespace, pod) {initialized})",
+                    f"waiting for the group {legend}",
                 ),
                 (
                     f"{by_group} (({GROUP_PODS} and on (namespace, pod) {initialized}) unless on (namespace, pod) "

@@ -48,6 +48,8 @@ class SglangDisaggregatedServiceArgs:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     # Startup probe budget in minutes by role group name (<service>-prefill); missing: the role's own.
     startup_timeout_minutes: Mapping[str, int] = field(default_factory=dict)
+    # Image of the group gate of a multi-node role staged per node (SglangInferenceGroupArgs.group_gate_image).
+    group_gate_image: str | None = None
 
 
 class SglangDisaggregatedService(pulumi.ComponentResource):
@@ -81,6 +83,7 @@ class SglangDisaggregatedService(pulumi.ComponentResource):
                 list(args.extra_volumes),
                 args.startup_timeout_minutes.get(role.name),
                 dict(args.node_selector),
+                group_gate_image=args.group_gate_image,
             )
 
         def revision(image: str) -> str:
@@ -114,6 +117,7 @@ class SglangDisaggregatedService(pulumi.ComponentResource):
                     extra_volumes=args.extra_volumes,
                     node_selector=args.node_selector,
                     startup_timeout_minutes=args.startup_timeout_minutes.get(role.name),
+                    group_gate_image=args.group_gate_image,
                     pod_labels=self.revision.apply(lambda rev: {PD_REVISION_LABEL: rev}),
                 ),
                 opts=child,

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.k8s import Spec, child_opts, image_skips, meta, skip_annotations, skip_await
-from components.sglang_pods import group_labels
+from components.sglang_pods import WEIGHTS_GATE, group_labels
 from config.model_cache import STAGER_REQUESTS, ModelDownload, Pvc, Staging
 from config.models import MODEL_VOLUME, InferenceGroup
 
@@ -123,7 +123,7 @@ class ModelCache(pulumi.ComponentResource):
                 )
             container = download_container(g, args.downloader_image, args.requirement, sorted(secret_env))
             self.volumes = [script_volume(g)]
-            if vol.type == "pvc":
+            if not g.stages_per_node:  # a claim: one download Job; else a stager per node
                 job_name = download_job_name(g)
                 k8s.batch.v1.Job(
                     f"{name}-download",
@@ -450,7 +450,7 @@ def gate_env(g: InferenceGroup) -> dict[str, str]:
 def gate_container(g: InferenceGroup, image: str) -> dict:
     env = gate_env(g)
     return {
-        "name": "wait-for-weights",
+        "name": WEIGHTS_GATE,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "wait"],

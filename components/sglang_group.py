@@ -16,11 +16,15 @@ from components.k8s import child_opts, meta, skip_await
 from components.sglang_pods import (
     API_KEY_SECRET_KEY,
     DEEP_GEMM_SCRIPT,
+    GROUP_GATE_SCRIPT,
     LWS_NAME_LABEL,
     LWS_WORKER_INDEX_LABEL,
     PodExtras,
     Spec,
     deep_gemm_config_map_name,
+    group_gate_account,
+    group_gate_needed,
+    group_gate_rules,
     group_labels,
     lws_spec,
     network_policy_spec,
@@ -67,6 +71,10 @@ class SglangInferenceGroupArgs:
     api_key_secret_name: str | None = None
     # Labels on every pod besides the group's own (a disaggregated service's revision).
     pod_labels: pulumi.Input[dict[str, str]] | None = None
+    # Image of the group gate of a multi-node group staged per node (python3, standard library; the stack
+    # passes versions.modelDownloaderImage, which its staging DaemonSet already pulled onto the node); None:
+    # the SGLang image.
+    group_gate_image: str | None = None
 
 
 class SglangInferenceGroup(pulumi.ComponentResource):
@@ -110,8 +118,15 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 )
             )
 
+        if group_gate_needed(g):
+            lws_deps += group_gate_resources(name, g, ns, child)
+
         extras = PodExtras(
-            list(args.init_containers), list(args.extra_volumes), args.startup_timeout_minutes, dict(args.node_selector)
+            list(args.init_containers),
+            list(args.extra_volumes),
+            args.startup_timeout_minutes,
+            dict(args.node_selector),
+            group_gate_image=args.group_gate_image,
         )
         spec = pulumi.Output.all(args.image, args.pod_labels or {}).apply(
             lambda v: lws_spec(
@@ -183,6 +198,43 @@ class SglangInferenceGroup(pulumi.ComponentResource):
                 "api_key_secret_name": self.api_key_secret_name,
             }
         )
+
+
+def group_gate_resources(
+    name: str, g: InferenceGroup, ns: pulumi.Input[str], child: pulumi.ResourceOptions
+) -> list[pulumi.Resource]:
+    """What the pods' wait-for-group init container needs: its script, and a ServiceAccount that may read the
+    namespace's pods and nothing else. The pods mount its token only into that container (sglang_pods)."""
+    account = group_gate_account(g)
+    labels = group_labels(g)
+    script = k8s.core.v1.ConfigMap(
+        f"{name}-group-gate-script",
+        metadata=meta(account, ns, labels),
+        data={GROUP_GATE_SCRIPT.name: GROUP_GATE_SCRIPT.read_text()},
+        opts=child,
+    )
+    # No token in pods by default: the one container that calls the API mounts a projected one.
+    service_account = k8s.core.v1.ServiceAccount(
+        f"{name}-group-gate-account",
+        metadata=meta(account, ns, labels),
+        automount_service_account_token=False,
+        opts=child,
+    )
+    role = k8s.rbac.v1.Role(
+        f"{name}-group-gate-role", metadata=meta(account, ns, labels), rules=group_gate_rules(), opts=child
+    )
+    role_ref: Spec = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account}
+    subjects: Spec = [{"kind": "ServiceAccount", "name": account, "namespace": ns}]
+    binding = k8s.rbac.v1.RoleBinding(
+        f"{name}-group-gate-rolebinding",
+        metadata=meta(account, ns, labels),
+        role_ref=role_ref,
+        subjects=subjects,
+        opts=child,
+    )
+    # Before the LeaderWorkerSet: a pod naming a missing ServiceAccount is refused, and a gate without its Role
+    # would wait on an error.
+    return [script, service_account, role, binding]
 
 
 def _release(args: SglangInferenceGroupArgs, image: str) -> str | None:

@@ -33,6 +33,25 @@ GENERATING_HEALTH_TIMEOUT = 25
 
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
+# On every pod of one group (leader and workers), the same for all of them and no other group's.
+LWS_GROUP_KEY_LABEL = "leaderworkerset.sigs.k8s.io/group-key"
+LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
+
+# The group gate (docs/model-weights.md, "The group gate"): in a multi-node group whose weights are staged per
+# node, each pod waits after its own weights gate (ModelCache's, named WEIGHTS_GATE) until every pod of its
+# group has passed its own, so no pod starts SGLang while a peer still waits for its node's copy.
+WEIGHTS_GATE = "wait-for-weights"
+GROUP_GATE = "wait-for-group"
+GROUP_GATE_SCRIPT = Path(__file__).resolve().parent / "scripts" / "wait_for_group.py"
+GROUP_GATE_SCRIPT_VOLUME = "group-gate-script"
+GROUP_GATE_SCRIPT_DIR = "/opt/sglang-platform/group-gate"
+GROUP_GATE_TOKEN_VOLUME = "group-gate-token"
+# Where the script (and any Kubernetes client) looks for the token and CA; only this container mounts it.
+GROUP_GATE_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# requests == limits keeps the SGLang pods Guaranteed; below the SGLang container's, so it costs nothing.
+GROUP_GATE_RESOURCES = {"cpu": "100m", "memory": "128Mi"}
+# It only reads a token and calls the API: no root needed (above the UIDs a node's own accounts use).
+GROUP_GATE_UID = 65532
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 # Pods in the serving namespace carrying this label may call the inference API (Open WebUI does).
 API_CLIENT_LABEL = "sglang-platform.io/api-client"
@@ -96,6 +115,8 @@ class PodExtras:
     node_selector: dict[str, str] = field(default_factory=dict)
     # Labels on every pod (a disaggregated service's revision).
     labels: dict[str, str] = field(default_factory=dict)
+    # Runs the group gate (where the group has one); None: the SGLang image.
+    group_gate_image: str | None = None
 
 
 def lws_spec(
@@ -169,6 +190,12 @@ def pod_template(
         volumes += deep_gemm_volumes(g)
     container = _container(g, image, api_key_secret, leader=leader, table=table)
     init_containers = [dict(c) for c in extras.init_containers]
+    gate_image = None
+    if group_gate_needed(g):
+        # After the weights gate (the extras), before anything that loads the weights.
+        gate_image = extras.group_gate_image or image
+        init_containers.append(group_gate_container(g, gate_image))
+        volumes += group_gate_volumes(g)
     if g.deep_gemm is not None:
         _use_deep_gemm_cache(container, table)
         if g.deep_gemm.precompile:
@@ -184,12 +211,14 @@ def pod_template(
         **({"initContainers": init_containers} if init_containers else {}),
         "containers": [container],
         "volumes": volumes,
-        # SGLang never talks to the Kubernetes API.
+        # SGLang never talks to the Kubernetes API; the group gate, which does, mounts a token of its own.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "terminationGracePeriodSeconds": 60,
     }
+    if gate_image is not None:
+        spec["serviceAccountName"] = group_gate_account(g)
     if g.scheduler == "volcano":
         spec["schedulerName"] = "volcano"
     if selector := dict(g.node_selector) | extras.node_selector:
@@ -198,7 +227,7 @@ def pod_template(
         spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations]
     if g.nodes > 1:
         spec["affinity"] = one_pod_per_node(g)
-    pod_annotations = dict(annotations) | checkov_skips(g, image, api_key_secret is not None)
+    pod_annotations = dict(annotations) | checkov_skips(g, image, api_key_secret is not None, gate_image)
     if leader and g.pd is not None and g.pd.role == "prefill":
         # Where the gateway tells decode to fetch this prefill server's KV cache from (0.4.6's decode has no
         # fallback when the gateway sends none).
@@ -230,13 +259,18 @@ def one_pod_per_node(g: InferenceGroup) -> dict:
     }
 
 
-def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str]:
+def checkov_skips(g: InferenceGroup, image: str, api_key: bool, gate_image: str | None = None) -> dict[str, str]:
     """checkov findings on the SGLang pods that do not fit GPU inference with this image, each with the
     reason a reviewer sees (``checkov.io/skipN: ID=reason``; checkov splits on '=', so reasons have none).
-    Everything else checkov asks for is set above (see docs/conformance.md)."""
+    Everything else checkov asks for is set above (see docs/conformance.md). ``gate_image``: the group gate's,
+    when the pod has one (a tag of its own is a digest finding of its own)."""
     root = "the SGLang image has no non-root user and JIT-compiles kernels (triton, flashinfer) into /root"
+    pulls = image_skips(image, "sglangImage")
+    if gate_image is not None and gate_image != image and "@sha256:" not in gate_image:
+        tags = ("versions.sglangImage and " if len(pulls) > 1 else "") + "versions.modelDownloaderImage"
+        pulls = [pulls[0], ("CKV_K8S_43", f"the tags are pinned in config/bom.py; set {tags} to @sha256 digests")]
     skips = [
-        *image_skips(image, "sglangImage"),
+        *pulls,
         ("CKV_K8S_23", root),
         ("CKV_K8S_40", root),
         (
@@ -258,6 +292,82 @@ def checkov_skips(g: InferenceGroup, image: str, api_key: bool) -> dict[str, str
             ("CKV_K8S_25", "IPC_LOCK: RDMA pins memory for registered buffers; without it NCCL falls back to TCP")
         )
     return skip_annotations(skips)
+
+
+def group_gate_needed(g: InferenceGroup) -> bool:
+    """A group of several pods whose nodes each stage their own copy: one pod's node may be ready long before
+    another's (a node that just joined fetches for hours), and a pod that started SGLang would wait for the
+    others' ranks only until --dist-timeout, after which the whole group is recreated and reloads. On a claim
+    every pod waits for the same download, so they pass their gates together."""
+    return g.nodes > 1 and g.stages_per_node
+
+
+def group_gate_account(g: InferenceGroup) -> str:
+    """The group's ServiceAccount, its Role and RoleBinding, and the ConfigMap of the gate's script."""
+    return f"{g.name}-group-gate"
+
+
+def group_gate_rules() -> Spec:
+    """The gate lists the pods of its group by label; a label selector cannot be narrowed by RBAC, so it may
+    read every pod of the namespace (their specs and status: no Secret values, which pods only reference)."""
+    return [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+
+
+def group_gate_volumes(g: InferenceGroup) -> list[dict]:
+    return [
+        {"name": GROUP_GATE_SCRIPT_VOLUME, "configMap": {"name": group_gate_account(g), "defaultMode": 0o444}},
+        {
+            "name": GROUP_GATE_TOKEN_VOLUME,
+            "projected": {
+                # Readable by the gate's non-root user: the kubelet makes a token file 0600 for the pod's user
+                # only when every container runs as one user, and the SGLang container runs as root.
+                "defaultMode": 0o444,
+                "sources": [
+                    # The kubelet renews it before it expires; the script reads it at every poll.
+                    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                ],
+            },
+        },
+    ]
+
+
+def group_gate_container(g: InferenceGroup, image: str) -> dict:
+    def label(key: str) -> dict:
+        return {"valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{key}']"}}}
+
+    env = [
+        {"name": "GROUP_NAME", "value": g.name},
+        {"name": "GROUP_SIZE", "value": str(g.nodes)},
+        # LeaderWorkerSet sets these labels when it creates the pod: the group is only known then.
+        {"name": "GROUP_KEY", **label(LWS_GROUP_KEY_LABEL)},
+        {"name": "GROUP_INDEX", **label(LWS_GROUP_INDEX_LABEL)},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "WEIGHTS_GATE", "value": WEIGHTS_GATE},
+        {"name": "SERVICEACCOUNT_DIR", "value": GROUP_GATE_TOKEN_DIR},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    return {
+        "name": GROUP_GATE,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", f"{GROUP_GATE_SCRIPT_DIR}/{GROUP_GATE_SCRIPT.name}"],
+        "env": env,
+        "resources": {"requests": dict(GROUP_GATE_RESOURCES), "limits": dict(GROUP_GATE_RESOURCES)},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": GROUP_GATE_UID,
+            "runAsGroup": GROUP_GATE_UID,
+        },
+        "volumeMounts": [
+            {"name": GROUP_GATE_SCRIPT_VOLUME, "mountPath": GROUP_GATE_SCRIPT_DIR, "readOnly": True},
+            {"name": GROUP_GATE_TOKEN_VOLUME, "mountPath": GROUP_GATE_TOKEN_DIR, "readOnly": True},
+        ],
+    }
 
 
 def model_volume(g: InferenceGroup) -> dict:

@@ -528,6 +528,12 @@ class InferenceGroup(Base):
         return vol.type == "pvc" and vol.pvc is not None and vol.pvc.create and bool(vol.claim_name)
 
     @property
+    def stages_per_node(self) -> bool:
+        """Every node keeps its own copy of the weights, fetched by ModelCache's staging DaemonSet, and each pod
+        waits for its node's copy in its wait-for-weights init container."""
+        return self.model.download is not None and self.model_volume.type == "hostPath"
+
+    @property
     def needs_model_cache(self) -> bool:
         """The group has weights to download or a claim to create: a ModelCache serves it."""
         return self.model.download is not None or self.creates_claim

@@ -1,7 +1,9 @@
-"""A tiny stand-in for the Kubernetes API on 127.0.0.1, for the benchmark Job's calls: GET of a
+"""A tiny stand-in for the Kubernetes API on 127.0.0.1. For the benchmark Job's calls: GET of a
 LeaderWorkerSet (answering a scripted sequence of objects, the last one repeated), GET of a ConfigMap, and a
 merge PATCH of a ConfigMap's data (null removes a key), refused with 409 when it names a resourceVersion that
-is no longer the ConfigMap's. It checks the bearer token and records every request."""
+is no longer the ConfigMap's. For the group gate's one: a pod list in a namespace filtered by an equality
+labelSelector (over a scripted sequence of pod lists, the last one repeated). It checks the bearer token and
+records every request."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -23,6 +26,11 @@ class FakeKube:
     patches: list[dict] = field(default_factory=list)
     # Each ConfigMap's resourceVersion, counted up on every write.
     versions: dict[str, int] = field(default_factory=dict)
+    # The pods of the cluster, poll after poll (the last list repeats); each answer holds those of the namespace
+    # asked for that match the request's labelSelector.
+    pod_lists: list[list[dict]] = field(default_factory=list)
+    # Answer pod lists with 403, as for a ServiceAccount without the Role.
+    forbid_pods: bool = False
     requests: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
 
@@ -54,8 +62,24 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if not self._authorized():
                 return
-            parts = self.path.strip("/").split("/")
-            if parts[:3] == ["apis", "leaderworkerset.x-k8s.io", "v1"] and fake.leader_worker_sets:
+            url = urlsplit(self.path)
+            parts = url.path.strip("/").split("/")
+            if parts[:3] == ["api", "v1", "namespaces"] and parts[4:] == ["pods"]:
+                if fake.forbid_pods:
+                    self._json(403, {"kind": "Status", "code": 403, "reason": "Forbidden"})
+                    return
+                pods = fake.pod_lists.pop(0) if len(fake.pod_lists) > 1 else (fake.pod_lists or [[]])[0]
+                wanted = dict(
+                    term.split("=", 1) for term in parse_qs(url.query).get("labelSelector", [""])[0].split(",") if term
+                )
+                items = [
+                    p
+                    for p in pods
+                    if p["metadata"]["namespace"] == parts[3]
+                    and wanted.items() <= p["metadata"].get("labels", {}).items()
+                ]
+                self._json(200, {"kind": "PodList", "items": items})
+            elif parts[:3] == ["apis", "leaderworkerset.x-k8s.io", "v1"] and fake.leader_worker_sets:
                 answer = (
                     fake.leader_worker_sets.pop(0) if len(fake.leader_worker_sets) > 1 else fake.leader_worker_sets[0]
                 )

@@ -48,8 +48,13 @@ def stack(name: str, **keys) -> dict:
 
 
 def group_deps(result, group: str, child: str = "lws") -> set[str]:
-    """What a group's child waits for, besides the model caches (tests/test_model_cache.py covers those)."""
-    return {d for d in result.named(f"{group}-{child}").dependencies if "index:ModelCache$" not in d}
+    """What a group's child waits for, besides the model caches (tests/test_model_cache.py covers those) and
+    the group's own group-gate objects (tests/test_group_gate.py)."""
+    return {
+        d
+        for d in result.named(f"{group}-{child}").dependencies
+        if "index:ModelCache$" not in d and not d.rsplit("::", 1)[-1].startswith(f"{group}-group-gate-")
+    }
 
 
 def prod_run(mutate):

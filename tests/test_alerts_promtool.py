@@ -50,10 +50,10 @@ def test_prod_rules_pass_promtool_check(prod, tmp_path):
 @pytest.mark.parametrize("release", RELEASES)
 def test_every_dashboard_query_parses(tmp_path, release):
     exprs = dashboard.expressions(NS, release)
-    # 20 for the groups, 10 for cold starts and staging (+1 where the release exports its weight-load time),
+    # 20 for the groups, 11 for cold starts and staging (+1 where the release exports its weight-load time),
     # 10 for the gateways, 3 for the GPUs
     load_time = SglangMetrics.of(release).has(dashboard.STARTUP_METRIC)
-    assert len(exprs) == 43 + load_time
+    assert len(exprs) == 44 + load_time
     for expr in exprs:
         assert metric_names(grafana_to_promql(expr)) <= known_metrics(release), expr
     rules = [{"record": f"dashboard:query_{i}", "expr": grafana_to_promql(e)} for i, e in enumerate(exprs)]

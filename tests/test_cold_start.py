@@ -76,6 +76,20 @@ PODS = [
     # qwen: a new group at minute 100, one pod scheduled and waiting for its weights, one not scheduled.
     *_pod("qwen-0", "qwen", "0", {"created": 6000, "scheduled": 6060}),
     *_pod("qwen-0-1", "qwen", "1", {"created": 6000}),
+    # llama: a two-node group staged per node at minute 100: its leader's node has the weights and it waits in
+    # its group gate; its worker's node is still staging (its wait-for-weights runs).
+    *_pod("llama-0", "llama", "0", {"created": 6000, "scheduled": 6060}),
+    _series(
+        "kube_pod_init_container_status_running",
+        {"namespace": NS, "pod": "llama-0", "uid": "uid-llama-0", "container": "wait-for-group"},
+        _at(102, 1),
+    ),
+    *_pod("llama-0-1", "llama", "1", {"created": 6000, "scheduled": 6060}),
+    _series(
+        "kube_pod_init_container_status_running",
+        {"namespace": NS, "pod": "llama-0-1", "uid": "uid-llama-0-1", "container": "wait-for-weights"},
+        _at(101, 1),
+    ),
     # Another namespace's old pod that never got ready: not this stack's.
     *_pod("stranger-0", "stranger", "0", {"created": 0}, namespace="elsewhere"),
 ]
@@ -143,6 +157,8 @@ def test_the_timeline_gives_each_pods_durations(tmp_path):
         "Scheduled after": [
             _row("deepseek-r1-0", "deepseek-r1", "0", 60),
             _row("deepseek-r1-0-1", "deepseek-r1", "1", 60),
+            _row("llama-0", "llama", "0", 60),
+            _row("llama-0-1", "llama", "1", 60),
             _row("qwen-0", "qwen", "0", 60),
         ],
         "Weights present after": [
@@ -164,7 +180,8 @@ def test_pods_by_phase(tmp_path):
     (_, phases) = dashboard.startup_panels(OLD)
     expected = {
         "not scheduled": [("qwen", 1)],
-        "waiting for weights": [("qwen", 1)],
+        "waiting for weights": [("llama", 1), ("qwen", 1)],
+        "waiting for the group": [("llama", 1)],
         "loading": [("deepseek-r1", 1)],
         "ready": [("deepseek-r1", 1)],
     }
@@ -176,7 +193,7 @@ def test_pods_by_phase(tmp_path):
             {"expr": grafana_to_promql(dashboard._expr(query, NS, OLD)), "eval_time": "110m", "exp_samples": samples}
         )
     # At minute 50 the deepseek-r1 pods had their weights and were loading; qwen did not exist yet.
-    early = phases.queries[2][0]
+    early = phases.queries[3][0]
     exprs.append(
         {
             "expr": grafana_to_promql(dashboard._expr(early, NS, OLD)),
@@ -251,12 +268,14 @@ def test_the_stack_deploys_budget_alerts_per_group(prod):
         'unless on (namespace, pod) (kube_pod_status_ready{namespace="deepseek", condition="true"} == 1)'
     )
     assert budget["labels"] == {"severity": "warning", "group": "deepseek-r1"}
-    # The restart loop of a multi-node group placed on a node still staging (docs/model-weights.md) is named.
+    # A multi-node group placed on a node still staging waits in its group gate (docs/model-weights.md): named,
+    # with what it costs and how to free the GPUs sooner.
     assert (
-        "the group landed on the new node while its weights still stage, the leader's ranks wait for that worker "
-        "until --dist-timeout (distTimeoutSeconds), the group fails, LeaderWorkerSet recreates it whole "
-        "(RecreateGroupOnPodRestart)" in budget["annotations"]["description"]
+        "waiting for the group (a multi-node group staged per node: this pod's node has the weights, another "
+        "pod's node is still staging; `kubectl logs <pod> -c wait-for-group` names it, and this pod holds its GPUs "
+        "until then without loading)" in budget["annotations"]["description"]
     )
+    assert "cordon the node until its stager is Ready" in budget["annotations"]["description"]
     assert [r["alert"] for r in startup["rules"]] == [
         "SGLangStartOverBudget",
         "ModelWeightsStagingStalled",

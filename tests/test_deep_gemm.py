@@ -38,10 +38,11 @@ def test_every_pod_compiles_into_the_shared_cache_then_serves_from_it():
     for role, rank in (("leaderTemplate", "0"), ("workerTemplate", "$(LWS_WORKER_INDEX)")):
         spec = tpl[role]["spec"]
         server = container(tpl[role])
-        # After the weights are on the node (the gate finds the staged revision), before SGLang.
+        # After the weights are on the node (the gate finds the staged revision) and on every node of the group
+        # (the group gate: the compile runs on all of them together), before SGLang.
         names = [c["name"] for c in spec["initContainers"]]
-        assert names == ["wait-for-weights", "compile-deep-gemm"]
-        compile_ = spec["initContainers"][1]
+        assert names == ["wait-for-weights", "wait-for-group", "compile-deep-gemm"]
+        compile_ = spec["initContainers"][2]
         assert compile_["command"] == ["python3", "/opt/sglang-platform/deep-gemm/deep_gemm_precompile.py"]
         key = compile_["args"][3]
         assert compile_["args"][:5] == ["--cache", "/var/cache/sglang-platform/deep-gemm", "--key", key, "--"]
@@ -114,7 +115,7 @@ def test_the_cache_variable_is_the_releases_own(image, variable):
 def test_without_precompile_only_the_cache_is_kept():
     tpl = templates(prod("lmsysorg/sglang:v0.5.23-cu130", deepGemm={"cache": CACHE, "precompile": False}))
     spec = tpl["leaderTemplate"]["spec"]
-    assert [c["name"] for c in spec["initContainers"]] == ["wait-for-weights"]
+    assert [c["name"] for c in spec["initContainers"]] == ["wait-for-weights", "wait-for-group"]
     assert not [v for v in spec["volumes"] if v["name"] == "deep-gemm-script"]
 
 

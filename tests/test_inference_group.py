@@ -320,6 +320,10 @@ def test_children_are_parented_and_named_from_the_component(prod):
     assert sorted(c.name for c in children) == [
         "deepseek-r1-api",
         "deepseek-r1-api-key",
+        "deepseek-r1-group-gate-account",
+        "deepseek-r1-group-gate-role",
+        "deepseek-r1-group-gate-rolebinding",
+        "deepseek-r1-group-gate-script",
         "deepseek-r1-lws",
         "deepseek-r1-netpol",
         "deepseek-r1-pdb",

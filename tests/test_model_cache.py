@@ -401,8 +401,9 @@ def test_prod_pods_only_wait_for_their_nodes_copy(prod):
     tpl = lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
     for pod in (tpl["leaderTemplate"], tpl["workerTemplate"]):
         spec = pod["spec"]
-        (gate,) = spec["initContainers"]
-        assert gate["name"] == "wait-for-weights"
+        # The weights gate first; then the group gate (tests/test_group_gate.py) of this multi-node group.
+        gate, group_gate = spec["initContainers"]
+        assert (gate["name"], group_gate["name"]) == ("wait-for-weights", "wait-for-group")
         assert gate["command"] == ["python3", "/opt/sglang-platform/download_model.py", "wait"]
         assert plain_env(gate) == {
             "MODEL_DIR": "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
@@ -422,7 +423,9 @@ def test_prod_pods_only_wait_for_their_nodes_copy(prod):
                 "name": "model-download-script",
                 "configMap": {"name": "deepseek-r1-model-download", "defaultMode": 0o444},
             },
+            *(v for v in spec["volumes"] if v["name"].startswith("group-gate-")),
         ]
+        assert [v["name"] for v in spec["volumes"][3:]] == ["group-gate-script", "group-gate-token"]
 
 
 def test_staging_follows_the_groups_nodes_and_settings():

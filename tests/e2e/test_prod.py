@@ -107,6 +107,21 @@ def test_the_gateway_finds_the_leader_through_the_real_api_server(project, clust
     assert gateway_discovery(cluster, NS, GATEWAY) == {"--selector": [f"{GROUP}-0"]}
 
 
+def test_the_group_gate_has_exactly_its_rights(project, cluster, steps):
+    """kwok runs no containers, so the gate itself is not run here (tests/test_group_gate_script.py runs it against
+    a fake API). What is checked: the group's pods run as the gate's ServiceAccount, and the API server lets it
+    read the pods of its namespace and nothing else."""
+    steps.need("up")
+    pods = [p for group in group_pods(cluster, NS, GROUP).values() for p in group]
+    assert len(pods) == 2 and {p["spec"]["serviceAccountName"] for p in pods} == {f"{GROUP}-group-gate"}
+    account = f"{GROUP}-group-gate"
+    for verb in ("get", "list", "watch"):
+        assert can_i(cluster, account, NS, verb, "pods"), verb
+    for request in (("delete", "pods"), ("get", "secrets"), ("list", "configmaps"), ("get", "pods/log")):
+        assert not can_i(cluster, account, NS, *request), request
+    assert not can_i(cluster, account, "default", "list", "pods")
+
+
 def test_the_benchmark_job_is_created_with_exactly_its_rights(project, cluster, steps):
     """kwok runs no containers: the Job's pod is marked Succeeded at once, so its result is not checked (the
     ConfigMap stays without data). What is checked: `up` created the Job as rendered without waiting for it (render
