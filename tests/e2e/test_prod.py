@@ -117,7 +117,14 @@ def test_the_group_gate_has_exactly_its_rights(project, cluster, steps):
     account = f"{GROUP}-group-gate"
     for verb in ("get", "list", "watch"):
         assert can_i(cluster, account, NS, verb, "pods"), verb
-    for request in (("delete", "pods"), ("get", "secrets"), ("list", "configmaps"), ("get", "pods/log")):
+    # A pod's log is a subresource (`pods/log` would name a pod called "log"); exec likewise.
+    for request in (
+        ("delete", "pods"),
+        ("get", "secrets"),
+        ("list", "configmaps"),
+        ("get", "pods", "--subresource=log"),
+        ("create", "pods", "--subresource=exec"),
+    ):
         assert not can_i(cluster, account, NS, *request), request
     assert not can_i(cluster, account, "default", "list", "pods")
 
