@@ -70,7 +70,8 @@ def away_from_gpu_nodes() -> dict[str, Any]:
 def with_defaults(defaults: Mapping[tuple[str, ...], Any], raw: Mapping[str, Any]) -> dict[str, Any]:
     """The stack's raw chart values, with each default (by its path of keys) where the raw values do not set
     that key. A raw value replaces the default whole (an affinity of the stack's own is not merged with the
-    platform's) and silently, as the stack's choice; ``null`` drops it, so the chart's own default applies.
+    platform's) and silently, as the stack's choice; ``null`` drops it, and Helm then removes the key from the
+    chart's own defaults too.
     Typed values still go on top of both (``chart_values``)."""
     out = copy.deepcopy(dict(raw))
     for path, value in defaults.items():

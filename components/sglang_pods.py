@@ -36,6 +36,7 @@ LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # On every pod of one group (leader and workers), the same for all of them and no other group's.
 LWS_GROUP_KEY_LABEL = "leaderworkerset.sigs.k8s.io/group-key"
 LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
+LWS_REVISION_LABEL = "leaderworkerset.sigs.k8s.io/template-revision-hash"
 
 # The group gate (docs/model-weights.md, "The group gate"): in a multi-node group whose weights are staged per
 # node, each pod waits after its own weights gate (ModelCache's, named WEIGHTS_GATE) until every pod of its
@@ -342,6 +343,7 @@ def group_gate_container(g: InferenceGroup, image: str) -> dict:
         # LeaderWorkerSet sets these labels when it creates the pod: the group is only known then.
         {"name": "GROUP_KEY", **label(LWS_GROUP_KEY_LABEL)},
         {"name": "GROUP_INDEX", **label(LWS_GROUP_INDEX_LABEL)},
+        {"name": "GROUP_REVISION", **label(LWS_REVISION_LABEL)},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "WEIGHTS_GATE", "value": WEIGHTS_GATE},

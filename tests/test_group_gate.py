@@ -27,6 +27,10 @@ def expected_gate(group: str, size: int, image: str) -> dict:
             {"name": "GROUP_SIZE", "value": str(size)},
             {"name": "GROUP_KEY", **field("metadata.labels['leaderworkerset.sigs.k8s.io/group-key']")},
             {"name": "GROUP_INDEX", **field("metadata.labels['leaderworkerset.sigs.k8s.io/group-index']")},
+            {
+                "name": "GROUP_REVISION",
+                **field("metadata.labels['leaderworkerset.sigs.k8s.io/template-revision-hash']"),
+            },
             {"name": "POD_NAMESPACE", **field("metadata.namespace")},
             {"name": "POD_NAME", **field("metadata.name")},
             {"name": "WEIGHTS_GATE", "value": "wait-for-weights"},

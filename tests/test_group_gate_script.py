@@ -5,9 +5,6 @@ once every pod of its group passed its local gate, and reads only its own group'
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
 
 import pytest
 from conftest import ROOT
@@ -203,13 +200,38 @@ def test_the_token_is_read_at_every_poll(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1].endswith("all 2 pods of group r1-0 are past their weights gate")
 
 
-def test_forbidden_exits_1_naming_the_cause(tmp_path):
+def test_forbidden_keeps_waiting_naming_the_cause(tmp_path, capsys):
+    """Exiting would restart the init container, and RecreateGroupOnPodRestart would recreate the whole group."""
     fake = FakeKube(forbid_pods=True)
+    ok, lines, polls = run(fake, tmp_path, capsys, max_polls=3)
+    assert not ok and polls == 3
+    assert len(lines) == 3
+    assert all(
+        line.startswith(f"waiting for 2 of 2 pods of group r1-0: error: listing pods in {NS} is forbidden: ")
+        and line.endswith(": its ServiceAccount or Role is missing")
+        for line in lines
+    ), lines
+
+
+def test_only_the_pods_of_its_own_revision_count(tmp_path, capsys):
+    """A rolling update recreates a group under the same group key: the old revision's pods, still terminating
+    and long past their gates, must not let the new pods through."""
+    fake = FakeKube(pod_lists=[[pod("r1-0", gate=PASSED)]])
     with serve(fake):
-        e = {**os.environ, **env(fake, tmp_path)}
-        done = subprocess.run([sys.executable, str(SCRIPT)], env=e, capture_output=True, text=True, timeout=30)
-    assert done.returncode == 1
-    assert f"error: listing pods in {NS} is forbidden" in done.stdout
+        ok = wfg.wait(env(fake, tmp_path, GROUP_REVISION="rev2"), sleep=lambda _: None, clock=Clock(), max_polls=1)
+    assert not ok
+    selector = (
+        "leaderworkerset.sigs.k8s.io/name%3Dr1%2Cleaderworkerset.sigs.k8s.io/group-key%3D"
+        + KEY
+        + "%2Cleaderworkerset.sigs.k8s.io/template-revision-hash%3Drev2"
+    )
+    assert set(fake.requests) == {("GET", f"/api/v1/namespaces/{NS}/pods?labelSelector={selector}")}
+
+
+def test_an_ipv6_service_address_is_bracketed():
+    api = wfg.KubeApi({"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"})
+    assert api.url == "https://[fd00::1]:443"
+    assert wfg.KubeApi({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}).url == "https://10.96.0.1:443"
 
 
 @pytest.mark.parametrize("argv", [["x", "extra"]])

@@ -504,10 +504,13 @@ def main(argv: list[str], env: Mapping[str, str] = os.environ) -> int:
         context |= {"startedAt": started, "finishedAt": now(), "benchServing": bench_serving_version(python) or ""}
         result = summarize(read_result(output), num_prompts, slo, context)
     except BenchmarkError as error:
+        # Whatever ends the run, its last word is written whole: a SIGTERM now would cut the write short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         log(f"error: {error}")
         # A SIGTERM may come from a newer Job replacing this one, whose pod already writes the ConfigMap.
         publish("error", isinstance(error, StoppedError), message=str(error))
         return 1
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     text = summary_text(result)
     print(text, end="", flush=True)
     publish(

@@ -12,14 +12,19 @@ are loaded again, cycle after cycle. Here every pod holds until all ``GROUP_SIZE
 their local gate, so they start SGLang together. A pod only ever waits for its peers' *local* gates, never for
 their group gates, so no two pods wait for each other.
 
-Lists the pods labelled with this pod's group (``leaderworkerset.sigs.k8s.io/name`` = GROUP_NAME and
-``leaderworkerset.sigs.k8s.io/group-key`` = GROUP_KEY) every WAIT_POLL_SECONDS (15), logging what it waits
+Lists the pods labelled with this pod's group (``leaderworkerset.sigs.k8s.io/name`` = GROUP_NAME,
+``leaderworkerset.sigs.k8s.io/group-key`` = GROUP_KEY and, when set, ``template-revision-hash`` = GROUP_REVISION)
+every WAIT_POLL_SECONDS (15), logging what it waits
 for every LOG_EVERY_SECONDS (60). A peer is through when its WEIGHTS_GATE init container
 (``wait-for-weights``) terminated with exit code 0, when the pod is already initialized, or when it has no such
 init container. Pods being deleted do not count (the group is being recreated; their replacements will).
 Exits 0 once the group is complete and through; waits as long as the local gate would (without limit).
 
-Environment: GROUP_NAME, GROUP_KEY, GROUP_INDEX, GROUP_SIZE, POD_NAMESPACE, POD_NAME, WEIGHTS_GATE,
+A 403 (the ServiceAccount or its Role missing) is logged and polled again, like any other API error: exiting
+would restart the init container, and LeaderWorkerSet's RecreateGroupOnPodRestart recreates the whole group on
+any container restart, the log with it; waiting keeps the pod in ``Init`` with the cause in its log.
+
+Environment: GROUP_NAME, GROUP_KEY, GROUP_REVISION, GROUP_INDEX, GROUP_SIZE, POD_NAMESPACE, POD_NAME, WEIGHTS_GATE,
 WAIT_POLL_SECONDS, LOG_EVERY_SECONDS, SERVICEACCOUNT_DIR (token, ca.crt), KUBERNETES_API_URL (default: the
 in-cluster API from KUBERNETES_SERVICE_HOST/PORT).
 """
@@ -42,6 +47,9 @@ from pathlib import Path
 SERVICEACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 GROUP_KEY_LABEL = "leaderworkerset.sigs.k8s.io/group-key"
+# The group key is a hash of the leader pod's name, the same for a group recreated by a rolling update; the
+# revision tells the new pods from the old ones still terminating (LWS puts it on leader and workers alike).
+REVISION_LABEL = "leaderworkerset.sigs.k8s.io/template-revision-hash"
 
 
 class ForbiddenError(Exception):
@@ -59,7 +67,9 @@ def now() -> str:
 class KubeApi:
     def __init__(self, env: Mapping[str, str]):
         self.sa = Path(env.get("SERVICEACCOUNT_DIR", SERVICEACCOUNT))
-        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+        host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "443")
+        # An IPv6 service address needs brackets in a URL.
+        host = f"[{host}]" if ":" in host else host
         self.url = env.get("KUBERNETES_API_URL") or f"https://{host}:{port}"
         ca = self.sa / "ca.crt"
         self.context = ssl.create_default_context(cafile=str(ca)) if ca.exists() else None
@@ -70,8 +80,11 @@ class KubeApi:
         path = self.sa / "token"
         return path.read_text().strip() if path.exists() else ""
 
-    def group_pods(self, namespace: str, name: str, key: str) -> list[dict]:
-        selector = urllib.parse.quote(f"{LWS_NAME_LABEL}={name},{GROUP_KEY_LABEL}={key}")
+    def group_pods(self, namespace: str, name: str, key: str, revision: str = "") -> list[dict]:
+        terms = [f"{LWS_NAME_LABEL}={name}", f"{GROUP_KEY_LABEL}={key}"]
+        if revision:
+            terms.append(f"{REVISION_LABEL}={revision}")
+        selector = urllib.parse.quote(",".join(terms))
         req = urllib.request.Request(f"{self.url}/api/v1/namespaces/{namespace}/pods?labelSelector={selector}")
         req.add_header("Accept", "application/json")
         if token := self.token():
@@ -140,7 +153,10 @@ def wait(
     polls = 0
     while True:
         try:
-            pending, waiting = group_state(api.group_pods(namespace, name, key), size, gate)
+            pods = api.group_pods(namespace, name, key, env.get("GROUP_REVISION", ""))
+            pending, waiting = group_state(pods, size, gate)
+        except ForbiddenError as error:
+            pending, waiting = size, [f"error: {error}: its ServiceAccount or Role is missing"]
         except (urllib.error.URLError, OSError, ValueError) as error:
             # The API server restarting or a network blip: the next poll retries.
             pending, waiting = size, [f"cannot list the group's pods ({type(error).__name__}: {error})"]
@@ -162,13 +178,7 @@ def main(argv: list[str]) -> int:
         return 2
     # As PID 1 in a container, SIGTERM would be ignored without a handler: the pod would wait out its grace.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        wait(os.environ)
-    except ForbiddenError as error:
-        # The ServiceAccount or its Role is wrong: waiting would never end; the kubelet restarts the container
-        # with a backoff, which `kubectl get pods` shows (Init:CrashLoopBackOff).
-        log(f"error: {error}")
-        return 1
+    wait(os.environ)
     return 0
 
 
