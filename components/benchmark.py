@@ -22,7 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import Spec, child_opts, image_skips, labels, meta, skip_annotations, skip_await
+from components.k8s import Spec, child_opts, image_skips, labels, meta, skip_annotations, skip_await, workload_rbac
 from components.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY, model_volume
 from config.benchmark import BENCH_RESOURCES, Benchmark
 from config.models import MODEL_VOLUME, InferenceGroup
@@ -109,15 +109,7 @@ class ServingBenchmark(pulumi.ComponentResource):
             metadata=meta(results_name, ns, base),
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["data"])),
         )
-        k8s.core.v1.ServiceAccount(
-            f"{name}-account", metadata=meta(account, ns, base), automount_service_account_token=False, opts=child
-        )
-        k8s.rbac.v1.Role(f"{name}-role", metadata=meta(account, ns, base), rules=role_rules(g), opts=child)
-        role_ref: Spec = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account}
-        subjects: Spec = [{"kind": "ServiceAccount", "name": account, "namespace": ns}]
-        k8s.rbac.v1.RoleBinding(
-            f"{name}-rolebinding", metadata=meta(account, ns, base), role_ref=role_ref, subjects=subjects, opts=child
-        )
+        workload_rbac(name, account, ns, base, role_rules(g), child)
         # Nothing connects to the benchmark's pod; it calls the group (as a labelled API client) and the API server.
         policy: Spec = {"podSelector": {"matchLabels": base}, "policyTypes": ["Ingress"], "ingress": []}
         k8s.networking.v1.NetworkPolicy(

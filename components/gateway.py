@@ -27,6 +27,7 @@ from components.k8s import (
     meta,
     skip_annotations,
     skip_await,
+    workload_rbac,
 )
 from components.sglang_pods import (
     API_CLIENT_LABEL,
@@ -123,23 +124,8 @@ class SglangGateway(pulumi.ComponentResource):
         child = child_opts(self, opts, *args.depends_on)
         gw_labels = gateway_labels(name)
 
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-serviceaccount",
-            metadata=meta(name, ns, gw_labels),
-            # Only pods that ask for the token get it (the gateway's own, see pod_spec).
-            automount_service_account_token=False,
-            opts=child,
-        )
-        role = k8s.rbac.v1.Role(f"{name}-role", metadata=meta(name, ns, gw_labels), rules=DISCOVERY_RULES, opts=child)
-        role_ref: Spec = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
-        subjects: Spec = [{"kind": "ServiceAccount", "name": name, "namespace": ns}]
-        binding = k8s.rbac.v1.RoleBinding(
-            f"{name}-rolebinding",
-            metadata=meta(name, ns, gw_labels),
-            role_ref=role_ref,
-            subjects=subjects,
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role, account])),
-        )
+        # Only pods that ask for the token get it (the gateway's own, see pod_spec).
+        *_, binding = workload_rbac(name, name, ns, gw_labels, DISCOVERY_RULES, child, account_suffix="serviceaccount")
         spec = pulumi.Output.all(args.image, args.api_key_secret_name, args.pd_revision).apply(
             lambda v: deployment_spec(
                 name,

@@ -91,6 +91,37 @@ def skip_await(annotations: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {SKIP_AWAIT: "true", **(annotations or {})}
 
 
+def workload_rbac(
+    prefix: str,
+    account: str,
+    ns: pulumi.Input[str],
+    labels: Mapping[str, str],
+    rules: Spec,
+    opts: pulumi.ResourceOptions,
+    account_suffix: str = "account",
+) -> tuple[k8s.core.v1.ServiceAccount, k8s.rbac.v1.Role, k8s.rbac.v1.RoleBinding]:
+    """One workload's rights in its namespace: a ServiceAccount ``account`` whose token is not mounted by default
+    (only the containers that call the API get one), a Role of that name with ``rules`` and its RoleBinding.
+    Resources are named ``<prefix>-<account_suffix>``, ``<prefix>-role`` and ``<prefix>-rolebinding``."""
+    service_account = k8s.core.v1.ServiceAccount(
+        f"{prefix}-{account_suffix}",
+        metadata=meta(account, ns, labels),
+        automount_service_account_token=False,
+        opts=opts,
+    )
+    role = k8s.rbac.v1.Role(f"{prefix}-role", metadata=meta(account, ns, labels), rules=rules, opts=opts)
+    role_ref: Spec = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account}
+    subjects: Spec = [{"kind": "ServiceAccount", "name": account, "namespace": ns}]
+    binding = k8s.rbac.v1.RoleBinding(
+        f"{prefix}-rolebinding",
+        metadata=meta(account, ns, labels),
+        role_ref=role_ref,
+        subjects=subjects,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[role, service_account])),
+    )
+    return service_account, role, binding
+
+
 def child_opts(
     parent: pulumi.Resource, opts: pulumi.ResourceOptions | None, *depends_on: pulumi.Input[pulumi.Resource]
 ) -> pulumi.ResourceOptions:

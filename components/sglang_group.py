@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from packaging.version import InvalidVersion, Version
 
-from components.k8s import child_opts, meta, skip_await
+from components.k8s import child_opts, meta, skip_await, workload_rbac
 from components.sglang_pods import (
     API_KEY_SECRET_KEY,
     DEEP_GEMM_SCRIPT,
@@ -214,24 +214,7 @@ def group_gate_resources(
         opts=child,
     )
     # No token in pods by default: the one container that calls the API mounts a projected one.
-    service_account = k8s.core.v1.ServiceAccount(
-        f"{name}-group-gate-account",
-        metadata=meta(account, ns, labels),
-        automount_service_account_token=False,
-        opts=child,
-    )
-    role = k8s.rbac.v1.Role(
-        f"{name}-group-gate-role", metadata=meta(account, ns, labels), rules=group_gate_rules(), opts=child
-    )
-    role_ref: Spec = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account}
-    subjects: Spec = [{"kind": "ServiceAccount", "name": account, "namespace": ns}]
-    binding = k8s.rbac.v1.RoleBinding(
-        f"{name}-group-gate-rolebinding",
-        metadata=meta(account, ns, labels),
-        role_ref=role_ref,
-        subjects=subjects,
-        opts=child,
-    )
+    service_account, role, binding = workload_rbac(f"{name}-group-gate", account, ns, labels, group_gate_rules(), child)
     # Before the LeaderWorkerSet: a pod naming a missing ServiceAccount is refused, and a gate without its Role
     # would wait on an error.
     return [script, service_account, role, binding]
