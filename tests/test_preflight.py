@@ -312,7 +312,7 @@ def test_preflight_s3_false_skips_the_listing():
 
 @mock_aws
 def test_the_program_refuses_a_missing_prefix_at_preview(monkeypatch):
-    monkeypatch.delenv("SGLANG_PLATFORM_OFFLINE")
+    monkeypatch.setenv("SGLANG_PLATFORM_OFFLINE", "0")
     new_bucket()
 
     def mutate(values):
@@ -329,7 +329,7 @@ def test_the_program_refuses_a_missing_prefix_at_preview(monkeypatch):
 
 @mock_aws
 def test_the_program_sizes_the_startup_probe_from_the_measured_weights(monkeypatch):
-    monkeypatch.delenv("SGLANG_PLATFORM_OFFLINE")
+    monkeypatch.setenv("SGLANG_PLATFORM_OFFLINE", "0")
     client = new_bucket()
     put_model(client, sharded=False)
     # 300 GiB declared by the listing: moto stores the bytes, so a big object is stood in for by its size.

@@ -401,7 +401,7 @@ def test_the_offline_render_refuses_a_misspelt_namespace_too(tmp_path):
 def preview(monkeypatch):
     """A run as `pulumi preview` makes it: the network is allowed, and the model hubs are the local fake."""
     with fake_hub.serve() as endpoints:
-        monkeypatch.delenv("SGLANG_PLATFORM_OFFLINE")
+        monkeypatch.setenv("SGLANG_PLATFORM_OFFLINE", "0")
         monkeypatch.setenv("HF_ENDPOINT", endpoints.huggingface)
         monkeypatch.setenv("MODELSCOPE_DOMAIN", endpoints.modelscope)
         yield endpoints

@@ -17,7 +17,6 @@ Prints a Markdown table (docs/real-engine.md, "Speed on the real engine").
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -97,9 +96,7 @@ def bench(
             cluster.apply(NFS_CLIENT)
         project = Project.copy(cluster, ROOT, work / "project", stack)
         project.init(merged(committed(stack), overrides(stack, engine.charts)), SECRETS[stack])
-        os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"  # the mock run that counts the resources stays offline
         result, _ = harness.run_stack(stack_file=project.stack_file, secrets=SECRETS[stack])
-        os.environ.pop("SGLANG_PLATFORM_OFFLINE")
         # Kubernetes objects and Helm releases; the floor registers as many ConfigMaps (a namespace included).
         count = sum(1 for r in result.resources if r.custom)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -81,9 +80,7 @@ def measure(config: dict[str, str], program: Path, repeat: int, secret_keys: lis
         code = CHILD.format(
             root=str(ROOT), config=json.dumps(config), program=str(program), secret_keys=secret_keys, write=write
         )
-        # The offline render, as tools/render.py runs it: no hub, S3 or cluster is read (nothing leaves the machine).
-        env = {**os.environ, "SGLANG_PLATFORM_OFFLINE": "1"}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if out.returncode != 0:
             raise SystemExit(f"the measured run failed:\n{out.stderr[-3000:]}")
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))

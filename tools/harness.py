@@ -192,6 +192,10 @@ def run(
     program: Path = ROOT / "__main__.py",
 ) -> RunResult:
     """Run the program under mocks with these config values; never raises for a RunError."""
+    # A mock run is an offline render: no hub, S3 or cluster is read (nothing leaves the machine), unless a
+    # caller asks for the network with SGLANG_PLATFORM_OFFLINE=0 (the preview-path tests, against local fakes).
+    if os.environ.get("SGLANG_PLATFORM_OFFLINE") != "0":
+        os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
     import pulumi
     from pulumi.runtime import mocks as pmocks
     from pulumi.runtime import settings as psettings

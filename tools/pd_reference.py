@@ -8,13 +8,10 @@ Usage: python tools/pd_reference.py [--write [FILE]]"""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
-
 BEGIN, END = "<!-- pd-example:begin -->", "<!-- pd-example:end -->"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "disaggregation.md"
 STACK = "pd-h200"

@@ -28,8 +28,6 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-# The stacks are scanned as the offline render writes them: no hub, S3 or cluster is read.
-os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
 
 from tools import harness
 
