@@ -1,5 +1,7 @@
 """sglang-platform: composes the components from the validated stack configuration."""
 
+from typing import Any
+
 import pulumi
 
 import config
@@ -169,28 +171,37 @@ def cache_dependencies(group: config.InferenceGroup) -> list[pulumi.Resource]:
 # <name>-decode); the services by their own name.
 groups: dict[str, SglangInferenceGroup] = {}
 services: dict[str, SglangDisaggregatedService] = {}
-for group in platform.inference_groups:
+
+
+def serving_args(group: config.InferenceGroup) -> dict[str, Any]:
+    """What a colocated group and a disaggregated service are given alike."""
     cache = caches.get(group.name)
+    return {
+        "config": group,
+        "namespace": platform.namespace,
+        "image": versions.sglang_image,
+        "sglang_version": versions.sglang_version,
+        "api_key": loaded.secrets.get("apiKey"),
+        "client_namespaces": client_namespaces,
+        "client_cidrs": platform.api_access.allowed_cidrs,
+        "annotations": queue_annotations(group),
+        "pod_annotations": queue_annotations(group),
+        "depends_on": [*group_dependencies(group), *cache_dependencies(group)],
+        "init_containers": cache.init_containers if cache else (),
+        "extra_volumes": cache.volumes if cache else (),
+        "node_selector": cache.node_selector if cache else {},
+        "group_gate_image": versions.model_downloader_image,
+    }
+
+
+for group in platform.inference_groups:
     if group.disaggregation is not None:
         # Prefill and decode, each its own LeaderWorkerSet, one revision label on both (docs/disaggregation.md).
         service = SglangDisaggregatedService(
             group.name,
             SglangDisaggregatedServiceArgs(
-                config=group,
-                namespace=platform.namespace,
-                image=versions.sglang_image,
-                sglang_version=versions.sglang_version,
-                api_key=loaded.secrets.get("apiKey"),
-                client_namespaces=client_namespaces,
-                client_cidrs=platform.api_access.allowed_cidrs,
-                annotations=queue_annotations(group),
-                pod_annotations=queue_annotations(group),
-                depends_on=[*group_dependencies(group), *cache_dependencies(group)],
-                init_containers=cache.init_containers if cache else (),
-                extra_volumes=cache.volumes if cache else (),
-                node_selector=cache.node_selector if cache else {},
+                **serving_args(group),
                 startup_timeout_minutes={r.name: loaded.startup_minutes[r.name] for r in group.roles.values()},
-                group_gate_image=versions.model_downloader_image,
             ),
         )
         services[group.name] = service
@@ -199,23 +210,7 @@ for group in platform.inference_groups:
         continue
     groups[group.name] = SglangInferenceGroup(
         group.name,
-        SglangInferenceGroupArgs(
-            config=group,
-            namespace=platform.namespace,
-            image=versions.sglang_image,
-            sglang_version=versions.sglang_version,
-            api_key=loaded.secrets.get("apiKey"),
-            client_namespaces=client_namespaces,
-            client_cidrs=platform.api_access.allowed_cidrs,
-            annotations=queue_annotations(group),
-            pod_annotations=queue_annotations(group),
-            depends_on=[*group_dependencies(group), *cache_dependencies(group)],
-            init_containers=cache.init_containers if cache else (),
-            extra_volumes=cache.volumes if cache else (),
-            node_selector=cache.node_selector if cache else {},
-            startup_timeout_minutes=loaded.startup_minutes[group.name],
-            group_gate_image=versions.model_downloader_image,
-        ),
+        SglangInferenceGroupArgs(**serving_args(group), startup_timeout_minutes=loaded.startup_minutes[group.name]),
     )
 
 # One gateway per served model (config refuses two groups serving one name), in front of every replica of
