@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""The sandbox: a simulated GPU cluster on this Linux machine, no GPU and no network needed, confined to a network
+namespace whose only interface is loopback.
+
+    sudo -E python tools/sandbox.py start [--nodes 3 --gpus 8 ...]   # etcd, kube-apiserver, controllers, scheduler,
+                                                                     # kwok GPU nodes, the LWS controller
+    sudo -E python tools/sandbox.py exec -- kubectl get nodes        # any command inside the namespace
+    sudo -E python tools/sandbox.py status
+    sudo -E python tools/sandbox.py down                             # stop everything it started
+    python tools/sandbox.py binaries list|fetch|check [NAME ...]     # the pinned binaries (simulation/binaries.py)
+
+Options of ``start``: --nodes N (2) --gpus N (8) --rdma N (4) --cpu N (192) --memory Q (2Ti) --node-labels k=v,...
+--node-taints k=v:NoSchedule,... --pvs N (8) --pv-size Q (1Ti) --pv-class NAME ("") --crd PATH (repeatable) --fresh.
+Global: --run-dir DIR (default $SGLANG_SIM_RUN or /tmp/sglang-sim), --netns NAME (default $SGLANG_SIM_NETNS or
+sglang-sim). Binaries come from ENGINE_BIN or the project's cache (``binaries fetch``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tools.simulation import binaries
+from tools.simulation.cluster import Options, Sandbox, SandboxError
+
+
+def main(argv: list[str]) -> int:
+    run: Path | None = None
+    netns: str | None = None
+    while argv and argv[0] in ("--run-dir", "--netns"):
+        if len(argv) < 2:
+            print(f"{argv[0]} needs a value", file=sys.stderr)
+            return 2
+        if argv[0] == "--run-dir":
+            run = Path(argv[1])
+        else:
+            netns = argv[1]
+        argv = argv[2:]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(__doc__)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "binaries":
+            return binaries.main(rest)
+        sandbox = Sandbox(run, netns)
+        if command == "start":
+            sandbox.start(Options.parse(rest))
+            return 0
+        if command in ("down", "stop"):
+            sandbox.stop()
+            return 0
+        if command == "status":
+            ok, lines = sandbox.status()
+            print("\n".join(lines))
+            return 0 if ok else 1
+        if command == "exec":
+            if rest[:1] == ["--"]:
+                rest = rest[1:]
+            if not rest:
+                print("exec: no command (tools/sandbox.py exec -- CMD ...)", file=sys.stderr)
+                return 2
+            argv_in = sandbox.exec_argv(rest)
+            os.execvp(argv_in[0], argv_in)
+        print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
+        return 2
+    except (SandboxError, binaries.FetchError) as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
