@@ -5,8 +5,8 @@ cluster and virtualenv, in the same run.
 
     sudo -E python tools/bench_preview.py [--stack dev prod] [--repeat 5] [--cycles 2]
 
-Needs what the e2e suite needs (the engine of ../shared/engine built, root for its network namespace); every
-pulumi command runs inside that namespace (cluster.sh exec). Per stack, on a fresh cluster, the stack as the e2e
+Needs what the e2e suite needs (the sandbox's binaries, a chart mirror, root for its network namespace); every
+pulumi command runs inside that namespace. Per stack, on a fresh cluster, the stack as the e2e
 suite deploys it (tools/sim_stacks.py) and the floor side by side, each command alternating between the two:
   preview   `pulumi preview` of the new stack (everything to create; best of --repeat)
   up        `pulumi up --yes` (its preview included, as a user runs it; best of --cycles up/destroy cycles)
@@ -17,7 +17,6 @@ Prints a Markdown table (docs/real-engine.md, "Speed on the real engine").
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import textwrap
@@ -86,10 +85,7 @@ def bench(
 ) -> tuple[int, dict[str, float], dict[str, float]]:
     from tools import harness
 
-    crds = work / "crds"
-    crds.mkdir()
-    shutil.copy(engine.shared / "crds" / "lws-v0.10.0.yaml", crds)
-    cluster = Cluster(engine, work / "run", env={"SGLANG_SIM_CRDS": str(crds)})
+    cluster = Cluster(engine, work / "run")
     cluster.start(*SIM[stack])
     try:
         if stack == "prod":
@@ -118,9 +114,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="previews per command (best kept)")
     parser.add_argument("--cycles", type=int, default=2, help="up/destroy cycles (best up kept)")
     args = parser.parse_args()
-    from tools.harness import SHARED
-
-    engine = Engine.find(SHARED.resolve())
+    engine = Engine.find()
     rows = []
     for stack in args.stack:
         with tempfile.TemporaryDirectory(prefix=f"bench-{stack}-") as tmp:

@@ -1,8 +1,8 @@
-"""The real engine for the end-to-end tests: the simulated cluster of ``../shared/engine/cluster.sh`` and Pulumi
-projects run against it.
+"""The real engine for the end-to-end tests: the sandbox's simulated cluster (tools/simulation/cluster.py, the
+same one ``tools/sandbox.py`` starts) and Pulumi projects run against it.
 
 Safety: every process that talks to the cluster (pulumi, kubectl, the program, its live checks) runs through
-``cluster.sh exec``, inside the network namespace whose only interface is loopback; the cluster's daemons run
+``Sandbox.exec_argv``, inside the network namespace whose only interface is loopback; the cluster's daemons run
 there too. Nothing here starts a process against the cluster any other way.
 """
 
@@ -23,19 +23,12 @@ from typing import Any
 
 import yaml
 
+from tools.simulation import binaries
+from tools.simulation.cluster import Options, Sandbox
+
 ROOT = Path(__file__).resolve().parent.parent
-BINARIES = (
-    "etcd",
-    "kube-apiserver",
-    "kubectl",
-    "kube-controller-manager",
-    "kube-scheduler",
-    "kwok",
-    "lws-controller",
-    "pulumi",
-    "pulumi-language-python",
-    "pulumi-resource-kubernetes",
-)
+BINARIES = binaries.CLUSTER + binaries.ENGINE
+CHART_MIRROR_ENV = "SGLANG_PLATFORM_CHART_MIRROR"
 # Guard against a hung command (a chart's Helm wait is at most 15 minutes); not a measurement.
 COMMAND_TIMEOUT = 1200
 PASSPHRASE = "e2e-passphrase"
@@ -51,42 +44,29 @@ class EngineMissingError(Exception):
 
 @dataclass(frozen=True)
 class Engine:
-    shared: Path
+    """The sandbox's binaries (tools/simulation/binaries.py: ENGINE_BIN, else the project's cache) and the chart
+    mirror the stacks install from in the simulation."""
+
     bin: Path
-
-    @property
-    def cluster_sh(self) -> Path:
-        return self.shared / "engine" / "cluster.sh"
-
-    @property
-    def charts(self) -> Path:
-        return self.shared / "charts"
+    charts: Path
 
     @classmethod
-    def find(cls, shared: Path) -> Engine:
-        """The engine of ``shared/engine`` as build.sh left it (ENGINE_BIN, else build.sh's cache dir)."""
-        shared = shared.resolve()
-        engine = shared / "engine"
-        if not (engine / "cluster.sh").is_file():
-            raise EngineMissingError(f"{engine}/cluster.sh is absent: the e2e suite needs ../shared/engine")
+    def find(cls) -> Engine:
         if os.geteuid() != 0:
             raise EngineMissingError("the simulated cluster needs root (ip netns); CI runs the suite as root")
         if not shutil.which("ip"):
-            raise EngineMissingError("iproute2 (`ip`) is not installed: .ci/run installs it")
-        stamp = subprocess.run(
-            [str(engine / "build.sh"), "--stamp"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        cache = os.environ.get("SGLANG_ENGINE_CACHE") or (
-            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sglang-engine"
-        )
-        bin_dir = Path(os.environ.get("ENGINE_BIN") or Path(cache) / stamp / "bin")
-        missing = [b for b in BINARIES if not (bin_dir / b).is_file()]
-        if missing:
+            raise EngineMissingError("iproute2 (`ip`) is not installed: `apt-get install iproute2`")
+        try:
+            bin_dir = binaries.bin_dir(BINARIES)
+        except binaries.FetchError as exc:
+            raise EngineMissingError(str(exc)) from None
+        mirror = os.environ.get(CHART_MIRROR_ENV)
+        if not mirror or not Path(mirror).is_dir():
             raise EngineMissingError(
-                f"engine binaries missing in {bin_dir}: {', '.join(missing)}; build them with "
-                f"{engine}/build.sh (.ci/run does, ~45 min cold, cached by recipe stamp {stamp})"
+                f"no chart source: the stacks install Helm charts, and the simulation reaches no chart repository; "
+                f"set {CHART_MIRROR_ENV} to a directory of unpacked <chart>-<version>/ charts"
             )
-        return cls(shared, bin_dir)
+        return cls(bin_dir, Path(mirror).resolve())
 
 
 @dataclass
@@ -116,11 +96,12 @@ def _clip(text: str, keep: int = 12000) -> str:
 
 
 class Cluster:
-    """One simulated cluster (cluster.sh start --sim) in its own run directory."""
+    """One simulated cluster (the sandbox, with kwok's GPU nodes) in its own run directory."""
 
     def __init__(self, engine: Engine, run_dir: Path, env: dict[str, str] | None = None):
         self.engine = engine
         self.run_dir = run_dir
+        self.sandbox = Sandbox(run_dir)
         self.extra_env = dict(env or {})
         self.started = False
         self.spawned: list[tuple[subprocess.Popen, Any]] = []
@@ -136,7 +117,7 @@ class Cluster:
             if k
             not in ("SGLANG_PLATFORM_OFFLINE", "PYTHONPATH", "VIRTUAL_ENV", "PULUMI_HOME", "PYTHONDONTWRITEBYTECODE")
         }
-        env |= {"ENGINE_BIN": str(self.engine.bin), "SGLANG_SIM_RUN": str(self.run_dir)}
+        env |= {"ENGINE_BIN": str(self.engine.bin)}
         return env | self.extra_env | (extra or {})
 
     def _run(self, args: list[str], cwd: Path | None, env: dict[str, str], timeout: float, stdin: str | None):
@@ -164,25 +145,18 @@ class Cluster:
         return Result(args, proc.returncode, out, err)
 
     def stop_component(self, name: str) -> None:
-        """Stop one daemon cluster.sh started (pid file in the run dir), by its id, after checking it is that
-        binary: a test that runs its own version of it (tests/e2e/test_gang.py)."""
-        pid = int((self.run_dir / "pids" / name).read_text())
-        exe = Path(os.readlink(f"/proc/{pid}/exe")).resolve()
-        if exe != (self.engine.bin / name).resolve():
-            raise CommandError(f"pid {pid} of {name} runs {exe}, not {self.engine.bin / name}: not stopped")
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
-            os.kill(pid, signal.SIGKILL)
+        """Stop one daemon the sandbox started, by its recorded id, after checking it is still that binary in the
+        namespace: a test that runs its own version of it (tests/e2e/test_gang.py)."""
+        if not self.sandbox.alive(name):
+            raise CommandError(f"{name} is not running in {self.run_dir}: not stopped")
+        self.sandbox.stop_components([name])
 
     def spawn(self, name: str, *cmd: str) -> subprocess.Popen:
-        """A daemon of the test's own, inside the network namespace (cluster.sh exec), logging to the run dir's
+        """A daemon of the test's own, inside the network namespace, logging to the run dir's
         logs/<name>.test.log; stopped (by its id) before the cluster."""
         log = open(self.run_dir / "logs" / f"{name}.test.log", "w")  # closed in stop()
         proc = subprocess.Popen(
-            [str(self.engine.cluster_sh), "exec", *cmd],
+            self.sandbox.exec_argv(cmd),
             env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -194,11 +168,7 @@ class Cluster:
 
     def start(self, *options: str) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        result = self._run(
-            [str(self.engine.cluster_sh), "start", "--sim", "--fresh", *options], None, self.env(), 600, None
-        )
-        if result.returncode != 0:
-            raise CommandError(f"cluster.sh start failed:\n{result.output}")
+        self.sandbox.start(Options.parse(["--sim", "--fresh", *options]))
         self.started = True
 
     def stop(self) -> None:
@@ -213,7 +183,7 @@ class Cluster:
             log.close()
         self.spawned.clear()
         if self.started:
-            self._run([str(self.engine.cluster_sh), "stop"], None, self.env(), 120, None)
+            self.sandbox.stop()
             self.started = False
 
     def exec(
@@ -225,8 +195,8 @@ class Cluster:
         timeout: float = COMMAND_TIMEOUT,
         stdin: str | None = None,
     ) -> Result:
-        """CMD inside the cluster's network namespace (cluster.sh exec)."""
-        result = self._run([str(self.engine.cluster_sh), "exec", *cmd], cwd, self.env(env), timeout, stdin)
+        """CMD inside the cluster's network namespace."""
+        result = self._run(self.sandbox.exec_argv(cmd), cwd, self.env(env), timeout, stdin)
         if check and result.returncode != 0:
             raise CommandError(f"{' '.join(cmd)} failed ({result.returncode}):\n{_clip(result.output)}")
         return result

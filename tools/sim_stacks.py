@@ -24,11 +24,11 @@ SECRETS: dict[str, dict[str, str]] = {
 }
 SECRETS["pd-h200"] = SECRETS["prod"]
 
-# cluster.sh start options per stack: three 8-GPU nodes (one prod group is two whole nodes: 128 CPU, 1Ti, 4 rdma/ib
+# Sandbox start options per stack: three 8-GPU nodes (one prod group is two whole nodes: 128 CPU, 1Ti, 4 rdma/ib
 # per pod) and a pool of class-less volumes for the claims without a StorageClass.
 # The simulated nodes carry what GPU feature discovery and the device plugin put on an 8 x A800 node: the labels the
 # live checks read, and nvidia.com/gpu.present, which the weights-staging DaemonSet and the pods that wait for it
-# select. Their CPU and memory stay above prod's gpuNodes (cluster.sh's 192 CPU, 2Ti): in the simulation every
+# select. Their CPU and memory stay above prod's gpuNodes (the sandbox's 192 CPU, 2Ti): in the simulation every
 # other pod (the add-ons' controllers, Prometheus, the gateway, the UI) runs on these nodes too, where a real
 # cluster keeps them on CPU nodes.
 GFD_LABELS = {
@@ -62,7 +62,7 @@ SIM = {
         ),
     ),
 }
-# The simulation's kube-apiserver (../shared/engine builds v1.36.3).
+# The simulation's kube-apiserver (tools/simulation/binaries.py pins v1.36.3).
 SIM_KUBERNETES = "1.36.3"
 # prod's Open WebUI claim asks for StorageClass nfs-client: the e2e cluster provides it (expandable, so a growth
 # of the claim is an in-place update) with two volumes of that class; no provisioner runs in the simulation.
@@ -99,7 +99,7 @@ NFS_CLIENT: list[dict[str, Any]] = [
 OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
     (
         "chartMirror",
-        "<shared>/charts",
+        "<chart mirror>",
         ("dev", "prod", "pd-h200"),
         "the pinned charts, unpacked (no chart repository is reachable from the simulation)",
     ),
@@ -114,7 +114,7 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
         "versions.kedaChart",
         "2.20.2",
         ("prod",),
-        "prod pins KEDA 2.17.2 (the line tested on Kubernetes 1.30); the chart mirror ../shared/charts has 2.20.2",
+        "prod pins KEDA 2.17.2 (the line tested on Kubernetes 1.30); the chart mirror has 2.20.2",
     ),
     (
         "versions.volcanoChart",
@@ -184,7 +184,7 @@ def overrides(stack: str, charts: Path, preview_only: bool = False) -> dict[str,
     for path, value, stacks, _ in OVERRIDES:
         if stack not in stacks or (preview_only and path not in PREVIEW_KEYS):
             continue
-        value = str(charts) if value == "<shared>/charts" else copy.deepcopy(value)
+        value = str(charts) if value == "<chart mirror>" else copy.deepcopy(value)
         top, *rest = path.split(".")
         if not rest:
             out[top] = value

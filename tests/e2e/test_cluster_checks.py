@@ -21,9 +21,9 @@ from .scenario import running_on_distinct_nodes
 # registered by cluster.sh; the KEDA and Volcano CRDs for the add-ons a stack may trust the cluster to run.
 SIM_OPTIONS = ("--nodes", "2", "--pvs", "4", "--pv-size", "100Gi", *NODE_SHAPE)
 EXTRA_CRDS = (
-    "crds/keda-v2.20.2-scaledobjects.yaml",
-    "crds/volcano-v1.9.0-podgroups.yaml",
-    "crds/volcano-v1.9.0-queues.yaml",
+    "keda-v2.20.2-scaledobjects.yaml",
+    "volcano-v1.9.0-podgroups.yaml",
+    "volcano-v1.9.0-queues.yaml",
 )
 NS = "live-e2e"
 

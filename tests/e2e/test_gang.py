@@ -1,4 +1,4 @@
-"""Gang scheduling for real: Volcano's scheduler (built from its Go module by .ci/volcano-scheduler.sh) places
+"""Gang scheduling for real: Volcano's scheduler (the sandbox's pinned vc-scheduler, built from its Go module) places
 the prod group's pods, and the LWS v0.10.0 controller runs with its Volcano provider
 (gangSchedulingManagement.schedulerProvider: volcano), as lws.gangScheduling declares. A group is admitted whole
 or not at all: with one free node for a two-node group, neither pod is bound; with two, both run.
@@ -16,6 +16,7 @@ from conftest import ROOT, unavailable
 
 from tools.engine import Cluster, Project
 from tools.sim_stacks import NFS_CLIENT, SECRETS, SIM, committed, merged, overrides
+from tools.simulation import binaries
 
 from .scenario import group_pods, running_on_distinct_nodes
 
@@ -30,14 +31,16 @@ GROUP_NAME_ANNOTATION = "scheduling.k8s.io/group-name"
 
 @pytest.fixture(scope="module")
 def vc_scheduler() -> str:
-    path = subprocess.run(
-        [str(ROOT / ".ci" / "volcano-scheduler.sh"), "--print-bin"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    path = binaries.locate("vc-scheduler")
+    if path is None:
+        unavailable(
+            "no Volcano scheduler: `python tools/sandbox.py binaries fetch vc-scheduler` builds it (.ci/run does)"
+        )
     try:
-        subprocess.run([path, "--version"], capture_output=True, check=True, timeout=30)
-    except (OSError, subprocess.CalledProcessError):
-        unavailable(f"no Volcano scheduler at {path}: build it with .ci/volcano-scheduler.sh (.ci/run does)")
-    return path
+        subprocess.run([str(path), "--version"], capture_output=True, check=True, timeout=30)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        unavailable(f"the Volcano scheduler at {path} does not run: {exc}")
+    return str(path)
 
 
 @pytest.fixture(scope="module")
