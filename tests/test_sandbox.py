@@ -286,3 +286,10 @@ def test_rendered_config_files_parse():
         for doc in hooks
         for h in doc["webhooks"]
     )
+
+
+def test_the_docs_show_the_pinned_list():
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "sandbox.md").read_text()
+    assert text[text.index(binaries.BEGIN) : text.index(binaries.END) + len(binaries.END)] == binaries.table()

@@ -126,5 +126,5 @@ def test_ci_runs_the_readmes_test_command_on_a_lone_clone():
     assert 'git clone --quiet --no-hardlinks "$PWD" "$LONE/clone/sglang-platform"' in ci
     assert "TEST_COMMAND=$(python tools/readme_commands.py test)" in ci
     assert 'env -i HOME="$LONE/home"' in ci and 'bash -c "$TEST_COMMAND"' in ci
-    with pytest.raises(ValueError, match="lacks '# 1.' and '# 2.' commands"):
+    with pytest.raises(ValueError, match=r"lacks '# 1\.' and '# 2\.' commands"):
         commands("```bash\n# 1. render\nx\n```\n")
