@@ -76,7 +76,13 @@ class Pin:
 
 def _k8s(name: str, role: str) -> Pin:
     base = f"https://dl.k8s.io/release/{KUBERNETES}/bin/linux/amd64/{name}"
-    return Pin(name, KUBERNETES, role, url=base, sha256_url=f"{base}.sha256", version_text=f"Kubernetes {KUBERNETES}")
+    if name == "kubectl":
+        version: tuple[tuple[str, ...], str] = (("version", "--client"), f"Client Version: {KUBERNETES}")
+    else:
+        version = (("--version",), f"Kubernetes {KUBERNETES}")
+    return Pin(
+        name, KUBERNETES, role, url=base, sha256_url=f"{base}.sha256", version_args=version[0], version_text=version[1]
+    )
 
 
 def _pulumi(name: str, role: str, version_args: tuple[str, ...] = (), text: str | None = None) -> Pin:
