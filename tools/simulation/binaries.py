@@ -156,8 +156,8 @@ PINS: tuple[Pin, ...] = (
         member="pulumi-resource-kubernetes",
         sha256_url="https://github.com/pulumi/pulumi-kubernetes/releases/download/v4.34.2/"
         "pulumi-kubernetes_4.34.2_checksums.txt",
-        version_args=("-version",),
-        version_text="4.34.2",
+        # A provider plugin has no version flag: the engine asks it over gRPC.
+        version_text=None,
     ),
 )
 BY_NAME = {p.name: p for p in PINS}
