@@ -56,12 +56,29 @@ def bind_address(host: str | None) -> str:
     return host
 
 
+def _hosts() -> dict[str, str | None] | None:
+    raw = os.environ.get("SGLANG_STANDIN_HOSTS", "").strip()
+    return json.loads(raw) if raw else None
+
+
 async def resolve_loopback(host: str, port: int) -> str:
     """The first loopback address ``host`` resolves to. ``socket.gaierror`` when it does not resolve;
-    ``NotLoopbackError`` when it resolves only elsewhere (the stand-in never sends traffic off the loopback)."""
+    ``NotLoopbackError`` when it resolves only elsewhere (the stand-in never sends traffic off the loopback).
+
+    ``SGLANG_STANDIN_HOSTS`` (a JSON object, name -> address) replaces the system resolver when set: a name it
+    lacks does not resolve. Outside the simulation's namespace the system resolver may ask a DNS server off the
+    machine; tests and local runs name their hosts this way instead."""
     host = host.strip("[]")
     if is_loopback(host):
         return host
+    table = _hosts()
+    if table is not None:
+        address = table.get(host)
+        if address is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if not is_loopback(address):
+            raise NotLoopbackError(f"{host} resolves to no loopback address")
+        return address
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     for _family, _type, _proto, _name, sockaddr in infos:

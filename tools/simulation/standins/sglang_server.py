@@ -711,7 +711,9 @@ class Server:
             decode = await bootstrap.serve_room(room, prefill)
         except PDError as error:
             engine.abort(req)
-            self.metrics.inc("sglang:num_bootstrap_failed_reqs_total")
+            if not error.refused:  # a refused pair was counted when it was refused
+                self.metrics.inc("sglang:num_bootstrap_failed_reqs_total")
+                self.stats.bootstrap_failures += 1
             raise RequestError(str(error), error.status) from None
         partner = f"{decode.get('pod')}@{decode.get('revision')}"
         self.stats.served_with[partner] = self.stats.served_with.get(partner, 0) + 1
