@@ -99,6 +99,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     peer: str = ""
+    version: str = "HTTP/1.1"
 
     @property
     def path(self) -> str:
@@ -180,7 +181,7 @@ class HttpServer:
         peer = writer.get_extra_info("peername")
         try:
             while True:
-                request = await _read_request(reader, str(peer[0]) if peer else "")
+                request = await _read_request(reader, writer, str(peer[0]) if peer else "")
                 if request is None:
                     return
                 if self.hold is not None:
@@ -189,7 +190,8 @@ class HttpServer:
                     response = await self.handler(request)
                 except Exception as error:  # a handler bug answers 500 like uvicorn, not a dropped connection
                     response = Response.text(f"Internal Server Error: {error!r}", 500)
-                keep = request.headers.get("connection", "").lower() != "close"
+                connection = request.headers.get("connection", "").lower()
+                keep = connection == "keep-alive" if request.version == "HTTP/1.0" else connection != "close"
                 if isinstance(response, StreamResponse):
                     if not await _write_stream(writer, response):
                         return
@@ -210,7 +212,7 @@ class HttpServer:
                 writer.close()
 
 
-async def _read_request(reader: asyncio.StreamReader, peer: str) -> Request | None:
+async def _read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> Request | None:
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError:
@@ -220,13 +222,17 @@ async def _read_request(reader: asyncio.StreamReader, peer: str) -> Request | No
     if len(head) > MAX_HEADER_BYTES:
         raise ValueError("header too large")
     lines = head.decode("latin-1").split("\r\n")
-    method, target, _version = lines[0].split(" ", 2)
+    method, target, version = lines[0].split(" ", 2)
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if ":" in line:
             name, value = line.split(":", 1)
             headers[name.strip().lower()] = value.strip()
     body = b""
+    if headers.get("expect", "").lower() == "100-continue":
+        # curl sends this for larger bodies and waits a second for it, as uvicorn answers it.
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await writer.drain()
     if headers.get("transfer-encoding", "").lower() == "chunked":
         parts = []
         while True:
@@ -242,7 +248,7 @@ async def _read_request(reader: asyncio.StreamReader, peer: str) -> Request | No
         if length > MAX_BODY_BYTES:
             raise ValueError("body too large")
         body = await reader.readexactly(length)
-    return Request(method.upper(), target, headers, body, peer)
+    return Request(method.upper(), target, headers, body, peer, version.strip().upper())
 
 
 def _status_line(status: int) -> bytes:
