@@ -2,6 +2,9 @@
 """The sandbox: a simulated GPU cluster on this Linux machine, no GPU and no network needed, confined to a network
 namespace whose only interface is loopback.
 
+    sudo -E python tools/sandbox.py up --stack-file Pulumi.dev.yaml [--secret KEY=VALUE ...] [--timeout S]
+                                       # start it if needed, deploy the stack with the real engine (the overrides the
+                                       # simulation needs printed), wait for every pod Ready, print the outputs (JSON)
     sudo -E python tools/sandbox.py start [--nodes 3 --gpus 8 ...]   # etcd, kube-apiserver, controllers, scheduler,
                                                                      # kwok GPU nodes, the LWS controller
     sudo -E python tools/sandbox.py exec -- kubectl get nodes        # any command inside the namespace
@@ -27,6 +30,30 @@ from tools.simulation import binaries
 from tools.simulation.cluster import Options, Sandbox, SandboxError
 
 
+def up(sandbox: Sandbox, argv: list[str]) -> int:
+    import argparse
+    import json
+
+    from tools.simulation import deploy
+
+    parser = argparse.ArgumentParser(prog="tools/sandbox.py up")
+    parser.add_argument("--stack-file", required=True, type=Path)
+    parser.add_argument("--secret", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every pod Ready")
+    args, start_options = parser.parse_known_args(argv)
+    mirror = os.environ.get("SGLANG_PLATFORM_CHART_MIRROR")
+    if not mirror or not Path(mirror).is_dir():
+        raise SandboxError(
+            "no chart source: the sandbox reaches no chart repository; set SGLANG_PLATFORM_CHART_MIRROR to a "
+            "directory of unpacked <chart>-<version>/ charts"
+        )
+    outputs = deploy.up(
+        args.stack_file, deploy.parse_secrets(args.secret), sandbox, Path(mirror).resolve(), args.timeout, start_options
+    )
+    print(json.dumps(outputs, indent=2, sort_keys=True))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     run: Path | None = None
     netns: str | None = None
@@ -50,6 +77,8 @@ def main(argv: list[str]) -> int:
         if command == "start":
             sandbox.start(Options.parse(rest))
             return 0
+        if command == "up":
+            return up(sandbox, rest)
         if command in ("down", "stop"):
             sandbox.stop()
             return 0

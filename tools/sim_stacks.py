@@ -95,44 +95,57 @@ NFS_CLIENT: list[dict[str, Any]] = [
 ]
 
 
-# (stack key path, value, stacks, why). Paths are dotted stack keys without the project prefix.
-OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
+# When an override applies, judged on the stack's validated configuration (so `tools/sandbox.py up` applies the same
+# rules to any stack file as the e2e suite to the committed ones).
+def _always(cfg: Any) -> bool:
+    return True
+
+
+def _unsupported_here(cfg: Any) -> bool:
+    """The compatibility rules would refuse one of the stack's add-on releases on the simulation's Kubernetes."""
+    from config.rules.compat import check_addon_kubernetes, pinned_addons
+
+    return any(check_addon_kubernetes(a, v, SIM_KUBERNETES)[0] for a, v in pinned_addons(cfg))
+
+
+# (stack key path, value, applies, why). Paths are dotted stack keys without the project prefix.
+OVERRIDES: list[tuple[str, Any, Any, str]] = [
     (
         "chartMirror",
         "<chart mirror>",
-        ("dev", "prod", "pd-h200"),
+        _always,
         "the pinned charts, unpacked (no chart repository is reachable from the simulation)",
     ),
     (
         "versions.kubernetes",
         SIM_KUBERNETES,
-        ("dev", "prod", "pd-h200"),
+        _always,
         "the simulation's kube-apiserver is v1.36.3, and the live check at preview refuses a versions.kubernetes of "
         "another minor (prod declares the reference's 1.30.6, dev and pd-h200 leave the BOM's 1.35.8)",
     ),
     (
         "versions.kedaChart",
         "2.20.2",
-        ("prod",),
+        lambda cfg: cfg.keda.mode == "install" and cfg.versions.keda_chart == "2.17.2",
         "prod pins KEDA 2.17.2 (the line tested on Kubernetes 1.30); the chart mirror has 2.20.2",
     ),
     (
         "versions.volcanoChart",
         "1.9.0",
-        ("prod",),
+        lambda cfg: cfg.volcano.mode == "install" and cfg.versions.volcano_chart == "1.10.2",
         "prod pins Volcano 1.10.2 (the first line for Kubernetes 1.30); the chart mirror has 1.9.0",
     ),
     (
         "preflight.compatibility",
         False,
-        ("prod",),
-        "on Kubernetes 1.36 the compatibility rules refuse GPU Operator v24.9.1 (tested up to 1.31); false makes it a "
-        "warning, printed at preview",
+        _unsupported_here,
+        "on Kubernetes 1.36 the compatibility rules refuse an add-on release not tested there (prod's GPU Operator "
+        "v24.9.1: up to 1.31); false makes it a warning, printed at preview",
     ),
     (
         "lws.mode",
         "present",
-        ("dev", "prod", "pd-h200"),
+        lambda cfg: cfg.lws.mode == "install",
         "the lws 0.10.0 chart has no value that turns off its Service-backed admission webhooks (nothing serves "
         "them: kwok runs no containers); the simulation runs the real LWS v0.10.0 controller and its webhooks on "
         "127.0.0.1 instead. The lws release itself is previewed (pulumi preview of the committed stack)",
@@ -140,22 +153,31 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
     (
         "keda.values",
         {"webhooks": {"enabled": False}, "metricsServer": {"enabled": False}},
-        ("dev", "prod"),
+        lambda cfg: cfg.keda.mode == "install",
         "KEDA's admission webhook and its external-metrics APIService are Service-backed",
     ),
     (
         "monitoring.values",
         {"prometheusOperator": {"admissionWebhooks": {"enabled": False}, "tls": {"enabled": False}}},
-        ("dev", "prod", "pd-h200"),
+        lambda cfg: cfg.monitoring.enabled,
         "the Prometheus operator's admission webhooks are Service-backed; its TLS secret comes from their hook Job",
     ),
     (
         "volcano.values",
         {"custom": {"admission_enable": False}},
-        ("prod",),
+        lambda cfg: cfg.volcano.mode == "install",
         "Volcano's admission webhooks (every pod, every queue) are Service-backed",
     ),
 ]
+# The stacks the e2e suite deploys (docs/real-engine.md lists which override each gets).
+E2E_STACKS = ("dev", "prod", "pd-h200")
+
+
+def _config(values: dict[str, Any]) -> Any:
+    from config import validate
+    from config.loader import SECRET_KEYS
+
+    return validate(values, frozenset(SECRET_KEYS))
 
 
 def committed(stack: str) -> dict[str, Any]:
@@ -178,11 +200,22 @@ PREVIEW_KEYS = (
 
 
 def overrides(stack: str, charts: Path, preview_only: bool = False) -> dict[str, Any]:
-    """The stack keys to merge into Pulumi.<stack>.yaml (top-level keys, values deep-merged by the caller);
-    ``preview_only``: only those a preview of the committed stack needs."""
+    """The stack keys to merge into a committed Pulumi.<stack>.yaml (top-level keys, values deep-merged by the
+    caller); ``preview_only``: only those a preview of the committed stack needs."""
+    return overrides_for(committed(stack), charts, preview_only)
+
+
+def applicable(values: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(path, value, why) of each override this stack's configuration needs."""
+    cfg = _config(values)
+    return [(path, value, why) for path, value, applies, why in OVERRIDES if applies(cfg)]
+
+
+def overrides_for(values: dict[str, Any], charts: Path, preview_only: bool = False) -> dict[str, Any]:
+    """The overrides any stack's values need on the simulation, as nested stack keys."""
     out: dict[str, Any] = {}
-    for path, value, stacks, _ in OVERRIDES:
-        if stack not in stacks or (preview_only and path not in PREVIEW_KEYS):
+    for path, value, _ in applicable(values):
+        if preview_only and path not in PREVIEW_KEYS:
             continue
         value = str(charts) if value == "<chart mirror>" else copy.deepcopy(value)
         top, *rest = path.split(".")
@@ -208,10 +241,13 @@ def merged(committed: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
 
 
 def describe(stack: str) -> list[str]:
+    return describe_changes(committed(stack))
+
+
+def describe_changes(values: dict[str, Any]) -> list[str]:
     return [
         f"sglang-platform:{path} = {value!r} ({'preview, up' if path in PREVIEW_KEYS else 'up'}): {why}"
-        for path, value, stacks, why in OVERRIDES
-        if stack in stacks
+        for path, value, why in applicable(values)
     ]
 
 
@@ -222,7 +258,11 @@ END = "<!-- e2e-overrides:end -->"
 def readme_block() -> str:
     """The table of the e2e overrides in docs/real-engine.md (tests/test_render.py keeps that copy current)."""
     rows = [BEGIN, "| stack key | value | stacks | from | why |", "|---|---|---|---|---|"]
-    for path, value, stacks, why in OVERRIDES:
+    cfgs = {stack: _config(committed(stack)) for stack in E2E_STACKS}
+    for path, value, applies, why in OVERRIDES:
+        stacks = [stack for stack, cfg in cfgs.items() if applies(cfg)]
+        if not stacks:
+            continue
         shown = value if isinstance(value, str) else json.dumps(value)
         when = "preview, up" if path in PREVIEW_KEYS else "up"
         rows.append(f"| `sglang-platform:{path}` | `{shown}` | {', '.join(stacks)} | {when} | {why} |")

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -121,7 +122,8 @@ _VALUED: dict[str, Any] = {
 
 
 def log(message: str) -> None:
-    print(f"[sandbox {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    # stderr: a command's stdout carries only its result (`up` prints the stack outputs as JSON).
+    print(f"[sandbox {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 class Sandbox:

@@ -1,0 +1,49 @@
+"""`tools/sandbox.py up`'s own logic: stack names, secrets on the command line, and how it says which pods are not
+Ready and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.simulation import deploy
+from tools.simulation.cluster import SandboxError
+
+
+def test_stack_name_and_secrets():
+    assert deploy.stack_name(Path("/x/Pulumi.team-a.yaml")) == "team-a"
+    with pytest.raises(SandboxError, match=r"a stack file is named Pulumi\.<stack>\.yaml"):
+        deploy.stack_name(Path("/x/dev.yaml"))
+    assert deploy.parse_secrets(["apiKey=a=b", "hfToken="]) == {"apiKey": "a=b", "hfToken": ""}
+    with pytest.raises(SandboxError, match="give KEY=VALUE"):
+        deploy.parse_secrets(["sglang-platform:apiKey=x"])
+
+
+def pod(name: str, phase: str, ready: bool, statuses: list[dict], conditions: list[dict] | None = None) -> dict:
+    conds = [{"type": "Ready", "status": "True" if ready else "False"}, *(conditions or [])]
+    return {
+        "metadata": {"name": name, "namespace": "ns"},
+        "status": {"phase": phase, "conditions": conds, "containerStatuses": statuses},
+    }
+
+
+def test_not_ready_names_each_pod_and_why():
+    pods = [
+        pod("job-x", "Succeeded", False, []),
+        pod("ok", "Running", True, [{"name": "c", "ready": True, "state": {"running": {}}}]),
+        pod("pull", "Pending", False, [{"name": "c", "state": {"waiting": {"reason": "ImageNotInSandbox"}}}]),
+        pod("crash", "Running", False, [{"name": "c", "state": {"terminated": {"exitCode": 2, "reason": "Error"}}}]),
+        pod(
+            "unplaced",
+            "Pending",
+            False,
+            [],
+            [{"type": "PodScheduled", "status": "False", "message": "0/3 nodes: Insufficient nvidia.com/gpu"}],
+        ),
+    ]
+    assert deploy.not_ready(pods) == [
+        "ns/pull (Pending): c waiting: ImageNotInSandbox",
+        "ns/crash (Running): c exited 2 (Error)",
+        "ns/unplaced (Pending): unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu",
+    ]
