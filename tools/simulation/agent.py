@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -638,6 +639,10 @@ class PodWorker(threading.Thread):
         )
         assert proc.stdout is not None and proc.stderr is not None
         writer.start(proc.stdout, proc.stderr)
+        # The shim writes PID 1's host PID right after its fork: wait for it, so exec probes have a target.
+        waited = time.monotonic() + 5
+        while not (inst / "pid").exists() and proc.poll() is None and time.monotonic() < waited:
+            time.sleep(0.01)
         self.agent.track(proc.pid, inst / "spec.json")
         c.proc, c.instance_dir, c.env, c.log = proc, inst, env, writer
         c.stopped = threading.Event()
@@ -700,8 +705,9 @@ class PodWorker(threading.Thread):
             rec.started = False
             rec.message = ""
             err = c.instance_dir / "start-error" if c.instance_dir else None
-            if code == 128 and err is not None and err.exists():
-                rec.reason, rec.message = "StartError", err.read_text().strip()[:1000]
+            start_error = err.read_text().strip() if code == 128 and err is not None and err.exists() else ""
+            if start_error:
+                rec.reason, rec.message = "StartError", start_error[:1000]
                 self.agent.event(self, "Warning", "Failed", f"Error: {rec.message}", c)
             else:
                 rec.reason = "Completed" if code == 0 else "Error"
@@ -1429,6 +1435,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(threadName)s: %(message)s", handlers=handlers
     )
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Unverified HTTPS request")  # the sandbox kubeconfig skips TLS checks
     socket.setdefaulttimeout(None)
     agent = Agent(args)
 

@@ -151,6 +151,8 @@ def setup_root(spec: dict) -> None:
 
 def child(spec: dict) -> None:
     """PID 1 of the container: set up its view, then exec (never returns)."""
+    # Opened before pivot_root (the host's paths are gone after it), closed on exec.
+    errfd = os.open(spec["errfile"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         for sig in FORWARDED:
@@ -168,10 +170,8 @@ def child(spec: dict) -> None:
         if isinstance(exc, FileNotFoundError) and spec.get("argv"):
             message = f'exec: "{spec["argv"][0]}": executable file not found in $PATH'
         try:
-            with open(spec["errfile"], "w") as f:
-                f.write(message + "\n")
-                if not isinstance(exc, OSError):
-                    f.write(traceback.format_exc())
+            text = message + "\n" + ("" if isinstance(exc, OSError) else traceback.format_exc())
+            os.write(errfd, text.encode())
         finally:
             os._exit(128)
 

@@ -66,7 +66,8 @@ class ContainerRecord:
             "imageID": "",
             "state": state,
             "lastState": {"terminated": self.last_terminated} if self.last_terminated else {},
-            "ready": self.ready,
+            # a completed init container reports ready, as the kubelet's prober manager sets it
+            "ready": self.succeeded() if self.init and not self.sidecar else self.ready,
             "restartCount": self.restart_count,
             "started": self.started,
         }
@@ -144,13 +145,16 @@ def _condition(old: Mapping[str, Mapping[str, Any]], ctype: str, ok: bool, reaso
     status = "True" if ok else "False"
     prev = old.get(ctype)
     since = prev.get("lastTransitionTime") if prev and prev.get("status") == status else now()
-    cond: dict[str, Any] = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
-    if not ok and reason:
-        cond["reason"] = reason
-        if message:
-            cond["message"] = message
-    elif ok and reason == "PodCompleted":
-        cond["reason"] = reason
+    # reason and message are always written (null when none): a strategic merge patch keeps keys it is not given,
+    # so a condition turning True would otherwise keep the reason it had while False.
+    cond: dict[str, Any] = {
+        "type": ctype,
+        "status": status,
+        "lastProbeTime": None,
+        "lastTransitionTime": since,
+        "reason": reason if (not ok and reason) or reason == "PodCompleted" else None,
+        "message": message if (not ok and reason and message) else None,
+    }
     return cond
 
 
