@@ -269,7 +269,7 @@ class PodWorker(threading.Thread):
         try:
             self.loop()
         except Exception:
-            log.exception("%s: pod worker failed; stopping its containers", self.name)
+            log.exception("pod worker failed; stopping its containers")
             self.kill_all(MIN_GRACE)
         finally:
             self.cleanup()
@@ -311,7 +311,7 @@ class PodWorker(threading.Thread):
             try:
                 self.sync()
             except Exception as exc:  # one pod's trouble never stops the agent
-                log.exception("%s: sync failed", self.name)
+                log.exception("sync failed")
                 self.agent.event(self, "Warning", "FailedSync", f"error syncing pod: {exc}")
             phase = self.write_status()
             if phase in ("Succeeded", "Failed"):
@@ -352,7 +352,7 @@ class PodWorker(threading.Thread):
                 if str(exc) != self.volume_error:
                     self.volume_error = str(exc)
                     self.agent.event(self, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
-                    log.warning("%s: %s", self.name, exc)
+                    log.warning("%s", exc)
                 for c in self.inits + self.containers:
                     if c.rec.state == "waiting" and c.rec.reason in ("ContainerCreating", "PodInitializing"):
                         c.rec.message = ""
@@ -389,7 +389,7 @@ class PodWorker(threading.Thread):
         (etc / "hosts").write_text(self.hosts_file())
         (etc / "resolv.conf").write_text(self.resolv_conf(host_network))
         self.view.sandbox_ready = True
-        log.info("%s: sandbox ready, IP %s on lo", self.name, self.pod_ip)
+        log.info("sandbox ready, IP %s on lo", self.pod_ip)
 
     def hosts_file(self) -> str:
         lines = [
@@ -491,7 +491,7 @@ class PodWorker(threading.Thread):
         try:
             planned = self.plan_volumes()
         except agent_volumes.VolumeError as exc:
-            log.info("%s: volume resync: %s", self.name, exc)
+            log.info("volume resync: %s", exc)
             return
         for name, vol in planned.items():
             if vol.files is not None and name in self.volumes:
@@ -676,7 +676,7 @@ class PodWorker(threading.Thread):
         )
         self.agent.event(self, "Normal", "Created", f"Created container {c.name}", c)
         self.agent.event(self, "Normal", "Started", f"Started container {c.name}", c)
-        log.info("%s: started %s (shim pid %d): %s", self.name, c.name, proc.pid, " ".join(argv)[:300])
+        log.info("started %s (shim pid %d): %s", c.name, proc.pid, " ".join(argv)[:300])
 
     def volumes_at(self, path: str, spec: Mapping[str, Any]) -> bool:
         return any(vm.get("mountPath", "").rstrip("/") == path for vm in spec.get("volumeMounts") or [])
@@ -699,6 +699,7 @@ class PodWorker(threading.Thread):
             if code < 0:
                 code = 128 - code
             c.stopped.set()
+            c.stopping, c.kill_reason = False, ""
             rec = c.rec
             rec.state, rec.exit_code, rec.finished_at = "terminated", code, now()
             rec.ready = False
@@ -713,7 +714,7 @@ class PodWorker(threading.Thread):
                 rec.reason = "Completed" if code == 0 else "Error"
             if c.last_start and time.monotonic() - c.last_start > BACKOFF_RESET:
                 c.backoff = 0.0
-            log.info("%s: container %s exited %d (%s)", self.name, c.name, code, rec.reason)
+            log.info("container %s exited %d (%s)", c.name, code, rec.reason)
             self.wake.set()
 
     def handle_kills(self) -> None:
@@ -883,7 +884,7 @@ class PodWorker(threading.Thread):
         except KubeError as exc:
             if exc.status == 404:
                 self.removed = True
-            log.warning("%s: status not written: %s", self.name, exc)
+            log.warning("status not written: %s", exc)
         return str(new["phase"])
 
 
