@@ -700,6 +700,7 @@ class PodWorker(threading.Thread):
                 code = 128 - code
             c.stopped.set()
             c.stopping, c.kill_reason = False, ""
+            self.agent.untrack(c.proc.pid)
             rec = c.rec
             rec.state, rec.exit_code, rec.finished_at = "terminated", code, now()
             rec.ready = False
@@ -972,6 +973,9 @@ class Agent:
 
     def track(self, pid: int, spec: Path) -> None:
         (self.run_dir / "pids" / f"{pid}.json").write_text(json.dumps({"pid": pid, "spec": str(spec)}))
+
+    def untrack(self, pid: int) -> None:
+        (self.run_dir / "pids" / f"{pid}.json").unlink(missing_ok=True)
 
     def stop_leftovers(self) -> None:
         """Shims of this run dir still running (a previous agent that was killed, or a stuck worker): by PID, after
