@@ -644,6 +644,7 @@ def test_images_resolve_to_processes(tmp_path: Path) -> None:
     assert py.env["PATH"].startswith("/opt/project-venv/bin:") and py.cmd == ["python3"]
     sg = r.resolve("lmsysorg/sglang:v0.4.4-cu124")
     assert sg.release == "0.4.4" and sg.pythonpath == [str(tmp_path / "overlays" / "0.4.4")]
+    assert sg.binds == ["/opt/project-venv", str(tmp_path / "overlays" / "0.4.4")]  # visible in the container
     r.resolve("docker.io/lmsysorg/sglang:v0.4.4-cu121")
     assert builds == ["0.4.4"]  # one overlay per release
     env = agent_images.container_env(sg, {"PYTHONPATH": "/app", "A": "1"})

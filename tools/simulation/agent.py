@@ -622,7 +622,8 @@ class PodWorker(threading.Thread):
                 {"source": str(self.dir / "etc" / "hostname"), "target": "/etc/hostname"},
                 {"source": str(self.dir / "etc" / "resolv.conf"), "target": "/etc/resolv.conf"},
             ],
-            "mounts": [{"source": m.source, "target": m.target, "readonly": m.readonly} for m in mounts],
+            "mounts": [{"source": m.source, "target": m.target, "readonly": m.readonly} for m in mounts]
+            + [{"source": p, "target": p, "readonly": True} for p in runtime.binds],
             "pidfile": str(inst / "pid"),
             "errfile": str(inst / "start-error"),
         }

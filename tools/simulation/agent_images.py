@@ -126,6 +126,9 @@ class Runtime:
     workdir: str
     env: dict[str, str]
     pythonpath: list[str] = field(default_factory=list)  # first on PYTHONPATH, before the pod's own
+    # Host directories the runtime lives in (the interpreter's environment, the stand-in overlay): bound read-only
+    # at the same path in the container, last, so that no volume (an emptyDir on /tmp, say) hides them.
+    binds: list[str] = field(default_factory=list)
 
 
 OverlayBuilder = Any  # (release: str, dest: Path) -> Path
@@ -181,6 +184,7 @@ class Resolver:
             workdir=entry.workdir,
             env=env,
             pythonpath=pythonpath,
+            binds=[str(bin_dir.parent), *pythonpath],
         )
 
     def overlay(self, release: str) -> Path:

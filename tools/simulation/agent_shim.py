@@ -133,8 +133,8 @@ def setup_root(spec: dict) -> None:
     mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     ro_root = bool(spec.get("readonly_root"))
     ensure("/run", True)
-    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | (MS_RDONLY if ro_root else 0), "mode=755,size=65536k")
-    bind(old + spec["tmp"], "/tmp", readonly=ro_root)
+    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=65536k")
+    bind(old + spec["tmp"], "/tmp")
 
     for f in spec.get("files") or []:
         bind(old + f["source"], f["target"], readonly=bool(f.get("readonly")))
@@ -143,7 +143,9 @@ def setup_root(spec: dict) -> None:
 
     umount(old, MNT_DETACH)
     os.rmdir(old)
-    if ro_root:
+    if ro_root:  # after every mount target was made: /run and /tmp are part of an image's root too
+        mount(None, "/run", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        mount(None, "/tmp", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
         mount(None, "/", None, MS_REMOUNT | MS_RDONLY)
     if spec.get("hostname"):
         sethostname(spec["hostname"])
