@@ -175,6 +175,7 @@ class Container:
     last_start: float = 0.0  # monotonic
     retry_at: float = 0.0  # monotonic: a start that failed before the process (image, config) is retried then
     probes: dict[str, agent_probes.ProbeState] = field(default_factory=dict)
+    post_start: threading.Event = field(default_factory=threading.Event)  # set while its postStart hook runs
 
     @property
     def name(self) -> str:
@@ -370,6 +371,8 @@ class PodWorker(threading.Thread):
                 self.keep_running(c)
         for c in self.containers:
             self.keep_running(c)
+            if c.post_start.is_set():
+                break  # the kubelet starts the next container once this one's postStart hook returned
         self.handle_kills()
 
     def setup_sandbox(self) -> None:
@@ -667,6 +670,12 @@ class PodWorker(threading.Thread):
                     daemon=True,
                     name=f"{kind} probe {self.name}/{c.name}",
                 ).start()
+        post_start = (c.spec.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            c.post_start.set()
+            threading.Thread(
+                target=self.post_start_hook, args=(c, post_start, c.stopped), daemon=True, name=f"postStart {c.name}"
+            ).start()
         what = "stood in" if runtime.entry.run == "sglang" else "runs"
         self.agent.event(
             self,
@@ -760,14 +769,25 @@ class PodWorker(threading.Thread):
                     continue
         self.wake.set()
 
-    def run_hook(self, c: Container, hook: Mapping[str, Any], timeout: int) -> None:
+    def run_hook(self, c: Container, hook: Mapping[str, Any], timeout: int, kind: str = "PreStop") -> bool:
         if "sleep" in hook:
             time.sleep(min(timeout, int(hook["sleep"].get("seconds", 0))))
-            return
+            return True
         probe = dict(hook, timeoutSeconds=timeout)
         ok, message = agent_probes.run_probe(probe, self.pod_ip, c.spec, c.pid(), c.env)
         if not ok:
-            self.agent.event(self, "Warning", "FailedPreStopHook", f"PreStopHook failed: {message}", c)
+            self.agent.event(self, "Warning", f"Failed{kind}Hook", f"{kind}Hook failed: {message}", c)
+        return ok
+
+    def post_start_hook(self, c: Container, hook: Mapping[str, Any], stopped: threading.Event) -> None:
+        """postStart: the container counts as started, but the next one waits for it; a failure kills it."""
+        try:
+            if not self.run_hook(c, hook, self.grace(), "PostStart") and not stopped.is_set():
+                c.kill_reason = f"FailedPostStartHook: container {c.name}"
+                c.kill_grace = self.grace()
+        finally:
+            c.post_start.clear()
+            self.wake.set()
 
     def probe_loop(self, c: Container, kind: str, probe: dict[str, Any], stopped: threading.Event) -> None:
         t = agent_probes.timing(probe)
