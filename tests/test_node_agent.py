@@ -1037,3 +1037,48 @@ def test_pods_run_on_the_agent_node(sandbox) -> None:
     addrs = subprocess.run(["ip", "-n", sandbox.netns, "-o", "-4", "addr"], capture_output=True, text=True).stdout
     assert status["podIP"] + "/32" not in addrs  # the deleted pod's address went with it
     assert "Traceback" not in (sandbox.agent_run / "agent.log").read_text()
+
+
+# --- a pod's own addresses (LD_PRELOAD) -----------------------------------------------------------------------
+
+
+NET_PROBE = """
+import socket, sys
+port = int(sys.argv[1])
+srv = socket.socket(); srv.bind(("0.0.0.0", port)); srv.listen()
+own = socket.socket(); own.bind(("127.0.0.1", port + 1)); own.listen()
+c = socket.create_connection(("127.0.0.1", port)); peer, _ = srv.accept()   # localhost reaches the 0.0.0.0 server
+d = socket.create_connection(("127.0.0.1", port + 1)); own.accept()        # and the pod's own loopback server
+print(srv.getsockname()[0], own.getsockname()[0], c.getpeername()[0], d.getpeername()[0])
+"""
+
+
+def test_pods_get_their_own_addresses(tmp_path: Path) -> None:
+    """Two "pods" bind 0.0.0.0:P and 127.0.0.1:P+1 at once: each gets its own address (pod IPs from 127/8 here, so
+    no root is needed), and connecting to localhost finds the pod's own listener."""
+    from tools.simulation import agent_net
+
+    lib = agent_net.build(tmp_path)
+    if lib is None:
+        pytest.skip("no C compiler to build the sandbox's LD_PRELOAD library")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for ip in ("127.77.0.2", "127.77.0.3"):
+        env = agent_net.pod_env(lib, ip, {"PATH": os.environ["PATH"]})
+        assert env["SANDBOX_LOOPBACK"] == "127." + ".".join(ip.split(".")[1:]) and env["LD_PRELOAD"] == str(lib)
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", NET_PROBE, str(port)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outs = [p.communicate(timeout=30) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0][0].split() == ["127.77.0.2", "127.77.0.2", "127.77.0.2", "127.77.0.2"]
+    assert outs[1][0].split() == ["127.77.0.3", "127.77.0.3", "127.77.0.3", "127.77.0.3"]
+    assert agent_net.pod_env(None, "10.245.0.2", {"A": "1"}) == {"A": "1"}  # no library: nothing changes

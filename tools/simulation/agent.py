@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.simulation import agent_env, agent_images, agent_logs, agent_probes, agent_status, agent_volumes
+from tools.simulation import agent_env, agent_images, agent_logs, agent_net, agent_probes, agent_status, agent_volumes
 from tools.simulation.agent_kube import MERGE, SMP, Kube, KubeError
 from tools.simulation.agent_status import ContainerRecord, PodView, now
 
@@ -590,6 +590,8 @@ class PodWorker(threading.Thread):
             )
             env = agent_images.container_env(runtime, env)
             env.setdefault("HOSTNAME", self.hostname)
+            if not self.spec.get("hostNetwork"):
+                env = agent_net.pod_env(self.agent.netlib, self.pod_ip, env)
             argv = agent_env.command_line(c.spec, runtime.entrypoint, runtime.cmd, env)
             agent_volumes.prepare_subpaths(c.spec, self.volumes, env)
             mounts = agent_volumes.container_mounts(c.spec, self.volumes, env)
@@ -610,6 +612,7 @@ class PodWorker(threading.Thread):
             (inst / d).mkdir(parents=True, exist_ok=True)
         os.chmod(inst / "tmp", 0o1777)
         security = c.spec.get("securityContext") or {}
+        netlib = self.agent.netlib if not self.spec.get("hostNetwork") else None
         shm = self.volumes_at("/dev/shm", c.spec)
         spec = {
             "argv": argv,
@@ -626,7 +629,8 @@ class PodWorker(threading.Thread):
                 {"source": str(self.dir / "etc" / "resolv.conf"), "target": "/etc/resolv.conf"},
             ],
             "mounts": [{"source": m.source, "target": m.target, "readonly": m.readonly} for m in mounts]
-            + [{"source": p, "target": p, "readonly": True} for p in runtime.binds],
+            + [{"source": p, "target": p, "readonly": True} for p in runtime.binds]
+            + ([{"source": str(netlib), "target": str(netlib), "readonly": True}] if netlib else []),
             "pidfile": str(inst / "pid"),
             "errfile": str(inst / "start-error"),
         }
@@ -930,6 +934,7 @@ class Agent:
             venv_dir=args.image_dir.resolve(),
             overlay_dir=self.run_dir / "images" / "sglang",
         )
+        self.netlib = agent_net.build(self.run_dir / "lib")
         self.nodes: dict[str, Node] = {}
         self.workers: dict[str, PodWorker] = {}
         self.finished: set[str] = set()

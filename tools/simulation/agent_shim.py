@@ -11,11 +11,12 @@ namespace is the simulation's, shared like a pod's), forks the container's PID 1
   targets resolved inside the container's root (so /var/run -> /run symlinks resolve there, not on the host);
 - sets the hostname, drops the old root, applies readOnlyRootFilesystem, and execs the command.
 
-The parent stays as the shim: it writes the child's PID (for exec probes: nsenter), forwards SIGTERM/SIGINT/
-SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it and exits with its status (128+N when killed by signal N). The child dies
-with the shim (PR_SET_PDEATHSIG), and when PID 1 ends the kernel ends everything else in its PID namespace. A
-failure before exec (a mount, a missing executable) is written to the spec's ``errfile`` and exits 128, which the
-agent reports as StartError, as the kubelet does.
+The parent stays as the shim, in the agent's mount namespace (the child unshares its own: pivot_root moves the
+root of every process of a mount namespace): it writes the child's PID once the child has exec'd (for exec probes:
+nsenter), forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 to it and exits with its status (128+N when
+killed by signal N). The child dies with the shim (PR_SET_PDEATHSIG), and when PID 1 ends the kernel ends
+everything else in its PID namespace. A failure before exec (a mount, a missing executable) is written to the
+spec's ``errfile`` and exits 128, which the agent reports as StartError, as the kubelet does.
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ def child(spec: dict) -> None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         for sig in FORWARDED:
             signal.signal(sig, signal.SIG_DFL)
+        # The mount and UTS namespaces are the child's alone: pivot_root moves the root of every process of the
+        # mount namespace, and the shim keeps the host's view (it writes the PID file there).
+        unshare(CLONE_NEWNS | CLONE_NEWUTS)
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
         setup_root(spec)
         workdir = spec.get("workdir") or "/"
         os.makedirs(workdir, exist_ok=True)
@@ -181,11 +186,18 @@ def child(spec: dict) -> None:
 def main() -> None:
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWPID)
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    unshare(CLONE_NEWPID)  # for the child: it becomes PID 1 of a new PID namespace
+    # The PID is published once the child has exec'd (the pipe's write end closes on exec, or with the child):
+    # an exec probe entering earlier would find the container's mounts half made.
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
+        os.close(ready_r)
         child(spec)
+    os.close(ready_w)
+    while os.read(ready_r, 1):
+        pass
+    os.close(ready_r)
     with open(spec["pidfile"] + ".tmp", "w") as f:
         f.write(str(pid))
     os.replace(spec["pidfile"] + ".tmp", spec["pidfile"])
