@@ -686,11 +686,14 @@ def test_logs_in_cri_format(tmp_path: Path) -> None:
     r_err, w_err = os.pipe()
     writer = agent_logs.LogWriter(tmp_path / "c" / "0.log")
     writer.start(os.fdopen(r_out, "rb"), os.fdopen(r_err, "rb"))
-    os.write(w_out, b"one\ntwo\n")
     os.write(w_err, b"oops\n")
+    os.close(w_err)
+    deadline = time.monotonic() + 5  # the streams are copied by a thread each: order stdout after stderr
+    while b"oops" not in (tmp_path / "c" / "0.log").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.write(w_out, b"one\ntwo\n")
     os.write(w_out, b"x" * (agent_logs.MAX_LINE + 10) + b"\n")
     os.close(w_out)
-    os.close(w_err)
     assert writer.closed.wait(5)
     data = (tmp_path / "c" / "0.log").read_bytes()
     recs = list(agent_logs.records(data))
