@@ -230,6 +230,7 @@ class PodWorker(threading.Thread):
         self.written: dict[str, Any] | None = None
         self.conditions: dict[str, dict[str, Any]] = {}
         self.init_complete = not self.inits
+        self.cleaned = False
         self.winding_down = False  # the pod has completed: nothing (re)starts, sidecars are stopped
         self._restore(pod)
 
@@ -294,6 +295,7 @@ class PodWorker(threading.Thread):
                 grace = meta.get("deletionGracePeriodSeconds")
                 self.terminate(self.grace() if grace is None else int(grace))
                 self.write_status(force=True)
+                self.cleanup()  # the sandbox goes before the object, as the kubelet removes it before deleting
                 self.agent.delete_pod(self.ns, self.pod_name, self.uid)
                 return
             deadline = self.spec.get("activeDeadlineSeconds")
@@ -869,6 +871,9 @@ class PodWorker(threading.Thread):
         self.view.terminal = True
 
     def cleanup(self) -> None:
+        if self.cleaned:
+            return
+        self.cleaned = True
         for c in self.inits + self.containers:
             c.stopped.set()
             if c.running and c.proc is not None:
