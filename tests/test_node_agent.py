@@ -893,6 +893,32 @@ spec:
         volumeMounts: [{name: state, mountPath: /state}]
       volumes: [{name: state, emptyDir: {}}]
 ---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: twins}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: twins}}
+  template:
+    metadata: {labels: {app: twins}}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: agent-node-0}
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: server
+        image: python:3.12.8-slim-bookworm
+        # both replicas listen on 0.0.0.0:8080, as in a pod network of their own
+        command:
+        - python3
+        - -c
+        - |
+          import http.server, socket
+          class H(http.server.BaseHTTPRequestHandler):
+              def do_GET(self):
+                  self.send_response(200); self.end_headers(); self.wfile.write(socket.gethostname().encode())
+          http.server.HTTPServer(("0.0.0.0", 8080), H).serve_forever()
+        readinessProbe: {httpGet: {port: 8080}, periodSeconds: 1}
+---
 apiVersion: v1
 kind: Pod
 metadata: {name: lister}
@@ -1031,6 +1057,15 @@ def test_pods_run_on_the_agent_node(sandbox) -> None:
     out = cluster.kubectl("logs", "lister").stdout
     assert lister["status"]["phase"] == "Succeeded", out
     assert out.strip() == "listed ['lister', 'web']"
+
+    def twins_available():
+        dep = cluster.get("deployment", "twins")
+        return dep if (dep.get("status") or {}).get("availableReplicas") == 2 else None
+
+    cluster.wait_for("both twins Ready", twins_available, timeout=60)
+    twins = cluster.get("pods", "-l", "app=twins")["items"]
+    answers = {cluster.exec("curl", "-sf", f"http://{p['status']['podIP']}:8080/").stdout for p in twins}
+    assert answers == {p["metadata"]["name"] for p in twins}  # each on its own address, same port
 
     t0 = time.monotonic()
     cluster.kubectl("delete", "pod", "web", "--wait=true", "--timeout=60s")

@@ -916,6 +916,8 @@ class PodWorker(threading.Thread):
             if exc.status == 404:
                 self.removed = True
             log.warning("status not written: %s", exc)
+        except Exception as exc:  # the API server away for a moment: the containers go on, the status follows
+            log.warning("status not written: %s", exc)
         return str(new["phase"])
 
 
@@ -962,7 +964,17 @@ class Agent:
         (self.run_dir / "pids").mkdir(parents=True, exist_ok=True)
         self.stop_leftovers()
         for name in self.args.node:
-            self.register(name)
+            delay = 1.0
+            while True:  # the starter may start the agent before the API server answers
+                try:
+                    self.register(name)
+                    break
+                except Exception as exc:
+                    log.warning("node %s: cannot register yet (%s); retrying", name, exc)
+                    if self.stopping.wait(delay):
+                        self.shutdown()
+                        return
+                    delay = min(delay * 2, 10)
         cert, key = self.run_dir / "pki" / "kubelet.crt", self.run_dir / "pki" / "kubelet.key"
         agent_logs.self_signed(cert, key, [n.ip for n in self.nodes.values()], "sandbox-agent")
         for node in self.nodes.values():
@@ -1074,6 +1086,7 @@ class Agent:
         capacity = status.get("capacity") or machine_capacity()
         allocatable = status.get("allocatable") or capacity
         self.nodes[name] = Node(name, cidr, ip, dict(allocatable), meta["uid"])
+        self.renew_lease(name)
         self.patch_node_status(name, capacity if not status.get("capacity") else None)
 
     def free_cidr(self) -> str:
@@ -1268,6 +1281,8 @@ class Agent:
         except KubeError as exc:
             if exc.status not in (404, 409):
                 log.warning("pod %s/%s: delete failed: %s", ns, name, exc)
+        except Exception as exc:
+            log.warning("pod %s/%s: delete failed: %s", ns, name, exc)
 
     # --- what containers read -----------------------------------------------------------------------------------
 
