@@ -759,7 +759,10 @@ class PodWorker(threading.Thread):
             os.kill(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
+        capped = False
         while proc.poll() is None and time.monotonic() < deadline:
+            if self.agent.stopping.is_set() and not capped:  # the agent itself is stopping: 5 s at most
+                deadline, capped = min(deadline, time.monotonic() + 5), True
             time.sleep(0.1)
         if proc.poll() is None:
             pid = c.pid()

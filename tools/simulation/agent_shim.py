@@ -144,6 +144,8 @@ def setup_root(spec: dict) -> None:
 
     umount(old, MNT_DETACH)
     os.rmdir(old)
+    # The working directory is part of the image (WORKDIR): made before a read-only root is sealed.
+    os.makedirs(spec.get("workdir") or "/", exist_ok=True)
     if ro_root:  # after every mount target was made: /run and /tmp are part of an image's root too
         mount(None, "/run", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
         mount(None, "/tmp", None, MS_BIND | MS_REMOUNT | MS_RDONLY)
@@ -165,9 +167,7 @@ def child(spec: dict) -> None:
         unshare(CLONE_NEWNS | CLONE_NEWUTS)
         mount(None, "/", None, MS_REC | MS_PRIVATE)
         setup_root(spec)
-        workdir = spec.get("workdir") or "/"
-        os.makedirs(workdir, exist_ok=True)
-        os.chdir(workdir)
+        os.chdir(spec.get("workdir") or "/")
         argv = spec["argv"]
         if not argv:
             raise OSError("no command specified (neither the pod nor the image table gives one)")
