@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from conftest import ROOT, SHARED
+from conftest import ROOT
 
 from tools.simulation import agent_env, agent_images, agent_logs, agent_probes, agent_status, agent_volumes
 from tools.simulation.agent_status import ContainerRecord, PodView
@@ -623,8 +623,8 @@ def test_table_rejects_unknown_keys(tmp_path: Path) -> None:
 
 
 def resolver(tmp_path: Path, builds: list) -> agent_images.Resolver:
-    def build_overlay(release: str, dest: Path) -> Path:  # the stand-in's interface (standins/overlay.py)
-        builds.append(release)
+    def build_overlay(release: str, dest: Path, real_sglang: Path | None = None) -> Path:  # standins/overlay.py's
+        builds.append((release, real_sglang))
         (dest / "sglang").mkdir(parents=True, exist_ok=True)
         return dest
 
@@ -643,12 +643,18 @@ def test_images_resolve_to_processes(tmp_path: Path) -> None:
     py = r.resolve("python:3.12.8-slim-bookworm")
     assert py.env["PATH"].startswith("/opt/project-venv/bin:") and py.cmd == ["python3"]
     sg = r.resolve("lmsysorg/sglang:v0.4.4-cu124")
-    assert sg.release == "0.4.4" and sg.pythonpath == [str(tmp_path / "overlays" / "0.4.4")]
-    assert sg.binds == ["/opt/project-venv", str(tmp_path / "overlays" / "0.4.4")]  # visible in the container
+    overlay = str(tmp_path / "overlays" / "0.4.4")
+    assert sg.release == "0.4.4" and sg.pythonpath == [overlay, str(ROOT)]  # the overlay, then the stand-in's code
+    assert sg.binds == ["/opt/project-venv", overlay, str(ROOT)]  # visible in the container
     r.resolve("docker.io/lmsysorg/sglang:v0.4.4-cu121")
-    assert builds == ["0.4.4"]  # one overlay per release
+    assert builds == [("0.4.4", None)]  # one overlay per release
     env = agent_images.container_env(sg, {"PYTHONPATH": "/app", "A": "1"})
-    assert env["PYTHONPATH"] == f"{tmp_path / 'overlays' / '0.4.4'}:/app"  # the stand-in first, the pod's after
+    assert env["PYTHONPATH"] == f"{overlay}:{ROOT}:/app"  # the stand-in first, the pod's after
+    wheel = tmp_path / "venvs" / "sglang" / "0.5.23"
+    (wheel / "sglang").mkdir(parents=True)
+    (wheel / "sglang" / "__init__.py").touch()
+    r.resolve("lmsysorg/sglang:v0.5.23-cu130")
+    assert builds[-1] == ("0.5.23", wheel)  # the release's real package, when prepared, for bench_serving
     with pytest.raises(agent_images.ImageError, match="needs the SGLang release"):
         r.resolve("lmsysorg/sglang:latest")
     with pytest.raises(agent_images.ImageError, match="agent_images prepare"):
@@ -669,7 +675,7 @@ def test_images_resolve_to_processes(tmp_path: Path) -> None:
 
 
 def test_a_stand_in_that_refuses_its_release_is_an_image_error(tmp_path: Path) -> None:
-    def refuse(release: str, dest: Path) -> Path:
+    def refuse(release: str, dest: Path, real_sglang: Path | None = None) -> Path:
         raise ValueError(f"no flag table for {release}")
 
     r = resolver(tmp_path, [])
@@ -947,17 +953,22 @@ spec:
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    """A simulated cluster (cluster.sh start --sim, one kwok node) in a namespace of its own, and the agent running
-    one node in it; everything stopped (by PID) and the namespace deleted afterwards."""
-    from tools.engine import Cluster, Engine, EngineMissingError
+    """A simulated cluster (the project's sandbox, --sim, one kwok node) in a namespace of its own, and the agent
+    running one node in it; everything stopped (by PID) and the namespace deleted afterwards."""
+    from tools.engine import Cluster, Engine
+    from tools.simulation import binaries
+    from tools.simulation.cluster import Sandbox
 
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("node agent integration test: needs root and iproute2 (a network namespace)")
     try:
-        engine = Engine.find(SHARED)
-    except EngineMissingError as exc:
+        bin_dir = binaries.bin_dir(binaries.CLUSTER)
+    except binaries.FetchError as exc:
         pytest.skip(f"node agent integration test: {exc}")
     netns = f"agent-test-{os.getpid()}"
     base = tmp_path_factory.mktemp("node-agent")
-    cluster = Cluster(engine, base / "run", env={"SGLANG_SIM_NETNS": netns})
+    cluster = Cluster(Engine(bin_dir, ROOT), base / "run")  # no charts here
+    cluster.sandbox = Sandbox(base / "run", netns)
     cluster.start("--nodes", "1", "--pvs", "0")
     try:
         agent_run = base / "agent"

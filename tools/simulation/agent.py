@@ -82,7 +82,7 @@ def check_netns() -> None:
     if names != ["lo"]:
         raise SystemExit(
             f"agent: REFUSED: this network namespace has interfaces besides lo ({', '.join(names)}): run the agent "
-            "inside the simulation's namespace (cluster.sh exec), where nothing can leave the machine"
+            "inside the simulation's namespace (tools/sandbox.py exec), where nothing can leave the machine"
         )
 
 
@@ -594,6 +594,9 @@ class PodWorker(threading.Thread):
             env.setdefault("HOSTNAME", self.hostname)
             if not self.spec.get("hostNetwork"):
                 env = agent_net.pod_env(self.agent.netlib, self.pod_ip, env)
+            if runtime.entry.run == "sglang":  # what the stand-in reads (docs/standin.md)
+                env.setdefault("SGLANG_STANDIN_POD_IP", self.pod_ip)
+                env.setdefault("SGLANG_STANDIN_POD_LABELS", json.dumps(self.pod["metadata"].get("labels") or {}))
             argv = agent_env.command_line(c.spec, runtime.entrypoint, runtime.cmd, env)
             agent_volumes.prepare_subpaths(c.spec, self.volumes, env)
             mounts = agent_volumes.container_mounts(c.spec, self.volumes, env)

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 TABLE = Path(__file__).with_name("images.yaml")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_KINDS = ("python", "sglang", "venv", "none")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RELEASE = re.compile(r"^v?(\d+(?:\.\d+)+(?:\.post\d+|rc\d+|a\d+|b\d+)?)")
@@ -144,6 +145,7 @@ class Resolver:
     venv_dir: Path
     overlay_dir: Path
     overlay_builder: OverlayBuilder | None = None
+    project_root: Path = PROJECT_ROOT
     _overlays: dict[str, Path] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -173,7 +175,8 @@ class Resolver:
         if entry.run == "sglang":
             if not release:
                 raise ImageError(f"image {image}: the stand-in needs the SGLang release in the tag (e.g. v0.4.4-cu124)")
-            pythonpath.append(str(self.overlay(release)))
+            # docs/standin.md: the overlay first, the project (the stand-in's code) after it
+            pythonpath += [str(self.overlay(release)), str(self.project_root)]
         env["PATH"] = f"{bin_dir}:{BASE_PATH}"
         return Runtime(
             image=image,
@@ -200,8 +203,14 @@ class Resolver:
                     raise ImageError(f"the SGLang stand-in is not available ({exc})") from exc
             dest = self.overlay_dir / release
             dest.mkdir(parents=True, exist_ok=True)
+            # The release's real sglang package (pip install --no-deps --target DIR <wheel>), when prepared: the
+            # image's other modules (bench_serving) are then the release's own.
+            real = self.venv_dir / "sglang" / release
             try:
-                path = Path(builder(release, dest))
+                if (real / "sglang" / "__init__.py").is_file():
+                    path = Path(builder(release, dest, real_sglang=real))
+                else:
+                    path = Path(builder(release, dest))
             except Exception as exc:  # the stand-in refuses a release it does not know, etc.
                 raise ImageError(f"the SGLang stand-in for {release} could not be built: {exc}") from exc
             self._overlays[release] = path

@@ -10,7 +10,7 @@ Every volume is a directory under the agent's run dir, bound into each container
 - hostPath: the path under the node's own directory of the run dir (``nodes/<node>/hostpath/<path>``), so two
   pods of one node share it and pods of different nodes do not; ``type`` is checked as the kubelet checks it;
 - persistentVolumeClaim (and generic ephemeral volumes): the bound PV's hostPath when it lies under an allowed
-  root (cluster.sh's PV pool is under its run dir), else a directory of the PV under the run dir.
+  root (the sandbox's PV pool is under its run dir), else a directory of the PV under the run dir.
 Anything else (csi, nfs, iscsi, image...) is refused with a clear message: the pod waits in ContainerCreating.
 """
 
