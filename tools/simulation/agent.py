@@ -288,8 +288,9 @@ class PodWorker(threading.Thread):
             if self.agent.stopping.is_set():
                 self.kill_all(min(self.grace(), 5))
                 return
-            if self.removed:
-                self.kill_all(self.grace())
+            if self.removed:  # gone from the API (a forced delete): its deletion grace period if it had one
+                grace = meta.get("deletionGracePeriodSeconds")
+                self.kill_all(self.grace() if grace is None else max(MIN_GRACE, int(grace)))
                 return
             if meta.get("deletionTimestamp"):
                 grace = meta.get("deletionGracePeriodSeconds")
