@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import socket
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -35,10 +36,22 @@ class NotLoopbackError(OSError):
 
 
 def is_loopback(address: str) -> bool:
+    """127.0.0.0/8 and ::1, or an address assigned to the ``lo`` interface: in the sandbox a pod's IP is a /32 on
+    ``lo`` (the API server refuses 127.0.0.0/8 in Endpoints), and there ``lo`` is the namespace's only interface."""
     try:
-        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
+    return ip.is_loopback or str(ip) in _lo_addresses()
+
+
+def _lo_addresses() -> set[str]:
+    # Read at every call: the node agent adds a pod's address when the pod starts.
+    try:
+        out = subprocess.run(["ip", "-j", "addr", "show", "dev", "lo"], capture_output=True, text=True, timeout=5)
+        return {a["local"] for link in json.loads(out.stdout or "[]") for a in link.get("addr_info", [])}
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return set()
 
 
 def bind_address(host: str | None) -> str:
