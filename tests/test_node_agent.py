@@ -674,6 +674,16 @@ def test_images_resolve_to_processes(tmp_path: Path) -> None:
         r.resolve("nvcr.io/nvidia/gpu-operator:v24.9.1")
 
 
+def test_placeholders_stand_for_the_images_kept_off_agent_nodes(tmp_path: Path) -> None:
+    r = resolver(tmp_path, [])
+    r.placeholders = True
+    op = r.resolve("nvcr.io/nvidia/gpu-operator:v24.9.1")
+    assert (op.entry.run, op.entry.placement, op.entrypoint, op.pythonpath) == ("placeholder", "kwok", [], [])
+    # Only placement kwok: an image the table does not know is still refused.
+    with pytest.raises(agent_images.ImageError, match="not in the sandbox's image table"):
+        r.resolve("nginx:1.27")
+
+
 def test_a_stand_in_that_refuses_its_release_is_an_image_error(tmp_path: Path) -> None:
     def refuse(release: str, dest: Path, real_sglang: Path | None = None) -> Path:
         raise ValueError(f"no flag table for {release}")

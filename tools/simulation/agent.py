@@ -176,6 +176,8 @@ class Container:
     retry_at: float = 0.0  # monotonic: a start that failed before the process (image, config) is retried then
     probes: dict[str, agent_probes.ProbeState] = field(default_factory=dict)
     post_start: threading.Event = field(default_factory=threading.Event)  # set while its postStart hook runs
+    # Its image is one the sandbox does not run (images.yaml placement kwok): a placeholder process, probes passed.
+    placeholder: bool = False
 
     @property
     def name(self) -> str:
@@ -599,6 +601,11 @@ class PodWorker(threading.Thread):
                 env.setdefault("SGLANG_STANDIN_POD_IP", self.pod_ip)
                 env.setdefault("SGLANG_STANDIN_POD_LABELS", json.dumps(self.pod["metadata"].get("labels") or {}))
             argv = agent_env.command_line(c.spec, runtime.entrypoint, runtime.cmd, env)
+            c.placeholder = runtime.entry.run == "placeholder"
+            if c.placeholder:
+                # What kwok gives such a pod: a container that runs (an init container or a Job's pod completes).
+                job = any(o.get("kind") == "Job" for o in self.pod["metadata"].get("ownerReferences") or [])
+                argv = ["true"] if (c.rec.init and not c.rec.sidecar) or job else ["sleep", "infinity"]
             agent_volumes.prepare_subpaths(c.spec, self.volumes, env)
             mounts = agent_volumes.container_mounts(c.spec, self.volumes, env)
         except (agent_env.EnvError, agent_volumes.VolumeError, ValueError) as exc:
@@ -815,7 +822,10 @@ class PodWorker(threading.Thread):
             if kind == "startup" and c.rec.started:
                 return
             try:
-                ok, message = agent_probes.run_probe(probe, self.pod_ip, c.spec, c.pid(), c.env)
+                if c.placeholder:  # nothing of the image runs to answer it
+                    ok, message = True, ""
+                else:
+                    ok, message = agent_probes.run_probe(probe, self.pod_ip, c.spec, c.pid(), c.env)
             except Exception as exc:  # a probe's own failure is a failed probe
                 ok, message = False, f"probe error: {exc}"
             if stopped.is_set():
@@ -947,6 +957,7 @@ class Agent:
             python_prefix=Path(sys.prefix),
             venv_dir=args.image_dir.resolve(),
             overlay_dir=self.run_dir / "images" / "sglang",
+            placeholders=args.placeholders,
         )
         self.netlib = agent_net.build(self.run_dir / "lib")
         self.nodes: dict[str, Node] = {}
@@ -1476,6 +1487,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         help="PV hostPaths under this dir are used as they are (default: the run dir, $SGLANG_SIM_RUN)",
+    )
+    p.add_argument(
+        "--placeholders",
+        action="store_true",
+        help="run a placeholder for images the table keeps on kwok nodes (they get Running/Ready as on kwok)",
     )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)

@@ -146,6 +146,10 @@ class Resolver:
     overlay_dir: Path
     overlay_builder: OverlayBuilder | None = None
     project_root: Path = PROJECT_ROOT
+    # Images the table keeps off agent nodes (placement kwok) run a placeholder instead of being refused: the pod
+    # gets what kwok would give it (Running and Ready, a Job's pod Succeeded) without its program. The sandbox
+    # turns this on, since the scheduler cannot know which pods are the add-ons' own.
+    placeholders: bool = False
     _overlays: dict[str, Path] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -154,6 +158,16 @@ class Resolver:
         entry = next((e for e in self.table if e.matches(ref)), None)
         if entry is None:
             raise ImageError(f"image {image} is not in the sandbox's image table (tools/simulation/images.yaml)")
+        if entry.run == "none" and self.placeholders and entry.placement.startswith("kwok"):
+            return Runtime(
+                image=image,
+                entry=Entry(entry.repository, "placeholder", placement=entry.placement, why=entry.why),
+                release=release_of(ref.tag),
+                entrypoint=[],
+                cmd=[],
+                workdir="",
+                env={"PATH": BASE_PATH},
+            )
         if entry.run == "none":
             where = f" ({entry.placement})" if entry.placement else ""
             raise ImageError(f"image {image} is not run on agent nodes{where}: {' '.join(entry.why.split())}")
