@@ -4,7 +4,8 @@ namespace whose only interface is loopback.
 
     sudo -E python tools/sandbox.py up --stack-file Pulumi.dev.yaml [--secret KEY=VALUE ...] [--timeout S]
                                        # start it if needed, deploy the stack with the real engine (the overrides the
-                                       # simulation needs printed), wait for every pod Ready, print the outputs (JSON)
+                                       # simulation needs printed), wait for every pod Ready, print the outputs (JSON);
+                                       # with --serve the GPU nodes' pods really run (the node agent, stand-ins)
     sudo -E python tools/sandbox.py start [--nodes 3 --gpus 8 ...]   # etcd, kube-apiserver, controllers, scheduler,
                                                                      # kwok GPU nodes, the LWS controller
     sudo -E python tools/sandbox.py exec -- kubectl get nodes        # any command inside the namespace
@@ -13,7 +14,8 @@ namespace whose only interface is loopback.
     python tools/sandbox.py binaries list|fetch|check [NAME ...]     # the pinned binaries (simulation/binaries.py)
 
 Options of ``start``: --nodes N (2) --gpus N (8) --rdma N (4) --cpu N (192) --memory Q (2Ti) --node-labels k=v,...
---node-taints k=v:NoSchedule,... --pvs N (8) --pv-size Q (1Ti) --pv-class NAME ("") --crd PATH (repeatable) --fresh.
+--node-taints k=v:NoSchedule,... --pvs N (8) --pv-size Q (1Ti) --pv-class NAME ("") --crd PATH (repeatable) --fresh
+--serve (the node agent runs the GPU nodes: their pods' processes really run) --image-dir DIR (its prepared venvs).
 Global: --run-dir DIR (default $SGLANG_SIM_RUN or /tmp/sglang-sim), --netns NAME (default $SGLANG_SIM_NETNS or
 sglang-sim). Binaries come from ENGINE_BIN or the project's cache (``binaries fetch``).
 """

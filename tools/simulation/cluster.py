@@ -43,7 +43,17 @@ LWS_HEALTH_PORT = 18081
 SERVICE_CIDR = "10.0.0.0/24"
 ADMIN_TOKEN = "sglang-sim-admin-token"
 # Start order; stop goes the other way.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "lws-controller")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "lws-controller",
+    "node-agent",
+)
+# The node agent's pods get addresses from here (a /24 per node, each a /32 on lo).
+POD_CIDR = "10.245.0.0/16"
 # The LWS v0.10.0 controller also watches DisaggregatedSets: without their CRDs it exits after two minutes.
 LWS_CRDS = ("lws-v0.10.0.yaml", "lws-v0.10.0-disaggregatedsets.yaml", "lws-v0.10.0-disaggregatedsetrolescalers.yaml")
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy")
@@ -77,6 +87,10 @@ class Options:
     pv_class: str = ""
     crds: list[str] = field(default_factory=list)
     fresh: bool = False
+    # Serve: the GPU nodes are the node agent's (their pods really run: tools/simulation/agent.py), not kwok's.
+    serve: bool = False
+    # Where the agent finds the prepared virtualenvs of venv images (the gateway's), made before the namespace.
+    image_dir: str = ""
 
     @classmethod
     def parse(cls, argv: Sequence[str]) -> Options:
@@ -91,6 +105,8 @@ class Options:
                 opts.fresh = True
             elif word == "--controllers":
                 opts.controllers = True
+            elif word == "--serve":
+                opts.serve = True
             elif word in _VALUED:
                 if not words:
                     raise SandboxError(f"start: {word} needs a value")
@@ -118,6 +134,7 @@ _VALUED: dict[str, Any] = {
     "--pv-size": lambda o, v: setattr(o, "pv_size", v),
     "--pv-class": lambda o, v: setattr(o, "pv_class", v),
     "--crd": lambda o, v: o.crds.append(str(Path(v).resolve())),
+    "--image-dir": lambda o, v: setattr(o, "image_dir", str(Path(v).resolve())),
 }
 
 
@@ -231,7 +248,10 @@ class Sandbox:
         return False
 
     def start_daemon(self, name: str, exe: Path, args: Sequence[str], env: dict[str, str] | None = None) -> int:
-        """Start ``exe`` inside the namespace as component ``name``; its PID recorded once it is checked there."""
+        """Start ``exe`` inside the namespace as component ``name``; its PID recorded once it is checked there.
+        ``exe`` runs as given (a virtualenv's python must be called by its own path); the checks compare the
+        binary it resolves to."""
+        command = str(Path(exe).absolute())
         exe = Path(exe).resolve()
         if self.alive(name):
             log(f"{name} already running (pid {self._pid_file(name).read_text().strip()})")
@@ -240,7 +260,7 @@ class Sandbox:
         self._save_state(exes=exes)
         logfile = open(self.run / "logs" / f"{name}.log", "ab")
         proc = subprocess.Popen(
-            self.in_netns([str(exe), *args], env),
+            self.in_netns([command, *args], env),
             stdin=subprocess.DEVNULL,
             stdout=logfile,
             stderr=subprocess.STDOUT,
@@ -455,6 +475,8 @@ class Sandbox:
             ],
         )
         self.apply(gpu_nodes(opts))
+        if opts.serve:
+            self._start_agent(opts)
         if opts.pvs > 0:
             for i in range(opts.pvs):
                 (run / "pv" / f"sim-pv-{i}").mkdir(parents=True, exist_ok=True)
@@ -489,6 +511,26 @@ class Sandbox:
         self.apply(lws_webhooks(base64.b64encode((certs / "tls.crt").read_bytes()).decode()))
         self.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s")
         log(f"{opts.nodes} GPU nodes Ready ({opts.gpus} GPUs each), LWS webhooks at 127.0.0.1:{LWS_WEBHOOK_PORT}")
+
+    def _start_agent(self, opts: Options) -> None:
+        """The node agent for every GPU node: their pods run as processes in this namespace."""
+        nodes = [n["metadata"]["name"] for n in gpu_nodes(opts)]
+        args = ["-m", "tools.simulation.agent", f"--kubeconfig={self.kubeconfig}", f"--run-dir={self.run / 'agent'}"]
+        args += [f"--node={n}" for n in nodes]
+        args += [f"--pod-cidr={POD_CIDR}", "--placeholders", f"--kubernetes-service=127.0.0.1:{API_PORT}"]
+        if opts.image_dir:
+            args.append(f"--image-dir={opts.image_dir}")
+        (self.run / "agent").mkdir(exist_ok=True)
+        self.start_daemon("node-agent", Path(sys.executable), args, env={"PYTHONPATH": str(ROOT)})
+        self._wait(
+            "the node agent's nodes Ready",
+            lambda: (
+                self.kubectl("wait", "--for=condition=Ready", "node", *nodes, "--timeout=5s", check=False).returncode
+                == 0
+            ),
+            120,
+            component="node-agent",
+        )
 
     def _curl(self, url: str, insecure: bool = False) -> bool:
         argv = ["curl", "-s", "-o", "/dev/null", "-m", "3", *(["-k"] if insecure else ["-f"]), url]
@@ -639,7 +681,9 @@ def gpu_nodes(opts: Options) -> list[dict]:
                 "kind": "Node",
                 "metadata": {
                     "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                    # kwok runs the nodes annotated for it; the node agent the others (their pods really run).
+                    "annotations": {"node.alpha.kubernetes.io/ttl": "0"}
+                    | ({} if opts.serve else {"kwok.x-k8s.io/node": "fake"}),
                     "labels": labels,
                 },
                 "spec": spec,

@@ -170,6 +170,17 @@ def sim_options(name: str, values: dict[str, Any]) -> list[str]:
     return list(SIM.get(name, ("--nodes", "3", "--pvs", "6", "--pv-size", "300Gi", *GFD)))
 
 
+def prepare_images(values: dict[str, Any], dest: Path) -> None:
+    """The virtualenvs of the stack's venv images (the gateway's release), made before the namespace: there is no
+    PyPI inside it."""
+    from tools.sim_stacks import _config
+    from tools.simulation import agent_images
+
+    cfg = _config(values)
+    dest.mkdir(parents=True, exist_ok=True)
+    agent_images.prepare([cfg.versions.gateway_image], dest, agent_images.load_table())
+
+
 def up(
     stack_file: Path, secrets: dict[str, str], sandbox: Sandbox, charts: Path, timeout: float, extra: list[str]
 ) -> dict[str, Any]:
@@ -178,7 +189,11 @@ def up(
     name = stack_name(stack_file)
     values = stack_values(stack_file)
     if not sandbox.alive("kube-apiserver"):
-        sandbox.start(Options.parse(["--sim", *sim_options(name, values), *extra]))
+        images = sandbox.run / "images"
+        prepare_images(values, images)
+        sandbox.start(
+            Options.parse(["--sim", "--serve", "--image-dir", str(images), *sim_options(name, values), *extra])
+        )
     if (
         any(
             (g.get("modelVolume") or {}).get("storageClassName") == "nfs-client"
