@@ -51,6 +51,17 @@ COREDNS_VERSION = "v1.15.0"
 MIN_GO = (1, 26)
 
 
+def default_bin_dir() -> Path:
+    """Where the sandbox and the tests take the binaries from: SGLANG_SIM_NET_BIN, else beside the engine's cache
+    (one directory for every recipe version: each binary's marker says which recipe built it)."""
+    if os.environ.get("SGLANG_SIM_NET_BIN"):
+        return Path(os.environ["SGLANG_SIM_NET_BIN"])
+    cache = os.environ.get("SGLANG_ENGINE_CACHE") or (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sglang-engine"
+    )
+    return Path(cache) / "simulation" / "bin"
+
+
 def kube_ldflags(version: str = KUBE_VERSION) -> str:
     """What Kubernetes' own build stamps (hack/lib/version.sh), so `kube-proxy --version` names the release; the
     same values as the engine's binaries. A fixed build date keeps the binary reproducible."""
