@@ -10,17 +10,20 @@ host's netfilter rules and sysctls unchanged; it skips unless it runs as root wi
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import shutil
 import socket
 import struct
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SHARED, unavailable
 
 from tools.simulation import gobuild, net
 
@@ -372,3 +375,253 @@ def test_dns_replies_with_compressed_names_decode():
     assert reply.answers == [("PTR", "kubernetes.default.svc.cluster.local"), ("SRV", "443 1.0.0.10.in-addr.arpa")]
     with pytest.raises(ValueError, match="id"):
         net.decode_reply(_reply(query, 0, []), 8)
+
+
+# --- integration: kube-proxy and CoreDNS in the simulation's netns ------------------------------------------------
+
+NETNS = "simnet-test"  # not the sandbox's or the e2e suite's: this test may run beside them
+NODE = "net-node"  # a Node no kwok manages: what the node agent's nodes will be
+NODE_IP = "10.246.0.1"
+POD_IP = "10.245.0.5"  # the "pod" behind my-svc: a python http.server bound to it
+LEADER_IP = "10.245.0.7"  # the LWS-style leader pod's IP (no process: DNS only)
+VOLATILE_SYSCTLS = {"nf_conntrack_count"}
+
+
+def host_network_state() -> dict[str, str]:
+    """What kube-proxy could change on the host if it escaped its namespace: the netfilter rulesets (nft,
+    iptables-nft and -legacy, ip6tables) and the conntrack/routing sysctls, read from this (the host's) netns."""
+    state = {}
+    for name, argv in {
+        "nft": ["nft", "list", "ruleset"],
+        "iptables": ["iptables-save"],
+        "iptables-legacy": ["iptables-legacy-save"],
+        "ip6tables": ["ip6tables-save"],
+    }.items():
+        if shutil.which(argv[0]):
+            state[name] = subprocess.run(argv, capture_output=True, text=True).stdout
+    for path in [*Path("/proc/sys/net/netfilter").glob("*"), Path("/sys/module/nf_conntrack/parameters/hashsize")]:
+        if path.name not in VOLATILE_SYSCTLS and path.is_file():
+            state[str(path)] = path.read_text()
+    for key in ("route_localnet", "rp_filter", "forwarding"):
+        state[key] = Path(f"/proc/sys/net/ipv4/conf/all/{key}").read_text()
+    return state
+
+
+def _connect(cluster, address: str, port: int) -> str:
+    """Inside the netns: how a TCP connect to address:port ends ('connected', or the error), within 3 s."""
+    code = (
+        "import socket\n"
+        "s = socket.socket(); s.settimeout(3)\n"
+        f"try:\n    s.connect(({address!r}, {port})); print('connected')\n"
+        "except OSError as e:\n    print(type(e).__name__, e.strerror or e)\n"
+    )
+    return cluster.exec("python3", "-c", code).stdout.strip()
+
+
+def _http_get(cluster, url: str) -> str:
+    result = cluster.exec("curl", "-sS", "-m", "5", url, check=False)
+    return result.stdout if result.returncode == 0 else f"curl exit {result.returncode}: {result.stderr.strip()}"
+
+
+def _dns(cluster, name: str, qtype: str = "A", server: str = net.DNS_SERVICE_IP) -> net.DnsReply:
+    out = cluster.exec(sys.executable, "-m", "tools.simulation.net", "dns", server, name, qtype, cwd=ROOT).stdout
+    rcode, *answers = out.split()
+    return net.DnsReply(rcode, [(kind, value) for kind, _, value in (a.partition("=") for a in answers)])
+
+
+def _with_resolv_conf(cluster, resolv: Path, script: str) -> str:
+    """script (sh) inside the netns, in a mount namespace of its own where resolv is /etc/resolv.conf: the
+    host's file is never touched (unshare --mount makes the bind mount private)."""
+    wrapped = f"mount --bind {resolv} /etc/resolv.conf && {script}"
+    return cluster.exec("unshare", "--mount", "sh", "-c", wrapped).stdout
+
+
+def test_services_and_dns_work_in_the_netns(tmp_path):
+    from tools.engine import Cluster, Engine, EngineMissingError
+
+    if os.geteuid() != 0:
+        unavailable("kube-proxy and CoreDNS in the netns: needs root (ip netns, nftables); CI runs it as root")
+    missing_tools = [t for t in ("ip", "nft", "unshare", "curl", "getent") if not shutil.which(t)]
+    if missing_tools:
+        unavailable(
+            f"kube-proxy and CoreDNS in the netns: {', '.join(missing_tools)} missing (apt-get install "
+            "iproute2 nftables util-linux curl)"
+        )
+    try:
+        engine = Engine.find(SHARED)
+    except EngineMissingError as exc:
+        unavailable(f"kube-proxy and CoreDNS in the netns: {exc}")
+    bin_dir = gobuild.default_bin_dir()
+    stale = [n for n, r in gobuild.RECIPES.items() if not gobuild.up_to_date(bin_dir, r)]
+    if stale:
+        unavailable(
+            f"kube-proxy and CoreDNS in the netns: {', '.join(stale)} not built by the current recipe in {bin_dir}: "
+            f"python -m tools.simulation.gobuild {bin_dir}"
+        )
+
+    before = host_network_state()
+    run_dir = tmp_path / "run"
+    cluster = Cluster(engine, run_dir, env={"SGLANG_SIM_NETNS": NETNS})
+    cluster.start("--nodes", "1")
+    try:
+        _prove(cluster, bin_dir, tmp_path)
+    finally:
+        cluster.stop()  # the test's daemons by their PIDs, then cluster.sh stop (which deletes the netns)
+    assert host_network_state() == before, "the host's netfilter rules or conntrack sysctls changed"
+    assert NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def _prove(cluster, bin_dir: Path, tmp_path: Path) -> None:
+    kubeconfig = cluster.run_dir / "kubeconfig"
+
+    # Without the route, a ClusterIP is unreachable before netfilter could rewrite it.
+    assert _connect(cluster, "10.0.0.1", 443) == "OSError Network is unreachable"
+    net.service_route_setup(NETNS)
+    net.address_setup(NETNS, [net.COREDNS_ADDRESS, NODE_IP, POD_IP, LEADER_IP])
+    net.check_netns(NETNS, probes=("10.0.0.1", net.DNS_SERVICE_IP, "10.0.0.254"))
+    route = subprocess.run(["ip", "-n", NETNS, "route", "get", "10.0.0.1"], capture_output=True, text=True).stdout
+    assert " dev lo " in route, route
+
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}}}
+    cluster.apply([node, *net.kube_dns_objects()])
+    status = {"status": {"addresses": [{"type": "InternalIP", "address": NODE_IP}]}}
+    cluster.kubectl("patch", "node", NODE, "--subresource=status", "--type=merge", "-p", yaml.safe_dump(status))
+
+    net_dir = cluster.run_dir / "net"
+    cluster.spawn("kube-proxy", *net.kube_proxy_args(net_dir, kubeconfig, NODE, binary=bin_dir / "kube-proxy"))
+    cluster.spawn("coredns", *net.coredns_args(net_dir, kubeconfig, binary=bin_dir / "coredns"))
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("served by the pod at 10.245.0.5\n")
+    cluster.spawn("http-server", "python3", "-m", "http.server", "8000", "--bind", POD_IP, "--directory", str(www))
+    for what, url in (("kube-proxy", net.KUBE_PROXY_HEALTHZ + "/healthz"), ("CoreDNS", net.COREDNS_READY + "/ready")):
+        cluster.wait_for(
+            f"{what} ready",
+            lambda u=url: cluster.exec("curl", "-sf", f"http://{u}", check=False).returncode == 0,
+            timeout=60,
+        )
+
+    # A Service whose EndpointSlice names the pod's address answers at its ClusterIP, through kube-proxy's DNAT.
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "my-svc", "namespace": "default"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8000, "protocol": "TCP"}]},
+    }
+    endpoints = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "addressType": "IPv4",
+        "metadata": {
+            "name": "my-svc-1",
+            "namespace": "default",
+            "labels": {
+                "kubernetes.io/service-name": "my-svc",
+                "endpointslice.kubernetes.io/managed-by": "test.sglang-platform",
+            },
+        },
+        "endpoints": [{"addresses": [POD_IP], "conditions": {"ready": True}}],
+        "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}],
+    }
+    empty = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "no-endpoints", "namespace": "default"},
+        "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+    }
+    cluster.apply([svc, endpoints, empty])
+    cluster_ip = cluster.get("service", "my-svc")["spec"]["clusterIP"]
+    cluster.wait_for(
+        "my-svc through its ClusterIP",
+        lambda: "served by the pod" in _http_get(cluster, f"http://{cluster_ip}/"),
+        timeout=30,
+    )
+    rules = subprocess.run(
+        ["ip", "netns", "exec", NETNS, "nft", "list", "table", "ip", "kube-proxy"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"{cluster_ip} . tcp . 80 : goto service-" in rules and f"{POD_IP} . 8000" in rules
+    # kube-proxy's REJECT for a Service without endpoints reaches the client at once (the local route).
+    empty_ip = cluster.get("service", "no-endpoints")["spec"]["clusterIP"]
+    cluster.wait_for(
+        "no-endpoints refused",
+        lambda: _connect(cluster, empty_ip, 80) == "ConnectionRefusedError Connection refused",
+        timeout=30,
+    )
+
+    # CoreDNS, asked at kube-dns's ClusterIP (UDP, through kube-proxy): Services, reverse, nothing outside.
+    assert _dns(cluster, "my-svc.default.svc.cluster.local") == net.DnsReply("NOERROR", [("A", cluster_ip)])
+    assert _dns(cluster, "huggingface.co") == net.DnsReply("NXDOMAIN", [])
+    assert _dns(cluster, "1.0.0.10.in-addr.arpa", "PTR") == net.DnsReply(
+        "NOERROR", [("PTR", "kubernetes.default.svc.cluster.local")]
+    )
+    assert _dns(cluster, "8.8.8.8.in-addr.arpa", "PTR").rcode == "NXDOMAIN"  # not SERVFAIL: the empty zone
+
+    # The resolver of a pod (resolv.conf as the kubelet writes it): getent, Python, and curl by name.
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(net.resolv_conf("default"))
+    out = _with_resolv_conf(
+        cluster,
+        resolv,
+        (
+            "getent hosts my-svc.default.svc.cluster.local; "
+            "python3 -c \"import socket; print('py', socket.getaddrinfo('my-svc.default.svc.cluster.local', 80,"
+            ' proto=socket.IPPROTO_TCP)[0][4][0])"; '
+            "curl -sS -m 5 http://my-svc/; getent hosts example.com || echo example.com not found"
+        ),
+    )
+    assert out.splitlines() == [
+        f"{cluster_ip}      my-svc.default.svc.cluster.local",
+        f"py {cluster_ip}",
+        "served by the pod at 10.245.0.5",
+        "example.com not found",
+    ], out
+
+    # LWS's leader address: a headless Service (as LWS makes it) and a pod with hostname and subdomain; the
+    # EndpointSlice controller (kube-controller-manager) publishes the hostname once the pod has an IP. No kubelet
+    # runs here, so the pod's status is written by hand, as the node agent will write it.
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "mylws", "namespace": "default"},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": {"app": "mylws"}},
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "mylws-0", "namespace": "default", "labels": {"app": "mylws"}},
+        "spec": {
+            "hostname": "mylws-0",
+            "subdomain": "mylws",
+            "nodeName": NODE,
+            "containers": [{"name": "leader", "image": "registry.invalid/none:0"}],
+        },
+    }
+    cluster.apply([headless, pod])
+    pod_status = {
+        "status": {
+            "phase": "Running",
+            "podIP": LEADER_IP,
+            "podIPs": [{"ip": LEADER_IP}],
+            "hostIP": NODE_IP,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+    }
+    cluster.kubectl("patch", "pod", "mylws-0", "--subresource=status", "--type=merge", "-p", yaml.safe_dump(pod_status))
+    cluster.wait_for(
+        "mylws's EndpointSlice with the pod's hostname",
+        lambda: [
+            e
+            for s in cluster.get("endpointslice", "-l", "kubernetes.io/service-name=mylws")["items"]
+            for e in s.get("endpoints") or []
+            if e.get("hostname") == "mylws-0" and LEADER_IP in e["addresses"]
+        ],
+        timeout=60,
+    )
+    out = _with_resolv_conf(cluster, resolv, "getent hosts mylws-0.mylws.default; getent hosts mylws")
+    assert out.splitlines() == [
+        f"{LEADER_IP}      mylws-0.mylws.default.svc.cluster.local",
+        f"{LEADER_IP}      mylws.default.svc.cluster.local",
+    ], out
