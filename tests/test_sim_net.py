@@ -543,6 +543,14 @@ def _prove(cluster, bin_dir: Path, tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert f"{cluster_ip} . tcp . 80 : goto service-" in rules and f"{POD_IP} . 8000" in rules
+    # As a NodePort, the same Service also answers at the node's address (nodePortAddresses defaults to it).
+    cluster.kubectl("patch", "service", "my-svc", "--type=merge", "-p", '{"spec": {"type": "NodePort"}}')
+    node_port = cluster.get("service", "my-svc")["spec"]["ports"][0]["nodePort"]
+    cluster.wait_for(
+        "my-svc at NODE_IP:nodePort",
+        lambda: "served by the pod" in _http_get(cluster, f"http://{NODE_IP}:{node_port}/"),
+        timeout=30,
+    )
     # kube-proxy's REJECT for a Service without endpoints reaches the client at once (the local route).
     empty_ip = cluster.get("service", "no-endpoints")["spec"]["clusterIP"]
     cluster.wait_for(
