@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED, unavailable
+from conftest import unavailable
 
-from tools.simulation import gobuild, net
+from tools.simulation import binaries, gobuild, net
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -448,25 +448,19 @@ def test_services_and_dns_work_in_the_netns(tmp_path):
             "iproute2 nftables util-linux curl)"
         )
     try:
-        engine = Engine.find(SHARED)
-    except EngineMissingError as exc:
+        engine = Engine.find()
+        bin_dir = binaries.bin_dir(binaries.NETWORK)
+    except (EngineMissingError, binaries.FetchError) as exc:
         unavailable(f"kube-proxy and CoreDNS in the netns: {exc}")
-    bin_dir = gobuild.default_bin_dir()
-    stale = [n for n, r in gobuild.RECIPES.items() if not gobuild.up_to_date(bin_dir, r)]
-    if stale:
-        unavailable(
-            f"kube-proxy and CoreDNS in the netns: {', '.join(stale)} not built by the current recipe in {bin_dir}: "
-            f"python -m tools.simulation.gobuild {bin_dir}"
-        )
 
     before = host_network_state()
     run_dir = tmp_path / "run"
-    cluster = Cluster(engine, run_dir, env={"SGLANG_SIM_NETNS": NETNS})
+    cluster = Cluster(engine, run_dir, netns=NETNS)
     cluster.start("--nodes", "1")
     try:
         _prove(cluster, bin_dir, tmp_path)
     finally:
-        cluster.stop()  # the test's daemons by their PIDs, then cluster.sh stop (which deletes the netns)
+        cluster.stop()  # the test's daemons by their PIDs, then the sandbox (which deletes the netns)
     assert host_network_state() == before, "the host's netfilter rules or conntrack sysctls changed"
     assert NETNS not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 

@@ -98,10 +98,12 @@ def _clip(text: str, keep: int = 12000) -> str:
 class Cluster:
     """One simulated cluster (the sandbox, with kwok's GPU nodes) in its own run directory."""
 
-    def __init__(self, engine: Engine, run_dir: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, engine: Engine, run_dir: Path, env: dict[str, str] | None = None, netns: str | None = None
+    ) -> None:
         self.engine = engine
         self.run_dir = run_dir
-        self.sandbox = Sandbox(run_dir)
+        self.sandbox = Sandbox(run_dir, netns)
         self.extra_env = dict(env or {})
         self.started = False
         self.spawned: list[tuple[subprocess.Popen, Any]] = []

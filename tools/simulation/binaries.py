@@ -115,6 +115,17 @@ PINS: tuple[Pin, ...] = (
     _k8s("kubectl", "cluster"),
     _k8s("kube-controller-manager", "cluster"),
     _k8s("kube-scheduler", "cluster"),
+    _k8s("kube-proxy", "network"),
+    Pin(
+        "coredns",
+        "v1.15.0",
+        "network",
+        url="https://github.com/coredns/coredns/releases/download/v1.15.0/coredns_1.15.0_linux_amd64.tgz",
+        member="coredns",
+        sha256_url="https://github.com/coredns/coredns/releases/download/v1.15.0/coredns_1.15.0_linux_amd64.tgz.sha256",
+        version_args=("-version",),
+        version_text="CoreDNS-1.15.0",
+    ),
     Pin(
         "kwok",
         "v0.8.0",
@@ -163,6 +174,8 @@ PINS: tuple[Pin, ...] = (
 BY_NAME = {p.name: p for p in PINS}
 # What `tools/sandbox.py start` and the end-to-end suite need.
 CLUSTER = tuple(p.name for p in PINS if p.role == "cluster")
+# What `start --serve` adds: Services and cluster DNS for the pods that really run.
+NETWORK = tuple(p.name for p in PINS if p.role == "network")
 ENGINE = tuple(p.name for p in PINS if p.role == "engine")
 
 

@@ -51,7 +51,12 @@ COMPONENTS = (
     "kwok",
     "lws-controller",
     "node-agent",
+    "kube-proxy",
+    "coredns",
 )
+# With --serve the API server advertises an address on lo (the `kubernetes` Service's endpoint: the API server
+# refuses 127.0.0.0/8 in Endpoints, and pods reach it at 10.0.0.1 through kube-proxy).
+APISERVER_ADDRESS = "10.246.0.2"
 # The node agent's pods get addresses from here (a /24 per node, each a /32 on lo).
 POD_CIDR = "10.245.0.0/16"
 # The LWS v0.10.0 controller also watches DisaggregatedSets: without their CRDs it exits after two minutes.
@@ -342,6 +347,8 @@ class Sandbox:
             needed.append("kube-controller-manager")
         if opts.sim:
             needed += ["kube-scheduler", "kwok", "lws-controller"]
+        if opts.serve:
+            needed += list(binaries.NETWORK)
         self._bin = binaries.bin_dir(needed + [n for n in binaries.ENGINE if binaries.locate(n)])
         if opts.fresh and self.run.exists():
             running = [c for c in COMPONENTS if self.alive(c)]
@@ -371,6 +378,12 @@ class Sandbox:
 
     def _start_control_plane(self, opts: Options) -> None:
         run = self.run
+        if opts.serve:
+            from tools.simulation import net
+
+            net.address_setup(self.netns, [APISERVER_ADDRESS, net.COREDNS_ADDRESS])
+            net.service_route_setup(self.netns)
+            self.check_netns()
         self.start_daemon(
             "etcd",
             self.bin / "etcd",
@@ -398,8 +411,10 @@ class Sandbox:
             self.bin / "kube-apiserver",
             [
                 f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                # Inside the namespace 0.0.0.0 is lo's addresses only.
+                f"--bind-address={'0.0.0.0' if opts.serve else '127.0.0.1'}",
+                f"--advertise-address={APISERVER_ADDRESS if opts.serve else '127.0.0.1'}",
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--secure-port={API_PORT}",
                 f"--cert-dir={run / 'certs'}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -477,6 +492,7 @@ class Sandbox:
         self.apply(gpu_nodes(opts))
         if opts.serve:
             self._start_agent(opts)
+            self._start_network(opts)
         if opts.pvs > 0:
             for i in range(opts.pvs):
                 (run / "pv" / f"sim-pv-{i}").mkdir(parents=True, exist_ok=True)
@@ -517,7 +533,7 @@ class Sandbox:
         nodes = [n["metadata"]["name"] for n in gpu_nodes(opts)]
         args = ["-m", "tools.simulation.agent", f"--kubeconfig={self.kubeconfig}", f"--run-dir={self.run / 'agent'}"]
         args += [f"--node={n}" for n in nodes]
-        args += [f"--pod-cidr={POD_CIDR}", "--placeholders", f"--kubernetes-service=127.0.0.1:{API_PORT}"]
+        args += [f"--pod-cidr={POD_CIDR}", "--placeholders", "--cluster-dns=10.0.0.10"]
         if opts.image_dir:
             args.append(f"--image-dir={opts.image_dir}")
         (self.run / "agent").mkdir(exist_ok=True)
@@ -531,6 +547,25 @@ class Sandbox:
             120,
             component="node-agent",
         )
+
+    def _start_network(self, opts: Options) -> None:
+        """kube-proxy (ClusterIPs to pod addresses on lo, nftables inside this namespace only) and CoreDNS (the
+        cluster zone; every other name NXDOMAIN): docs/sandbox-network.md."""
+        from tools.simulation import net
+
+        node = gpu_nodes(opts)[0]["metadata"]["name"]  # one kube-proxy serves every node: they share the namespace
+        self.apply(net.kube_dns_objects())
+        self.start_daemon(
+            "kube-proxy",
+            self.bin / "kube-proxy",
+            net.kube_proxy_args(self.run / "kube-proxy", self.kubeconfig, node)[1:],
+        )
+        self._wait(
+            "kube-proxy healthz", lambda: self._curl(f"http://{net.KUBE_PROXY_HEALTHZ}/healthz"), 60, "kube-proxy"
+        )
+        self.start_daemon("coredns", self.bin / "coredns", net.coredns_args(self.run / "coredns", self.kubeconfig)[1:])
+        self._wait("CoreDNS ready", lambda: self._curl(f"http://{net.COREDNS_READY}/ready"), 60, "coredns")
+        log(f"Services routed by kube-proxy ({net.PROXY_MODE}), cluster DNS at {net.DNS_SERVICE_IP}")
 
     def _curl(self, url: str, insecure: bool = False) -> bool:
         argv = ["curl", "-s", "-o", "/dev/null", "-m", "3", *(["-k"] if insecure else ["-f"]), url]
