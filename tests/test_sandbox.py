@@ -160,7 +160,7 @@ def test_every_pin_says_how_a_user_obtains_it():
         else:
             assert pin.go_module and pin.go_package, pin
     # Every daemon but the node agent (the project's own Python) is a pinned binary.
-    assert set(binaries.CLUSTER) >= set(cluster.COMPONENTS) - {"node-agent"} | {"kubectl"}
+    assert set(binaries.CLUSTER + binaries.NETWORK) >= set(cluster.COMPONENTS) - {"node-agent"} | {"kubectl"}
 
 
 # --- the namespace check, on `ip -j` output ------------------------------------------------------------------
