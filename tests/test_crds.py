@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import ROOT, stack_values
 from fake_upstream import FakeUpstream, serve
 
@@ -30,8 +29,8 @@ def tracked_groups() -> dict[str, set[str]]:
     for name in filter(None, (n.decode() for n in listed)):
         if not name.endswith(".yaml"):
             continue
-        for doc in yaml.safe_load_all((ROOT / name).read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition":
+        for doc in crds.documents(ROOT / name):
+            if doc.get("kind") == "CustomResourceDefinition":
                 out.setdefault(doc["spec"]["group"], set()).add(Path(name).name)
     return out
 
@@ -75,7 +74,7 @@ def test_every_release_a_stack_can_pin_has_its_crds():
             paths = crds.files_for(project, version)
             # the files are what their names say: the release's CRDs, one per file
             for path in paths:
-                (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+                (doc,) = crds.documents(path)
                 _, _, crd = crds.identify(path.name)
                 assert (doc["spec"]["group"], doc["spec"]["names"]["plural"]) == (crd.group, crd.plural), path.name
     pins = project_pins()

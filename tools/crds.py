@@ -44,6 +44,8 @@ HEADER = (
     "|---|---|---|---|---|---|",
 )
 TIMEOUT_SECONDS = 60
+# LeaderWorkerSet's CRDs are 1.2-1.5 MB each: the C loader reads them in a fraction of the pure-Python one's time.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NO_COMMIT = "not recorded"
 
 
@@ -291,6 +293,11 @@ def rewrite_readme(text: str, rows: Iterable[Row]) -> str:
     return head + render_table(rows) + tail
 
 
+def documents(path: Path) -> list[Any]:
+    """The YAML documents of a CRD file (empty ones dropped)."""
+    return [d for d in yaml.load_all(path.read_text(), Loader=LOADER) if d]
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -325,7 +332,7 @@ def _get(url: str, accept: str | None = None) -> bytes:
 def _is_the_crd(data: bytes, project: Project, crd: CrdFile) -> str | None:
     """Why ``data`` is not the CRD expected (None when it is)."""
     try:
-        docs = [d for d in yaml.safe_load_all(data.decode("utf-8")) if d]
+        docs = [d for d in yaml.load_all(data.decode("utf-8"), Loader=LOADER) if d]
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         return f"not YAML ({exc.__class__.__name__})"
     if len(docs) != 1 or not isinstance(docs[0], dict) or docs[0].get("kind") != "CustomResourceDefinition":
