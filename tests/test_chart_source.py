@@ -58,7 +58,7 @@ def test_a_named_mirror_is_the_only_source(tmp_path, monkeypatch):
     assert chart_source.chart_dir("keda", "2.17.2") == tmp_path / "keda-2.17.2"
     assert chart_source.chart_dir("keda", "2.20.2") is None
     assert chart_source.missing(["keda-2.20.2"]) == (
-        f"keda-2.20.2 not in {chart_source.MIRROR_ENV}={tmp_path}: run `python tools/setup_tests.py charts`"
+        f"keda-2.20.2 not in {chart_source.MIRROR_ENV}={tmp_path}: run `{chart_source.COMMAND}`"
     )
 
 
@@ -67,8 +67,8 @@ def test_without_a_mirror_the_cache_and_the_command(monkeypatch):
     assert chart_source.source_dir()[0] == chart_source.CACHE
     message = chart_source.missing(["lws-0.10.0"])
     assert message == (
-        "lws-0.10.0 not in the project's chart cache (.cache/charts/): run `python tools/setup_tests.py charts`, or "
-        f"set {chart_source.MIRROR_ENV} to a chart mirror"
+        f"lws-0.10.0 not in the project's chart cache (.cache/charts/): run `{chart_source.COMMAND}`, or set "
+        f"{chart_source.MIRROR_ENV} to a chart mirror"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import API_KEY, GRAFANA_PASSWORD, run_with, stack_values, unavailable
+from conftest import API_KEY, GRAFANA_PASSWORD, Capability, run_with, stack_values, unavailable
 from promql import known_metrics, metric_names
 
 from components import alerts, dashboard
@@ -395,7 +395,7 @@ def test_metric_list_matches_each_releases_wheel(release):
     # The wheel .ci/run fetches for the flag check (python tools/sglang_flags.py fetch).
     wheel = sglang_flags.wheel_for(release)
     if wheel is None:
-        unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+        unavailable(Capability.SGLANG_WHEELS, f"no sglang {release} wheel in {sglang_flags.CACHE}")
     listed = (harness.ROOT / "components" / "metrics" / f"sglang-{release}.txt").read_text()
     assert listed == sglang_list(release, str(wheel))
 

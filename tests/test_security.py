@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import REQUIRED_SECRETS, STACKS, run_named, run_with, unavailable
+from conftest import REQUIRED_SECRETS, STACKS, Capability, run_named, run_with, unavailable
 
 from tools import harness, security_scan
 
@@ -104,7 +104,7 @@ BENCH_JOB = re.compile(r"-bench-[0-9a-f]{10}$")
 def reports() -> dict[str, security_scan.Report]:
     checkov = security_scan.find_checkov()
     if checkov is None:
-        unavailable("checkov not found: `bash .ci/run` installs it into .ci/.checkov-venv (or set CHECKOV=path)")
+        unavailable(Capability.CHECKOV, "checkov not found in .ci/.checkov-venv, CHECKOV or PATH")
     sets = {}
     for stack in STACKS:
         # Secrets render as placeholders; each stack is scanned with its API key Secret wired in (dev needs

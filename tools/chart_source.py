@@ -40,11 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import bom
 from tools.harness import ROOT
+from tools.setup_tests import NEEDS, Capability
 
 MIRROR_ENV = "SGLANG_PLATFORM_CHART_MIRROR"
 CACHE = ROOT / ".cache" / "charts"
 # What fills the cache (tools/setup_tests.py runs `pull` for it).
-COMMAND = "python tools/setup_tests.py charts"
+COMMAND = NEEDS[Capability.CHARTS].command
 TIMEOUT_SECONDS = 120
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
