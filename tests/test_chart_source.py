@@ -47,6 +47,8 @@ def test_every_chart_a_committed_stack_installs_is_pinned():
     # the BOM's, prod's own (KEDA and Volcano for Kubernetes 1.30) and the simulation's overrides
     assert {"lws@0.10.0", "keda@2.17.2", "keda@2.20.2", "volcano@1.10.2", "volcano@1.9.0"} <= pinned
     assert "kube-prometheus-stack@88.3.0" in pinned and "gpu-operator@v24.9.1" in pinned
+    # the releases whose CRDs are kept, so that tests/test_crds.py can compare them with their charts
+    assert {"volcano@1.15.1", "kube-prometheus-stack@88.5.3"} <= pinned
     lws = [c for c in chart_source.pinned_charts() if c.name == "lws"]
     assert {c.repo for c in lws} == {"oci://registry.k8s.io/lws/charts"}
 

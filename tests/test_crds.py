@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, stack_values
+import yaml
+from conftest import ROOT, chart, stack_values
 from fake_upstream import FakeUpstream, serve
 
 from config import bom
@@ -218,3 +219,34 @@ def test_refresh_command_line(tmp_path, upstream, capsys):
     assert "wrote " in capsys.readouterr().out
     assert crds.main(["refresh", "flux", "1.0.0", "--dir", str(out)]) == 1
     assert "unknown project 'flux'" in capsys.readouterr().err
+
+
+def _body(text: str) -> str:
+    """A CRD file without what copies of it add or drop in front: a `# <source URL>` line, blank lines, `---`."""
+    lines = text.splitlines(keepends=True)
+    while lines and (not lines[0].strip() or lines[0].startswith("#") or lines[0].strip() == "---"):
+        lines.pop(0)
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("chart_version", sorted(crds.KUBE_PROMETHEUS_STACK_OPERATOR))
+def test_the_operator_crds_are_the_ones_the_chart_ships(chart_version):
+    """kube-prometheus-stack's crds subchart carries its operator's CRDs: its appVersion is the release the table
+    maps it to, and its copies are ours byte for byte past their first line (which names the upstream URL)."""
+    directory = chart("kube-prometheus-stack", chart_version)
+    operator = crds.KUBE_PROMETHEUS_STACK_OPERATOR[chart_version]
+    assert yaml.safe_load((directory / "Chart.yaml").read_text())["appVersion"] == f"v{operator}"
+    for path in crds.files_for("prom", operator):
+        plural = crds.identify(path.name)[2].plural
+        shipped = (directory / "charts" / "crds" / "crds" / f"crd-{plural}.yaml").read_text()
+        assert shipped.splitlines()[0] == f"# {crds.PROJECTS['prom'].raw_url(crds.identify(path.name)[2], operator)}"
+        assert _body(shipped) == _body(path.read_text()), path.name
+
+
+@pytest.mark.parametrize("version", sorted(crds.SUPPORTED["volcano"]))
+def test_the_volcano_crds_are_the_ones_its_chart_ships(version):
+    directory = chart("volcano", version)
+    for path in crds.files_for("volcano", version):
+        plural = crds.identify(path.name)[2].plural
+        shipped = directory / "crd" / "bases" / f"scheduling.volcano.sh_{plural}.yaml"
+        assert _body(shipped.read_text()) == _body(path.read_text()), path.name

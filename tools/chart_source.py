@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.version import Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -76,11 +77,16 @@ class Chart:
 
 def pinned_charts() -> list[Chart]:
     """Every chart a committed stack installs or can be given: the BOM's, each stack file's pins (Pulumi.*.yaml,
-    examples/stacks) and the simulation's overrides (tools/sim_stacks.py), in a stable order."""
-    from tools import sim_stacks
+    examples/stacks), the simulation's overrides (tools/sim_stacks.py), and the Volcano, KEDA and
+    kube-prometheus-stack releases whose CRDs the project keeps (tools/crds.py, which tests/test_crds.py compares
+    with the charts'), in a stable order."""
+    from tools import crds, sim_stacks
     from tools.harness import EXAMPLE_STACKS
 
     pins: list[Mapping[str, Any]] = [bom.DEFAULTS]
+    pins += [{"volcanoChart": v} for v in crds.SUPPORTED["volcano"]]
+    pins += [{"kedaChart": v} for v in crds.SUPPORTED["keda"]]
+    pins += [{"kubePrometheusStack": v} for v in crds.KUBE_PROMETHEUS_STACK_OPERATOR]
     for path in sorted([*ROOT.glob("Pulumi.*.yaml"), *EXAMPLE_STACKS.glob("Pulumi.*.yaml")]):
         config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
         pins.append(config.get("sglang-platform:versions") or {})
@@ -93,7 +99,7 @@ def pinned_charts() -> list[Chart]:
             if key in versions:
                 chart = Chart(name, str(versions[key]), repo)
                 out.setdefault((chart.name, chart.version), chart)
-    return sorted(out.values(), key=lambda c: (c.name, c.version))
+    return sorted(out.values(), key=lambda c: (c.name, Version(c.version.removeprefix("v"))))
 
 
 def source_dir() -> tuple[Path, str]:
