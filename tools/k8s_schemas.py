@@ -20,7 +20,6 @@ from tools import crds
 from tools.harness import CRDS
 
 CRD_DIR = CRDS
-LWS_GROUP = "leaderworkerset.x-k8s.io"
 
 
 @dataclass(frozen=True)
@@ -69,15 +68,6 @@ def pins(platform: Any) -> dict[str, str]:
     """Project (tools/crds.py: lws, volcano, keda, prom) -> the release the stack pins, the BOM's where it pins
     none; ``platform`` is a validated PlatformConfig, or None for the BOM alone."""
     return crds.pinned(getattr(platform, "versions", None))
-
-
-def lws_pin(platform: Any) -> str:
-    return pins(platform)["lws"]
-
-
-def lws_crd_file(platform: Any, crd_dir: Path = CRD_DIR) -> Path:
-    """The LeaderWorkerSet CRD of the release the stack pins."""
-    return crds.files_for("lws", lws_pin(platform), crd_dir)[0]
 
 
 def stack_crd_files(platform: Any, crd_dir: Path = CRD_DIR) -> list[Path]:
