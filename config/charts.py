@@ -3,8 +3,9 @@
 
 A mirror is a Helm repository that serves every chart (``https://...``), an OCI registry path that holds every
 chart (``oci://host/path``, the chart is ``oci://host/path/<chart>``), or a local directory of unpacked charts
-named ``<chart>-<version>/`` (what ``helm pull --untar`` of each pinned version gives, the layout of
-``shared/charts``). A relative directory is resolved against the project root.
+named ``<chart>-<version>/`` (what ``helm pull --untar`` of each pinned version gives, the layout
+``tools/chart_source.py pull`` writes into ``.cache/charts/``). A relative directory is resolved against the project
+root.
 
 ``helm.v3.Release`` resolves its chart already at ``pulumi preview``, so a stack whose charts cannot be reached
 cannot even preview: a directory mirror is checked here, before anything is registered.

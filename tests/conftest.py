@@ -5,7 +5,6 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 import yaml
@@ -14,8 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The skip that names what is missing, and the hooks that fail it in CI and sum it up at the end of a run.
+from capabilities import (  # noqa: E402, F401 - pytest takes the hooks from this module by name
+    Capability,
+    in_ci,
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+    unavailable,
+)
+
 from tools import harness  # noqa: E402
 
+# Only the e2e suite (tests/e2e/conftest.py, tools/engine.py) still reads the engine recipe beside the project.
 SHARED = harness.SHARED
 
 # No test reaches the network: program runs skip the S3 preflight listing unless a test (under moto) unsets this.
@@ -156,23 +165,13 @@ def stack(request) -> tuple[str, harness.RunResult, object]:
     return name, result, validate(stack_values(name), REQUIRED_SECRETS)
 
 
-def unavailable(reason: str) -> NoReturn:
-    """A tool or download a check needs is missing: skip on a developer's machine, fail in CI (.ci/run
-    installs it, so its absence there means the gate did not run)."""
-    if in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
+def chart(name: str, version: str) -> Path:
+    """An unpacked chart from the chart source (tools/chart_source.py: the named mirror, else the project's cache),
+    or the test is unavailable, saying which command fetches it."""
+    __tracebackhide__ = True  # the skip is reported at the test's line
+    from tools import chart_source
 
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """In CI nothing may be skipped, however the skip was asked for: a skipped check is a gate that did not run."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI (CI=true): {report.longrepr}"
+    path = chart_source.chart_dir(name, version)
+    if path is None:
+        unavailable(Capability.CHARTS, chart_source.missing([f"{name}-{version}"]))
+    return path

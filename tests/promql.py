@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import unavailable
+from conftest import Capability, unavailable
 
 METRICS_DIR = Path(__file__).resolve().parent.parent / "components" / "metrics"
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
@@ -65,7 +65,7 @@ def grafana_to_promql(expr: str) -> str:
 def promtool() -> str:
     path = os.environ.get("PROMTOOL") or shutil.which("promtool")
     if not path:
-        unavailable("promtool not found: apt-get install prometheus (Debian), as .ci/run does, or set PROMTOOL")
+        unavailable(Capability.PROMTOOL, "promtool not found (Debian's prometheus package, or set PROMTOOL)")
     return path
 
 

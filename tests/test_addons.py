@@ -8,12 +8,11 @@ import logging
 from collections.abc import Set as AbstractSet
 
 import pytest
-import yaml
-from conftest import API_KEY, REQUIRED_SECRETS, SHARED, lws, run_with, stack_values, unavailable
+from conftest import API_KEY, REQUIRED_SECRETS, lws, run_with, stack_values
 
 from components.k8s import merge_values
 from config import ConfigError, validate
-from tools import harness
+from tools import crds, harness
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
@@ -517,8 +516,12 @@ def crd_schema(doc: dict, version: str) -> dict:
 def test_queue_fits_the_volcano_queue_crd(prod):
     import jsonschema
 
-    path = SHARED / "crds" / "volcano-v1.9.0-queues.yaml"
-    if not path.is_file():
-        unavailable(f"{path} (the shared upstream CRDs) is not present")
-    doc = next(d for d in yaml.safe_load_all(path.read_text()) if d)
-    jsonschema.validate(prod.k8s_object("Queue", "inference"), crd_schema(doc, "v1beta1"))
+    # The Queue CRD of the Volcano release prod installs (1.10.2, not the BOM's).
+    (path,) = [
+        p for p in crds.files_for("volcano", stack_values("prod")["versions"]["volcanoChart"]) if "queues" in p.name
+    ]
+    (doc,) = crds.documents(path)
+    queue = prod.k8s_object("Queue", "inference")
+    jsonschema.validate(queue, crd_schema(doc, "v1beta1"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**queue, "spec": {**queue["spec"], "weight": "heavy"}}, crd_schema(doc, "v1beta1"))

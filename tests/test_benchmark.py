@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, ROOT, run_with, stack_values, unavailable
+from conftest import API_KEY, ROOT, Capability, run_with, stack_values, unavailable
 from fake_kube import FakeKube
 from fake_kube import serve as serve_kube
 from fake_openai import FakeOpenAI
@@ -503,7 +503,7 @@ def _cached_wheels() -> list[Path]:
 
     wheels = sorted(sglang_flags.CACHE.glob("sglang-*.whl"))
     if not wheels:
-        unavailable(f"no sglang wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+        unavailable(Capability.SGLANG_WHEELS, f"no sglang wheel in {sglang_flags.CACHE}")
     return wheels
 
 
@@ -548,7 +548,7 @@ def test_each_stacks_job_is_read_against_the_bench_serving_of_its_own_release(st
     assert container["image"] == f"lmsysorg/sglang:v{release}-cu124"
     wheel = sglang_flags.wheel_for(release)
     if wheel is None:
-        unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+        unavailable(Capability.SGLANG_WHEELS, f"no sglang {release} wheel in {sglang_flags.CACHE}")
     source = _bench_source(wheel)
     args = container["command"][3:]
     assert {a for a in args if a.startswith("--")} - _options(source) == set()
@@ -1073,9 +1073,9 @@ def bench_python(release: str) -> tuple[str, dict[str, str]]:
     wheel_dir = Path(os.environ.get("SGLANG_BENCH_PATH") or BENCH_VENV / "sglang") / release
     if not Path(python).exists() or not (wheel_dir / "sglang" / "bench_serving.py").exists():
         unavailable(
-            f"bench_serving of sglang {release} is not installed: `bash .ci/run` puts its dependencies into "
-            f"{BENCH_VENV} and the wheel into {BENCH_VENV}/sglang/{release} (or set SGLANG_BENCH_PYTHON and "
-            "SGLANG_BENCH_PATH)"
+            Capability.BENCH,
+            f"bench_serving of sglang {release} is not installed: its dependencies go into {BENCH_VENV} and the "
+            f"wheel into {BENCH_VENV}/sglang/{release} (or set SGLANG_BENCH_PYTHON and SGLANG_BENCH_PATH)",
         )
     path = [str(wheel_dir), *([str(TORCH_STUB)] if imports_torch(wheel_dir) else [])]
     return python, {"PYTHONPATH": os.pathsep.join(path)}

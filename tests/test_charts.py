@@ -8,11 +8,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, REQUIRED_SECRETS, SHARED, run_with, stack_values, unavailable
+from conftest import API_KEY, REQUIRED_SECRETS, Capability, run_with, stack_values, unavailable
 
 from components.k8s import away_from_gpu_nodes
 from config import ConfigError, validate
 from config.charts import ChartSource, chart_source
+from tools import chart_source as test_charts
 from tools import harness, sim_stacks
 
 PROD_CHARTS = {
@@ -97,14 +98,25 @@ def test_an_add_on_mirror_wins_over_the_stack_mirror(tmp_path):
     assert by_name["lws"] == (str(mirror / "lws-0.10.0"), None, None)
 
 
-def test_the_shipped_charts_serve_both_stacks():
-    """../shared/charts, the e2e suite's mirror, holds every chart both stacks install with the e2e's overrides
-    (prod pins KEDA 2.17.2 and Volcano 1.10.2 for Kubernetes 1.30; the mirror has 2.20.2 and 1.9.0)."""
-    charts = SHARED / "charts"
-    if not charts.is_dir():
-        unavailable(f"{charts} is absent (the pinned charts, unpacked)")
+def test_the_chart_source_serves_both_stacks_as_the_simulation_runs_them():
+    """The chart source the tests and the e2e suite read (tools/test_charts.py: SGLANG_PLATFORM_CHART_MIRROR, else
+    the project's cache) holds every chart both stacks install with the simulation's overrides (prod pins KEDA
+    2.17.2 and Volcano 1.10.2 for Kubernetes 1.30; the simulation runs 2.20.2 and 1.9.0), as preview checks a
+    directory mirror."""
+    from config.charts import installed_charts
+
+    source, _ = test_charts.source_dir()
     for name in ("dev", "prod"):
-        validate(sim_stacks.merged(stack_values(name), sim_stacks.overrides(name, charts)), REQUIRED_SECRETS)
+        values = sim_stacks.merged(stack_values(name), sim_stacks.overrides(name, source))
+        without_mirror = validate({**values, "chartMirror": ""}, REQUIRED_SECRETS)
+        missing = [
+            f"{c.chart}-{c.version}"
+            for c in installed_charts(without_mirror)
+            if test_charts.chart_dir(c.chart, c.version) is None
+        ]
+        if missing:
+            unavailable(Capability.CHARTS, test_charts.missing(missing))
+        validate(values, REQUIRED_SECRETS)
 
 
 def test_a_directory_that_cannot_serve_a_pinned_chart_is_refused_at_preview(tmp_path):

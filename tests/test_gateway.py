@@ -10,7 +10,7 @@ import zipfile
 from collections.abc import Iterator
 
 import pytest
-from conftest import API_KEY, SMALL_GROUP, container, env_map, run_with, stack_values, unavailable
+from conftest import API_KEY, SMALL_GROUP, Capability, container, env_map, run_with, stack_values, unavailable
 
 from components import gateway as gw
 from components.sglang_pods import model_label_value
@@ -106,7 +106,7 @@ def v032() -> gateway_flags.RouterParser:
     try:
         return gateway_flags.load("0.3.2")
     except FileNotFoundError as missing:
-        unavailable(str(missing))
+        unavailable(Capability.GATEWAY_WHEEL, str(missing))
         raise
 
 
@@ -157,7 +157,7 @@ def test_every_gateway_command_parses_under_the_pinned_release(stack):
     commands = _router_commands(result)
     assert commands, f"stack {name} renders no gateway"
     if parser is None:
-        unavailable(f"no sglang-router {platform.versions.gateway_release} wheel: python tools/gateway_flags.py fetch")
+        unavailable(Capability.GATEWAY_WHEEL, f"no sglang-router {platform.versions.gateway_release} wheel")
     assert parser is not None
     assert {where: p for where, args in commands if (p := parser.check(args))} == {}
 
@@ -548,7 +548,7 @@ def test_metric_list_matches_the_pinned_wheel():
 
     wheel = gateway_flags.wheel_for("0.3.2")
     if wheel is None:
-        unavailable("no sglang-router 0.3.2 wheel: python tools/gateway_flags.py fetch")
+        unavailable(Capability.GATEWAY_WHEEL, "no sglang-router 0.3.2 wheel")
     listed = {
         line.split()[0]: line.split()[1]
         for line in (harness.ROOT / "components" / "metrics" / "sgl-model-gateway.txt").read_text().splitlines()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED
 
 from config.gpus import GPUS
 from config.rules.live import (
@@ -26,9 +25,8 @@ from config.rules.live import (
     lws_floor,
     parse_node,
 )
+from tools import crds
 
-SHARED_CRDS = SHARED / "crds"
-needs_crds = pytest.mark.skipif(not SHARED_CRDS.is_dir(), reason=f"{SHARED_CRDS} (upstream CRDs) is absent")
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "live"
 A800 = GPUS["A800-80GB"]
 
@@ -213,16 +211,18 @@ def test_selector_taints_readiness_and_rdma():
 
 
 @functools.cache
-def shared_crds() -> dict[str, str]:
-    """CRD name -> its YAML text (parsed on demand: the prometheus-operator CRDs are large)."""
+def bom_crds() -> dict[str, str]:
+    """CRD name -> its YAML text, of the releases the BOM pins (parsed on demand: the prometheus-operator CRDs
+    are large)."""
     out: dict[str, str] = {}
-    for path in sorted(SHARED_CRDS.glob("*.yaml")):
-        text = path.read_text()
-        for chunk in text.split("\n---"):
-            for line in chunk.splitlines():
-                if line.startswith("  name: ") and "kind: CustomResourceDefinition" in chunk:
-                    out.setdefault(line.split(":", 1)[1].strip(), chunk)
-                    break
+    for project, version in crds.pinned(None).items():
+        for path in crds.files_for(project, version):
+            text = path.read_text()
+            for chunk in text.split("\n---"):
+                for line in chunk.splitlines():
+                    if line.startswith("  name: ") and "kind: CustomResourceDefinition" in chunk:
+                        out.setdefault(line.split(":", 1)[1].strip(), chunk)
+                        break
     return out
 
 
@@ -230,26 +230,19 @@ LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def crd(name: str) -> dict:
-    return yaml.load(shared_crds()[name], Loader=LOADER)
-
-
-@functools.cache
-def _lws_text(version: str) -> str:
-    return (SHARED_CRDS / f"lws-v{version}.yaml").read_text()
+    return yaml.load(bom_crds()[name], Loader=LOADER)
 
 
 def lws_crd(version: str) -> dict:
-    docs = yaml.load_all(_lws_text(version), Loader=LOADER)
-    return next(d for d in docs if d and d.get("kind") == "CustomResourceDefinition")
+    (doc,) = crds.documents(crds.files_for("lws", version)[0])
+    return doc
 
 
-@needs_crds
 def test_lws_release_from_its_crd():
     assert [lws_floor(lws_crd(v)) for v in ("0.5.1", "0.7.0", "0.10.0")] == [None, "0.7.0", "0.9.0"]
 
 
-@needs_crds
-def test_crd_needs_against_the_shared_crds():
+def test_crd_needs_against_the_upstream_crds():
     needs = crd_needs(
         lws_present=True,
         restart_policies=["RecreateGroupAfterStart"],
@@ -268,16 +261,20 @@ def test_crd_needs_against_the_shared_crds():
     assert missing.message.startswith(f"the cluster has no CRD {KEDA_CRD}, which autoscaling")
 
 
-@needs_crds
 def test_keda_before_2_17_lacks_fallback_behavior():
+    needs = crd_needs(lws_present=False, keda_present_with_autoscaling=True)
+    # 2.17.2 (prod's pin, the first line with it) has the field, as the BOM's 2.20.2 does
+    (keda_2_17,) = crds.documents(crds.files_for("keda", "2.17.2")[0])
+    assert check_crds([keda_2_17], needs) == []
     keda = crd(KEDA_CRD)
+    assert check_crds([keda], needs) == []
+    # a release before 2.17 (v2.16.1's CRD has no spec.fallback.behavior): the field removed from the current one
     fallback = keda["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["fallback"]
     del fallback["properties"]["behavior"]
-    (problem,) = check_crds([keda], crd_needs(lws_present=False, keda_present_with_autoscaling=True))
+    (problem,) = check_crds([keda], needs)
     assert "has no field spec.fallback.behavior" in problem.message and "KEDA 2.17 or later" in problem.message
 
 
-@needs_crds
 def test_crd_version_not_served():
     keda = crd(KEDA_CRD)
     keda["spec"]["versions"][0]["served"] = False

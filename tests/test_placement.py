@@ -1,17 +1,17 @@
 """The platform's CPU-only pods prefer nodes without a GPU (components/k8s.py, ``away_from_gpu_nodes``): the
 gateway, Open WebUI, and the monitoring, KEDA and Volcano charts' pods, by the chart keys that exist in the
-vendored charts. The GPU workloads are left where they are."""
+pinned charts (tools/chart_source.py). The GPU workloads are left where they are."""
 
 from __future__ import annotations
 
 import logging
 
 import yaml
-from conftest import API_KEY, SHARED, run_with
+from conftest import API_KEY, run_with
+from conftest import chart as pinned_chart
 
 from components.k8s import away_from_gpu_nodes, with_defaults
-from config import bom
-from tools import harness
+from tools import chart_source, harness
 
 AWAY = {
     "nodeAffinity": {
@@ -94,25 +94,23 @@ def test_the_charts_pods_prefer_cpu_nodes(prod):
     assert release(prod, "keda")["values"]["affinity"] == AWAY
 
 
-def test_each_key_is_one_the_vendored_chart_has():
-    """Helm accepts any key (no chart has a values.schema.json): a misspelt one would place nothing. Each path
-    is in the values.yaml of the BOM's version of the chart (its subchart's for grafana and kube-state-metrics)."""
-    charts = SHARED / "charts"
-    files = {
-        "kube-prometheus-stack": charts / f"kube-prometheus-stack-{bom.KUBE_PROMETHEUS_STACK_CHART}" / "values.yaml",
-        "keda": charts / f"keda-{bom.KEDA_CHART}" / "values.yaml",
-        "volcano": charts / f"volcano-{bom.VOLCANO_CHART}" / "values.yaml",
-    }
+def test_each_key_is_one_the_pinned_charts_have():
+    """Helm accepts any key (no chart has a values.schema.json): a misspelt one would place nothing. Each path is in
+    the values.yaml of every version of the chart a committed stack installs (prod's KEDA 2.17.2 and Volcano 1.10.2
+    as well as the BOM's), its subchart's for grafana and kube-state-metrics."""
     subcharts = {"grafana", "kube-state-metrics"}
-    for chart, paths in CHART_KEYS.items():
-        for path in paths:
-            if chart == "kube-prometheus-stack" and path[0] in subcharts:
-                values = yaml.safe_load((files[chart].parent / "charts" / path[0] / "values.yaml").read_text())
+    pinned = [c for c in chart_source.pinned_charts() if c.name in CHART_KEYS]
+    assert {c.name for c in pinned} == set(CHART_KEYS)
+    for pin in pinned:
+        directory = pinned_chart(pin.name, pin.version)
+        for path in CHART_KEYS[pin.name]:
+            if pin.name == "kube-prometheus-stack" and path[0] in subcharts:
+                values = yaml.safe_load((directory / "charts" / path[0] / "values.yaml").read_text())
                 path = path[1:]
             else:
-                values = yaml.safe_load(files[chart].read_text())
+                values = yaml.safe_load((directory / "values.yaml").read_text())
             *parents, last = path
-            assert last in dig(values, tuple(parents)), (chart, path)
+            assert last in dig(values, tuple(parents)), (str(pin), path)
 
 
 def test_the_gpu_workloads_are_not_moved(prod):

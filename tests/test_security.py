@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import REQUIRED_SECRETS, SHARED, STACKS, run_named, run_with, unavailable
+from conftest import REQUIRED_SECRETS, STACKS, Capability, run_named, run_with, unavailable
 
 from tools import harness, security_scan
 
-# The reference deployment (shared/reference) under checkov 3.3.30 (.ci/run pins it): the issue counted
-# 50 failures of 269; the same 269 checks run here and 52 fail (see README, "Conformance gate").
+# The reference deployment (tests/fixtures/reference, its objects as the write-up gives them) under checkov 3.3.30
+# (.ci/run pins it): the issue counted 50 failures of 269; the same 269 checks run here and 52 fail (see README,
+# "Conformance gate").
 REFERENCE_TOTAL, REFERENCE_FAILED = 269, 52
 ALWAYS_SKIPPED = {"CKV_K8S_15", "CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_40", "CKV_K8S_43"}
 # Which objects carry which skips (README, "Conformance gate"): the SGLang pod templates, Open WebUI, the
@@ -103,7 +104,7 @@ BENCH_JOB = re.compile(r"-bench-[0-9a-f]{10}$")
 def reports() -> dict[str, security_scan.Report]:
     checkov = security_scan.find_checkov()
     if checkov is None:
-        unavailable("checkov not found: `bash .ci/run` installs it into .ci/.checkov-venv (or set CHECKOV=path)")
+        unavailable(Capability.CHECKOV, "checkov not found in .ci/.checkov-venv, CHECKOV or PATH")
     sets = {}
     for stack in STACKS:
         # Secrets render as placeholders; each stack is scanned with its API key Secret wired in (dev needs
@@ -111,8 +112,7 @@ def reports() -> dict[str, security_scan.Report]:
         result = run_named(stack, secrets={key: harness.PLACEHOLDER for key in REQUIRED_SECRETS})
         assert result.error is None, result.error
         sets[stack] = harness.kubernetes_objects(result)
-    if (SHARED / "reference").is_dir():
-        sets["reference"] = security_scan.reference_objects()
+    sets["reference"] = security_scan.reference_objects()
     return security_scan.scan(sets, str(checkov))
 
 
@@ -148,9 +148,25 @@ def test_only_the_documented_checks_are_skipped_each_with_a_reason(reports, stac
     assert by_object == SKIPPED_BY_OBJECT[stack]
 
 
+def test_the_reference_is_the_write_ups_objects():
+    """What the figure below is counted over: the five objects of the write-up, as written (its LWS of 2 x 8 GPUs
+    with tp 16, no probes or limits of its own)."""
+    objects = security_scan.reference_objects()
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
+        ("LeaderWorkerSet", "sglang"),
+        ("Service", "sglang-api-svc"),
+        ("PersistentVolumeClaim", "open-webui-data-pvc"),
+        ("Deployment", "open-webui-deployment"),
+        ("Service", "open-webui-service"),
+    ]
+    lws = objects[0]["spec"]
+    assert (lws["replicas"], lws["leaderWorkerTemplate"]["size"]) == (1, 2)
+    leader = lws["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"][0]
+    assert leader["image"] == "lmsysorg/sglang:v0.4.3.post2-cu124"
+    assert "--tp 16" in " ".join(map(str, leader["command"] + leader.get("args", [])))
+
+
 def test_reference_deployment_figure(reports):
-    if "reference" not in reports:
-        unavailable("../shared/reference is absent")
     ref = reports["reference"]
     assert (ref.total, len(ref.failed)) == (REFERENCE_TOTAL, REFERENCE_FAILED)
     # Neither the gateway nor the benchmark Job has a counterpart in the reference: their token skips

@@ -95,6 +95,29 @@ def test_fetch_gets_every_shipped_wheel_once(shipped):
     assert calls == list(WHEELS)  # the second run finds them cached
 
 
+def test_fetch_also_gets_the_releases_read_without_a_table(shipped, monkeypatch):
+    tables, cache, calls = shipped
+    read_only = {"0.4.3.post4": b"wheel of 0.4.3.post4"}
+
+    def pip(version, dest, name):
+        calls.append(version)
+        # no table records the file: pip picks one (name None), whatever its platform tag
+        assert name is None or version in WHEELS
+        (dest / (name or f"sglang-{version}-cp311-cp311-manylinux_2_28_x86_64.whl")).write_bytes(
+            WHEELS.get(version) or read_only[version]
+        )
+
+    monkeypatch.setattr(sglang_flags, "_pip_download", pip)
+    assert sglang_flags.fetch(cache, tables, also=["0.4.3.post4"]) == 0
+    assert calls == [*WHEELS, "0.4.3.post4"]
+    assert (
+        sglang_flags.wheel_for("0.4.3.post4", cache)
+        == cache / "sglang-0.4.3.post4-cp311-cp311-manylinux_2_28_x86_64.whl"
+    )
+    # the releases read that ship a table are fetched as tables' wheels, the others by release
+    assert "0.4.3.post2" not in sglang_flags.read_releases() and "0.4.3.post4" in sglang_flags.read_releases()
+
+
 def test_fetch_replaces_a_cached_file_that_is_not_the_recorded_wheel(shipped):
     tables, cache, calls = shipped
     assert not calls

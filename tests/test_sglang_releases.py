@@ -14,7 +14,7 @@ import zipfile
 from typing import Literal
 
 import pytest
-from conftest import unavailable
+from conftest import Capability, unavailable
 
 from config.sglang import shipped_releases
 from config.sglang.releases import FACTS, ReleaseFacts, facts
@@ -24,7 +24,7 @@ from tools import sglang_flags
 def _sources(release: str) -> dict[str, str]:
     wheel = sglang_flags.wheel_for(release)
     if wheel is None:
-        unavailable(f"no sglang {release} wheel in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+        unavailable(Capability.SGLANG_WHEELS, f"no sglang {release} wheel in {sglang_flags.CACHE}")
     with zipfile.ZipFile(wheel) as zf:
         return {
             name: zf.read(name).decode("utf-8", "replace")

@@ -18,7 +18,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, unavailable
+from conftest import ROOT, Capability, unavailable
+from packaging.version import Version
 
 from config.sglang import (
     first_release_with,
@@ -44,7 +45,7 @@ def test_each_shipped_table_is_what_generate_writes_from_its_wheel(release):
     source = json.loads(shipped)["source"]
     wheel = sglang_flags.CACHE / source["wheel"]
     if not wheel.exists():
-        unavailable(f"{wheel.name} is not in {sglang_flags.CACHE}: run `python tools/sglang_flags.py fetch`")
+        unavailable(Capability.SGLANG_WHEELS, f"{wheel.name} is not in {sglang_flags.CACHE}")
     assert sglang_table.sha256(wheel) == source["sha256"], f"{wheel} is not the wheel the table was generated from"
     generated = sglang_table.dumps(sglang_table.build_table(wheel, release))
     if generated != shipped:
@@ -60,7 +61,9 @@ def test_the_program_ships_the_reference_the_newest_and_every_pinned_release():
 
     pinned = {str(r) for r in [Versions().sglang_release] if r is not None}
     assert {"0.4.3.post2", "0.5.23"} | pinned <= set(shipped_releases())
-    assert list(shipped_releases()) == sorted(SHIPPED, key=lambda r: tuple(map(str, r.split(".")))) or True
+    # in release order (0.4.10 after 0.4.7), which the files' names do not sort to
+    assert list(shipped_releases()) == sorted(SHIPPED, key=Version)
+    assert SHIPPED != sorted(SHIPPED, key=Version)
     assert shipped_releases()[0] == "0.4.3.post2" and shipped_releases()[-1] == "0.5.23"
 
 

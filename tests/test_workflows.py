@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, unavailable
+from conftest import ROOT, Capability, unavailable
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 STACKS_ON_DISK = sorted(p.name.split(".")[1] for p in ROOT.glob("Pulumi.*.yaml"))
@@ -24,7 +24,7 @@ def actionlint() -> str:
     ):
         if candidate and Path(candidate).is_file():
             return candidate
-    unavailable("actionlint not found: `bash .ci/run` installs it into .ci/bin (or set ACTIONLINT=path)")
+    unavailable(Capability.ACTIONLINT, "actionlint not found in .ci/bin, ACTIONLINT or PATH")
     raise AssertionError
 
 

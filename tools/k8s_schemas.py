@@ -1,14 +1,13 @@
 """Validate rendered Kubernetes objects as an API server would: built-in kinds strictly against the
-OpenAPI schemas of the stack's Kubernetes version (``kubernetes-validate``), custom resources against
-the pinned upstream CRD in ``../shared/crds/`` (structural schema, required fields, enums, and fields
-the CRD does not declare, which an API server silently prunes).
+OpenAPI schemas of the stack's Kubernetes version (``kubernetes-validate``), custom resources against the
+upstream CRDs of the releases the stack pins (``third_party/crds/``, ``tools/crds.py``): structural schema,
+required fields, enums, and fields the CRD does not declare, which an API server silently prunes.
 
 Not checked: CEL rules (``x-kubernetes-validations``), formats, and admission webhooks.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,11 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import yaml
-from packaging.version import InvalidVersion, Version
 
-from tools.harness import SHARED
+from tools import crds
+from tools.harness import CRDS
 
-CRD_DIR = SHARED / "crds"
-LWS_GROUP = "leaderworkerset.x-k8s.io"
-_LWS_FILE = re.compile(r"^lws-v(?P<version>[0-9][0-9A-Za-z.+-]*)\.yaml$")
+CRD_DIR = CRDS
 
 
 @dataclass(frozen=True)
@@ -68,56 +64,24 @@ def strict_schema(node: Any, *, root: bool = True, junction: bool = False) -> An
     return out
 
 
-def _lws_files(crd_dir: Path) -> dict[str, Path]:
-    return {m["version"]: p for p in crd_dir.glob("lws-v*.yaml") if (m := _LWS_FILE.match(p.name))}
+def pins(platform: Any) -> dict[str, str]:
+    """Project (tools/crds.py: lws, volcano, keda, prom) -> the release the stack pins, the BOM's where it pins
+    none; ``platform`` is a validated PlatformConfig, or None for the BOM alone."""
+    return crds.pinned(getattr(platform, "versions", None))
 
 
-def lws_pin(platform: Any) -> str | None:
-    """The LWS version the stack installs: a ``versions`` field or a bill-of-materials constant whose
-    name mentions LWS (the add-on component owns the field; this finds it whatever it is called)."""
-    from config import bom
-
-    candidates: list[Any] = []
-    versions = getattr(platform, "versions", None)
-    if versions is not None:
-        candidates += [v for k, v in versions.model_dump().items() if "lws" in k.lower()]
-    candidates += [v for k, v in vars(bom).items() if "LWS" in k.upper() and "VERSION" in k.upper()]
-    for value in candidates:
-        if isinstance(value, str):
-            try:
-                return str(Version(value.removeprefix("v")))
-            except InvalidVersion:
-                continue
-    return None
+def stack_crd_files(platform: Any, crd_dir: Path = CRD_DIR) -> list[Path]:
+    """Every CRD file of the releases the stack pins (FileNotFoundError naming the refresh for a pin without)."""
+    return [path for project, version in pins(platform).items() for path in crds.files_for(project, version, crd_dir)]
 
 
-def lws_crd_file(platform: Any, crd_dir: Path = CRD_DIR) -> tuple[Path, str]:
-    """The LWS CRD of the pinned version, and a note on how it was chosen."""
-    files = _lws_files(crd_dir)
-    pin = lws_pin(platform)
-    if pin is not None:
-        for version, path in files.items():
-            if Version(version) == Version(pin):
-                return path, f"LWS {pin} (pinned)"
-        raise FileNotFoundError(
-            f"the stack pins LWS {pin} but {crd_dir} has no lws-v{pin}.yaml (have: "
-            f"{', '.join(sorted(p.name for p in files.values())) or 'none'}); add the upstream CRD of that release"
-        )
-    if not files:
-        raise FileNotFoundError(f"no lws-v*.yaml CRD in {crd_dir}")
-    newest = max(files, key=Version)
-    return files[newest], f"LWS {newest} (newest CRD available: the stack pins no LWS version)"
-
-
-def load_custom_schemas(lws_file: Path, crd_dir: Path = CRD_DIR) -> dict[tuple[str, str], CustomSchema]:
-    """(apiVersion, kind) -> strict schema, for every served version of every CRD in ``crd_dir``; of the
-    LWS CRDs only ``lws_file``."""
+def load_custom_schemas(files: Iterable[Path]) -> dict[tuple[str, str], CustomSchema]:
+    """(apiVersion, kind) -> strict schema, for every served version of every CRD in ``files`` (the releases of
+    one stack: two files of one kind, say two Volcano releases, are refused rather than one silently winning)."""
     schemas: dict[tuple[str, str], CustomSchema] = {}
-    for path in sorted(crd_dir.glob("*.yaml")):
-        if _LWS_FILE.match(path.name) and path != lws_file:
-            continue
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
+    for path in files:
+        for doc in crds.documents(path):
+            if doc.get("kind") != "CustomResourceDefinition":
                 continue
             spec = doc["spec"]
             for version in spec["versions"]:
@@ -127,6 +91,8 @@ def load_custom_schemas(lws_file: Path, crd_dir: Path = CRD_DIR) -> dict[tuple[s
                 if raw is None:
                     continue
                 key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                if key in schemas and schemas[key].source != path.name:
+                    raise ValueError(f"{key[0]} {key[1]} is in both {schemas[key].source} and {path.name}")
                 schemas[key] = CustomSchema(path.name, strict_schema(raw))
     return schemas
 
@@ -169,7 +135,7 @@ def validate_custom(obj: dict[str, Any], schemas: dict[tuple[str, str], CustomSc
     if found is None:
         return [
             f"{_where(obj)}: no schema for {key[0]} {key[1]}: neither a built-in kind of Kubernetes {kubernetes} "
-            "nor a CRD in ../shared/crds (add the upstream CRD of the pinned version)"
+            "nor a CRD of a release the stack pins (third_party/crds; tools/crds.py refresh adds one)"
         ]
     validator = jsonschema.Draft4Validator(found.schema)
     problems = [

@@ -7,7 +7,8 @@ checkov knows Pods, Deployments, StatefulSets and friends but not a LeaderWorker
 that embeds pod templates), so every pod template found inside a custom resource is also handed to it
 as a synthetic StatefulSet (LWS runs its pods through StatefulSets), carrying the template's
 annotations: that is where ``checkov.io/skipN`` annotations for the pods live. ``--reference`` scans
-the YAML of the reference deployment (../shared/reference) the same way, for comparison.
+the YAML of the reference deployment (its objects as the write-up gives them, committed as
+``tests/fixtures/reference/``) the same way, for comparison.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tools import harness
 
-REFERENCE = harness.SHARED / "reference" / "deepseek-r1-k8s-sglang-deployment.md"
+REFERENCE = harness.ROOT / "tests" / "fixtures" / "reference" / "deepseek-r1-k8s-sglang-deployment.yaml"
 CHECKOV_VENV = harness.ROOT / ".ci" / ".checkov-venv" / "bin" / "checkov"
 # Built-in kinds whose pod templates checkov already scans.
 _BUILTIN_GROUPS = ("v1", "apps/", "batch/")
@@ -98,16 +99,9 @@ def template_workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def reference_objects(markdown: Path = REFERENCE) -> list[dict[str, Any]]:
-    """The Kubernetes objects in the reference write-up's code blocks."""
-    objects = []
-    for block in re.findall(r"```[a-z]*\n(.*?)```", markdown.read_text(encoding="utf-8"), flags=re.S):
-        if "apiVersion:" not in block or "kind:" not in block:
-            continue
-        for doc in yaml.safe_load_all(block):
-            if isinstance(doc, dict) and "kind" in doc:
-                objects.append(doc)
-    return objects
+def reference_objects(path: Path = REFERENCE) -> list[dict[str, Any]]:
+    """The Kubernetes objects of the reference deployment, in the write-up's order."""
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if isinstance(d, dict) and "kind" in d]
 
 
 @dataclass

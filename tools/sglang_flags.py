@@ -3,7 +3,8 @@
 
     python tools/sglang_flags.py generate 0.4.9 ...  # write config/sglang/0.4.9.json from that release's wheel
     python tools/sglang_flags.py fetch               # download the wheel of every shipped table (CI, before
-                                                     # the tests that regenerate each table from its wheel)
+                                                     # the tests that regenerate each table from its wheel),
+                                                     # and of each release config/quantization.py was read from
     python tools/sglang_flags.py list 0.4.3.post2    # the options of a release, from its table
 
 The program checks every flag against the shipped table of the pinned release (``config.sglang``,
@@ -127,11 +128,23 @@ def download(version: str, cache: Path = CACHE, wheel_name: str | None = None, s
     raise AssertionError("unreachable")
 
 
-def fetch(cache: Path = CACHE, tables: Path = TABLES) -> int:
-    """Every shipped table's wheel into the cache; each release is tried even when another fails, and the
-    run fails at the end naming every wheel it could not get."""
+def read_releases() -> list[str]:
+    """The releases config/quantization.py was read from that ship no flag table: tests/test_quantization_wheels.py
+    re-reads their wheels too."""
+    from config.quantization import RELEASES_READ
+
+    shipped = {canonicalize_version(v) for v in shipped_wheels()}
+    return [str(v) for v in RELEASES_READ if canonicalize_version(str(v)) not in shipped]
+
+
+def fetch(cache: Path = CACHE, tables: Path = TABLES, also: list[str] | None = None) -> int:
+    """Every shipped table's wheel into the cache, then the wheel of each release in ``also`` (no table records
+    its file: pip picks this machine's); each release is tried even when another fails, and the run fails at the
+    end naming every wheel it could not get."""
     failed = []
-    for version, (wheel_name, sha) in shipped_wheels(tables).items():
+    wanted: list[tuple[str, str | None, str | None]] = [(v, n, sha) for v, (n, sha) in shipped_wheels(tables).items()]
+    wanted += [(v, None, None) for v in also or []]
+    for version, wheel_name, sha in wanted:
         try:
             download(version, cache, wheel_name, sha)
         except (RuntimeError, OSError) as error:
@@ -185,14 +198,14 @@ def list_options(version: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = cli.add_subparsers(dest="command", required=True)
-    sub.add_parser("fetch", help="download the wheel of every shipped flag table")
+    sub.add_parser("fetch", help="download the wheel of every shipped flag table and of every release read")
     gen = sub.add_parser("generate", help="write config/sglang/<VERSION>.json from the release's wheel")
     gen.add_argument("versions", nargs="+", metavar="VERSION")
     listing = sub.add_parser("list", help="print the options of a release, from its table")
     listing.add_argument("version")
     args = cli.parse_args(argv)
     if args.command == "fetch":
-        return fetch()
+        return fetch(also=read_releases())
     if args.command == "generate":
         return generate(args.versions)
     return list_options(args.version)

@@ -17,7 +17,7 @@ Facts relied on:
 - The scheduler places a pod where allocatable minus the requests of the pods already there covers its requests;
   at preview the only pods that will certainly be there are the DaemonSets' (a pod's effective request is the
   larger of its containers' sum and its largest init container).
-- LWS CRD fingerprints by release (config.compat.FEATURES; verified on the CRDs in shared/crds and the lws tags):
+- LWS CRD fingerprints by release (config.compat.FEATURES; verified on the CRDs in third_party/crds and the lws tags):
   ``subGroupPolicyType`` 0.6.0, ``rollingUpdateConfiguration.partition`` 0.7.0, ``volumeClaimTemplates`` 0.8.0,
   ``restartPolicy`` enum value ``RecreateGroupAfterStart`` 0.9.0. Gang scheduling (0.7.0) leaves no trace in the
   CRD: it is the controller's config (ConfigMap ``<release>-manager-config``, key
