@@ -25,7 +25,6 @@ from capabilities import (  # noqa: E402, F401 - pytest takes the hooks from thi
 from tools import harness  # noqa: E402
 
 # Only the e2e suite (tests/e2e/conftest.py, tools/engine.py) still reads the engine recipe beside the project.
-SHARED = harness.SHARED
 
 # No test reaches the network: program runs skip the S3 preflight listing unless a test (under moto) unsets this.
 os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"

@@ -61,9 +61,9 @@ def project_pins() -> dict[str, dict[str, str]]:
     for path in sorted([*ROOT.glob("Pulumi.*.yaml"), *harness.EXAMPLE_STACKS.glob("Pulumi.*.yaml")]):
         stack = path.name.split(".")[1]
         note(stack_values(stack).get("versions") or {}, str(path.relative_to(ROOT)))
-    for key, value, stacks, _ in sim_stacks.OVERRIDES:
-        if key.startswith("versions."):
-            for stack in stacks:
+    for stack in sim_stacks.E2E_STACKS:
+        for key, value, _ in sim_stacks.applicable(stack_values(stack)):
+            if key.startswith("versions."):
                 versions = {**(stack_values(stack).get("versions") or {}), key.split(".", 1)[1]: value}
                 note(versions, "tools/sim_stacks.py")
     return out

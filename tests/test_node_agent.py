@@ -25,8 +25,9 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, unavailable
 
+from tools.setup_tests import Capability
 from tools.simulation import agent_env, agent_images, agent_logs, agent_probes, agent_status, agent_volumes
 from tools.simulation.agent_status import ContainerRecord, PodView
 
@@ -970,11 +971,11 @@ def sandbox(tmp_path_factory):
     from tools.simulation.cluster import Sandbox
 
     if os.geteuid() != 0 or not shutil.which("ip"):
-        pytest.skip("node agent integration test: needs root and iproute2 (a network namespace)")
+        unavailable(Capability.SANDBOX, "node agent integration test: needs root and iproute2 (a network namespace)")
     try:
         bin_dir = binaries.bin_dir(binaries.CLUSTER)
     except binaries.FetchError as exc:
-        pytest.skip(f"node agent integration test: {exc}")
+        unavailable(Capability.SANDBOX, f"node agent integration test: {exc}")
     netns = f"agent-test-{os.getpid()}"
     base = tmp_path_factory.mktemp("node-agent")
     cluster = Cluster(Engine(bin_dir, ROOT), base / "run")  # no charts here
@@ -1119,7 +1120,7 @@ def test_pods_get_their_own_addresses(tmp_path: Path) -> None:
 
     lib = agent_net.build(tmp_path)
     if lib is None:
-        pytest.skip("no C compiler to build the sandbox's LD_PRELOAD library")
+        unavailable(Capability.SANDBOX, "no C compiler (gcc) to build the sandbox's LD_PRELOAD library")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from conftest import unavailable
 
+from tools.setup_tests import Capability
 from tools.simulation import binaries, cluster
 from tools.simulation.binaries import FetchError, Pin
 
@@ -230,9 +231,9 @@ def test_start_options_are_the_ones_the_e2e_tables_use():
 @pytest.fixture
 def root_with_ip() -> None:
     if os.geteuid() != 0:
-        unavailable("the sandbox's network namespace needs root (CI runs as root)")
+        unavailable(Capability.SANDBOX, "the sandbox's network namespace needs root (CI runs as root)")
     if not shutil.which("ip"):
-        unavailable("iproute2 (`ip`) is not installed: `apt-get install iproute2`")
+        unavailable(Capability.SANDBOX, "iproute2 (`ip`) is not installed: `apt-get install iproute2`")
 
 
 def test_exec_refuses_a_namespace_with_another_interface(root_with_ip, tmp_path: Path):

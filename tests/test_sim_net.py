@@ -25,6 +25,7 @@ import pytest
 import yaml
 from conftest import unavailable
 
+from tools.setup_tests import Capability
 from tools.simulation import binaries, gobuild, net
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -440,18 +441,22 @@ def test_services_and_dns_work_in_the_netns(tmp_path):
     from tools.engine import Cluster, Engine, EngineMissingError
 
     if os.geteuid() != 0:
-        unavailable("kube-proxy and CoreDNS in the netns: needs root (ip netns, nftables); CI runs it as root")
+        unavailable(
+            Capability.SANDBOX,
+            "kube-proxy and CoreDNS in the netns: needs root (ip netns, nftables); CI runs it as root",
+        )
     missing_tools = [t for t in ("ip", "nft", "unshare", "curl", "getent") if not shutil.which(t)]
     if missing_tools:
         unavailable(
+            Capability.SANDBOX,
             f"kube-proxy and CoreDNS in the netns: {', '.join(missing_tools)} missing (apt-get install "
-            "iproute2 nftables util-linux curl)"
+            "iproute2 nftables util-linux curl)",
         )
     try:
         engine = Engine.find()
         bin_dir = binaries.bin_dir(binaries.NETWORK)
     except (EngineMissingError, binaries.FetchError) as exc:
-        unavailable(f"kube-proxy and CoreDNS in the netns: {exc}")
+        unavailable(Capability.SANDBOX, f"kube-proxy and CoreDNS in the netns: {exc}")
 
     before = host_network_state()
     run_dir = tmp_path / "run"

@@ -23,9 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # The upstream CRDs the render is validated against, committed with their sources (third_party/crds/README.md,
 # tools/crds.py refreshes them): the tests and tools read them here, so a lone clone checks what CI checks.
 CRDS = ROOT / "third_party" / "crds"
-# The e2e suite's engine recipe beside the project (tools/engine.py, tests/e2e); SGLANG_PLATFORM_SHARED points
-# elsewhere. Nothing else reads it: CRDs are CRDS above, charts come through tools/chart_source.py.
-SHARED = Path(os.environ.get("SGLANG_PLATFORM_SHARED") or ROOT.parent / "shared")
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
 PLACEHOLDER = "[secret]"
