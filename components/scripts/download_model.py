@@ -113,7 +113,12 @@ def verify(model_dir: Path, expected: Mapping[str, int] | None) -> dict[str, int
     files = model_files(model_dir)
     top = {name for name in files if "/" not in name}
     if "config.json" not in top:
-        raise DownloadError(f"{model_dir} has no config.json after the download")
+        # huggingface_hub does not raise when it cannot reach the repository (gated, private, unreachable) and
+        # the directory already holds something (our lock file): it warns and hands the directory back as it is.
+        raise DownloadError(
+            f"{model_dir} has no config.json after the download (a hub client that cannot reach the repository "
+            "only warns and keeps the directory as it was: see its message above)"
+        )
     weights = sorted(n for n in top if n.endswith((".safetensors", ".bin")))
     if not weights:
         raise DownloadError(f"{model_dir} has no *.safetensors (or *.bin) weights after the download")
