@@ -536,6 +536,10 @@ def test_the_committed_stacks_models_are_served_at_the_revisions_they_pin():
     assert (dev.repo, dev.commit, dev.quant) == (QWEN, QWEN_COMMIT, "none")
     (prod,) = specs_for_stack(stack_values("prod"))
     assert (prod.repo, prod.commit, prod.quant, "master" in prod.branches) == (INT8, None, "int8-block", True)
+    # A declared quantization is what the served config.json must say, or the preview refuses the stack.
+    declared = json.loads(json.dumps(stack_values("prod")))
+    declared["inferenceGroups"][0]["model"]["quantization"] = "w8a8-int8"
+    assert [s.quant for s in specs_for_stack(declared)] == ["w8a8-int8"]
 
 
 def test_the_tokenizer_loads_with_transformers(served):
@@ -615,3 +619,14 @@ def test_the_command_line_serves_a_stacks_models(tmp_path):
         timeout=60,
     )
     assert refused.returncode == 2 and "refusing to bind 192.0.2.1: it binds loopback addresses only" in refused.stderr
+
+
+@pytest.mark.parametrize("quant", ["none", "fp8-block", "int8-block", "w8a8-int8"])
+@pytest.mark.parametrize("arch", ["qwen2", "deepseek-v3"])
+def test_each_quantization_reads_back_as_itself(arch, quant):
+    """The preview's reader (config.quantization.detect) finds in the generated config.json what the spec asked."""
+    from tools.simulation.standins.hub import model_config
+
+    config = model_config(parse_spec(f"team/model,arch={arch},quant={quant}"))
+    assert quantization.detect(config).scheme == quant
+    assert config["architectures"] == ["DeepseekV3ForCausalLM" if arch == "deepseek-v3" else "Qwen2ForCausalLM"]

@@ -176,8 +176,9 @@ def specs_for_stack(values: Mapping[str, Any]) -> list[ModelSpec]:
         if model.get("source") not in ("huggingface", "modelscope") or not repo:
             continue
         spec = parse_spec(repo)
-        scheme = {"int8-block": "int8-block", "fp8-block": "fp8-block", "w8a8-int8": "w8a8-int8"}
-        quant = scheme.get(str(model.get("quantization")), spec.quant)
+        # A declared quantization is what the checkpoint must say (the preview refuses a mismatch).
+        declared = str(model.get("quantization") or "")
+        quant = declared if declared in QUANTS else spec.quant
         previous = out.get(repo, spec)
         commit = revision if COMMIT.match(revision) else previous.commit
         branches = previous.branches if COMMIT.match(revision) else tuple(dict.fromkeys((*previous.branches, revision)))
