@@ -149,6 +149,8 @@ for group in platform.inference_groups:
                 downloader_image=versions.model_downloader_image,
                 gate_image=versions.sglang_image,
                 requirement=requirements.get(group.model.source, ""),
+                # The platform-wide hub of the group's source; the component lets the group's own endpoint win.
+                hub_endpoint=platform.model_hubs.endpoint(group.model.source, None)[0],
                 secrets=loaded.secrets,
                 metrics_namespaces=[platform.monitoring.namespace] if platform.monitoring.enabled else [],
                 depends_on=[namespace],

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components.k8s import Spec, child_opts, image_skips, meta, skip_annotations, skip_await
 from components.sglang_pods import WEIGHTS_GATE, group_labels
-from config.model_cache import STAGER_REQUESTS, ModelDownload, Pvc, Staging
+from config.model_cache import HUBS, STAGER_REQUESTS, ModelDownload, Pvc, Staging
 from config.models import MODEL_VOLUME, InferenceGroup
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
@@ -63,6 +63,9 @@ class ModelCacheArgs:
     requirement: str
     # Stack secrets by key (hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey); unused ones ignored.
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # The endpoint of the group's hub (a Hugging Face mirror, an internal ModelScope: the stack's modelHubs) for
+    # a huggingface or modelscope group; the group's own model.download.endpoint wins. None: the public hub.
+    hub_endpoint: str | None = None
     # Namespaces whose pods may scrape the staging DaemonSet's metrics (the monitoring stack's).
     metrics_namespaces: Sequence[str] = ()
     depends_on: Sequence[pulumi.Resource] = ()
@@ -121,7 +124,8 @@ class ModelCache(pulumi.ComponentResource):
                     string_data={env: pulumi.Output.secret(value) for env, value in secret_env.items()},
                     opts=child,
                 )
-            container = download_container(g, args.downloader_image, args.requirement, sorted(secret_env))
+            endpoint = hub_endpoint(g, args.hub_endpoint)
+            container = download_container(g, args.downloader_image, args.requirement, sorted(secret_env), endpoint)
             self.volumes = [script_volume(g)]
             if not g.stages_per_node:  # a claim: one download Job; else a stager per node
                 job_name = download_job_name(g)
@@ -150,7 +154,7 @@ class ModelCache(pulumi.ComponentResource):
                     metadata=meta(
                         daemon_set_name, ns, stager_labels(g), skip_await(stager_skips(args.downloader_image))
                     ),
-                    spec=stager_spec(g, args.downloader_image, args.requirement, sorted(secret_env)),
+                    spec=stager_spec(g, args.downloader_image, args.requirement, sorted(secret_env), endpoint),
                     opts=child,
                 )
                 k8s.networking.v1.NetworkPolicy(
@@ -256,11 +260,13 @@ def _staging(g: InferenceGroup) -> Staging:
     return _download(g).staging
 
 
-def stager_spec(g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str]) -> Spec:
+def stager_spec(
+    g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str], endpoint: str | None = None
+) -> Spec:
     """One pod per node the group may use: fetch, verify, switch in, then serve metrics until replaced. A new
     node gets its pod (and its copy) as soon as it joins; a changed revision rolls every pod at once
     (maxUnavailable 100%), each fetching beside the revision its node already serves."""
-    container = download_container(g, image, requirement, secret_envs)
+    container = download_container(g, image, requirement, secret_envs, endpoint)
     container |= {
         "name": "stage-weights",
         "command": ["python3", f"{SCRIPT_DIR}/{SCRIPT.name}", "stage"],
@@ -397,7 +403,35 @@ def _env(values: Mapping[str, str | None]) -> list[dict]:
     return [{"name": k, "value": v} for k, v in values.items() if v is not None]
 
 
-def download_container(g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str]) -> dict:
+def hub_endpoint(g: InferenceGroup, platform_endpoint: str | None) -> str | None:
+    """The hub endpoint a huggingface or modelscope group downloads from: its own model.download.endpoint, else
+    the platform's (modelHubs); None for the public hub, and for s3 (its endpoint is S3_ENDPOINT)."""
+    if g.model.source not in HUBS:
+        return None
+    return _download(g).endpoint or platform_endpoint
+
+
+def hub_env(source: str, endpoint: str | None) -> dict[str, str]:
+    """The endpoint as each client's own setting, so the script and anything it runs use it unchanged.
+    huggingface_hub reads HF_ENDPOINT. modelscope 1.40.2 delegates to modelscope-hub, whose HubConfig reads
+    MODELSCOPE_ENDPOINT (then the deprecated MODELSCOPE_DOMAIN); modelscope before 1.38, as an image may have it
+    installed, reads only MODELSCOPE_DOMAIN and puts https:// in front of it, so it gets the https endpoint
+    without its scheme (an http endpoint cannot be given to it at all)."""
+    if endpoint is None:
+        return {}
+    if source == "huggingface":
+        return {"HF_ENDPOINT": endpoint}
+    if source == "modelscope":
+        legacy = {"MODELSCOPE_DOMAIN": endpoint.removeprefix("https://")} if endpoint.startswith("https://") else {}
+        return {"MODELSCOPE_ENDPOINT": endpoint} | legacy
+    return {}
+
+
+def download_container(
+    g: InferenceGroup, image: str, requirement: str, secret_envs: Sequence[str], endpoint: str | None = None
+) -> dict:
+    """The container that fetches (the Job's, and the stager's before it adds its own settings); ``endpoint``:
+    the group's hub endpoint (``hub_endpoint``)."""
     d = _download(g)
     env = _env(
         {
@@ -417,6 +451,7 @@ def download_container(g: InferenceGroup, image: str, requirement: str, secret_e
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "PYTHONUNBUFFERED": "1",
         }
+        | hub_env(g.model.source, endpoint)
     )
     secret = credentials_secret_name(g)
     env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": name}}} for name in secret_envs]

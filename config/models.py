@@ -38,7 +38,7 @@ from config.benchmark import Benchmark
 from config.errors import Loc, Problem, problems_from_validation
 from config.gateway import GatewayConfig
 from config.gpus import GPUS, gpu_choices
-from config.model_cache import ModelDownload, Preflight, Pvc
+from config.model_cache import ModelDownload, ModelHubs, Preflight, Pvc
 from config.monitoring import MonitoringConfig
 from config.nodes import NodeShape
 from config.presets import PRESETS, apply_preset, merge, preset_names
@@ -738,9 +738,14 @@ class PlatformConfig(Base):
         default_factory=MonitoringConfig, description="Prometheus, Grafana, SGLang and GPU dashboards and alerts."
     )
     keda: KedaConfig = Field(default_factory=KedaConfig, description="KEDA, which runs the group autoscalers.")
+    model_hubs: ModelHubs = Field(
+        default_factory=ModelHubs,
+        description="Hugging Face and ModelScope endpoints (a mirror, a proxy, an internal hub) every group of that "
+        "source downloads from unless its model.download.endpoint says otherwise (docs/model-weights.md).",
+    )
     preflight: Preflight = Field(
         default_factory=Preflight,
-        description="Checks at pulumi preview: S3 model prefixes, capacity, add-on compatibility.",
+        description="Checks at pulumi preview: S3 model prefixes, model hub endpoints, capacity, add-on compatibility.",
     )
     gpu_operator: GpuOperatorConfig = Field(
         default_factory=GpuOperatorConfig, description="NVIDIA GPU Operator add-on (docs/add-ons.md)."

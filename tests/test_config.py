@@ -246,9 +246,9 @@ def test_api_key_secret_rules():
 def test_unknown_top_level_key_lists_allowed_keys():
     assert problems(stack_values("dev") | {"inferenceGroup": []}) == [
         "  - sglang-platform:inferenceGroup: unknown key (a typo?); allowed here: namespace, requireApiKey, "
-        "apiAccess, versions, inferenceGroups, gateway, openWebui, monitoring, keda, preflight, gpuOperator, volcano, "
-        "lws, chartMirror, gpuNodes, and the secrets apiKey, webuiSecretKey, grafanaAdminPassword, hfToken, "
-        "modelscopeToken, s3AccessKeyId, s3SecretAccessKey"
+        "apiAccess, versions, inferenceGroups, gateway, openWebui, monitoring, keda, modelHubs, preflight, "
+        "gpuOperator, volcano, lws, chartMirror, gpuNodes, and the secrets apiKey, webuiSecretKey, "
+        "grafanaAdminPassword, hfToken, modelscopeToken, s3AccessKeyId, s3SecretAccessKey"
     ]
 
 

@@ -186,3 +186,90 @@ def test_every_group_is_read_once_per_repository(hub):
     raw["inferenceGroups"][0]["model"]["download"]["repo"] = "meituan/Missing"
     (problem,) = ModelConfigs(endpoints=hub, offline=False).run(validate(raw, REQUIRED_SECRETS))
     assert problem.loc == ("inferenceGroups", 0, "model", "download", "repo")
+
+
+# --- a hub endpoint the stack sets (modelHubs, model.download.endpoint) -------------------------------------
+
+
+def prod_with(hubs: dict | None = None, endpoint: str | None = None, **preflight):
+    from conftest import REQUIRED_SECRETS, stack_values
+
+    from config import validate
+
+    raw = copy.deepcopy(stack_values("prod"))
+    raw["modelHubs"] = hubs or {}
+    if endpoint:
+        raw["inferenceGroups"][0]["model"]["download"]["endpoint"] = endpoint
+    raw["preflight"] = {"capacity": False, **preflight}
+    return validate(raw, REQUIRED_SECRETS)
+
+
+def test_the_preview_reads_config_json_from_the_configured_endpoint(hub):
+    from config.config_json import ModelConfigs
+
+    # What this machine's environment says (HF_ENDPOINT, MODELSCOPE_ENDPOINT) is not where the pods download
+    # from: the stack's endpoint is, so the preview reads there.
+    elsewhere = Endpoints(f"http://127.0.0.1:{closed_port()}", f"http://127.0.0.1:{closed_port()}")
+    configs = ModelConfigs(endpoints=elsewhere, offline=False)
+    before = len(FakeHub.seen)
+    assert configs.run(prod_with({"modelscope": hub.modelscope + "/"})) == []
+    (seen,) = FakeHub.seen[before:]
+    assert (seen["path"], seen["query"]) == (
+        "/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo",
+        "Revision=master&FilePath=config.json",
+    )
+    assert quantization.detect(configs.read["deepseek-r1"].config or {}).scheme == "int8-block"
+    assert configs.notes == []
+
+
+def test_an_unreachable_configured_endpoint_is_refused_at_its_key():
+    from config.config_json import ModelConfigs
+
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo?Revision=master&FilePath=config.json"
+    (problem,) = ModelConfigs(offline=False).run(prod_with({"modelscope": f"http://127.0.0.1:{port}"}))
+    assert problem.key == "sglang-platform:modelHubs.modelscope"
+    assert problem.message.startswith(f"cannot reach the ModelScope endpoint http://127.0.0.1:{port} to read {url} (")
+    assert problem.message.endswith(
+        "): check the URL and the network, or set sglang-platform:preflight.hubEndpoints to false if only the "
+        "cluster reaches it"
+    )
+    (own,) = ModelConfigs(offline=False).run(prod_with(endpoint=f"http://127.0.0.1:{port}"))
+    assert own.key == "sglang-platform:inferenceGroups[0].model.download.endpoint"
+    # A mirror only the cluster reaches: a note, and the stack goes on.
+    configs = ModelConfigs(offline=False)
+    assert configs.run(prod_with({"modelscope": f"http://127.0.0.1:{port}"}, hubEndpoints=False)) == []
+    (note,) = configs.notes
+    assert note.startswith(
+        f"deepseek-r1: could not reach the ModelScope endpoint http://127.0.0.1:{port} "
+        "(sglang-platform:modelHubs.modelscope) to read "
+    )
+
+
+def test_a_missing_repository_on_a_mirror_names_the_mirror(hub):
+    fetched = read(
+        hub,
+        "huggingface",
+        ModelDownload(repo="nobody/nothing", revision=COMMIT, endpoint=hub.huggingface),
+    )
+    assert fetched.loc == ("model", "download", "repo")
+    assert fetched.problem == (
+        f"nobody/nothing does not exist on the Hugging Face endpoint {hub.huggingface} (model.download.endpoint), or "
+        f"is private and sglang-platform:hfToken is not set ({hf_url(hub.huggingface, 'nobody/nothing', COMMIT)}): "
+        "check model.download.repo"
+    )
+
+
+def test_a_token_sent_over_plain_http_is_noted(hub):
+    from config.config_json import ModelConfigs
+
+    configs = ModelConfigs(modelscope_token="ms-token", offline=True)
+    assert configs.run(prod_with({"modelscope": hub.modelscope})) == []
+    # Even offline (the render): it is about the pods as much as the preview.
+    assert configs.notes == [
+        f"sglang-platform:modelscopeToken is sent to {hub.modelscope} over plain http (the download pods send it too)",
+        "deepseek-r1: config.json of meituan/DeepSeek-R1-Block-INT8 (modelscope) not read: offline render",
+    ]
+    quiet = ModelConfigs(offline=True)
+    quiet.run(prod_with({"modelscope": hub.modelscope}))
+    assert not [n for n in quiet.notes if "plain http" in n]

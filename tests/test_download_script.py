@@ -158,6 +158,58 @@ def test_a_missing_library_without_a_pinned_requirement_is_an_error(tmp_path, mo
         dm.download(hf_env(tmp_path))
 
 
+def test_an_importable_client_is_used_as_it_is_and_its_version_logged(tmp_path, monkeypatch, capsys):
+    """What the sandbox's prepared image and an air-gapped cluster's image rely on: nothing is installed when the
+    module imports, and the log says which version ran (here the one requirements-dev.txt installs)."""
+    from importlib.metadata import version
+
+    monkeypatch.setattr(dm, "_REPORTED", set())
+    monkeypatch.setattr(dm.subprocess, "run", lambda *a, **k: pytest.fail(f"pip was run: {a}"))
+    have = version("huggingface_hub")
+    env = {"DOWNLOAD_REQUIREMENT": "huggingface_hub==0.0.1", "DEPS_DIR": str(tmp_path / "deps")}
+    assert dm.require("huggingface_hub", env).__name__ == "huggingface_hub"
+    dm.require("huggingface_hub", env)
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[0]
+        .endswith(f" using huggingface_hub {have} from the image, not the pinned 0.0.1")
+    )
+    assert not (tmp_path / "deps").exists()
+    dm.require("huggingface_hub", env | {"DOWNLOAD_REQUIREMENT": f"huggingface_hub=={have}"})
+    assert capsys.readouterr().out == ""  # logged once per module
+
+
+def test_a_client_pip_cannot_install_says_what_to_do(tmp_path, monkeypatch):
+    """No PyPI (an air-gapped cluster, the sandbox): pip, pointed at a closed port on 127.0.0.1, fails, and the
+    error names the image setting instead of ending in a traceback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    for key, value in {
+        "PIP_INDEX_URL": f"http://127.0.0.1:{closed}/simple",
+        "PIP_CONFIG_FILE": "/dev/null",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "2",
+        "PIP_NO_INPUT": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setitem(sys.modules, "sglang_platform_no_such_client", None)  # import fails
+    env = {"DOWNLOAD_REQUIREMENT": "sglang-platform-no-such-client==1.0", "DEPS_DIR": str(tmp_path / "deps")}
+    with pytest.raises(dm.DownloadError) as info:
+        dm.require("sglang_platform_no_such_client", env)
+    message = str(info.value)
+    assert message.startswith(
+        "python module sglang_platform_no_such_client is not in the image and `pip install "
+        "sglang-platform-no-such-client==1.0` failed (Command "
+    )
+    assert message.endswith(
+        "without access to PyPI, use a downloader image that has it installed (versions.modelDownloaderImage)"
+    )
+
+
 def test_wait_holds_until_the_matching_marker_exists(tmp_path, hub):
     env = hf_env(tmp_path)
     sleeps: list[float] = []

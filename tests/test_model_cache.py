@@ -467,6 +467,79 @@ def test_hand_staged_host_paths_get_no_stager():
     assert "initContainers" not in spec and "nodeSelector" not in spec
 
 
+# --- model hub endpoints (modelHubs, model.download.endpoint) ---------------------------------------------
+
+HUB_KEYS = ("HF_ENDPOINT", "MODELSCOPE_ENDPOINT", "MODELSCOPE_DOMAIN")
+
+
+def hub_env_of(c: dict) -> dict:
+    return {k: v for k, v in plain_env(c).items() if k in HUB_KEYS}
+
+
+def test_a_hugging_face_mirror_reaches_the_download_job_as_hf_endpoint(dev):
+    def mirror(v):
+        v["modelHubs"] = {"huggingface": "https://hf-mirror.corp.example/", "modelscope": "https://ms.corp.example"}
+
+    result = run_with("dev", mirror)
+    assert result.error is None, result.error
+    c = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]["containers"][0]
+    # Only the group's own hub, as huggingface_hub's own setting; the trailing slash is the client's to drop.
+    assert hub_env_of(c) == {"HF_ENDPOINT": "https://hf-mirror.corp.example/"}
+    # A mirror serves the same commits: the identity, so the gates and the group's pods, do not change, and
+    # moving a stack to a mirror neither fetches the weights again nor rolls the group.
+    assert plain_env(c)["MODEL_IDENTITY"] == HF_IDENTITY
+    assert lws(result, "qwen-small") == lws(dev, "qwen-small")
+
+
+def test_a_groups_own_endpoint_wins_over_the_platforms():
+    def mutate(v):
+        v["modelHubs"] = {"huggingface": "https://hf-mirror.corp.example"}
+        v["inferenceGroups"][0]["model"]["download"]["endpoint"] = "http://hf-proxy.mirrors.svc:8080"
+
+    result = run_with("dev", mutate)
+    assert result.error is None, result.error
+    c = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]["containers"][0]
+    assert hub_env_of(c) == {"HF_ENDPOINT": "http://hf-proxy.mirrors.svc:8080"}
+
+
+def test_a_modelscope_endpoint_reaches_every_stager_in_both_settings_the_clients_read():
+    result = run_with(
+        "prod",
+        lambda v: v.update(modelHubs={"modelscope": "https://modelscope.corp.example/ms"}),
+        secrets={"apiKey": "k"},
+    )
+    assert result.error is None, result.error
+    (c,) = stager(result)["spec"]["template"]["spec"]["containers"]
+    # modelscope-hub (what modelscope 1.40.2 runs) reads MODELSCOPE_ENDPOINT; an older modelscope only
+    # MODELSCOPE_DOMAIN, to which it adds https:// itself.
+    assert hub_env_of(c) == {
+        "MODELSCOPE_ENDPOINT": "https://modelscope.corp.example/ms",
+        "MODELSCOPE_DOMAIN": "modelscope.corp.example/ms",
+    }
+
+
+def test_an_http_modelscope_endpoint_is_not_given_to_clients_that_would_call_it_over_https():
+    def mutate(v):
+        v["inferenceGroups"][0]["model"]["download"]["endpoint"] = "http://modelscope.mirrors.svc:8080"
+
+    result = run_with("prod", mutate, secrets={"apiKey": "k"})
+    assert result.error is None, result.error
+    (c,) = stager(result)["spec"]["template"]["spec"]["containers"]
+    assert hub_env_of(c) == {"MODELSCOPE_ENDPOINT": "http://modelscope.mirrors.svc:8080"}
+
+
+def test_an_s3_group_gets_no_hub_endpoint():
+    def mutate(v):
+        s3_group()(v)
+        v["modelHubs"] = {"huggingface": "https://hf-mirror.corp.example"}
+
+    result = run_with("dev", mutate, secrets={"s3AccessKeyId": "a", "s3SecretAccessKey": "b"})
+    assert result.error is None, result.error
+    c = job(result, "qwen-small-model-download")["spec"]["template"]["spec"]["containers"][0]
+    assert hub_env_of(c) == {}
+    assert plain_env(c)["S3_ENDPOINT"] == "https://minio.storage.svc:9000"
+
+
 def test_prod_startup_budget_is_the_configured_one_when_larger(prod):
     c = container(lws(prod, "deepseek-r1")["spec"]["leaderWorkerTemplate"]["leaderTemplate"])
     assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] == 90 * 60

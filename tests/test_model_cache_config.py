@@ -186,13 +186,75 @@ def test_a_moving_revision_is_staged_per_node_only_when_allowed():
 
 def test_download_keys_follow_the_source():
     raw = dev()
-    raw["inferenceGroups"][0]["model"]["download"] = {"bucket": "weights", "endpoint": "http://minio:9000"}
+    raw["inferenceGroups"][0]["model"]["download"] = {
+        "bucket": "weights",
+        "region": "eu-west-1",
+        # Every downloading source has an endpoint: here a Hugging Face mirror, so it is not refused.
+        "endpoint": "http://hf-mirror.mirrors.svc:8080",
+    }
     assert problems(raw) == [
         f"{G}.model.download.bucket: only allowed with source s3",
-        f"{G}.model.download.endpoint: only allowed with source s3",
+        f"{G}.model.download.region: only allowed with source s3",
         f"{G}.model.download.repo: required when model.source is huggingface (e.g. deepseek-ai/DeepSeek-R1)",
         f"{G}.model.download.revision: required when model.source is huggingface: pin the weights you serve",
     ]
+
+
+ALLOWED_URL = (
+    "give an http:// or https:// URL with a host and, at most, a path prefix, e.g. https://hf-mirror.example.com or "
+    "http://modelscope.mirrors.svc:8080/ms"
+)
+
+
+def test_hub_endpoints_must_be_urls_the_clients_can_use_and_every_one_is_reported():
+    raw = dev()
+    raw["modelHubs"] = {"huggingface": "hf-mirror.example.com", "modelscope": "https://ms.example.com/?site=cn"}
+    raw["inferenceGroups"][0]["model"]["download"]["endpoint"] = "ftp://mirror.example.com"
+    assert problems(raw) == [
+        f"{G}.model.download.endpoint: 'ftp://mirror.example.com' is not an endpoint URL: {ALLOWED_URL}",
+        f"sglang-platform:modelHubs.huggingface: 'hf-mirror.example.com' is not an endpoint URL: {ALLOWED_URL}",
+        "sglang-platform:modelHubs.modelscope: 'https://ms.example.com/?site=cn' has a query or fragment, which the "
+        f"clients cannot use: {ALLOWED_URL}",
+    ]
+    raw = dev()
+    raw["modelHubs"] = {"huggingface": "https://mirror:99999", "typo": "https://x"}
+    assert problems(raw) == [
+        "sglang-platform:modelHubs.huggingface: 'https://mirror:99999' is not an endpoint URL (bad port): "
+        f"{ALLOWED_URL}",
+        "sglang-platform:modelHubs.typo: unknown key (a typo?); allowed here: huggingface, modelscope",
+    ]
+
+
+def test_an_endpoint_with_credentials_is_refused_without_repeating_them():
+    raw = dev()
+    raw["modelHubs"] = {"huggingface": "https://reader:s3cr3t@hf-mirror.example.com"}
+    found = problems(raw)
+    assert found == [
+        "sglang-platform:modelHubs.huggingface: an endpoint URL may not hold credentials (user:password@): it is "
+        "stored and rendered in plaintext; put the token in the stack secret (hfToken, modelscopeToken, "
+        "s3AccessKeyId/s3SecretAccessKey)"
+    ]
+    assert "s3cr3t" not in found[0]
+
+
+def test_hub_endpoints_are_resolved_group_first():
+    raw = dev()
+    raw["modelHubs"] = {"huggingface": "https://hf-mirror.example.com", "modelscope": "https://ms.example.com"}
+    cfg = validate(raw, REQUIRED_SECRETS)
+    g = cfg.inference_groups[0]
+    assert cfg.model_hubs.endpoint(g.model.source, g.model.download) == (
+        "https://hf-mirror.example.com",
+        ("modelHubs", "huggingface"),
+    )
+    raw["inferenceGroups"][0]["model"]["download"]["endpoint"] = "http://hf-proxy.mirrors.svc/hf"
+    g = validate(raw, REQUIRED_SECRETS).inference_groups[0]
+    assert cfg.model_hubs.endpoint(g.model.source, g.model.download) == (
+        "http://hf-proxy.mirrors.svc/hf",
+        ("model", "download", "endpoint"),
+    )
+    # An S3 group's endpoint is its store's, never a hub's.
+    assert cfg.model_hubs.endpoint("s3", g.model.download) == (None, ())
+    assert validate(dev(), REQUIRED_SECRETS).model_hubs.endpoint("huggingface", None) == (None, ())
 
 
 def test_s3_needs_a_bucket_and_a_service_account_works_on_a_host_path_too():
@@ -266,3 +328,12 @@ def test_startup_budget():
         == 75
     )
     assert startup_budget_minutes(g, None) == 90
+
+
+def test_the_documented_refusal_is_what_a_user_sees():
+    from conftest import ROOT
+
+    raw = dev()
+    raw["modelHubs"] = {"huggingface": "hf-mirror.corp.example"}
+    (line,) = problems(raw)
+    assert f"\n{line}\n" in (ROOT / "docs" / "model-weights.md").read_text()

@@ -6,6 +6,7 @@ naming the key and the fix, and nothing is registered. The rules' own corner cas
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 
@@ -433,6 +434,55 @@ def test_a_wrong_source_fails_at_preview_not_on_the_gpus(preview):
         "FilePath=config.json): check model.download.repo and revision, or model.source (a model published only on "
         "Hugging Face needs source huggingface)"
     )
+
+
+def test_the_preview_reads_config_json_from_the_stacks_hub_endpoint(preview, monkeypatch, caplog):
+    # This machine's environment names another ModelScope (nothing listens there): the stack's endpoint is the
+    # one the stagers download from, so it is the one read.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("MODELSCOPE_ENDPOINT", nowhere)
+    caplog.set_level(logging.WARNING)
+    before = len(fake_hub.FakeHub.seen)
+    result = run("prod", lambda v: v.update(modelHubs={"modelscope": preview.modelscope}))
+    assert result.error is None, result.error
+    (read,) = fake_hub.FakeHub.seen[before:]
+    assert read["path"] == "/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo"
+    assert not [n for n in notes(caplog) if "config.json" in n]
+    (c,) = result.k8s_object("DaemonSet", "deepseek-r1-weights")["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e.get("value") for e in c["env"]}["MODELSCOPE_ENDPOINT"] == preview.modelscope
+
+
+def test_a_hub_endpoint_nothing_answers_is_refused_before_anything_is_registered(preview):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    assert refused("prod", lambda v: v.update(modelHubs={"modelscope": nowhere})) == [
+        f"sglang-platform:modelHubs.modelscope: cannot reach the ModelScope endpoint {nowhere} to read {nowhere}"
+        "/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo?Revision=master&FilePath=config.json (<urlopen error "
+        "[Errno 111] Connection refused>): check the URL and the network, or set "
+        "sglang-platform:preflight.hubEndpoints to false if only the cluster reaches it"
+    ]
+
+
+def test_a_malformed_hub_endpoint_is_refused_with_the_other_problems():
+    def mutate(values):
+        values["modelHubs"] = {"huggingface": "hf-mirror.corp.example"}
+        group(values)["model"]["download"]["endpoint"] = "https://user:pw@modelscope.corp.example"
+        group(values)["gpusPerNode"] = 0
+
+    lines = refused("prod", mutate)
+    assert lines == [
+        f"{G}.gpusPerNode: Input should be greater than or equal to 1 (got 0)",
+        f"{G}.model.download.endpoint: an endpoint URL may not hold credentials (user:password@): it is stored and "
+        "rendered in plaintext; put the token in the stack secret (hfToken, modelscopeToken, "
+        "s3AccessKeyId/s3SecretAccessKey)",
+        "sglang-platform:modelHubs.huggingface: 'hf-mirror.corp.example' is not an endpoint URL: give an http:// or "
+        "https:// URL with a host and, at most, a path prefix, e.g. https://hf-mirror.example.com or "
+        "http://modelscope.mirrors.svc:8080/ms",
+    ]
+    assert not any("pw@" in line for line in lines)
 
 
 def test_a_declared_quantization_must_match_config_json(preview):

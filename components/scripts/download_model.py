@@ -40,6 +40,7 @@ import fcntl
 import hashlib
 import http.server
 import importlib
+import importlib.metadata
 import json
 import os
 import re
@@ -112,7 +113,12 @@ def verify(model_dir: Path, expected: Mapping[str, int] | None) -> dict[str, int
     files = model_files(model_dir)
     top = {name for name in files if "/" not in name}
     if "config.json" not in top:
-        raise DownloadError(f"{model_dir} has no config.json after the download")
+        # huggingface_hub does not raise when it cannot reach the repository (gated, private, unreachable) and
+        # the directory already holds something (our lock file): it warns and hands the directory back as it is.
+        raise DownloadError(
+            f"{model_dir} has no config.json after the download (a hub client that cannot reach the repository "
+            "only warns and keeps the directory as it was: see its message above)"
+        )
     weights = sorted(n for n in top if n.endswith((".safetensors", ".bin")))
     if not weights:
         raise DownloadError(f"{model_dir} has no *.safetensors (or *.bin) weights after the download")
@@ -152,24 +158,53 @@ def write_marker(
     return marker
 
 
+# Modules whose version was logged already: the fetchers import them several times (commit, sizes, fetch).
+_REPORTED: set[str] = set()
+
+
 def require(module: str, env: Mapping[str, str]):
-    """Import ``module``; if the image lacks it, pip-install the pinned requirement first."""
+    """Import ``module``; if the image lacks it, pip-install the pinned requirement first. An importable module
+    is used as it is, whatever its version (an image prepared for clusters without PyPI, or the sandbox's); which
+    version ran is logged, next to the pin when they differ."""
     try:
-        return importlib.import_module(module)
+        loaded = importlib.import_module(module)
     except ImportError:
-        pass
+        loaded = None
     requirement = env.get("DOWNLOAD_REQUIREMENT")
+    if loaded is not None:
+        _report_version(module, requirement)
+        return loaded
     if not requirement:
         raise DownloadError(f"python module {module} is missing and DOWNLOAD_REQUIREMENT is not set")
     deps = env.get("DEPS_DIR", "/tmp/sglang-platform-deps")
     log(f"installing {requirement} into {deps}")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--target", deps, requirement],
-        check=True,
-    )
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--target", deps, requirement],
+            check=True,
+        )
+    except (subprocess.CalledProcessError, OSError) as error:
+        # Without PyPI (an air-gapped cluster, the sandbox) this is where it ends: say what to do about it.
+        raise DownloadError(
+            f"python module {module} is not in the image and `pip install {requirement}` failed ({error}): without "
+            "access to PyPI, use a downloader image that has it installed (versions.modelDownloaderImage)"
+        ) from None
     sys.path.insert(0, deps)
     importlib.invalidate_caches()
     return importlib.import_module(module)
+
+
+def _report_version(module: str, requirement: str | None) -> None:
+    if module in _REPORTED:
+        return
+    _REPORTED.add(module)
+    name, _, pinned = (requirement or module).partition("==")
+    try:
+        have = importlib.metadata.version(name.strip())
+    except importlib.metadata.PackageNotFoundError:
+        have = "of unknown version"
+    differs = f", not the pinned {pinned.strip()}" if pinned and have != pinned.strip() else ""
+    log(f"using {name.strip()} {have} from the image{differs}")
 
 
 def fetch_huggingface(env: Mapping[str, str], model_dir: Path) -> None:

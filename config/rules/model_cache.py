@@ -185,10 +185,10 @@ def check_kv_capacity(g: InferenceGroup, size: float, weights: Weights) -> list[
     return out
 
 
+# endpoint is not here: every source that downloads has one (an S3-compatible store, a hub mirror).
 S3_ONLY = (
     ("bucket", "bucket"),
     ("prefix", "prefix"),
-    ("endpoint", "endpoint"),
     ("region", "region"),
     ("serviceAccountName", "service_account_name"),
 )
