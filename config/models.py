@@ -102,9 +102,26 @@ def _known_gpu(name: str) -> str:
 GpuName = Annotated[str, AfterValidator(_known_gpu)]
 
 
-class Versions(Base):
-    """Overrides of the bill of materials in ``config/bom.py``."""
+def _known_set(name: str) -> str:
+    if name not in bom.SETS:
+        named = [f"{n} ({bom.SET_PURPOSE[n]})" for n in bom.SETS]
+        allowed = ", ".join(named[:-1]) + " or " + named[-1]
+        raise ValueError(f"{name!r} is not a version set: use {allowed}, as config/bom.py defines them")
+    return name
 
+
+class Versions(Base):
+    """The pins of the bill of materials in ``config/bom.py``: a named set, and any single pin overridden.
+
+    The set's pins fill every key the stack does not give (the field defaults are the default set's, for
+    ``Versions()`` built in code)."""
+
+    set_name: Annotated[str, AfterValidator(_known_set)] = Field(
+        bom.DEFAULT_SET,
+        alias="set",
+        description="Named set of pins the other keys start from: current (the newest releases that work "
+        "together, the default) or reference (the reference deployment's); each other key overrides one pin.",
+    )
     sglang_image: Image = Field(bom.SGLANG_IMAGE, description="SGLang container image (pinned tag or digest).")
     sglang_version: str | None = Field(
         None,
@@ -141,6 +158,23 @@ class Versions(Base):
         bom.LWS_CHART,
         description="LeaderWorkerSet chart installed, or the release the cluster runs (lws.mode present).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_set(cls, data: Any) -> Any:
+        """The named set's pin for every key the stack leaves out (an unknown set: the field's refusal says so,
+        and the defaults stand in meanwhile)."""
+        if not isinstance(data, Mapping):
+            return data
+        name = data.get("set", data.get("set_name", bom.DEFAULT_SET))
+        pins = bom.SETS.get(name) if isinstance(name, str) else None
+        if pins is None:
+            return data
+        out = dict(data)
+        for key, pin in pins.items():
+            if key not in out and to_snake(key) not in out:
+                out[key] = pin
+        return out
 
     @property
     def sglang_release(self) -> Version | None:

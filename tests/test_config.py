@@ -151,7 +151,9 @@ def test_ports_in_range_and_distinct():
 def test_dist_timeout_follows_the_pinned_release():
     dev = copy.deepcopy(stack_values("dev"))
     dev["inferenceGroups"][0]["distTimeoutSeconds"] = 3600
-    # dev runs the BOM's SGLang, 0.4.3.post2.
+    # The current set's SGLang (0.5.23, what dev runs) has the flag; the reference set's 0.4.3.post2 does not.
+    assert validate(dev, FRONT_END).inference_groups[0].dist_timeout_seconds == 3600
+    dev["versions"] = {"set": "reference"}
     assert problems(dev) == [
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)"
@@ -292,7 +294,7 @@ def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():
     raw["versions"] = {"bad\nkey": 1}
     # Every field of Versions under its stack spelling; new pins extend the list without editing this test.
     allowed = [field.alias or name for name, field in Versions.model_fields.items()]
-    assert allowed[:3] == ["sglangImage", "sglangVersion", "kubernetes"]
+    assert allowed[:4] == ["set", "sglangImage", "sglangVersion", "kubernetes"]
     assert problems(raw) == [
         f'  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: {", ".join(allowed)}'
     ]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import yaml
-from conftest import API_KEY, SHARED, run_with
+from conftest import API_KEY, SHARED, run_with, stack_values
 
 from components.k8s import away_from_gpu_nodes, with_defaults
 from config import bom
@@ -94,14 +95,17 @@ def test_the_charts_pods_prefer_cpu_nodes(prod):
     assert release(prod, "keda")["values"]["affinity"] == AWAY
 
 
-def test_each_key_is_one_the_vendored_chart_has():
+@pytest.mark.parametrize("pins", ["current", "reference", "prod"])
+def test_each_key_is_one_the_vendored_chart_has(pins):
     """Helm accepts any key (no chart has a values.schema.json): a misspelt one would place nothing. Each path
-    is in the values.yaml of the BOM's version of the chart (its subchart's for grafana and kube-state-metrics)."""
+    is in the values.yaml of the chart at each version set's pin and at prod's own (its subchart's for grafana
+    and kube-state-metrics)."""
     charts = SHARED / "charts"
+    versions = {**bom.REFERENCE, **stack_values("prod")["versions"]} if pins == "prod" else bom.SETS[pins]
     files = {
-        "kube-prometheus-stack": charts / f"kube-prometheus-stack-{bom.KUBE_PROMETHEUS_STACK_CHART}" / "values.yaml",
-        "keda": charts / f"keda-{bom.KEDA_CHART}" / "values.yaml",
-        "volcano": charts / f"volcano-{bom.VOLCANO_CHART}" / "values.yaml",
+        "kube-prometheus-stack": charts / f"kube-prometheus-stack-{versions['kubePrometheusStack']}" / "values.yaml",
+        "keda": charts / f"keda-{versions['kedaChart']}" / "values.yaml",
+        "volcano": charts / f"volcano-{versions['volcanoChart']}" / "values.yaml",
     }
     subcharts = {"grafana", "kube-state-metrics"}
     for chart, paths in CHART_KEYS.items():

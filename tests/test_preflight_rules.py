@@ -52,14 +52,14 @@ def notes(caplog) -> list[str]:
 
 
 def reference_as_written(values: dict) -> None:
-    """Pulumi.prod.yaml as the reference had it: FP8 DeepSeek-R1 on SGLang 0.4.3.post2, pods asking for the whole
-    node, the BOM's KEDA and Volcano on Kubernetes 1.30."""
+    """Pulumi.prod.yaml as the reference had it: FP8 DeepSeek-R1 on the reference set's versions (SGLang
+    0.4.3.post2, Volcano 1.9.0 on Kubernetes 1.30), pods asking for the whole node."""
     g = group(values)
     g["model"] |= {"path": "DeepSeek-R1"}
     g["model"]["download"]["repo"] = "deepseek-ai/DeepSeek-R1"
     g["resources"] |= {"cpu": "128", "memory": "1Ti"}
     del g["distTimeoutSeconds"]
-    values["versions"] = {"kubernetes": "1.30.6"}
+    values["versions"] = {"set": "reference"}
 
 
 def test_the_reference_as_written_cannot_run_and_says_why():
@@ -76,9 +76,6 @@ def test_the_reference_as_written_cannot_run_and_says_why():
         f"{G}.resources.cpu: '128' does not fit a GPU node: it allocates 128 CPUs (gpuNodes.cpu), the DaemonSets "
         "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (gpuNodes.reserved.cpu), " + OURS_CPU + ": "
         "request at most '124750m'",
-        "sglang-platform:versions.kedaChart: KEDA 2.20.2 is tested on Kubernetes 1.33-1.35 "
-        "(keda.sh/docs/2.20/operate/cluster), not 1.30 (versions.kubernetes): pin a release of 2.15, 2.16 or 2.17 in "
-        "sglang-platform:versions.kedaChart",
         "sglang-platform:versions.volcanoChart: Volcano 1.9.0 is tested on Kubernetes 1.21-1.29 (volcano-sh/volcano "
         "README, Kubernetes compatibility (v1.11 era)), not 1.30 (versions.kubernetes): pin a release of 1.10, 1.11, "
         "1.12, 1.13, 1.14 or 1.15 in sglang-platform:versions.volcanoChart",
@@ -90,7 +87,7 @@ def test_fp8_weights_run_on_a_gpu_with_fp8():
         reference_as_written(values)
         group(values)["gpu"] = "H100-80GB"
         group(values)["resources"]["cpu"] = "124"
-        values["versions"] |= {"kedaChart": "2.17.2", "volcanoChart": "1.10.2"}
+        values["versions"] |= {"volcanoChart": "1.10.2"}
 
     result = run("prod", h100)
     assert result.error is None, result.error
@@ -314,7 +311,8 @@ def test_an_addon_release_that_does_not_support_the_kubernetes_version():
     assert refused("prod", lambda v: v["versions"].update(kubernetes="1.36.3")) == [
         "sglang-platform:versions.gpuOperatorChart: the GPU Operator v24.9.1 is tested on Kubernetes 1.24-1.31 "
         "(NVIDIA/cloud-native-docs gpu-operator/platform-support.rst at 73575d6d (GPU Operator 24.9.1)), not 1.36 "
-        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 in sglang-platform:versions.gpuOperatorChart",
+        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 or 26.7 in "
+        "sglang-platform:versions.gpuOperatorChart",
     ]
 
 
@@ -350,8 +348,8 @@ def test_compatibility_refusals_can_be_turned_into_warnings(caplog):
     assert (
         "sglang-platform:versions.gpuOperatorChart: the GPU Operator v24.9.1 is tested on Kubernetes 1.24-1.31 "
         "(NVIDIA/cloud-native-docs gpu-operator/platform-support.rst at 73575d6d (GPU Operator 24.9.1)), not 1.36 "
-        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 in sglang-platform:versions.gpuOperatorChart "
-        "(not refused: sglang-platform:preflight.compatibility is false)"
+        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 or 26.7 in "
+        "sglang-platform:versions.gpuOperatorChart (not refused: sglang-platform:preflight.compatibility is false)"
     ) in notes(caplog)
 
 
