@@ -1,6 +1,6 @@
 """The bill of materials (config/bom.py): its two named version sets, how a stack selects one and overrides a
 pin, the Renovate comment on every pin and the regex of renovate.json that reads them, and that every pin of
-both sets is one the rest of the program knows (compatibility window, flag table, vendored chart)."""
+both sets is one the rest of the program knows (compatibility window, flag table, CUDA build, vendored chart)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from conftest import FRONT_END_SECRETS, ROOT, SHARED, stack_values
 
 from config import ConfigError, Versions, bom, validate
 from config.compat import ADDON_KEYS, window_of
+from config.cuda import MIN_DRIVER, image_cuda
 from config.sglang import load_table
 
 BOM = ROOT / "config" / "bom.py"
@@ -158,13 +159,16 @@ def test_an_unknown_set_is_refused_naming_the_key_and_the_allowed_names():
 
 @pytest.mark.parametrize("name", list(bom.SETS))
 def test_every_pin_of_each_set_is_one_the_program_knows(name):
-    """The compatibility table has a window for each add-on pin; the SGLang release has a flag table; each set's
-    add-ons claim its Kubernetes except the reference's own Volcano 1.9.0 (test_compat.py says why)."""
+    """The compatibility table has a window for each add-on pin; the SGLang release has a flag table; the SGLang
+    image's CUDA build is in the driver table; each set's add-ons claim its Kubernetes except the reference's own
+    Volcano 1.9.0 (test_compat.py says why)."""
     pins = bom.SETS[name]
     for addon, (version_loc, _) in ADDON_KEYS.items():
         assert window_of(addon, pins[str(version_loc[1])]) is not None, (name, addon)
     versions = Versions.model_validate({"set": name})
     assert versions.sglang_release is not None and load_table(versions.sglang_release) is not None
+    cuda = image_cuda(versions.sglang_image, versions.sglang_release)
+    assert cuda in MIN_DRIVER, (name, versions.sglang_image)
 
 
 @pytest.mark.parametrize("name", list(bom.SETS))
