@@ -37,6 +37,7 @@ from config.base import (
 from config.benchmark import Benchmark
 from config.errors import Loc, Problem, problems_from_validation
 from config.gateway import GatewayConfig
+from config.gateways import GatewayProduct
 from config.gpus import GPUS, gpu_choices
 from config.model_cache import ModelDownload, Preflight, Pvc
 from config.monitoring import MonitoringConfig
@@ -134,11 +135,21 @@ class Versions(Base):
         description="Kubernetes version the cluster runs (schemas the render is validated against).",
     )
     open_webui_image: Image = Field(bom.OPEN_WEBUI_IMAGE, description="Open WebUI container image.")
-    gateway_image: Image = Field(bom.GATEWAY_IMAGE, description="SGLang model gateway image (sglang-router).")
+    gateway_image: Image = Field(
+        bom.GATEWAY_IMAGE,
+        description="Model gateway image: sglang-router's (lmsysorg/sgl-model-gateway) or the Shepherd Model "
+        "Gateway's (lightseekorg/smg, docs/gateway.md).",
+    )
     gateway_version: str | None = Field(
         None,
-        description="sglang-router release in the gateway image, for a digest or a tag that names no release "
+        description="Gateway release in the gateway image, for a digest or a tag that names no release "
         "(required then); refused when the tag names another release.",
+    )
+    gateway_product: GatewayProduct | None = Field(
+        None,
+        description="Which gateway the image runs, for an image whose name says neither (sglang-router: "
+        "lmsysorg/sgl-model-gateway, lmsysorg/sglang-router; smg: lightseekorg/smg); refused when the name says "
+        "the other.",
     )
     kube_prometheus_stack: str = Field(
         bom.KUBE_PROMETHEUS_STACK_CHART,

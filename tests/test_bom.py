@@ -15,6 +15,7 @@ from conftest import FRONT_END_SECRETS, ROOT, SHARED, stack_values
 from config import ConfigError, Versions, bom, validate
 from config.compat import ADDON_KEYS, window_of
 from config.cuda import MIN_DRIVER, image_cuda
+from config.gateways import gateway_of, load_gateway_table
 from config.sglang import load_table
 
 BOM = ROOT / "config" / "bom.py"
@@ -102,7 +103,7 @@ def test_both_sets_pin_the_same_keys_which_are_the_versions_keys():
     assert list(bom.CURRENT) == list(bom.REFERENCE)
     aliases = {f.alias or n for n, f in Versions.model_fields.items()}
     # A set pins everything but itself and the keys that say which release a digest runs.
-    assert aliases - set(bom.CURRENT) == {"set", "sglangVersion", "gatewayVersion"}
+    assert aliases - set(bom.CURRENT) == {"set", "sglangVersion", "gatewayVersion", "gatewayProduct"}
     assert bom.SETS == {"current": bom.CURRENT, "reference": bom.REFERENCE}
     assert bom.DEFAULTS is bom.SETS[bom.DEFAULT_SET] and bom.DEFAULT_SET == "current"
 
@@ -159,14 +160,16 @@ def test_an_unknown_set_is_refused_naming_the_key_and_the_allowed_names():
 
 @pytest.mark.parametrize("name", list(bom.SETS))
 def test_every_pin_of_each_set_is_one_the_program_knows(name):
-    """The compatibility table has a window for each add-on pin; the SGLang release has a flag table; the SGLang
-    image's CUDA build is in the driver table; each set's add-ons claim its Kubernetes except the reference's own
-    Volcano 1.9.0 (test_compat.py says why)."""
+    """The compatibility table has a window for each add-on pin; the SGLang and gateway releases have flag
+    tables; the SGLang image's CUDA build is in the driver table; each set's add-ons claim its Kubernetes except
+    the reference's own Volcano 1.9.0 (test_compat.py says why)."""
     pins = bom.SETS[name]
     for addon, (version_loc, _) in ADDON_KEYS.items():
         assert window_of(addon, pins[str(version_loc[1])]) is not None, (name, addon)
     versions = Versions.model_validate({"set": name})
     assert versions.sglang_release is not None and load_table(versions.sglang_release) is not None
+    gateway = gateway_of(versions)
+    assert gateway is not None and load_gateway_table(*gateway) is not None
     cuda = image_cuda(versions.sglang_image, versions.sglang_release)
     assert cuda in MIN_DRIVER, (name, versions.sglang_image)
 
