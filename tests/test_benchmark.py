@@ -123,7 +123,7 @@ def result_objects(result) -> list[dict]:
 
 PROD_GATEWAY = "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000"
 PROD_SERVICE = "http://deepseek-r1-api.deepseek.svc.cluster.local:8000"
-PROD_IDENTITY = '{"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "master", "source": "modelscope"}'
+PROD_IDENTITY = '{"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "main", "source": "huggingface"}'
 PROD_ARGS = [
     "--backend",
     "sglang-oai",

@@ -39,7 +39,8 @@ def test_prod_is_the_reference_topology():
     assert (g.nodes, g.gpus_per_node, g.tp_size) == (2, 8, 16)
     assert g.network.fabric == "infiniband"
     assert g.network.hcas == ["mlx5_0", "mlx5_1", "mlx5_4", "mlx5_5"]
-    assert g.model.source == "modelscope"
+    # The reference fetched from ModelScope; Meituan's INT8 conversion is on Hugging Face.
+    assert g.model.source == "huggingface"
 
 
 def test_every_problem_is_reported_at_once_with_its_key():
@@ -221,7 +222,10 @@ def test_fabric_rules():
 
 def test_model_volume_rules():
     assert problems(prod_with(modelVolume={"type": "pvc", "hostPath": "/x"}), ALL_SECRETS) == [
-        # prod's staging settings (allowMovingRevision) belong to its hostPath volume.
+        # prod's staging settings (allowMovingRevision) belong to its hostPath volume; on a claim Hugging Face's
+        # main is no pin at all.
+        "  - sglang-platform:inferenceGroups[0].model.download.revision: 'main' is not a commit id: a Hugging Face "
+        "branch or tag can move; pin the 40-character commit (the 'Files and versions' history of the repository)",
         "  - sglang-platform:inferenceGroups[0].model.download.staging: only applies to modelVolume.type hostPath "
         "(a copy on every node); a pvc is filled once by the download Job",
         "  - sglang-platform:inferenceGroups[0].modelVolume.claimName: required when type is pvc",

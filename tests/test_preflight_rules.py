@@ -411,10 +411,7 @@ def test_prod_reads_its_config_json_at_preview(preview, caplog):
     result = run("prod", lambda v: None)
     assert result.error is None, result.error
     (read,) = fake_hub.FakeHub.seen[before:]
-    assert (read["path"], read["query"]) == (
-        "/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo",
-        "Revision=master&FilePath=config.json",
-    )
+    assert (read["path"], read["query"]) == ("/meituan/DeepSeek-R1-Block-INT8/resolve/main/config.json", "")
     assert not [n for n in notes(caplog) if "config.json" in n]
 
 
@@ -424,6 +421,20 @@ def test_a_wrong_source_fails_at_preview_not_on_the_gpus(preview):
         group(values)["model"]["path"] = "DeepSeek-R1-Block-INT8"
 
     (line,) = refused("prod", elsewhere)
+    assert line == (
+        f"{G}.model.download.repo: meituan/DeepSeek-R1-Block-INT8-Missing does not exist on Hugging Face, or is "
+        "private and sglang-platform:hfToken is not set "
+        f"({preview.huggingface}/meituan/DeepSeek-R1-Block-INT8-Missing/resolve/main/config.json): check "
+        "model.download.repo"
+    )
+
+    # The reference's source: ModelScope has no repository of that name (docs/model-weights.md).
+    def on_modelscope(values):
+        elsewhere(values)
+        group(values)["model"]["source"] = "modelscope"
+        group(values)["model"]["download"]["revision"] = "master"
+
+    (line,) = refused("prod", on_modelscope)
     assert line == (
         f"{G}.model.download.repo: ModelScope has no repository meituan/DeepSeek-R1-Block-INT8-Missing with a "
         "config.json at revision 'master', or it is private and sglang-platform:modelscopeToken is not set "
@@ -435,9 +446,9 @@ def test_a_wrong_source_fails_at_preview_not_on_the_gpus(preview):
 
 def test_a_declared_quantization_must_match_config_json(preview):
     assert refused("prod", lambda v: group(v)["model"].update(quantization="w8a8-int8")) == [
-        f"{G}.model.quantization: 'w8a8-int8' does not match config.json of meituan/DeepSeek-R1-Block-INT8 at master "
-        "(ModelScope), which says int8-block (W8A8 INT8 in 128 x 128 blocks): remove model.quantization (it is read "
-        "from config.json) or set it to int8-block"
+        f"{G}.model.quantization: 'w8a8-int8' does not match config.json of meituan/DeepSeek-R1-Block-INT8 at main "
+        "(Hugging Face), which says int8-block (W8A8 INT8 in 128 x 128 blocks): remove model.quantization (it is "
+        "read from config.json) or set it to int8-block"
     ]
 
 
