@@ -111,18 +111,6 @@ OVERRIDES: list[tuple[str, Any, tuple[str, ...], str]] = [
         "another minor (prod declares the reference's 1.30.6, dev and pd-h200 leave the BOM's 1.35.8)",
     ),
     (
-        "versions.kedaChart",
-        "2.20.2",
-        ("prod",),
-        "prod pins KEDA 2.17.2 (the line tested on Kubernetes 1.30); the chart mirror ../shared/charts has 2.20.2",
-    ),
-    (
-        "versions.volcanoChart",
-        "1.9.0",
-        ("prod",),
-        "prod pins Volcano 1.10.2 (the first line for Kubernetes 1.30); the chart mirror has 1.9.0",
-    ),
-    (
         "preflight.compatibility",
         False,
         ("prod",),
