@@ -36,6 +36,7 @@ from components import (
 from components.addons import QUEUE_ANNOTATION
 from components.k8s import namespace as k8s_namespace
 from config.charts import mirror_for
+from config.gateways import gateway_of
 
 try:
     loaded = config.load()
@@ -221,6 +222,8 @@ for group in platform.inference_groups:
 # only.
 gateways: dict[str, SglangGateway] = {}
 gateway_names: dict[str, str] = {}
+# Which gateway the image runs (config.rules refuses a stack whose gateway it cannot tell).
+GATEWAY_PRODUCT = found[0] if (found := gateway_of(platform.versions)) else "sglang-router"
 for model, fronted in platform.gateway_routes.items():
     gateway_names[model] = f"{fronted.name}-gateway"
     pd_service = services.get(fronted.name)
@@ -242,6 +245,7 @@ for model, fronted in platform.gateway_routes.items():
             pd_service=fronted.name if pd_service else None,
             pd_revision=pd_service.revision if pd_service else None,
             sglang_release=str(sglang_release) if (sglang_release := platform.versions.sglang_release) else None,
+            product=GATEWAY_PRODUCT,
         ),
     )
 fronted_model = {fronted.name: model for model, fronted in platform.gateway_routes.items()}

@@ -1,6 +1,7 @@
 """SglangGateway: SGLang's model gateway in front of every group that serves one model.
 
-The gateway (PyPI ``sglang-router``, image ``lmsysorg/sgl-model-gateway``) watches the pods of its namespace
+The gateway (PyPI ``sglang-router``, image ``lmsysorg/sgl-model-gateway``; or its successor smg, image
+``lightseekorg/smg``: ``product``, config/gateways) watches the pods of its namespace
 through the Kubernetes API and registers each ready leader whose labels match its selector: every group
 serving the model, and every replica the autoscaler adds, without a ``pulumi up``. Requests are routed
 cache-aware (the group most likely to hold the prompt's prefix), retried on another group, kept away from
@@ -41,7 +42,8 @@ from components.sglang_pods import (
     model_label_value,
 )
 from config.gateway import GatewayConfig
-from config.gateway_args import API_KEY_ENV, LAUNCH, NAMESPACE_ENV, PdSelectors, gateway_args
+from config.gateway_args import API_KEY_ENV, NAMESPACE_ENV, PdSelectors, gateway_args
+from config.gateways import PACKAGES, PRODUCTS
 
 # The exact served model name, on the gateway's pods: Prometheus copies it into the model_name label of
 # every gateway series (the dashboard's model filter), as SGLang's own series carry it.
@@ -50,8 +52,9 @@ SERVED_MODEL_ANNOTATION = "sglang-platform.io/served-model-name"
 # the image) and writes nothing but /tmp.
 RUN_AS = 65532
 NAME_MAX = 50  # "<name>-ingress" and the Deployment's pod names must stay within Kubernetes' limits
-# What the gateway may do with the Kubernetes API: 0.3.2's discovery is one kube-rs watcher (LIST then WATCH)
-# on the pods of --service-discovery-namespace; it never reads a single pod, a Service or anything else.
+# What the gateway may do with the Kubernetes API: the discovery of sglang-router 0.3.2 and of smg (its
+# service_discovery.rs: a kube-rs reflector over watcher()) is one watcher (LIST then WATCH) on the pods of
+# --service-discovery-namespace; neither reads a single pod, a Service or anything else.
 DISCOVERY_RULES: Spec = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]
 
 
@@ -107,6 +110,8 @@ class SglangGatewayArgs:
     # The SGLang release the groups run: which endpoint the gateway's health checks probe (/ready where the
     # release has it). None: /health.
     sglang_release: str | None = None
+    # Which gateway the image runs (config.gateways.PRODUCTS): the Python package whose launch_router it starts.
+    product: str = "sglang-router"
 
 
 class SglangGateway(pulumi.ComponentResource):
@@ -136,12 +141,13 @@ class SglangGateway(pulumi.ComponentResource):
                 v[1],
                 pd_selectors(args.served_model_name, args.pd_service, v[2]) if args.pd_service else None,
                 args.sglang_release,
+                args.product,
             )
         )
         # Ready only once a group's leader is healthy (its /readiness), which can be an hour after the up for
         # DeepSeek-R1: Pulumi must not wait for it.
         metadata = pulumi.Output.all(args.image, ns).apply(
-            lambda v: meta(name, v[1], gw_labels, skip_await(checkov_skips(v[0])))
+            lambda v: meta(name, v[1], gw_labels, skip_await(checkov_skips(v[0], args.product)))
         )
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -196,6 +202,8 @@ def _refuse_invalid(name: str, args: SglangGatewayArgs) -> None:
         problems.append(f"name {name!r} must be a DNS-1123 label of at most {NAME_MAX} characters")
     if args.config.port == args.config.metrics_port:
         problems.append(f"port and metricsPort are both {args.config.port}")
+    if args.product not in PRODUCTS:
+        problems.append(f"product {args.product!r} is not a gateway the platform runs: use {' or '.join(PRODUCTS)}")
     if args.config.service_type != "ClusterIP" and not args.client_cidrs:
         problems.append(f"a {args.config.service_type} Service needs client_cidrs (its NetworkPolicy drops the rest)")
     if problems:
@@ -203,7 +211,7 @@ def _refuse_invalid(name: str, args: SglangGatewayArgs) -> None:
         raise ValueError(f"SglangGateway {name!r}: invalid config ({len(problems)} problems):{lines}")
 
 
-def checkov_skips(image: str) -> dict[str, str]:
+def checkov_skips(image: str, product: str = "sglang-router") -> dict[str, str]:
     """checkov findings that do not fit the gateway, each with the reason a reviewer sees (docs/conformance.md);
     everything else checkov asks for is set in pod_spec."""
     return skip_annotations(
@@ -216,7 +224,7 @@ def checkov_skips(image: str) -> dict[str, str]:
             ),
             (
                 "CKV_K8S_35",
-                "sglang-router takes the groups' key only as --api-key; the env var from the Secret only feeds "
+                f"{product} takes the groups' key only as --api-key; the env var from the Secret only feeds "
                 "that argument via $(VAR) expansion",
             ),
         ]
@@ -232,6 +240,7 @@ def deployment_spec(
     api_key_secret: str | None,
     pd: PdSelectors | None = None,
     sglang_release: str | None = None,
+    product: str = "sglang-router",
 ) -> Spec:
     pod_labels = gateway_labels(name) | {MODEL_LABEL: model_label_value(served_model_name)}
     return {
@@ -242,7 +251,9 @@ def deployment_spec(
         "selector": {"matchLabels": gateway_selector(name)},
         "template": {
             "metadata": {"labels": pod_labels, "annotations": {SERVED_MODEL_ANNOTATION: served_model_name}},
-            "spec": pod_spec(name, s, image, served_model_name, worker_port, api_key_secret, pd, sglang_release),
+            "spec": pod_spec(
+                name, s, image, served_model_name, worker_port, api_key_secret, pd, sglang_release, product
+            ),
         },
     }
 
@@ -256,6 +267,7 @@ def pod_spec(
     api_key_secret: str | None,
     pd: PdSelectors | None = None,
     sglang_release: str | None = None,
+    product: str = "sglang-router",
 ) -> Spec:
     env: list[dict] = [
         {"name": NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -274,7 +286,7 @@ def pod_spec(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         # The image's entrypoint, spelled out: what runs does not depend on which image family is pinned.
-        "command": list(LAUNCH),
+        "command": ["python3", "-m", f"{PACKAGES[product]}.launch_router"],
         "args": gateway_args(
             s,
             worker_port=worker_port,

@@ -13,8 +13,10 @@ Sources (each row below repeats the one it comes from):
   Systems and Kubernetes Platforms", at the commit of each release's docs (named per row).
 - LeaderWorkerSet: site/content/en/docs/installation/_index.md (v0.6.0 .. v0.10.0): "A Kubernetes cluster with
   version >= 1.26 is Required"; no upper bound is stated.
-- kube-prometheus-stack: Chart.yaml ``kubeVersion: '>=1.25.0-0'`` of 88.3.0 (shared/charts), which Helm
-  enforces; prometheus-operator >= 0.84 needs 1.25 for CEL in its CRDs. No upper bound is stated.
+- kube-prometheus-stack: Chart.yaml ``kubeVersion: '>=1.25.0-0'`` of 88.3.0 and 88.5.3 (their values.yaml), which
+  Helm enforces; prometheus-operator >= 0.84 needs 1.25 for CEL in its CRDs. No upper bound is stated.
+
+Every add-on pin of both version sets (config/bom.py) has a window here (tests/test_bom.py).
 
 A Kubernetes version newer than every window of an add-on is *unclaimed*, not refused: the windows are the
 versions each release was tested on, published months after Kubernetes ships (KEDA 2.20 stops at 1.35 while
@@ -103,9 +105,14 @@ WINDOWS: Mapping[str, Sequence[Window]] = {
         ),
         Window("26.3", (1, 32), (1, 35), GPU_DOCS + " at adfe9224 (26.3.0)"),
         Window("26.3", (1, 32), (1, 36), GPU_DOCS + " at de99f9d3 (26.3.2)", since="26.3.2"),
+        # 26.7.x is the supported major (the docs' life-cycle table: "26.7.x Supported, 26.3.x Deprecated, 25.10.x
+        # and lower End of Support"); its platform table validates Kubernetes 1.33-1.36.
+        Window("26.7", (1, 33), (1, 36), GPU_DOCS + " for 26.7.x (26.7.0)"),
     ),
     "lws": (Window("0", (1, 26), None, "kubernetes-sigs/lws site/content/en/docs/installation/_index.md"),),
-    "kube-prometheus-stack": (Window("*", (1, 25), None, "kube-prometheus-stack Chart.yaml kubeVersion >=1.25.0-0"),),
+    "kube-prometheus-stack": (
+        Window("*", (1, 25), None, "kube-prometheus-stack Chart.yaml kubeVersion >=1.25.0-0 (88.3.0, 88.5.3)"),
+    ),
 }
 # Stack keys of each add-on: where its version is pinned, where its mode is set.
 ADDON_KEYS: Mapping[str, tuple[Loc, Loc | None]] = {

@@ -1,8 +1,10 @@
-"""The exact ``sglang_router.launch_router`` command line of a gateway, from its typed settings.
+"""The exact ``launch_router`` command line of a gateway (sglang-router's or smg's: both take the same flags for
+everything the platform sets), from its typed settings.
 
 Pure (no Pulumi), like ``config.server_args`` for the groups: the gateway's pods run what ``gateway_args``
-returns, the tests parse the same list with the pinned release's own argument parser, and the flags the
-platform manages (which ``extraArgs`` may not repeat) are the flags it emits."""
+returns, config.rules.gateway reads the same list with the pinned release's flag table (config/gateways), the
+tests parse it with the release's own argument parser, and the flags the platform manages (which ``extraArgs``
+may not repeat) are the flags it emits."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from config.gateway import GatewayConfig
 from config.sglang.releases import facts
 
+# sglang-router's; a stack's gateway runs its product's (config.gateways.GatewayRelease.launch).
 LAUNCH = ("python3", "-m", "sglang_router.launch_router")
 # Env vars of the gateway container that Kubernetes expands into its arguments ($(VAR)): the key from the
 # groups' Secret, and the pod's own namespace (downward API), where it watches the groups' pods.
@@ -180,6 +183,70 @@ def typed_args(
     return args
 
 
+# The stack key each typed flag is written from; None: the platform decides it (discovery, the routing mode, the
+# address it binds, the groups' port and key).
+FLAG_KEYS: Mapping[str, str | None] = {
+    "--host": None,
+    "--port": "gateway.port",
+    "--pd-disaggregation": None,
+    "--service-discovery": None,
+    "--service-discovery-namespace": None,
+    "--service-discovery-port": None,
+    "--selector": None,
+    "--prefill-selector": None,
+    "--decode-selector": None,
+    "--policy": "gateway.policy",
+    "--cache-threshold": "gateway.cacheAware.cacheThreshold",
+    "--balance-abs-threshold": "gateway.cacheAware.balanceAbsThreshold",
+    "--balance-rel-threshold": "gateway.cacheAware.balanceRelThreshold",
+    "--eviction-interval-secs": "gateway.cacheAware.evictionIntervalSeconds",
+    "--max-tree-size": "gateway.cacheAware.maxTreeSize",
+    "--dp-aware": "gateway.dpAware",
+    "--retry-max-retries": "gateway.retries.maxRetries",
+    "--retry-initial-backoff-ms": "gateway.retries.initialBackoffMs",
+    "--retry-max-backoff-ms": "gateway.retries.maxBackoffMs",
+    "--retry-backoff-multiplier": "gateway.retries.backoffMultiplier",
+    "--retry-jitter-factor": "gateway.retries.jitterFactor",
+    "--disable-retries": "gateway.retries.enabled",
+    "--cb-failure-threshold": "gateway.circuitBreaker.failureThreshold",
+    "--cb-success-threshold": "gateway.circuitBreaker.successThreshold",
+    "--cb-timeout-duration-secs": "gateway.circuitBreaker.timeoutSeconds",
+    "--cb-window-duration-secs": "gateway.circuitBreaker.windowSeconds",
+    "--disable-circuit-breaker": "gateway.circuitBreaker.enabled",
+    "--health-check-endpoint": None,
+    "--health-check-interval-secs": "gateway.healthCheck.intervalSeconds",
+    "--health-check-timeout-secs": "gateway.healthCheck.timeoutSeconds",
+    "--health-failure-threshold": "gateway.healthCheck.failureThreshold",
+    "--health-success-threshold": "gateway.healthCheck.successThreshold",
+    "--disable-health-check": "gateway.healthCheck.enabled",
+    "--request-timeout-secs": "gateway.requestTimeoutSeconds",
+    "--shutdown-grace-period-secs": "gateway.shutdownGraceSeconds",
+    "--prometheus-host": None,
+    "--prometheus-port": "gateway.metricsPort",
+    "--log-level": "gateway.logLevel",
+    "--api-key": None,
+}
+# Modes the platform decides, which no stack may switch: the worker list comes from discovery (another
+# discovery provider, worker URLs, manual PD workers), one model per gateway (IGW, a model id taken from pod
+# metadata instead of the served name the clients send), and the Python mini load balancer.
+DECIDED = (
+    "--worker-urls",
+    "--prefill",
+    "--decode",
+    "--enable-igw",
+    "--mini-lb",
+    "--discovery-provider",
+    "--discovery-file",
+    "--model-id-from",
+)
+
+
+def managed_flag_keys() -> dict[str, str | None]:
+    """Every flag the platform writes or decides, with the key that sets it (None: the platform itself)."""
+    out: dict[str, str | None] = {flag: FLAG_KEYS[flag] for flag in sorted(managed_flags()) if flag in FLAG_KEYS}
+    return out | dict.fromkeys(DECIDED)
+
+
 @functools.cache
 def managed_flags() -> frozenset[str]:
     """Every flag ``typed_args`` can emit (each switch both ways): ``extraArgs`` may not repeat them, nor
@@ -195,6 +262,5 @@ def managed_flags() -> frozenset[str]:
     for cfg in (on, off):
         words += typed_args(cfg, worker_port=1, selector={"k": "v"}, api_key=True)
         words += typed_args(cfg, worker_port=1, selector={"k": "v"}, api_key=True, pd=({"k": "p"}, {"k": "d"}))
-    # Modes the platform decides: the worker list comes from discovery, regular or PD routing by the groups.
-    words += ["--worker-urls", "--prefill", "--decode", "--enable-igw", "--mini-lb"]
+    words += DECIDED
     return frozenset(w for w in words if w.startswith("--"))

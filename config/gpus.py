@@ -72,7 +72,7 @@ class Gpu:
 _TABLE = (
     Gpu("A100-40GB", "ampere", (8, 0), 40960, ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB")),
     Gpu("A100-80GB", "ampere", (8, 0), 81920, ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe")),
-    # The reference deployment's GPU (shared/reference: "NVIDIA A800 80GB", 8 per node).
+    # The reference deployment's GPU (tests/fixtures/reference: "NVIDIA A800 80GB", 8 per node).
     Gpu("A800-80GB", "ampere", (8, 0), 81920, ("NVIDIA-A800-SXM4-80GB", "NVIDIA-A800-80GB-PCIe")),
     # Ada GDDR6: 46068 MiB with ECC on, 49140 with it off (the live check allows the difference).
     Gpu("L40S", "ada", (8, 9), 46068, ("NVIDIA-L40S",)),

@@ -9,8 +9,9 @@ naming its stack key, reported with the other configuration problems; what is on
 
 What is read, and which rules judge it:
 - StorageClasses and the claims the stack creates (``_missing_classes``, ``_claim_changes`` here);
-- Nodes (GPU feature discovery labels, allocatable) and the DaemonSet pods on them, judged per serving unit
-  (each colocated group, each role of a disaggregated service) by ``config.rules.live.check_gpu_nodes``;
+- Nodes (GPU feature discovery labels: product, memory, NVIDIA driver; allocatable) and the DaemonSet pods on
+  them, judged per serving unit (each colocated group, each role of a disaggregated service) by
+  ``config.rules.live.check_gpu_nodes``;
 - the CRDs of the add-ons the stack trusts the cluster to run (``mode: present``), with the LWS release they
   imply and the LWS controller's gang-scheduling config (``check_crds``, ``lws_floor``, ``check_lws_gang``);
 - the server's ``/version`` against ``versions.kubernetes`` (``check_server_version``).
@@ -47,10 +48,12 @@ from urllib.parse import quote, urlencode
 from packaging.version import Version
 
 from config.benchmark import BENCH_RESOURCES
+from config.cuda import MIN_DRIVER, image_cuda
 from config.errors import Loc, Problem
 from config.gpus import GPUS
 from config.quantity import parse_quantity
 from config.rules import live as rules
+from config.rules.flags import release_loc
 
 if TYPE_CHECKING:
     from config.models import PlatformConfig, ServingUnit
@@ -410,10 +413,26 @@ def _read(notes: list[str], what: str, read: Any, default: Any) -> Any:
         return default
 
 
+def driver_need(cfg: PlatformConfig) -> rules.DriverNeed | None:
+    """What the nodes' driver must be for the pinned SGLang image; None when it is not theirs to check (the stack's
+    GPU Operator installs the driver: config.rules.drivers checks that one) or the image's CUDA build is unknown."""
+    if cfg.gpu_operator.mode == "install" and cfg.gpu_operator.driver.managed:
+        return None
+    versions = cfg.versions
+    cuda = image_cuda(versions.sglang_image, versions.sglang_release)
+    needed = MIN_DRIVER.get(cuda) if cuda else None
+    if cuda is None or needed is None:
+        return None
+    return rules.DriverNeed(
+        versions.sglang_image, cuda, needed, release_loc(versions), refuse=cfg.preflight.compatibility
+    )
+
+
 def group_demands(cfg: PlatformConfig) -> list[tuple[rules.GroupDemand, ServingUnit]]:
     """What each serving unit (colocated group, or role of a disaggregated service) asks of the GPU nodes, in
     stack order. The demand's index is the unit's position: ``_unit_loc`` turns its keys back into stack keys."""
     out = []
+    driver = driver_need(cfg)
     for position, unit in enumerate(cfg.serving_units):
         g = unit.group
         selector = dict(g.node_selector)
@@ -431,6 +450,7 @@ def group_demands(cfg: PlatformConfig) -> list[tuple[rules.GroupDemand, ServingU
             max_replicas=scaled.max_replicas if scaled is not None else None,
             node_selector=selector,
             tolerations=[t.model_dump(by_alias=True, exclude_none=True) for t in g.tolerations],
+            driver=driver,
         )
         out.append((demand, unit))
     return out

@@ -37,6 +37,7 @@ from config.base import (
 from config.benchmark import Benchmark
 from config.errors import Loc, Problem, problems_from_validation
 from config.gateway import GatewayConfig
+from config.gateways import GatewayProduct
 from config.gpus import GPUS, gpu_choices
 from config.model_cache import ModelDownload, ModelHubs, Preflight, Pvc
 from config.monitoring import MonitoringConfig
@@ -102,9 +103,26 @@ def _known_gpu(name: str) -> str:
 GpuName = Annotated[str, AfterValidator(_known_gpu)]
 
 
-class Versions(Base):
-    """Overrides of the bill of materials in ``config/bom.py``."""
+def _known_set(name: str) -> str:
+    if name not in bom.SETS:
+        named = [f"{n} ({bom.SET_PURPOSE[n]})" for n in bom.SETS]
+        allowed = ", ".join(named[:-1]) + " or " + named[-1]
+        raise ValueError(f"{name!r} is not a version set: use {allowed}, as config/bom.py defines them")
+    return name
 
+
+class Versions(Base):
+    """The pins of the bill of materials in ``config/bom.py``: a named set, and any single pin overridden.
+
+    The set's pins fill every key the stack does not give (the field defaults are the default set's, for
+    ``Versions()`` built in code)."""
+
+    set_name: Annotated[str, AfterValidator(_known_set)] = Field(
+        bom.DEFAULT_SET,
+        alias="set",
+        description="Named set of pins the other keys start from: current (the newest releases that work "
+        "together, the default) or reference (the reference deployment's); each other key overrides one pin.",
+    )
     sglang_image: Image = Field(bom.SGLANG_IMAGE, description="SGLang container image (pinned tag or digest).")
     sglang_version: str | None = Field(
         None,
@@ -117,11 +135,21 @@ class Versions(Base):
         description="Kubernetes version the cluster runs (schemas the render is validated against).",
     )
     open_webui_image: Image = Field(bom.OPEN_WEBUI_IMAGE, description="Open WebUI container image.")
-    gateway_image: Image = Field(bom.GATEWAY_IMAGE, description="SGLang model gateway image (sglang-router).")
+    gateway_image: Image = Field(
+        bom.GATEWAY_IMAGE,
+        description="Model gateway image: sglang-router's (lmsysorg/sgl-model-gateway) or the Shepherd Model "
+        "Gateway's (lightseekorg/smg, docs/gateway.md).",
+    )
     gateway_version: str | None = Field(
         None,
-        description="sglang-router release in the gateway image, for a digest or a tag that names no release "
+        description="Gateway release in the gateway image, for a digest or a tag that names no release "
         "(required then); refused when the tag names another release.",
+    )
+    gateway_product: GatewayProduct | None = Field(
+        None,
+        description="Which gateway the image runs, for an image whose name says neither (sglang-router: "
+        "lmsysorg/sgl-model-gateway, lmsysorg/sglang-router; smg: lightseekorg/smg); refused when the name says "
+        "the other.",
     )
     kube_prometheus_stack: str = Field(
         bom.KUBE_PROMETHEUS_STACK_CHART,
@@ -141,6 +169,23 @@ class Versions(Base):
         bom.LWS_CHART,
         description="LeaderWorkerSet chart installed, or the release the cluster runs (lws.mode present).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_set(cls, data: Any) -> Any:
+        """The named set's pin for every key the stack leaves out (an unknown set: the field's refusal says so,
+        and the defaults stand in meanwhile)."""
+        if not isinstance(data, Mapping):
+            return data
+        name = data.get("set", data.get("set_name", bom.DEFAULT_SET))
+        pins = bom.SETS.get(name) if isinstance(name, str) else None
+        if pins is None:
+            return data
+        out = dict(data)
+        for key, pin in pins.items():
+            if key not in out and to_snake(key) not in out:
+                out[key] = pin
+        return out
 
     @property
     def sglang_release(self) -> Version | None:

@@ -40,6 +40,13 @@ class NodeShape(Base):
     reserved: Reserved = Field(
         default_factory=Reserved, description="Room kept for the DaemonSets every GPU node runs; pods get the rest."
     )
+    driver_version: str | None = Field(
+        None,
+        pattern=r"^\d+\.\d+(\.\d+)?$",
+        description="NVIDIA driver the GPU nodes run when it is installed on the hosts (nvidia-smi's Driver Version, "
+        "or the node label nvidia.com/cuda.driver-version.full), e.g. 550.127.05: the SGLang image's CUDA build must "
+        "not need a newer one (config/cuda.py). Unset: not checked offline.",
+    )
 
     @property
     def declared(self) -> bool:

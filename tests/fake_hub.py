@@ -52,6 +52,11 @@ class FakeHub(BaseHTTPRequestHandler):
             if revision != COMMIT:
                 return self.reply(404, error_code="RevisionNotFound")
             return self.reply(200, json.dumps(R1_CONFIG).encode())
+        if repo == "meituan/DeepSeek-R1-Block-INT8":
+            # Meituan publishes its INT8 conversion here (prod's source), at the moving main.
+            if revision not in ("main", COMMIT):
+                return self.reply(404, error_code="RevisionNotFound")
+            return self.reply(200, json.dumps(INT8_CONFIG).encode())
         if repo == "meta-llama/Gated":
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self.reply(401 if "Authorization" not in self.headers else 403, error_code="GatedRepo")

@@ -17,17 +17,20 @@ KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ign
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
 
 
-def known_metrics(sglang_release: str | None = None) -> set[str]:
+def known_metrics(sglang_release: str | None = None, gateway: str = "sgl-model-gateway.txt") -> set[str]:
     """Every series name the exporters expose (histograms as _bucket/_sum/_count, summaries as the quantiles
     plus _sum/_count), plus `up`: SGLang's of ``sglang_release`` (components/metrics/sglang-<release>.txt), or
-    of every shipped release when None."""
+    of every shipped release when None; of the gateways, only ``gateway``'s list (the default gateway's,
+    sglang-router 0.3.2's), so a name only another gateway exports is not taken for known."""
     from components.sglang_metrics import SglangMetrics, releases
+    from config.gateways import RELEASES
 
     names = {"up"}  # written by Prometheus for every target
     for release in [sglang_release] if sglang_release else releases():
         names |= SglangMetrics.of(release).series()
+    gateway_lists = {r.metrics for r in RELEASES}
     for path in sorted(METRICS_DIR.glob("*.txt")):
-        if path.name.startswith("sglang-"):
+        if path.name.startswith("sglang-") or (path.name in gateway_lists and path.name != gateway):
             continue
         for line in path.read_text().splitlines():
             if not line.strip() or line.startswith("#"):

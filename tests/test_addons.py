@@ -118,6 +118,8 @@ def test_dev_switches_off_gpu_operator_and_volcano(dev):
 
 def test_typed_gpu_operator_keys(prod):
     def tuned(values):
+        # The operator's driver replaces the hosts' one prod declares (config.rules.drivers refuses both).
+        del values["gpuNodes"]["driverVersion"]
         values["gpuOperator"] = {
             "mode": "install",
             "driver": {"managed": True, "version": "550.127.05", "rdma": True, "useHostMofed": True},
@@ -475,6 +477,11 @@ def test_gpu_operator_driver_rules():
     ]
     raw["gpuOperator"]["driver"] = {"managed": True, "useHostMofed": True}
     assert problems(raw) == [
+        # prod declares the hosts' own driver, which a managed one replaces (config.rules.drivers).
+        "  - sglang-platform:gpuNodes.driverVersion: is 550.127.05, a driver installed on the hosts, but this "
+        "stack's GPU Operator installs its own (550.127.08, the default driver of the GPU Operator v24.9.1 chart; "
+        "gpuOperator.driver.managed is true): remove it, or set gpuOperator.driver.managed false when the hosts "
+        "keep their driver",
         "  - sglang-platform:gpuOperator.driver.useHostMofed: only used when driver.rdma is true",
     ]
 

@@ -1,8 +1,9 @@
 """ServingBenchmark: its stack keys and rules, the objects it renders (the exact bench_serving arguments, aimed
 at the model's gateway or the group's Service), those arguments read against the bench_serving source of each
 stack's release, the script's waiting, result parsing and SLO verdict, and the real ``python -m
-sglang.bench_serving`` of every committed stack's release (dev's 0.4.3.post2; prod's 0.4.4, with a stand-in
-torch) run by that script against a fake OpenAI server and a fake Kubernetes API, both on 127.0.0.1."""
+sglang.bench_serving`` of the releases that can run here (the reference set's 0.4.3.post2; prod's 0.4.4, with a
+stand-in torch; tools/bench_serving_releases.py) run by that script against a fake OpenAI server and a fake
+Kubernetes API, both on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ G = "sglang-platform:inferenceGroups[0]"
 BENCH_VENV = ROOT / ".ci" / ".bench-venv"
 # tests/fixtures/torch_stub: torch and triton as far as `import sglang` of 0.4.4 needs them, and no further.
 TORCH_STUB = ROOT / "tests" / "fixtures" / "torch_stub"
-# Each committed stack and its SGLang release, whose bench_serving runs below (.ci/run installs each wheel).
-BENCH_RUNS = [("dev", "0.4.3.post2"), ("prod", "0.4.4")]
+# Whose SGLang release's bench_serving runs below (.ci/run installs each wheel): the reference set's, and prod's.
+# dev's 0.5.23 is read from source only (tools/bench_serving_releases.py NOT_RUN).
+BENCH_RUNS = [("reference", "0.4.3.post2"), ("prod", "0.4.4")]
 
 
 def prod_group(**benchmark_keys) -> InferenceGroup:
@@ -121,7 +123,7 @@ def result_objects(result) -> list[dict]:
 
 PROD_GATEWAY = "http://deepseek-r1-gateway.deepseek.svc.cluster.local:8000"
 PROD_SERVICE = "http://deepseek-r1-api.deepseek.svc.cluster.local:8000"
-PROD_IDENTITY = '{"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "master", "source": "modelscope"}'
+PROD_IDENTITY = '{"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "main", "source": "huggingface"}'
 PROD_ARGS = [
     "--backend",
     "sglang-oai",
@@ -398,7 +400,7 @@ def test_dev_opts_in_with_an_empty_mapping():
     args = pod["containers"][0]["command"][3:]
     # dev's gateway fronts its group too.
     assert args[args.index("--base-url") + 1] == "http://qwen-small-gateway.sglang-dev.svc.cluster.local:8000"
-    assert pod["containers"][0]["image"] == "lmsysorg/sglang:v0.4.3.post2-cu124"
+    assert pod["containers"][0]["image"] == "lmsysorg/sglang:v0.5.23-cu130"
     assert args[args.index("--request-rate") + 1] == "20"
     assert args[args.index("--max-concurrency") + 1] == "16"
     assert args[args.index("--tokenizer") + 1] == "/models/Qwen2.5-1.5B-Instruct"
@@ -534,8 +536,11 @@ def _stack_job(stack: str):
     return run_with(stack, opt_in, secrets={"apiKey": API_KEY})
 
 
-@pytest.mark.parametrize(("stack", "release"), [("dev", "0.4.3.post2"), ("prod", "0.4.4")])
-def test_each_stacks_job_is_read_against_the_bench_serving_of_its_own_release(stack, release):
+@pytest.mark.parametrize(
+    ("stack", "release", "image"),
+    [("dev", "0.5.23", "lmsysorg/sglang:v0.5.23-cu130"), ("prod", "0.4.4", "lmsysorg/sglang:v0.4.4-cu124")],
+)
+def test_each_stacks_job_is_read_against_the_bench_serving_of_its_own_release(stack, release, image):
     """The Job runs bench_serving from the stack's SGLang image: the exact arguments the stack renders are
     options (and values) of that release's bench_serving, and its result line has the keys the script reads.
     The real run of each of these releases is below (docs/benchmark-slo.md, "Tested how")."""
@@ -545,7 +550,7 @@ def test_each_stacks_job_is_read_against_the_bench_serving_of_its_own_release(st
     result = _stack_job(stack)
     assert result.error is None, result.error
     (container,) = bench_job(result)["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == f"lmsysorg/sglang:v{release}-cu124"
+    assert container["image"] == image
     wheel = sglang_flags.wheel_for(release)
     if wheel is None:
         unavailable(Capability.SGLANG_WHEELS, f"no sglang {release} wheel in {sglang_flags.CACHE}")
@@ -1169,12 +1174,17 @@ def run_benchmark(
     return proc, args
 
 
-def test_the_runs_cover_every_committed_stacks_release():
-    from tools.bench_serving_releases import stack_releases
+def test_the_runs_cover_every_committed_stacks_and_every_sets_release():
+    from tools.bench_serving_releases import NOT_RUN, bench_releases, set_releases, stack_releases
 
-    assert dict(BENCH_RUNS) == stack_releases()
-    # The example stacks' release is not run, only read from source (docs/benchmark-slo.md, "Tested how").
-    assert {_stack_release(s) for s in ("pd-h200", "deepseek-h200")} == {"0.5.23"}
+    assert [release for _, release in BENCH_RUNS] == bench_releases()
+    assert set_releases() == {"current": "0.5.23", "reference": "0.4.3.post2"}
+    assert stack_releases() == {"dev": "0.5.23", "prod": "0.4.4"}
+    # Every pinned release is run, or read from source for the reason NOT_RUN gives (docs/benchmark-slo.md,
+    # "Tested how"); the example stacks' too.
+    pinned = set(stack_releases().values()) | set(set_releases().values())
+    pinned |= {_stack_release(s) for s in ("pd-h200", "deepseek-h200")}
+    assert pinned - set(bench_releases()) == set(NOT_RUN) == {"0.5.23"}
 
 
 @pytest.mark.parametrize(("stack", "release"), BENCH_RUNS)

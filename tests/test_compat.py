@@ -13,36 +13,48 @@ PROD_KUBE = stack_values("prod")["versions"]["kubernetes"]  # 1.30.6, the refere
 SIM_KUBE = "1.36.3"  # the e2e engine's kube-apiserver
 
 
-BOM = (
-    ("keda", bom.KEDA_CHART),
-    ("volcano", bom.VOLCANO_CHART),
-    ("gpu-operator", bom.GPU_OPERATOR_CHART),
-    ("lws", bom.LWS_CHART),
-    ("kube-prometheus-stack", bom.KUBE_PROMETHEUS_STACK_CHART),
-)
+ADDON_KEYS = {
+    "keda": "kedaChart",
+    "volcano": "volcanoChart",
+    "gpu-operator": "gpuOperatorChart",
+    "lws": "lwsChart",
+    "kube-prometheus-stack": "kubePrometheusStack",
+}
 
 
-def test_the_pins_of_this_bill_of_materials_on_the_reference_kubernetes():
-    verdicts = {addon: addon_supports(addon, version, PROD_KUBE).verdict for addon, version in BOM}
-    # KEDA 2.20 and Volcano 1.9 do not claim 1.30: prod pins 2.17.2 and 1.10.2 instead (below).
-    assert verdicts == {
-        "keda": "below",
+def verdicts_of(pins: dict[str, str], kubernetes: str) -> dict[str, str]:
+    return {addon: addon_supports(addon, pins[key], kubernetes).verdict for addon, key in ADDON_KEYS.items()}
+
+
+def test_every_addon_of_the_current_set_supports_its_kubernetes():
+    """dev (and any stack that names no set) installs the current set's add-ons on its Kubernetes: each one claims
+    it, so no stack on defaults is refused for an add-on it installs."""
+    assert bom.CURRENT["kubernetes"] == bom.KUBERNETES_VERSION
+    assert set(verdicts_of(bom.CURRENT, bom.KUBERNETES_VERSION).values()) == {"supported"}
+
+
+def test_the_reference_set_on_the_reference_kubernetes():
+    """The reference set is the reference deployment's versions: its own Volcano 1.9.0 does not claim its
+    Kubernetes 1.30 (the reference ran it anyway), so a stack on it that installs Volcano pins 1.10.x, as prod
+    does; every other add-on of the set claims 1.30."""
+    assert bom.REFERENCE["kubernetes"] == PROD_KUBE
+    assert verdicts_of(bom.REFERENCE, PROD_KUBE) == {
+        "keda": "supported",
         "volcano": "above",
         "gpu-operator": "supported",
         "lws": "supported",
         "kube-prometheus-stack": "supported",
     }
+    prod = stack_values("prod")["versions"]
+    assert verdicts_of({**bom.REFERENCE, **prod}, PROD_KUBE) == dict.fromkeys(ADDON_KEYS, "supported")
 
 
-def test_the_default_kubernetes_supports_what_a_stack_on_defaults_installs():
-    """dev installs LWS, KEDA and the monitoring stack at the BOM's versions on the BOM's Kubernetes. The BOM's
-    Volcano and GPU Operator are the reference cluster's and stop at 1.29 and 1.31: a stack installing those
-    pins an older Kubernetes (as prod does) or newer charts; the refusal names the lines that would do."""
-    verdicts = {addon: addon_supports(addon, version, bom.KUBERNETES_VERSION).verdict for addon, version in BOM}
-    assert verdicts == {
-        "keda": "supported",
-        "volcano": "above",
-        "gpu-operator": "above",
+def test_the_current_set_does_not_fit_the_reference_kubernetes():
+    """Why prod stays on the reference set: today's KEDA and GPU Operator start at 1.33."""
+    assert verdicts_of(bom.CURRENT, PROD_KUBE) == {
+        "keda": "below",
+        "volcano": "supported",
+        "gpu-operator": "below",
         "lws": "supported",
         "kube-prometheus-stack": "supported",
     }
@@ -99,6 +111,7 @@ def test_patches_that_widen_a_window():
     assert window_of("gpu-operator", "v25.10.1").kube_max == (1, 35)  # type: ignore[union-attr]
     assert addon_supports("gpu-operator", "v26.3.1", SIM_KUBE).verdict == "above"
     assert addon_supports("gpu-operator", "v26.3.2", SIM_KUBE).verdict == "supported"
+    assert addon_supports("gpu-operator", "v26.7.0", SIM_KUBE).verdict == "supported"
 
 
 def test_unknown_releases_and_versions_are_not_refused():

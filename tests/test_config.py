@@ -39,7 +39,8 @@ def test_prod_is_the_reference_topology():
     assert (g.nodes, g.gpus_per_node, g.tp_size) == (2, 8, 16)
     assert g.network.fabric == "infiniband"
     assert g.network.hcas == ["mlx5_0", "mlx5_1", "mlx5_4", "mlx5_5"]
-    assert g.model.source == "modelscope"
+    # The reference fetched from ModelScope; Meituan's INT8 conversion is on Hugging Face.
+    assert g.model.source == "huggingface"
 
 
 def test_every_problem_is_reported_at_once_with_its_key():
@@ -151,7 +152,9 @@ def test_ports_in_range_and_distinct():
 def test_dist_timeout_follows_the_pinned_release():
     dev = copy.deepcopy(stack_values("dev"))
     dev["inferenceGroups"][0]["distTimeoutSeconds"] = 3600
-    # dev runs the BOM's SGLang, 0.4.3.post2.
+    # The current set's SGLang (0.5.23, what dev runs) has the flag; the reference set's 0.4.3.post2 does not.
+    assert validate(dev, FRONT_END).inference_groups[0].dist_timeout_seconds == 3600
+    dev["versions"] = {"set": "reference"}
     assert problems(dev) == [
         "  - sglang-platform:inferenceGroups[0].distTimeoutSeconds: --dist-timeout needs SGLang 0.4.3.post3 or "
         "later; the pinned release is 0.4.3.post2 (sglang-platform:versions.sglangImage)"
@@ -219,7 +222,10 @@ def test_fabric_rules():
 
 def test_model_volume_rules():
     assert problems(prod_with(modelVolume={"type": "pvc", "hostPath": "/x"}), ALL_SECRETS) == [
-        # prod's staging settings (allowMovingRevision) belong to its hostPath volume.
+        # prod's staging settings (allowMovingRevision) belong to its hostPath volume; on a claim Hugging Face's
+        # main is no pin at all.
+        "  - sglang-platform:inferenceGroups[0].model.download.revision: 'main' is not a commit id: a Hugging Face "
+        "branch or tag can move; pin the 40-character commit (the 'Files and versions' history of the repository)",
         "  - sglang-platform:inferenceGroups[0].model.download.staging: only applies to modelVolume.type hostPath "
         "(a copy on every node); a pvc is filled once by the download Job",
         "  - sglang-platform:inferenceGroups[0].modelVolume.claimName: required when type is pvc",
@@ -292,7 +298,7 @@ def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():
     raw["versions"] = {"bad\nkey": 1}
     # Every field of Versions under its stack spelling; new pins extend the list without editing this test.
     allowed = [field.alias or name for name, field in Versions.model_fields.items()]
-    assert allowed[:3] == ["sglangImage", "sglangVersion", "kubernetes"]
+    assert allowed[:4] == ["set", "sglangImage", "sglangVersion", "kubernetes"]
     assert problems(raw) == [
         f'  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: {", ".join(allowed)}'
     ]

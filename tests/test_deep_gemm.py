@@ -24,6 +24,8 @@ def prod(image: str, **group):
 
     def mutate(values):
         values.setdefault("versions", {})["sglangImage"] = image
+        # prod's hosts with an R580 driver, which runs every CUDA build (they declare the reference's 550: cu124 only).
+        values["gpuNodes"]["driverVersion"] = "580.95.05"
         values["inferenceGroups"][0].update(group)
 
     return run_with("prod", mutate, secrets={"apiKey": API_KEY})
@@ -160,6 +162,7 @@ def test_a_node_local_cache_is_fine_without_precompile_or_on_one_node():
 def test_an_ampere_preset_refuses_deep_gemm():
     def a800(values):
         values.setdefault("versions", {})["sglangImage"] = "lmsysorg/sglang:v0.5.23-cu130"
+        values["gpuNodes"]["driverVersion"] = "580.95.05"
         g = values["inferenceGroups"][0]
         g.update(preset="deepseek-r1-a800", deepGemm={"cache": CACHE})
         g["model"] = {"download": None}

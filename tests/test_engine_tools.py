@@ -81,11 +81,11 @@ def test_the_overrides_merge_into_the_committed_stack(tmp_path):
 
 
 def test_a_preview_of_the_committed_stack_gets_only_what_it_needs_on_the_simulation(tmp_path):
-    """The chart mirror, the simulation's Kubernetes, and for prod the mirror's chart versions and the compatibility
-    rules as warnings; the webhook values and lws.mode only from up on."""
+    """The chart mirror, the simulation's Kubernetes, and for prod the compatibility rules as warnings (the mirror
+    holds prod's own KEDA 2.17.2 and Volcano 1.10.2); the webhook values and lws.mode only from up on."""
     assert overrides("prod", tmp_path, preview_only=True) == {
         "chartMirror": str(tmp_path),
-        "versions": {"kubernetes": "1.36.3", "kedaChart": "2.20.2", "volcanoChart": "1.9.0"},
+        "versions": {"kubernetes": "1.36.3"},
         "preflight": {"compatibility": False},
     }
     assert overrides("dev", tmp_path, preview_only=True) == {
@@ -94,5 +94,5 @@ def test_a_preview_of_the_committed_stack_gets_only_what_it_needs_on_the_simulat
     }
     # prod's own versions (its SGLang image, Kubernetes pin) stay but for what the simulation replaces.
     versions = merged(committed("prod"), overrides("prod", tmp_path))["versions"]
-    assert versions["sglangImage"] == committed("prod")["versions"]["sglangImage"]
-    assert versions["kubernetes"] == "1.36.3"
+    assert versions == committed("prod")["versions"] | {"kubernetes": "1.36.3"}
+    assert (versions["kedaChart"], versions["volcanoChart"]) == ("2.17.2", "1.10.2")

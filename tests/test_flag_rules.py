@@ -37,8 +37,15 @@ def refusal(mutate, stack: str = "dev") -> list[str]:
     return lines
 
 
+def on_reference(values: dict) -> None:
+    """The reference set's SGLang, 0.4.3.post2: the release issue 11's examples are about (dev runs the current
+    set's 0.5.23 otherwise)."""
+    values["versions"] = {"set": "reference"}
+
+
 def extra_args(*args: str):
     def mutate(values):
+        on_reference(values)
         values["inferenceGroups"][0]["extraArgs"] = list(args)
 
     return mutate
@@ -117,6 +124,7 @@ def test_good_extra_args_pass_and_reach_the_pods():
 
 def test_a_typed_setting_newer_than_the_pin_is_refused_on_its_key():
     def dist_timeout(values):
+        on_reference(values)
         values["inferenceGroups"][0]["distTimeoutSeconds"] = 600
 
     assert refusal(dist_timeout) == [
@@ -193,7 +201,7 @@ def test_render_refuses_the_same_way_and_writes_nothing(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[:2] == [
         "error: Pulumi.turbo.yaml: invalid stack configuration (1 problem):",
-        f"  - {GROUP}.extraArgs[0]: --enable-turbo-mode is not an option of SGLang 0.4.3.post2",
+        f"  - {GROUP}.extraArgs[0]: --enable-turbo-mode is not an option of SGLang 0.5.23",
     ]
     assert not out.exists()
 

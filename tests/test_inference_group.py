@@ -93,10 +93,17 @@ def test_prod_fabric_environment(prod):
             "NCCL_IB_GID_INDEX": "0",
             "NCCL_NET_GDR_LEVEL": "2",
             "NCCL_P2P_LEVEL": "NVL",
-            "SGLANG_USE_MODELSCOPE": "true",
         }
     leader_env = env_map(container(tpl["leaderTemplate"]))
     assert leader_env["SGLANG_API_KEY"] == {"secretKeyRef": {"key": "api-key", "name": "deepseek-r1-api-key"}}
+    # A group whose weights come from ModelScope (as the reference's did) tells SGLang so.
+    from_modelscope = run_with(
+        "prod", lambda v: v["inferenceGroups"][0]["model"].update(source="modelscope"), secrets={"apiKey": API_KEY}
+    )
+    assert from_modelscope.error is None, from_modelscope.error
+    ms_tpl = lws(from_modelscope, "deepseek-r1")["spec"]["leaderWorkerTemplate"]
+    for pod in (ms_tpl["leaderTemplate"], ms_tpl["workerTemplate"]):
+        assert env_map(container(pod))["SGLANG_USE_MODELSCOPE"] == "true"
     worker_env = env_map(container(tpl["workerTemplate"]))
     assert "SGLANG_API_KEY" not in worker_env
     assert worker_env["LWS_WORKER_INDEX"] == {

@@ -25,6 +25,8 @@ IMAGES = {
     "0.5.23": "lmsysorg/sglang:v0.5.23-cu130",
 }
 GROUP = "sglang-platform:inferenceGroups[0]"
+# A driver that runs every image below (an R580 one: CUDA 13.0; prod declares the reference's 550, CUDA 12.4).
+R580 = "580.95.05"
 # The prod group (2 x 8, InfiniBand) with every DeepSeek lever a 2 x 8 H100 deployment would use.
 LEVERS: dict[str, Any] = {
     "dpAttentionSize": 2,
@@ -91,6 +93,8 @@ H100_R1 = {
 def prod(release: str, **group: Any):
     def mutate(values):
         values.setdefault("versions", {})["sglangImage"] = IMAGES[release]
+        # prod's hosts with an R580 driver, which runs every CUDA build (they declare the reference's 550: cu124 only).
+        values["gpuNodes"]["driverVersion"] = R580
         g = values["inferenceGroups"][0]
         g.pop("distTimeoutSeconds", None)
         g.update(H100_R1)
@@ -316,6 +320,7 @@ def test_metrics_for_all_schedulers_is_fine_where_each_gpu_is_its_own_attention_
 def test_deepep_across_nodes_needs_infiniband():
     def tcp(values):
         values.setdefault("versions", {})["sglangImage"] = IMAGES["0.5.23"]
+        values["gpuNodes"]["driverVersion"] = R580
         g = values["inferenceGroups"][0]
         g["network"] = {"fabric": "tcp"}
         g["expertParallel"] = {"a2aBackend": "deepep"}

@@ -24,11 +24,35 @@ from config.live import (
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "live"
-# What GPU feature discovery puts on an 8 x A800 node (tests/fixtures/live/nodes.json has it as read back).
+# What GPU feature discovery puts on an 8 x A800 node (tests/fixtures/live/nodes.json has it as read back), with
+# the driver labels of its version labeler (NVIDIA/k8s-device-plugin internal/lm): an R580 driver, which runs the
+# CUDA 13 builds dev's SGLang 0.5.23 needs and prod's CUDA 12.4 one alike.
 A800_LABELS = {
     "nvidia.com/gpu.present": "true",
     "nvidia.com/gpu.product": "NVIDIA-A800-SXM4-80GB",
     "nvidia.com/gpu.memory": "81920",
+    **{
+        "nvidia.com/cuda.driver-version.full": "580.95.05",
+        "nvidia.com/cuda.driver-version.major": "580",
+        "nvidia.com/cuda.driver-version.minor": "95",
+        "nvidia.com/cuda.driver-version.revision": "05",
+        "nvidia.com/cuda.driver.major": "580",
+        "nvidia.com/cuda.driver.minor": "95",
+        "nvidia.com/cuda.driver.rev": "05",
+        "nvidia.com/cuda.runtime-version.full": "13.0",
+    },
+}
+# The reference hosts' driver as GFD labels it (shared/reference: 550.127.05, CUDA 12.4).
+R550_LABELS = {
+    **A800_LABELS,
+    "nvidia.com/cuda.driver-version.full": "550.127.05",
+    "nvidia.com/cuda.driver-version.major": "550",
+    "nvidia.com/cuda.driver-version.minor": "127",
+    "nvidia.com/cuda.driver-version.revision": "05",
+    "nvidia.com/cuda.driver.major": "550",
+    "nvidia.com/cuda.driver.minor": "127",
+    "nvidia.com/cuda.driver.rev": "05",
+    "nvidia.com/cuda.runtime-version.full": "12.4",
 }
 
 
@@ -250,6 +274,7 @@ H200_LABELS = {
     "nvidia.com/gpu.present": "true",
     "nvidia.com/gpu.product": "NVIDIA-H200",
     "nvidia.com/gpu.memory": "143771",
+    "nvidia.com/cuda.driver-version.full": "580.95.05",
 }
 NFS = {"nfs-client": StorageClassInfo("nfs-client", "example.com/nfs", True)}
 
@@ -478,3 +503,70 @@ def test_without_the_kubernetes_client_the_checks_are_a_note():
     env = {"PYTHONPATH": f"{root}:{root / 'tests'}", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60, env=env)
     assert "the kubernetes client is not installed" in proc.stdout, proc.stderr
+
+
+# --- the NVIDIA driver of the GPU nodes against the image's CUDA build ------------------------------------------------
+
+CUDA13 = "lmsysorg/sglang:v0.5.23-cu130 is a CUDA 13.0 build, which needs NVIDIA driver 580.65.06 or newer"
+
+
+def test_nodes_whose_driver_is_too_old_for_the_image_are_refused():
+    """dev runs the current set's 0.5.23 (CUDA 13) with the GPU Operator already on the cluster: on nodes GFD labels
+    with the reference's 550 driver its pods could not start; preview says so, with what the driver can run."""
+    old = [gpu_node(f"gpu-node-{i}", R550_LABELS) for i in (1, 2)]
+    assert messages(live_problems(cfg("dev"), FakeCluster(node_objects=old))) == [
+        f"sglang-platform:versions.sglangImage: {CUDA13} (NVIDIA CUDA Toolkit release notes, 'CUDA Toolkit and "
+        "Corresponding Driver Versions'), and the GPU nodes qwen-small may use run older ones "
+        "(nvidia.com/cuda.driver-version.full: gpu-node-1 550.127.05, gpu-node-2 550.127.05): with driver 550 (CUDA "
+        "12.4 at most) pin a -cu124 image: lmsysorg/sglang:v0.4.7-cu124 (the newest SGLang release seen with a CUDA "
+        "12.4 build); or upgrade their driver to 580.65.06 or newer"
+    ]
+    # Such nodes run prod's CUDA 12.4 build.
+    reference = [gpu_node(f"gpu-node-{i}", R550_LABELS) for i in range(1, 5)]
+    assert messages(live_problems(cfg("prod"), FakeCluster(NFS, node_objects=reference))) == []
+
+
+def test_only_the_driver_label_parts_are_enough_and_older_spellings_count():
+    parts = {k: v for k, v in R550_LABELS.items() if k != "nvidia.com/cuda.driver-version.full"}
+    legacy = {k: v for k, v in parts.items() if not k.startswith("nvidia.com/cuda.driver-version.")}
+    for labels in (parts, legacy):
+        problems, _ = live_problems(cfg("dev"), FakeCluster(node_objects=[gpu_node("gpu-node-1", labels)]))
+        assert [p.key for p in problems] == ["sglang-platform:versions.sglangImage"], labels
+
+
+def test_some_nodes_too_old_is_a_warning_and_the_group_goes_to_the_others():
+    mixed = [gpu_node("gpu-node-1", R550_LABELS), gpu_node("gpu-node-2")]
+    assert messages(live_problems(cfg("dev"), FakeCluster(node_objects=mixed))) == [
+        "note: qwen-small: gpu-node-1 550.127.05 runs an NVIDIA driver older than 580.65.06, which "
+        "lmsysorg/sglang:v0.5.23-cu130 (CUDA 13.0) needs: its pods fail there; keep the group off it (nodeSelector on "
+        "nvidia.com/cuda.driver-version.major, or a taint)"
+    ]
+
+
+def test_nodes_without_the_driver_label_are_a_warning():
+    bare = {k: v for k, v in A800_LABELS.items() if not k.startswith("nvidia.com/cuda.")}
+    assert messages(live_problems(cfg("dev"), FakeCluster(node_objects=[gpu_node("gpu-node-1", bare)]))) == [
+        "note: qwen-small: gpu-node-1 carries no nvidia.com/cuda.driver-version.full label (GPU feature discovery not "
+        "running): its NVIDIA driver was not checked against lmsysorg/sglang:v0.5.23-cu130 (needs 580.65.06)"
+    ]
+
+
+def test_an_old_driver_is_a_warning_when_compatibility_refusals_are_off():
+    old = [gpu_node("gpu-node-1", R550_LABELS)]
+    problems, notes = live_problems(
+        cfg("dev", lambda v: v.update(preflight={"compatibility": False})), FakeCluster(node_objects=old)
+    )
+    assert problems == []
+    assert [n for n in notes if CUDA13 in n and n.endswith("(not refused: preflight.compatibility is false)")]
+
+
+def test_a_driver_the_stack_installs_is_not_the_nodes_to_check():
+    """With the GPU Operator managing the driver, the nodes' current labels say nothing of the driver it installs
+    (config.rules.drivers checks that one offline)."""
+
+    def managed(values):
+        values["gpuOperator"] = {"mode": "install"}
+
+    old = [gpu_node("gpu-node-1", R550_LABELS)]
+    problems, _ = live_problems(cfg("dev", managed), FakeCluster(node_objects=old))
+    assert problems == []

@@ -14,8 +14,9 @@ HF_REVISION = "989aa7980e4cf806f80c7fef2b1adb7bc71aa306"
 HF_IDENTITY = json.dumps(
     {"repo": "Qwen/Qwen2.5-1.5B-Instruct", "revision": HF_REVISION, "source": "huggingface"}, sort_keys=True
 )
-MS_IDENTITY = json.dumps({"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "master", "source": "modelscope"})
-MS_IDENTITY_SORTED = json.dumps(json.loads(MS_IDENTITY), sort_keys=True)
+# prod's weights: Meituan's Hugging Face repository at its moving main (no commit of it is published).
+PROD_IDENTITY = json.dumps({"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "main", "source": "huggingface"})
+PROD_IDENTITY_SORTED = json.dumps(json.loads(PROD_IDENTITY), sort_keys=True)
 SCRIPT_VOLUME = {
     "name": "model-download-script",
     "configMap": {"name": "qwen-small-model-download", "defaultMode": 0o444},
@@ -350,13 +351,13 @@ def test_prod_stages_the_weights_on_every_gpu_node_with_a_daemonset(prod):
     env = plain_env(c)
     assert {k: env[k] for k in ("MODEL_DIR", "MODEL_SOURCE", "MODEL_REPO", "MODEL_REVISION")} == {
         "MODEL_DIR": "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
-        "MODEL_SOURCE": "modelscope",
+        "MODEL_SOURCE": "huggingface",
         "MODEL_REPO": "meituan/DeepSeek-R1-Block-INT8",
-        "MODEL_REVISION": "master",
+        "MODEL_REVISION": "main",
     }
-    assert json.loads(env["MODEL_IDENTITY"]) == json.loads(MS_IDENTITY)
+    assert json.loads(env["MODEL_IDENTITY"]) == json.loads(PROD_IDENTITY)
     assert (env["DOWNLOAD_REQUIREMENT"], env["STAGE_GROUP"], env["STAGE_KEEP_REVISIONS"], env["METRICS_PORT"]) == (
-        "modelscope==1.40.2",
+        "huggingface_hub==2.4.0",
         "deepseek-r1",
         "1",
         "9400",
@@ -407,7 +408,7 @@ def test_prod_pods_only_wait_for_their_nodes_copy(prod):
         assert gate["command"] == ["python3", "/opt/sglang-platform/download_model.py", "wait"]
         assert plain_env(gate) == {
             "MODEL_DIR": "/mnt/catcat_data/model/DeepSeek-R1-Block-INT8",
-            "MODEL_IDENTITY": MS_IDENTITY_SORTED,
+            "MODEL_IDENTITY": PROD_IDENTITY_SORTED,
             "WAIT_HINT": "daemonset/deepseek-r1-weights fetches them (kubectl logs daemonset/deepseek-r1-weights)",
         }
         assert {"name": "models", "mountPath": "/mnt/catcat_data/model", "readOnly": True} in gate["volumeMounts"]

@@ -163,9 +163,10 @@ MOVING = (
 
 
 def test_a_moving_revision_is_staged_per_node_only_when_allowed():
-    # prod stages ModelScope's master on each node, and says it accepts that.
+    # prod stages Hugging Face's main on each node (no commit of it is published), and says it accepts that.
     download = validate(prod(), REQUIRED_SECRETS).inference_groups[0].model.download
     assert download is not None and download.staging.allow_moving_revision
+    assert (download.repo, download.revision) == ("meituan/DeepSeek-R1-Block-INT8", "main")
     for revision in ("master", "v1.0"):
         raw = prod()
         raw["inferenceGroups"][0]["model"]["download"] = {
@@ -176,6 +177,11 @@ def test_a_moving_revision_is_staged_per_node_only_when_allowed():
     # A commit is fixed: no opt-in needed.
     raw = prod()
     raw["inferenceGroups"][0]["model"]["download"] = {"repo": "meituan/DeepSeek-R1-Block-INT8", "revision": "e" * 40}
+    validate(raw, REQUIRED_SECRETS)
+    # The same opt-in for ModelScope, which keeps the reference's source for clusters that reach only it.
+    raw = prod()
+    raw["inferenceGroups"][0]["model"]["source"] = "modelscope"
+    raw["inferenceGroups"][0]["model"]["download"]["revision"] = "master"
     validate(raw, REQUIRED_SECRETS)
     # One copy on a claim is one fetch: a branch there is the existing upgrade concern, not a mix across nodes.
     raw = dev()

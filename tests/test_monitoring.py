@@ -135,6 +135,9 @@ def test_without_api_key_the_scrape_sends_none(dev):
 def _pin(image: str):
     def mutate(values):
         values.setdefault("versions", {})["sglangImage"] = image
+        # prod's hosts with an R580 driver, which runs every CUDA build (they declare the reference's 550: cu124 only).
+        if "gpuNodes" in values:
+            values["gpuNodes"]["driverVersion"] = "580.95.05"
 
     return mutate
 

@@ -83,6 +83,9 @@ def test_the_wheel_holds_both_packages_and_their_data(wheel):
         "config/rules/flags.py",
         "config/server_args.py",
         "config/sglang/0.4.3.post2.json",
+        "config/gateways/sglang-router-0.3.2.json",
+        "config/gateways/smg-1.13.0.json",
+        "components/metrics/smg-1.13.0.txt",
     ):
         assert expected in names, expected
     assert not [n for n in names if n.startswith(("tests/", "tools/", "__main__"))]

@@ -53,14 +53,14 @@ def notes(caplog) -> list[str]:
 
 
 def reference_as_written(values: dict) -> None:
-    """Pulumi.prod.yaml as the reference had it: FP8 DeepSeek-R1 on SGLang 0.4.3.post2, pods asking for the whole
-    node, the BOM's KEDA and Volcano on Kubernetes 1.30."""
+    """Pulumi.prod.yaml as the reference had it: FP8 DeepSeek-R1 on the reference set's versions (SGLang
+    0.4.3.post2, Volcano 1.9.0 on Kubernetes 1.30), pods asking for the whole node."""
     g = group(values)
     g["model"] |= {"path": "DeepSeek-R1"}
     g["model"]["download"]["repo"] = "deepseek-ai/DeepSeek-R1"
     g["resources"] |= {"cpu": "128", "memory": "1Ti"}
     del g["distTimeoutSeconds"]
-    values["versions"] = {"kubernetes": "1.30.6"}
+    values["versions"] = {"set": "reference"}
 
 
 def test_the_reference_as_written_cannot_run_and_says_why():
@@ -77,9 +77,6 @@ def test_the_reference_as_written_cannot_run_and_says_why():
         f"{G}.resources.cpu: '128' does not fit a GPU node: it allocates 128 CPUs (gpuNodes.cpu), the DaemonSets "
         "every GPU node runs (GPU Operator, CNI, node exporter) keep 1 (gpuNodes.reserved.cpu), " + OURS_CPU + ": "
         "request at most '124750m'",
-        "sglang-platform:versions.kedaChart: KEDA 2.20.2 is tested on Kubernetes 1.33-1.35 "
-        "(keda.sh/docs/2.20/operate/cluster), not 1.30 (versions.kubernetes): pin a release of 2.15, 2.16 or 2.17 in "
-        "sglang-platform:versions.kedaChart",
         "sglang-platform:versions.volcanoChart: Volcano 1.9.0 is tested on Kubernetes 1.21-1.29 (volcano-sh/volcano "
         "README, Kubernetes compatibility (v1.11 era)), not 1.30 (versions.kubernetes): pin a release of 1.10, 1.11, "
         "1.12, 1.13, 1.14 or 1.15 in sglang-platform:versions.volcanoChart",
@@ -91,7 +88,7 @@ def test_fp8_weights_run_on_a_gpu_with_fp8():
         reference_as_written(values)
         group(values)["gpu"] = "H100-80GB"
         group(values)["resources"]["cpu"] = "124"
-        values["versions"] |= {"kedaChart": "2.17.2", "volcanoChart": "1.10.2"}
+        values["versions"] |= {"volcanoChart": "1.10.2"}
 
     result = run("prod", h100)
     assert result.error is None, result.error
@@ -315,7 +312,8 @@ def test_an_addon_release_that_does_not_support_the_kubernetes_version():
     assert refused("prod", lambda v: v["versions"].update(kubernetes="1.36.3")) == [
         "sglang-platform:versions.gpuOperatorChart: the GPU Operator v24.9.1 is tested on Kubernetes 1.24-1.31 "
         "(NVIDIA/cloud-native-docs gpu-operator/platform-support.rst at 73575d6d (GPU Operator 24.9.1)), not 1.36 "
-        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 in sglang-platform:versions.gpuOperatorChart",
+        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 or 26.7 in "
+        "sglang-platform:versions.gpuOperatorChart",
     ]
 
 
@@ -351,8 +349,8 @@ def test_compatibility_refusals_can_be_turned_into_warnings(caplog):
     assert (
         "sglang-platform:versions.gpuOperatorChart: the GPU Operator v24.9.1 is tested on Kubernetes 1.24-1.31 "
         "(NVIDIA/cloud-native-docs gpu-operator/platform-support.rst at 73575d6d (GPU Operator 24.9.1)), not 1.36 "
-        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 in sglang-platform:versions.gpuOperatorChart "
-        "(not refused: sglang-platform:preflight.compatibility is false)"
+        "(versions.kubernetes): pin a release of 26.3.2 or a later 26.3 or 26.7 in "
+        "sglang-platform:versions.gpuOperatorChart (not refused: sglang-platform:preflight.compatibility is false)"
     ) in notes(caplog)
 
 
@@ -414,10 +412,7 @@ def test_prod_reads_its_config_json_at_preview(preview, caplog):
     result = run("prod", lambda v: None)
     assert result.error is None, result.error
     (read,) = fake_hub.FakeHub.seen[before:]
-    assert (read["path"], read["query"]) == (
-        "/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo",
-        "Revision=master&FilePath=config.json",
-    )
+    assert (read["path"], read["query"]) == ("/meituan/DeepSeek-R1-Block-INT8/resolve/main/config.json", "")
     assert not [n for n in notes(caplog) if "config.json" in n]
 
 
@@ -427,6 +422,20 @@ def test_a_wrong_source_fails_at_preview_not_on_the_gpus(preview):
         group(values)["model"]["path"] = "DeepSeek-R1-Block-INT8"
 
     (line,) = refused("prod", elsewhere)
+    assert line == (
+        f"{G}.model.download.repo: meituan/DeepSeek-R1-Block-INT8-Missing does not exist on Hugging Face, or is "
+        "private and sglang-platform:hfToken is not set "
+        f"({preview.huggingface}/meituan/DeepSeek-R1-Block-INT8-Missing/resolve/main/config.json): check "
+        "model.download.repo"
+    )
+
+    # The reference's source: ModelScope has no repository of that name (docs/model-weights.md).
+    def on_modelscope(values):
+        elsewhere(values)
+        group(values)["model"]["source"] = "modelscope"
+        group(values)["model"]["download"]["revision"] = "master"
+
+    (line,) = refused("prod", on_modelscope)
     assert line == (
         f"{G}.model.download.repo: ModelScope has no repository meituan/DeepSeek-R1-Block-INT8-Missing with a "
         "config.json at revision 'master', or it is private and sglang-platform:modelscopeToken is not set "
@@ -487,9 +496,9 @@ def test_a_malformed_hub_endpoint_is_refused_with_the_other_problems():
 
 def test_a_declared_quantization_must_match_config_json(preview):
     assert refused("prod", lambda v: group(v)["model"].update(quantization="w8a8-int8")) == [
-        f"{G}.model.quantization: 'w8a8-int8' does not match config.json of meituan/DeepSeek-R1-Block-INT8 at master "
-        "(ModelScope), which says int8-block (W8A8 INT8 in 128 x 128 blocks): remove model.quantization (it is read "
-        "from config.json) or set it to int8-block"
+        f"{G}.model.quantization: 'w8a8-int8' does not match config.json of meituan/DeepSeek-R1-Block-INT8 at main "
+        "(Hugging Face), which says int8-block (W8A8 INT8 in 128 x 128 blocks): remove model.quantization (it is "
+        "read from config.json) or set it to int8-block"
     ]
 
 

@@ -80,8 +80,10 @@ def test_prod_render_writes_every_object(tmp_path):
         "grafana-admin": {"admin-password": harness.PLACEHOLDER, "admin-user": harness.PLACEHOLDER},
     }
     releases = yaml.safe_load((tmp_path / "releases.yaml").read_text())
-    # Each at the stack's pin, else the bill of materials'.
-    pins = {**bom.DEFAULTS, **stack_values("prod")["versions"]}
+    # Each at the stack's pin, else its set's (prod: the reference set).
+    versions = stack_values("prod")["versions"]
+    assert versions["set"] == "reference"
+    pins = {**bom.SETS[versions["set"]], **versions}
     assert [(r["name"], r["namespace"], r["chart"], r["version"]) for r in releases] == [
         ("gpu-operator", "gpu-operator", "gpu-operator", pins["gpuOperatorChart"]),
         ("keda", "keda", "keda", pins["kedaChart"]),

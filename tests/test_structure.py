@@ -118,6 +118,25 @@ def test_compatibility_table_is_current():
     )
 
 
+@pytest.mark.parametrize(
+    ("begin", "end", "block"),
+    [
+        ("SETS_BEGIN", "SETS_END", "version_sets"),
+        ("CUDA_BEGIN", "CUDA_END", "cuda_drivers"),
+    ],
+)
+def test_version_set_and_driver_tables_are_current(begin, end, block):
+    """docs/configuration.md's tables of the version sets (config/bom.py) and of the driver each CUDA build needs
+    (config/cuda.py)."""
+    from tools import config_reference
+
+    doc = config_reference.DOC.read_text()
+    start, stop = getattr(config_reference, begin), getattr(config_reference, end)
+    assert doc[doc.index(start) : doc.index(stop) + len(stop)] == getattr(config_reference, block)(), (
+        "run: python tools/config_reference.py --write"
+    )
+
+
 def test_flag_release_table_is_current():
     from tools.config_reference import DOC, FLAGS_BEGIN, FLAGS_END, flag_releases
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The SGLang release of every committed stack (``Pulumi.*.yaml``), one per line: the releases whose real
-``python -m sglang.bench_serving`` tests/test_benchmark.py runs, and whose wheels .ci/run installs for it into
-``.ci/.bench-venv/sglang/<release>``.
+"""The SGLang releases whose real ``python -m sglang.bench_serving`` tests/test_benchmark.py runs, one per line:
+those of every committed stack (``Pulumi.*.yaml``) and of every version set of the bill of materials, less the
+ones whose bench_serving cannot run in the test venv (``NOT_RUN``, with the reason). .ci/run installs each one's
+wheel for it into ``.ci/.bench-venv/sglang/<release>``.
 
     python tools/bench_serving_releases.py
 
-The stacks of examples/stacks (0.5.23) are not among them: docs/benchmark-slo.md, "Tested how", says why.
+The reference set's 0.4.3.post2 is run although no committed stack pins it any more (dev takes the current set's
+0.5.23): it is what ``versions.set: reference`` deploys. The stacks of examples/stacks (0.5.23) are read from
+source only, like dev: docs/benchmark-slo.md, "Tested how", says why.
 """
 
 from __future__ import annotations
@@ -15,10 +18,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Releases whose bench_serving is read from the wheel's source, not run (docs/benchmark-slo.md, "Tested how").
+NOT_RUN = {
+    "0.5.23": "sglang.bench_serving is sglang.benchmark.serving, whose module-level imports reach some 350 server "
+    "modules and torch, torchvision, triton and transformers 5.19",
+}
+
 
 def stack_releases() -> dict[str, str]:
     """Each committed stack's name and the SGLang release it pins (``versions.sglangImage`` or
-    ``sglangVersion``, else the bill of materials')."""
+    ``sglangVersion``, else its version set's)."""
     sys.path.insert(0, str(ROOT))
     import yaml
 
@@ -35,8 +44,29 @@ def stack_releases() -> dict[str, str]:
     return releases
 
 
+def set_releases() -> dict[str, str]:
+    """Each version set of config/bom.py and the SGLang release it pins."""
+    sys.path.insert(0, str(ROOT))
+    from config import Versions, bom
+
+    out = {}
+    for name in bom.SETS:
+        release = Versions.model_validate({"set": name}).sglang_release
+        assert release is not None, name
+        out[name] = str(release)
+    return out
+
+
+def bench_releases() -> list[str]:
+    """The releases the tests run bench_serving of, oldest first."""
+    from packaging.version import Version
+
+    wanted = set(stack_releases().values()) | set(set_releases().values())
+    return sorted(wanted - set(NOT_RUN), key=Version)
+
+
 def main() -> int:
-    for release in sorted(set(stack_releases().values())):
+    for release in bench_releases():
         print(release)
     return 0
 

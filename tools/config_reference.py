@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Print the configuration reference (markdown) from the pydantic models, the SGLang release each typed
-setting's flag needs from the shipped flag tables, and the add-on compatibility table from config/compat.py;
-docs/configuration.md embeds all three and a test keeps them equal.
+setting's flag needs from the shipped flag tables, the add-on compatibility table from config/compat.py, the
+version sets of config/bom.py and the CUDA driver table of config/cuda.py; docs/configuration.md embeds them
+all and a test keeps them equal.
 Usage: python tools/config_reference.py [--write [FILE]]"""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic_core import PydanticUndefined
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from config import bom, cuda
 from config.errors import _unwrap
 from config.models import SECRET_KEYS, InferenceGroup, PdRole, PlatformConfig
 from config.rules.compat import compatibility_table
@@ -26,6 +28,8 @@ from config.sglang import load_table, releases_with, shipped_releases
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 FLAGS_BEGIN, FLAGS_END = "<!-- flag-releases:begin -->", "<!-- flag-releases:end -->"
 COMPAT_BEGIN, COMPAT_END = "<!-- compatibility:begin -->", "<!-- compatibility:end -->"
+SETS_BEGIN, SETS_END = "<!-- version-sets:begin -->", "<!-- version-sets:end -->"
+CUDA_BEGIN, CUDA_END = "<!-- cuda-drivers:begin -->", "<!-- cuda-drivers:end -->"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
@@ -178,6 +182,29 @@ def _choices(key: str | None) -> tuple[str, ...]:
     return ()
 
 
+def version_sets() -> str:
+    """config/bom.py's named sets, pin by pin (each set's purpose in the header)."""
+    names = list(bom.SETS)
+    lines = [SETS_BEGIN, "| `versions.` key | " + " | ".join(f"`{n}`" for n in names) + " |"]
+    lines.append("|---|" + "---|" * len(names))
+    for key in bom.SETS[bom.DEFAULT_SET]:
+        lines.append(f"| `{key}` | " + " | ".join(f"`{bom.SETS[n][key]}`" for n in names) + " |")
+    lines += ["", ", ".join(f"`{n}`: {bom.SET_PURPOSE[n]}" for n in names) + ".", SETS_END]
+    return "\n".join(lines)
+
+
+def cuda_drivers() -> str:
+    """config/cuda.py's CUDA lines with the driver each needs, and the newest SGLang build of each line."""
+    newest = {b.cuda: b for b in cuda.NEWEST_BUILDS}
+    lines = [CUDA_BEGIN, "| CUDA (image tag) | needs NVIDIA driver | newest SGLang build known |", "|---|---|---|"]
+    for line, driver in cuda.MIN_DRIVER.items():
+        build = newest.get(line)
+        known = f"`lmsysorg/sglang:{build.tag}` ({build.note})" if build else ""
+        lines.append(f"| {line} (`-cu{line.replace('.', '')}`) | {driver} or newer | {known} |")
+    lines += ["", f"Source: {cuda.CUDA_NOTES}.", CUDA_END]
+    return "\n".join(lines)
+
+
 def compatibility() -> str:
     """config/compat.py's add-on windows and features by release, each with its source."""
     return "\n".join([COMPAT_BEGIN, compatibility_table(), COMPAT_END])
@@ -198,17 +225,20 @@ def main() -> int:
         help=f"replace the reference between the markers (default {DOC.name})",
     )
     args = parser.parse_args()
-    text, flags, compat = reference(), flag_releases(), compatibility()
+    blocks = [
+        (BEGIN, END, reference()),
+        (FLAGS_BEGIN, FLAGS_END, flag_releases()),
+        (COMPAT_BEGIN, COMPAT_END, compatibility()),
+        (SETS_BEGIN, SETS_END, version_sets()),
+        (CUDA_BEGIN, CUDA_END, cuda_drivers()),
+    ]
     if args.write:
-        doc = _replace(args.write.read_text(), BEGIN, END, text)
-        doc = _replace(doc, FLAGS_BEGIN, FLAGS_END, flags)
-        args.write.write_text(_replace(doc, COMPAT_BEGIN, COMPAT_END, compat))
+        doc = args.write.read_text()
+        for begin, end, text in blocks:
+            doc = _replace(doc, begin, end, text)
+        args.write.write_text(doc)
     else:
-        print(text)
-        print()
-        print(flags)
-        print()
-        print(compat)
+        print("\n\n".join(text for _, _, text in blocks))
     return 0
 
 

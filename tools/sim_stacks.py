@@ -124,18 +124,6 @@ OVERRIDES: list[tuple[str, Any, Any, str]] = [
         "another minor (prod declares the reference's 1.30.6, dev and pd-h200 leave the BOM's 1.35.8)",
     ),
     (
-        "versions.kedaChart",
-        "2.20.2",
-        lambda cfg: cfg.keda.mode == "install" and cfg.versions.keda_chart == "2.17.2",
-        "prod pins KEDA 2.17.2 (the line tested on Kubernetes 1.30); the chart mirror has 2.20.2",
-    ),
-    (
-        "versions.volcanoChart",
-        "1.9.0",
-        lambda cfg: cfg.volcano.mode == "install" and cfg.versions.volcano_chart == "1.10.2",
-        "prod pins Volcano 1.10.2 (the first line for Kubernetes 1.30); the chart mirror has 1.9.0",
-    ),
-    (
         "preflight.compatibility",
         False,
         _unsupported_here,

@@ -13,6 +13,7 @@ from config.rules.autoscaling import check_autoscaling
 from config.rules.benchmark import check_benchmark
 from config.rules.compat import check_compat
 from config.rules.disaggregation import check_disaggregation, pd_unsupported
+from config.rules.drivers import check_drivers
 from config.rules.flags import check_release_table, release_key
 from config.rules.front_end import check_front_end
 from config.rules.gateway import check_gateway
@@ -63,8 +64,10 @@ def check_platform(cfg: PlatformConfig, secrets_present: set[str], notes: list[s
     problems += check_benchmark(cfg)
     found, warnings = check_compat(cfg)
     problems += found
+    found, driver_warnings = check_drivers(cfg)
+    problems += found
     if notes is not None:
-        notes += warnings
+        notes += warnings + driver_warnings
     return problems
 
 

@@ -12,6 +12,8 @@ Facts relied on:
   ``nvidia.com/gpu.product`` (config.gpus.parse_product), ``nvidia.com/gpu.memory`` in MiB,
   ``nvidia.com/gpu.compute.major/minor``. ``nvidia.com/gpu.family`` is not used: v0.17.0 calls Ada ``ampere``
   and Blackwell ``undefined``.
+- GFD's driver labels (``nvidia.com/cuda.driver-version.full``, or its ``.major``/``.minor``/``.revision`` parts,
+  or the older ``nvidia.com/cuda.driver.*``; config.cuda) against the driver the SGLang image's CUDA build needs.
 - The device plugin advertises ``nvidia.com/gpu`` in ``status.allocatable``; the RDMA device plugin its own
   resource (``rdma/ib`` in the reference).
 - The scheduler places a pod where allocatable minus the requests of the pods already there covers its requests;
@@ -32,8 +34,10 @@ from decimal import Decimal
 from typing import Any
 
 import yaml
+from packaging.version import Version
 
 from config.compat import kube_minor
+from config.cuda import CUDA_NOTES, GFD_DRIVER_FULL, advice, node_driver
 from config.errors import Loc, Problem
 from config.gpus import GFD_MEMORY, GFD_PRODUCT, GPU_RESOURCE, Gpu, ProductLabel, gpu_choices, parse_product
 from config.quantity import parse_quantity
@@ -163,9 +167,22 @@ class GroupDemand:
     max_replicas: int | None = None
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
+    # The driver the group's SGLang image needs (its CUDA build), when the nodes' driver is theirs to check.
+    driver: DriverNeed | None = None
 
     def loc(self, *parts: str | int) -> Loc:
         return ("inferenceGroups", self.index, *parts)
+
+
+@dataclass(frozen=True)
+class DriverNeed:
+    """The SGLang image a group runs, its CUDA build and the driver that build needs (config.cuda)."""
+
+    image: str
+    cuda: str
+    min_driver: str
+    loc: Loc  # the key that pins the image (versions.sglangImage, or sglangVersion for a digest)
+    refuse: bool = True  # false: preflight.compatibility is off, a too-old driver is a warning
 
 
 def _fits(free: Mapping[str, Decimal], requests: Mapping[str, Decimal]) -> tuple[int, str]:
@@ -246,6 +263,10 @@ def _check_group(group: GroupDemand, gpu_nodes: list[Node], free: dict[str, dict
     usable = _check_products(group, usable, result)
     if not usable:
         return result
+    if group.driver is not None:
+        usable = _check_drivers(group, group.driver, usable, result)
+        if not usable:
+            return result
     requests = {k: parse_quantity(v) for k, v in group.requests.items()}
     need = group.pods_per_replica * group.replicas
     placed, short = 0, list[str]()
@@ -353,6 +374,46 @@ def _check_products(group: GroupDemand, usable: list[Node], result: LiveResult) 
             f"to its GPU with nodeSelector {GFD_PRODUCT}: {product.raw}"
         )
     return matching + [n for n in usable if n.product is None]
+
+
+def _check_drivers(group: GroupDemand, need: DriverNeed, usable: list[Node], result: LiveResult) -> list[Node]:
+    """The nodes whose GFD driver label runs the group's image (and those without the label, with a warning):
+    refused when none does, warned when only some do."""
+    needed = Version(need.min_driver)
+    drivers = {n.name: node_driver(dict(n.labels)) for n in usable}
+    unlabelled = [n.name for n in usable if drivers[n.name] is None]
+    old = [n for n in usable if (d := drivers[n.name]) is not None and d < needed]
+    fine = [n for n in usable if n.name not in unlabelled and n not in old]
+    if unlabelled:
+        result.warnings.append(
+            f"{group.name}: {names(unlabelled)} {_verb(unlabelled, 'carries', 'carry')} no {GFD_DRIVER_FULL} label "
+            f"(GPU feature discovery not running): {_verb(unlabelled, 'its', 'their')} NVIDIA driver was not checked "
+            f"against {need.image} (needs {need.min_driver})"
+        )
+    if not old:
+        return usable
+    listed = ", ".join(f"{n.name} {n.labels.get(GFD_DRIVER_FULL) or drivers[n.name]}" for n in old[:SHOWN])
+    more = f" and {len(old) - SHOWN} more" if len(old) > SHOWN else ""
+    driver = drivers[old[0].name]
+    assert driver is not None
+    if not fine and not unlabelled:
+        problem = Problem(
+            need.loc,
+            f"{need.image} is a CUDA {need.cuda} build, which needs NVIDIA driver {need.min_driver} or newer "
+            f"({CUDA_NOTES}), and the GPU nodes {group.name} may use run older ones ({GFD_DRIVER_FULL}: "
+            f"{listed}{more}): {advice(driver)}; or upgrade their driver to {need.min_driver} or newer",
+        )
+        if need.refuse:
+            result.problems.append(problem)
+            return []
+        result.warnings.append(f"{problem.key}: {problem.message} (not refused: preflight.compatibility is false)")
+        return usable
+    result.warnings.append(
+        f"{group.name}: {listed}{more} {_verb(old, 'runs', 'run')} an NVIDIA driver older than {need.min_driver}, "
+        f"which {need.image} (CUDA {need.cuda}) needs: its pods fail there; keep the group off "
+        f"{_verb(old, 'it', 'them')} (nodeSelector on {GFD_DRIVER_FULL.rsplit('.', 1)[0]}.major, or a taint)"
+    )
+    return [n for n in usable if n not in old]
 
 
 # --- CRDs ------------------------------------------------------------------------------------------------------

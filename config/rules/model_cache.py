@@ -223,7 +223,7 @@ def _check_group(g: InferenceGroup) -> list[Problem]:
         out.append(Problem((*loc, "repo"), f"required when model.source is {source} (e.g. deepseek-ai/DeepSeek-R1)"))
     if not d.revision:
         out.append(Problem((*loc, "revision"), f"required when model.source is {source}: pin the weights you serve"))
-    elif source == "huggingface" and not HF_COMMIT.match(d.revision):
+    elif source == "huggingface" and not HF_COMMIT.match(d.revision) and vol.type != "hostPath":
         out.append(
             Problem(
                 (*loc, "revision"),
@@ -231,7 +231,9 @@ def _check_group(g: InferenceGroup) -> list[Problem]:
                 "commit (the 'Files and versions' history of the repository)",
             )
         )
-    elif source != "huggingface" and vol.type == "hostPath" and not HF_COMMIT.match(d.revision):
+    elif vol.type == "hostPath" and not HF_COMMIT.match(d.revision):
+        # Both hubs the same: per-node staging resolves a moving revision to its commit before and after each
+        # fetch and records it, so a stack that has no commit to pin may accept the drift between nodes.
         if not d.staging.allow_moving_revision:
             out.append(
                 Problem(

@@ -19,7 +19,7 @@ Kubernetes substitutes them from the container env before SGLang starts.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,13 +67,15 @@ def check_args(
     *,
     required: bool = False,
     pin_key: str | None = None,
+    releases: Callable[[str], tuple[str, ...]] = releases_with,
 ) -> list[FlagProblem]:
     """Every problem argparse of ``table``'s release would stop ``launch_server`` for, in word order.
 
     ``managed`` maps each flag the platform sets to the config key that sets it (None: the platform sets it
     itself, e.g. ``--host``); any spelling of one of them is refused. ``required``: also report required
     options that are absent (for a complete command line, not for extra arguments alone). ``pin_key`` names
-    the setting that pins the release, for the "needs a newer release" message.
+    the setting that pins the release, for the "needs a newer release" message; ``releases`` the shipped releases
+    of the table's product that have a flag (SGLang's by default; a gateway's from config.gateways).
     """
     owners = _managed_options(table, managed or {})
     problems: list[FlagProblem] = []
@@ -84,7 +86,7 @@ def check_args(
         word = str(args[i])
         if word == "--":
             problems.append(
-                FlagProblem(i, "positional", "'--' ends the options and SGLang takes no positional arguments")
+                FlagProblem(i, "positional", f"'--' ends the options and {table.product} takes no positional arguments")
             )
             break
         parsed = table.parse_word(word)
@@ -94,7 +96,7 @@ def check_args(
             i += 1
             continue
         if parsed.kind in ("unknown", "ambiguous"):
-            problems.append(_not_an_option(i, word, parsed, table, pin_key))
+            problems.append(_not_an_option(i, word, parsed, table, pin_key, releases))
             i = _skip_values(args, i + 1, table)
             previous = None
             continue
@@ -112,7 +114,8 @@ def check_args(
             previous = (flag, option)
             continue
         if option.action in ("help", "version"):
-            problems.append(FlagProblem(i, "help", f"{flag} prints SGLang's {option.action} and exits: remove it"))
+            exits = f"{flag} prints {table.product}'s {option.action} and exits: remove it"
+            problems.append(FlagProblem(i, "help", exits))
             i += 1
             continue
         low, high = option.values
@@ -123,7 +126,7 @@ def check_args(
                 problems.append(
                     FlagProblem(i, "missing_value", f"{flag} needs {low} values; write them as separate words")
                 )
-            elif message := option.value_problem(flag, parsed.explicit, table.release):
+            elif message := option.value_problem(flag, parsed.explicit, table.release, table.product):
                 problems.append(FlagProblem(i, "bad_value", message, option.name))
             previous = (flag, option) if high <= 1 else None
             i += 1
@@ -141,7 +144,7 @@ def check_args(
                 j += 1  # the dash-word meant as the value: the message above says how to write it
         else:
             for k, value in enumerate(values):
-                if message := option.value_problem(flag, value, table.release):
+                if message := option.value_problem(flag, value, table.release, table.product):
                     problems.append(FlagProblem(i + 1 + k, "bad_value", message, option.name))
         previous = (flag, option)
         i = j
@@ -181,7 +184,9 @@ def _managed_message(flag: str, string: str, option: Option, owner: tuple[str, s
     return f"{flag} is an abbreviation of {string}, {relation} of {platform_flag}, {how}"
 
 
-def _not_an_option(i: int, word: str, parsed: Word, table: Table, pin_key: str | None) -> FlagProblem:
+def _not_an_option(
+    i: int, word: str, parsed: Word, table: Table, pin_key: str | None, releases: Callable[[str], tuple[str, ...]]
+) -> FlagProblem:
     flag = word.split("=", 1)[0]
     release = table.release
     if parsed.kind == "ambiguous":
@@ -191,25 +196,25 @@ def _not_an_option(i: int, word: str, parsed: Word, table: Table, pin_key: str |
             listed = ", ".join(shown) + f" or {len(candidates) - len(shown)} other options"
         else:
             listed = ", ".join(candidates[:-1]) + f" or {candidates[-1]}"
-        return FlagProblem(
-            i, "ambiguous", f"{flag} is ambiguous in SGLang {release}: it could be {listed}; spell the option out"
-        )
+        message = f"{flag} is ambiguous in {table.product} {release}: it could be {listed}; spell the option out"
+        return FlagProblem(i, "ambiguous", message)
     pin = Version(release)
-    having = releases_with(flag)
+    having = releases(flag)
     later = [r for r in having if Version(r) > pin]
     earlier = [r for r in having if Version(r) < pin]
     where = f" ({pin_key})" if pin_key else ""
     if later:
         return FlagProblem(
-            i, "newer", f"{flag} needs SGLang {later[0]} or later; the pinned release is {release}{where}"
+            i, "newer", f"{flag} needs {table.product} {later[0]} or later; the pinned release is {release}{where}"
         )
     if earlier:
         return FlagProblem(
             i,
             "removed",
-            f"{flag} is not an option of SGLang {release}: {earlier[-1]} is the last shipped release that has it",
+            f"{flag} is not an option of {table.product} {release}: {earlier[-1]} is the last shipped release that "
+            "has it",
         )
-    message = f"{flag} is not an option of SGLang {release}"
+    message = f"{flag} is not an option of {table.product} {release}"
     if flag.startswith("--"):
         close = difflib.get_close_matches(flag, [s for s in table.by_string if s.startswith("--")], n=1, cutoff=0.8)
         if close:
@@ -241,7 +246,7 @@ def _stray(word: str, previous: tuple[str, Option] | None, table: Table) -> str:
         if low != high and high == 1:
             takes = "at most one value"
         return f"{word!r} follows {flag}, which takes {takes}"
-    return f"{word!r} is neither an option of SGLang {table.release} nor the value of one"
+    return f"{word!r} is neither an option of {table.product} {table.release} nor the value of one"
 
 
 def _missing(flag: str, option: Option, args: Sequence[str], j: int, table: Table) -> str:

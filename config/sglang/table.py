@@ -77,7 +77,7 @@ class Option:
     def takes_value(self) -> bool:
         return self.values[1] > 0
 
-    def value_problem(self, flag: str, value: str, release: str) -> str | None:
+    def value_problem(self, flag: str, value: str, release: str, product: str = "SGLang") -> str | None:
         """What argparse says of one value (type conversion, then choices), or None when it accepts it or the
         table cannot tell (a custom converter, choices it could not read)."""
         if "$(" in value:
@@ -103,7 +103,7 @@ class Option:
             return None  # bool() accepts any string; a custom converter may accept what the table cannot see
         if self.choices is not None and converted not in self.choices:
             allowed = ", ".join(str(c) for c in self.choices)
-            return f"{flag} wants one of {allowed} (SGLang {release}), got {value!r}"
+            return f"{flag} wants one of {allowed} ({product} {release}), got {value!r}"
         return None
 
 
@@ -128,6 +128,9 @@ class Table:
         if data.get("format") != FORMAT:
             raise ValueError(f"flag table format {data.get('format')!r} is not {FORMAT}: regenerate it")
         self.release: str = data["release"]
+        # Whose parser it is, as messages name it: SGLang's launch_server (its tables say nothing), or a gateway's
+        # launch_router (config/gateways: "sglang-router", "smg").
+        self.product: str = data.get("product", "SGLang")
         self.source: dict[str, Any] = data["source"]
         parser = data.get("parser") or {}
         self.allow_abbrev: bool = parser.get("allow_abbrev", True)
