@@ -88,7 +88,7 @@ VOLCANO_CHART: Final = "1.15.1"
 LWS_CHART: Final = "0.10.0"
 
 # --- reference: the reference deployment's versions (versions.set: reference) ------------------------------------
-# What shared/reference runs, and where it names none (or one no stack could deploy), what this platform pinned
+# What the reference deployment (tests/fixtures/reference) runs, and where it names none (or one no stack could deploy), what this platform pinned
 # for it before the current set existed. The prod stack selects this set; renovate.json never bumps it.
 
 # The reference's own image (its wheel on PyPI is what its flag table was generated from).
