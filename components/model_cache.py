@@ -138,7 +138,10 @@ class ModelCache(pulumi.ComponentResource):
                         skip_await(skip_annotations(image_skips(args.downloader_image, "modelDownloaderImage"))),
                     ),
                     spec=job_spec(g, container),
-                    opts=child,
+                    # A Job's pod template is immutable and its name fixed: a changed template (a new hub
+                    # endpoint, image or client pin) is a replacement, which must delete the old Job first or the
+                    # API server refuses the update as "field is immutable" (found by `tools/sandbox.py up`).
+                    opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(delete_before_replace=True)),
                 )
                 k8s.networking.v1.NetworkPolicy(
                     f"{name}-download-netpol",

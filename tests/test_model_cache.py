@@ -45,6 +45,12 @@ def test_dev_creates_the_models_claim_and_keeps_it_on_destroy(dev):
     assert dev.named("qwen-small-model-pvc").retain_on_delete is True
 
 
+def test_a_changed_download_job_is_deleted_before_its_replacement(dev):
+    """Its name is fixed and its template immutable: updating it in place fails at the API server."""
+    assert dev.named("qwen-small-model-download").delete_before_replace is True
+    assert dev.named("qwen-small-model-pvc").delete_before_replace is False
+
+
 def test_dev_download_job_fetches_the_pinned_revision(dev):
     obj = job(dev, "qwen-small-model-download")
     # pulumi up does not wait for hours of download; the gates do. checkov may not ask for a digest while

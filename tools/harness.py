@@ -76,6 +76,7 @@ class Registered:
     retain_on_delete: bool = False
     protect: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -238,6 +239,7 @@ def run(
                         retain_on_delete=request.retainOnDelete,
                         protect=request.protect,
                         ignore_changes=list(request.ignoreChanges),
+                        delete_before_replace=request.deleteBeforeReplace,
                     )
                 )
             return response

@@ -22,6 +22,10 @@ import yaml
 from tools.simulation.cluster import Options, Sandbox, SandboxError
 
 ROOT = Path(__file__).resolve().parents[2]
+# The model hub stand-in's address on lo inside the sandbox (outside the pod and Service ranges) and its ports.
+HUB_ADDRESS = "10.246.0.80"
+HUB_PORT = 8090
+HUB_CDN_PORT = 8091
 PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
 # Copied into the sandbox's project: what `pulumi up` runs, and nothing of the developer's caches.
 PROJECT_IGNORE = shutil.ignore_patterns(
@@ -170,6 +174,34 @@ def sim_options(name: str, values: dict[str, Any]) -> list[str]:
     return list(SIM.get(name, ("--nodes", "3", "--pvs", "6", "--pv-size", "300Gi", *GFD)))
 
 
+def start_hub(sandbox: Sandbox, stack_file: Path) -> str:
+    """The model hub stand-in, serving the stack's models at the revisions it names, on an address on lo."""
+    from tools.simulation import net
+
+    net.address_setup(sandbox.netns, [HUB_ADDRESS])
+    sandbox.start_daemon(
+        "model-hub",
+        Path(sys.executable),
+        [
+            "-m",
+            "tools.simulation.standins.hub",
+            f"--host={HUB_ADDRESS}",
+            f"--port={HUB_PORT}",
+            f"--cdn-port={HUB_CDN_PORT}",
+            f"--models-dir={sandbox.run / 'hub'}",
+            f"--stack-file={stack_file.resolve()}",
+        ],
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    url = f"http://{HUB_ADDRESS}:{HUB_PORT}"
+    deadline = time.monotonic() + 60
+    while not sandbox._curl(f"{url}/stand-in/models"):
+        if time.monotonic() > deadline or not sandbox.alive("model-hub"):
+            raise SandboxError(f"the model hub stand-in did not start:\n{sandbox.tail('model-hub')}")
+        time.sleep(0.5)
+    return url
+
+
 def prepare_images(values: dict[str, Any], dest: Path) -> None:
     """The virtualenvs of the stack's venv images (the gateway's release), made before the namespace: there is no
     PyPI inside it."""
@@ -206,6 +238,12 @@ def up(
     say(f"overrides the simulation needs for {name}:")
     for line in describe_changes(values):
         say(f"  {line}")
+    if "--serve" in extra:
+        hub = start_hub(sandbox, stack_file)
+        changes["modelHubs"] = {"huggingface": hub, "modelscope": hub}
+        say(
+            f"  sglang-platform:modelHubs = {hub} (both hubs): the sandbox's model hub stand-in (docs/hub-standin.md)"
+        )
     deployment = Deployment(sandbox, stack_file, charts)
     deployment.prepare(changes, secrets)
     deployment.up()
