@@ -509,12 +509,19 @@ def test_a_groups_own_endpoint_wins_over_the_platforms():
     assert hub_env_of(c) == {"HF_ENDPOINT": "http://hf-proxy.mirrors.svc:8080"}
 
 
+def from_modelscope(v: dict) -> None:
+    """prod's group as docs/model-weights.md shows it for clusters that reach only ModelScope."""
+    model = v["inferenceGroups"][0]["model"]
+    model["source"] = "modelscope"
+    model["download"]["revision"] = "master"
+
+
 def test_a_modelscope_endpoint_reaches_every_stager_in_both_settings_the_clients_read():
-    result = run_with(
-        "prod",
-        lambda v: v.update(modelHubs={"modelscope": "https://modelscope.corp.example/ms"}),
-        secrets={"apiKey": "k"},
-    )
+    def mutate(v):
+        from_modelscope(v)
+        v["modelHubs"] = {"modelscope": "https://modelscope.corp.example/ms"}
+
+    result = run_with("prod", mutate, secrets={"apiKey": "k"})
     assert result.error is None, result.error
     (c,) = stager(result)["spec"]["template"]["spec"]["containers"]
     # modelscope-hub (what modelscope 1.40.2 runs) reads MODELSCOPE_ENDPOINT; an older modelscope only
@@ -527,6 +534,7 @@ def test_a_modelscope_endpoint_reaches_every_stager_in_both_settings_the_clients
 
 def test_an_http_modelscope_endpoint_is_not_given_to_clients_that_would_call_it_over_https():
     def mutate(v):
+        from_modelscope(v)
         v["inferenceGroups"][0]["model"]["download"]["endpoint"] = "http://modelscope.mirrors.svc:8080"
 
     result = run_with("prod", mutate, secrets={"apiKey": "k"})
