@@ -182,6 +182,10 @@ class Sandbox:
 
     # --- the safety rule ----------------------------------------------------------------------------------
 
+    @property
+    def netns_etc(self) -> Path:
+        return Path("/etc/netns") / self.netns
+
     def netns_exists(self) -> bool:
         return Path(f"/run/netns/{self.netns}").exists()
 
@@ -373,6 +377,7 @@ class Sandbox:
             self.stop_components(reversed(self.components()), grace=10)
             if created and self.netns_exists() and not self._netns_pids():
                 _ip(["netns", "delete", self.netns])
+                shutil.rmtree(self.netns_etc, ignore_errors=True)
             raise
         log(f"sandbox up in {time.monotonic() - started:.0f}s; run commands in it with: tools/sandbox.py exec -- CMD")
 
@@ -565,6 +570,12 @@ class Sandbox:
         )
         self.start_daemon("coredns", self.bin / "coredns", net.coredns_args(self.run / "coredns", self.kubeconfig)[1:])
         self._wait("CoreDNS ready", lambda: self._curl(f"http://{net.COREDNS_READY}/ready"), 60, "coredns")
+        # `ip netns exec` binds /etc/netns/<netns>/resolv.conf over /etc/resolv.conf for what it runs: commands run
+        # with `exec` then resolve Service names as a pod does (and never ask the host's resolver).
+        self.netns_etc.mkdir(parents=True, exist_ok=True)
+        (self.netns_etc / "resolv.conf").write_text(
+            f"search svc.cluster.local cluster.local\nnameserver {net.DNS_SERVICE_IP}\noptions ndots:5\n"
+        )
         log(f"Services routed by kube-proxy ({net.PROXY_MODE}), cluster DNS at {net.DNS_SERVICE_IP}")
 
     def _curl(self, url: str, insecure: bool = False) -> bool:
@@ -599,6 +610,7 @@ class Sandbox:
             else:
                 _ip(["netns", "delete", self.netns])
                 log(f"network namespace {self.netns} deleted")
+        shutil.rmtree(self.netns_etc, ignore_errors=True)
 
     def status(self) -> tuple[bool, list[str]]:
         lines, ok = [], True

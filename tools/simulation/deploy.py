@@ -8,6 +8,7 @@ Succeeded) and prints the stack outputs as JSON on stdout. Progress and the over
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -210,7 +211,8 @@ def prepare_images(values: dict[str, Any], dest: Path) -> None:
 
     cfg = _config(values)
     dest.mkdir(parents=True, exist_ok=True)
-    agent_images.prepare([cfg.versions.gateway_image], dest, agent_images.load_table())
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the outputs' JSON
+        agent_images.prepare([cfg.versions.gateway_image], dest, agent_images.load_table())
 
 
 def up(
