@@ -192,11 +192,11 @@ def test_every_group_is_read_once_per_repository(hub):
 
 
 def prod_with(hubs: dict | None = None, endpoint: str | None = None, **preflight):
-    from conftest import REQUIRED_SECRETS, stack_values
+    from conftest import REQUIRED_SECRETS, on_modelscope, stack_values
 
     from config import validate
 
-    raw = copy.deepcopy(stack_values("prod"))
+    raw = on_modelscope(copy.deepcopy(stack_values("prod")))
     raw["modelHubs"] = hubs or {}
     if endpoint:
         raw["inferenceGroups"][0]["model"]["download"]["endpoint"] = endpoint

@@ -13,7 +13,7 @@ import sys
 import fake_hub
 import pytest
 import yaml
-from conftest import API_KEY, FRONT_END_SECRETS, ROOT, container, lws, run_with, stack_values
+from conftest import API_KEY, FRONT_END_SECRETS, ROOT, container, lws, on_modelscope, run_with, stack_values
 
 from tools import harness
 
@@ -454,7 +454,7 @@ def test_the_preview_reads_config_json_from_the_stacks_hub_endpoint(preview, mon
     monkeypatch.setenv("MODELSCOPE_ENDPOINT", nowhere)
     caplog.set_level(logging.WARNING)
     before = len(fake_hub.FakeHub.seen)
-    result = run("prod", lambda v: v.update(modelHubs={"modelscope": preview.modelscope}))
+    result = run("prod", lambda v: on_modelscope(v).update(modelHubs={"modelscope": preview.modelscope}))
     assert result.error is None, result.error
     (read,) = fake_hub.FakeHub.seen[before:]
     assert read["path"] == "/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo"
@@ -467,7 +467,7 @@ def test_a_hub_endpoint_nothing_answers_is_refused_before_anything_is_registered
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
-    assert refused("prod", lambda v: v.update(modelHubs={"modelscope": nowhere})) == [
+    assert refused("prod", lambda v: on_modelscope(v).update(modelHubs={"modelscope": nowhere})) == [
         f"sglang-platform:modelHubs.modelscope: cannot reach the ModelScope endpoint {nowhere} to read {nowhere}"
         "/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo?Revision=master&FilePath=config.json (<urlopen error "
         "[Errno 111] Connection refused>): check the URL and the network, or set "

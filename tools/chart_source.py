@@ -83,7 +83,7 @@ def pinned_charts() -> list[Chart]:
     from tools import crds, sim_stacks
     from tools.harness import EXAMPLE_STACKS
 
-    pins: list[Mapping[str, Any]] = [bom.DEFAULTS]
+    pins: list[Mapping[str, Any]] = [bom.DEFAULTS, *bom.SETS.values()]
     pins += [{"volcanoChart": v} for v in crds.SUPPORTED["volcano"]]
     pins += [{"kedaChart": v} for v in crds.SUPPORTED["keda"]]
     pins += [{"kubePrometheusStack": v} for v in crds.KUBE_PROMETHEUS_STACK_OPERATOR]
@@ -91,7 +91,7 @@ def pinned_charts() -> list[Chart]:
         config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
         pins.append(config.get("sglang-platform:versions") or {})
     for key, value, _, _ in sim_stacks.OVERRIDES:
-        if key.startswith("versions."):
+        if key.startswith("versions.") and key != "versions.kubernetes":
             pins.append({key.split(".", 1)[1]: value})
     out: dict[tuple[str, str], Chart] = {}
     for versions in pins:
