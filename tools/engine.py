@@ -60,13 +60,15 @@ class Engine:
             bin_dir = binaries.bin_dir(BINARIES)
         except binaries.FetchError as exc:
             raise EngineMissingError(str(exc)) from None
-        mirror = os.environ.get(CHART_MIRROR_ENV)
-        if not mirror or not Path(mirror).is_dir():
+        from tools import chart_source
+
+        charts, what = chart_source.source_dir()
+        if not any(charts.glob("*/Chart.yaml")):
             raise EngineMissingError(
-                f"no chart source: the stacks install Helm charts, and the simulation reaches no chart repository; "
-                f"set {CHART_MIRROR_ENV} to a directory of unpacked <chart>-<version>/ charts"
+                f"no charts in {what}: the stacks install Helm charts, and the simulation reaches no chart "
+                f"repository; run `python tools/chart_source.py pull`, or set {CHART_MIRROR_ENV} to a chart mirror"
             )
-        return cls(bin_dir, Path(mirror).resolve())
+        return cls(bin_dir, charts)
 
 
 @dataclass

@@ -43,14 +43,16 @@ def up(sandbox: Sandbox, argv: list[str]) -> int:
     parser.add_argument("--secret", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every pod Ready")
     args, start_options = parser.parse_known_args(argv)
-    mirror = os.environ.get("SGLANG_PLATFORM_CHART_MIRROR")
-    if not mirror or not Path(mirror).is_dir():
+    from tools import chart_source
+
+    charts, what = chart_source.source_dir()
+    if not any(charts.glob("*/Chart.yaml")):
         raise SandboxError(
-            "no chart source: the sandbox reaches no chart repository; set SGLANG_PLATFORM_CHART_MIRROR to a "
-            "directory of unpacked <chart>-<version>/ charts"
+            f"no charts in {what}: the sandbox reaches no chart repository; run `python tools/chart_source.py pull`, "
+            "or set SGLANG_PLATFORM_CHART_MIRROR to a directory of unpacked <chart>-<version>/ charts"
         )
     outputs = deploy.up(
-        args.stack_file, deploy.parse_secrets(args.secret), sandbox, Path(mirror).resolve(), args.timeout, start_options
+        args.stack_file, deploy.parse_secrets(args.secret), sandbox, charts, args.timeout, start_options
     )
     print(json.dumps(outputs, indent=2, sort_keys=True))
     return 0

@@ -243,9 +243,7 @@ def up(
     if "--serve" in extra:
         hub = start_hub(sandbox, stack_file)
         changes["modelHubs"] = {"huggingface": hub, "modelscope": hub}
-        say(
-            f"  sglang-platform:modelHubs = {hub} (both hubs): the sandbox's model hub stand-in (docs/hub-standin.md)"
-        )
+        say(f"  sglang-platform:modelHubs = {hub} (both hubs): the sandbox's model hub stand-in (docs/hub-standin.md)")
     deployment = Deployment(sandbox, stack_file, charts)
     deployment.prepare(changes, secrets)
     deployment.up()
