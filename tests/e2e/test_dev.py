@@ -46,7 +46,7 @@ def test_preview_of_the_committed_stack_resolves_the_real_charts(project, engine
     assert planned_charts(preview) == {
         "keda-release": str(engine.charts / "keda-2.20.2"),
         "lws-release": str(engine.charts / "lws-0.10.0"),
-        "monitoring-kube-prometheus-stack": str(engine.charts / "kube-prometheus-stack-88.3.0"),
+        "monitoring-kube-prometheus-stack": str(engine.charts / "kube-prometheus-stack-88.5.3"),
     }
     steps.done.add("preview")
 

@@ -58,9 +58,9 @@ def test_preview_of_the_committed_stack_resolves_the_real_charts(project, cluste
     plans_exactly_the_render(project, preview)
     assert planned_charts(preview) == {
         "gpu-operator-release": str(engine.charts / "gpu-operator-v24.9.1"),
-        "volcano-release": str(engine.charts / "volcano-1.9.0"),
+        "volcano-release": str(engine.charts / "volcano-1.10.2"),
         "lws-release": str(engine.charts / "lws-0.10.0"),
-        "keda-release": str(engine.charts / "keda-2.20.2"),
+        "keda-release": str(engine.charts / "keda-2.17.2"),
         "monitoring-kube-prometheus-stack": str(engine.charts / "kube-prometheus-stack-88.3.0"),
     }
     steps.done.add("preview")
