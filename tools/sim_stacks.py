@@ -38,6 +38,8 @@ GFD_LABELS = {
     "nvidia.com/gpu.count": "8",
     "nvidia.com/gpu.compute.major": "8",
     "nvidia.com/gpu.compute.minor": "0",
+    # GFD's driver label (the live driver check reads it): an R580 driver runs every image line the stacks pin.
+    "nvidia.com/cuda.driver-version.full": "580.95.05",
 }
 GFD = ("--node-labels", ",".join(f"{k}={v}" for k, v in GFD_LABELS.items()))
 # Nodes exactly as prod's gpuNodes declares them (128 CPU, 2000Gi), for the live checks' room arithmetic.

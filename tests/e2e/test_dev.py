@@ -143,7 +143,7 @@ def test_max_replicas_changes_only_the_scaled_object(project, steps):
 
 def test_a_new_sglang_image_changes_only_the_group_pods_images(project, steps):
     steps.need("steady")
-    image = "lmsysorg/sglang:v0.4.3.post2-cu125"
+    image = "lmsysorg/sglang:v0.5.23-cu130-runtime"  # the same release as the default, another build
     before = yaml.safe_load(project.stack_file.read_text())
     project.set_path("versions.sglangImage", image)
     try:
