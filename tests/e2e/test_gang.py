@@ -171,7 +171,7 @@ def test_a_second_group_waits_whole_until_two_nodes_are_free(project, volcano, s
     # Still nothing bound a few scheduling cycles later.
     assert all(not p["spec"].get("nodeName") for p in group_pods(volcano, NS, GROUP)["1"])
 
-    node = yaml.safe_load((volcano.run_dir / "nodes.yaml").read_text().split("---")[-1])
+    node = list(yaml.safe_load_all((volcano.run_dir / "nodes.yaml").read_text()))[-1]
     node["metadata"]["name"] = node["metadata"]["labels"]["kubernetes.io/hostname"] = "gpu-node-3"
     volcano.apply([node])
     placement = running_on_distinct_nodes(volcano, NS, GROUP, size=2)

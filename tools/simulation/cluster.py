@@ -494,7 +494,10 @@ class Sandbox:
                 str(HERE / "kwok-stages.yaml"),
             ],
         )
-        self.apply(gpu_nodes(opts))
+        nodes = gpu_nodes(opts)
+        # Kept for a test that adds one more node of the same shape (tests/e2e/test_gang.py).
+        (run / "nodes.yaml").write_text(yaml.safe_dump_all(nodes))
+        self.apply(nodes)
         if opts.serve:
             self._start_agent(opts)
             self._start_network(opts)
