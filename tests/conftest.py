@@ -129,6 +129,18 @@ def on_modelscope(values: dict) -> dict:
     return values
 
 
+@pytest.fixture
+def upstream(monkeypatch):
+    """tests/fake_upstream.py's release site on 127.0.0.1 for the test. urllib honours proxy variables: a proxy must
+    not carry the loopback requests anywhere."""
+    from fake_upstream import FakeUpstream, serve
+
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    with serve(FakeUpstream()) as fake:
+        yield fake
+
+
 def run_with(stack: str, mutate, secrets: dict | None = None) -> harness.RunResult:
     """Run a stack after ``mutate(values)`` edits a deep copy of its keys. The front-end secrets are set
     unless ``secrets`` maps them to None."""

@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 import yaml
-from fake_upstream import FakeUpstream, Reply, serve
+from fake_upstream import FakeUpstream, Reply
 
 from tools import chart_source
 from tools.chart_source import Chart
@@ -31,15 +31,6 @@ def chart_archive(name: str, version: str, subcharts: dict[str, str] | None = No
         for sub, sub_version in (subcharts or {}).items():
             add(tar, f"{name}/charts/{sub}-{sub_version}.tgz", chart_archive(sub, sub_version, values="sub: true\n"))
     return out.getvalue()
-
-
-@pytest.fixture
-def upstream(monkeypatch):
-    # urllib honours proxy variables: a proxy must not carry the loopback requests anywhere.
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    with serve(FakeUpstream()) as fake:
-        yield fake
 
 
 def test_every_chart_a_committed_stack_installs_is_pinned():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, chart, stack_values
-from fake_upstream import FakeUpstream, serve
+from fake_upstream import FakeUpstream
 
 from config import bom
 from tools import crds, harness, sim_stacks
@@ -124,15 +124,6 @@ def test_the_readme_records_every_file_with_its_sha256(tmp_path):
 
 
 # --- refresh, against a server on 127.0.0.1 ---------------------------------------------------------------
-
-
-@pytest.fixture
-def upstream(monkeypatch):
-    # urllib honours proxy variables: a proxy must not carry the loopback requests anywhere.
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    with serve(FakeUpstream()) as fake:
-        yield fake
 
 
 def crd_dir(tmp_path: Path) -> Path:

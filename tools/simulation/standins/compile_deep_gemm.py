@@ -21,8 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from tools.simulation.standins import cli
-from tools.simulation.standins.releases import UnknownReleaseError, behaviour
-from tools.simulation.standins.sglang_server import Config, release_from_env, serve
+from tools.simulation.standins.sglang_server import Config, chosen_behaviour, serve
 
 PROG = "compile_deep_gemm.py"
 
@@ -34,14 +33,8 @@ def compile_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None, release: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    chosen = release_from_env(release)
-    if chosen is None:
-        print("stand-in: set SGLANG_STANDIN_RELEASE to the SGLang release to stand in for", file=sys.stderr)
-        return 1
-    try:
-        b = behaviour(chosen)
-    except UnknownReleaseError as error:
-        print(f"stand-in: {error}", file=sys.stderr)
+    b = chosen_behaviour(release)
+    if b is None:
         return 1
     if not b.facts.deep_gemm_compile:
         # python3 -m of a module the release does not ship.

@@ -979,16 +979,24 @@ def release_from_env(release: str | None) -> str | None:
     return release or os.environ.get("SGLANG_STANDIN_RELEASE", "").strip() or None
 
 
-def main(argv: Sequence[str] | None = None, release: str | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def chosen_behaviour(release: str | None) -> Behaviour | None:
+    """The release to stand in for (the argument, else SGLANG_STANDIN_RELEASE), or None once the reason is printed:
+    what both stood-in modules check before they parse their command line."""
     chosen = release_from_env(release)
     if chosen is None:
         print("stand-in: set SGLANG_STANDIN_RELEASE to the SGLang release to stand in for", file=sys.stderr)
-        return 1
+        return None
     try:
-        b = behaviour(chosen)
+        return behaviour(chosen)
     except UnknownReleaseError as error:
         print(f"stand-in: {error}", file=sys.stderr)
+        return None
+
+
+def main(argv: Sequence[str] | None = None, release: str | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    b = chosen_behaviour(release)
+    if b is None:
         return 1
     if "--config" in argv and b.table.option("--config") is not None:
         print("stand-in: --config (a YAML of server arguments) is not stood in; pass the flags", file=sys.stderr)
