@@ -4,8 +4,8 @@ from typing import Any
 
 import pulumi
 
-import config
-from components import (
+from sglang_platform import config
+from sglang_platform.components import (
     Backend,
     GpuOperator,
     GpuOperatorArgs,
@@ -33,10 +33,10 @@ from components import (
     Volcano,
     VolcanoArgs,
 )
-from components.addons import QUEUE_ANNOTATION
-from components.k8s import namespace as k8s_namespace
-from config.charts import mirror_for
-from config.gateways import gateway_of
+from sglang_platform.components.addons import QUEUE_ANNOTATION
+from sglang_platform.components.k8s import namespace as k8s_namespace
+from sglang_platform.facts.gateways import gateway_of
+from sglang_platform.render.charts import mirror_for
 
 try:
     loaded = config.load()
@@ -222,7 +222,7 @@ for group in platform.inference_groups:
 # only.
 gateways: dict[str, SglangGateway] = {}
 gateway_names: dict[str, str] = {}
-# Which gateway the image runs (config.rules refuses a stack whose gateway it cannot tell).
+# Which gateway the image runs (rules refuses a stack whose gateway it cannot tell).
 GATEWAY_PRODUCT = found[0] if (found := gateway_of(platform.versions)) else "sglang-router"
 for model, fronted in platform.gateway_routes.items():
     gateway_names[model] = f"{fronted.name}-gateway"

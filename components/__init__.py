@@ -1,39 +1,45 @@
 """Reusable Pulumi components of sglang-platform. Importing this package registers nothing and loads
-nothing: each name is imported on first use, so ``from components import SglangInferenceGroup`` pulls in
+nothing: each name is imported on first use, so ``from sglang_platform.components import SglangInferenceGroup`` pulls in
 the inference group's modules only (not the monitoring stack and its Grafana SDK)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from config.lazy import lazy_getattr
+from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from components.addons import GpuOperator, GpuOperatorArgs, LwsController, LwsControllerArgs, Volcano, VolcanoArgs
-    from components.autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
-    from components.benchmark import ServingBenchmark, ServingBenchmarkArgs
-    from components.disaggregated import SglangDisaggregatedService, SglangDisaggregatedServiceArgs
-    from components.gateway import SglangGateway, SglangGatewayArgs
-    from components.model_cache import ModelCache, ModelCacheArgs
-    from components.monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
-    from components.open_webui import Backend, OpenWebUI, OpenWebUIArgs
-    from components.sglang_group import SglangInferenceGroup, SglangInferenceGroupArgs
-    from components.sglang_pods import API_CLIENT_LABEL
+    from ..render.sglang_pods import API_CLIENT_LABEL
+    from .addons import GpuOperator, GpuOperatorArgs, LwsController, LwsControllerArgs, Volcano, VolcanoArgs
+    from .autoscaling import InferenceAutoscaler, InferenceAutoscalerArgs, Keda, KedaArgs
+    from .benchmark import ServingBenchmark, ServingBenchmarkArgs
+    from .disaggregated import SglangDisaggregatedService, SglangDisaggregatedServiceArgs
+    from .gateway import SglangGateway, SglangGatewayArgs
+    from .model_cache import ModelCache, ModelCacheArgs
+    from .monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
+    from .open_webui import Backend, OpenWebUI, OpenWebUIArgs
+    from .sglang_group import SglangInferenceGroup, SglangInferenceGroupArgs
 
 _EXPORTS = {
     **dict.fromkeys(
         ("GpuOperator", "GpuOperatorArgs", "LwsController", "LwsControllerArgs", "Volcano", "VolcanoArgs"),
-        "components.addons",
+        "sglang_platform.components.addons",
     ),
-    **dict.fromkeys(("InferenceAutoscaler", "InferenceAutoscalerArgs", "Keda", "KedaArgs"), "components.autoscaling"),
-    **dict.fromkeys(("SglangGateway", "SglangGatewayArgs"), "components.gateway"),
-    **dict.fromkeys(("SglangDisaggregatedService", "SglangDisaggregatedServiceArgs"), "components.disaggregated"),
-    **dict.fromkeys(("ModelCache", "ModelCacheArgs"), "components.model_cache"),
-    **dict.fromkeys(("ServingBenchmark", "ServingBenchmarkArgs"), "components.benchmark"),
-    **dict.fromkeys(("MonitoringStack", "MonitoringStackArgs", "ScrapeTarget"), "components.monitoring"),
-    **dict.fromkeys(("Backend", "OpenWebUI", "OpenWebUIArgs"), "components.open_webui"),
-    **dict.fromkeys(("SglangInferenceGroup", "SglangInferenceGroupArgs"), "components.sglang_group"),
-    "API_CLIENT_LABEL": "components.sglang_pods",
+    **dict.fromkeys(
+        ("InferenceAutoscaler", "InferenceAutoscalerArgs", "Keda", "KedaArgs"), "sglang_platform.components.autoscaling"
+    ),
+    **dict.fromkeys(("SglangGateway", "SglangGatewayArgs"), "sglang_platform.components.gateway"),
+    **dict.fromkeys(
+        ("SglangDisaggregatedService", "SglangDisaggregatedServiceArgs"), "sglang_platform.components.disaggregated"
+    ),
+    **dict.fromkeys(("ModelCache", "ModelCacheArgs"), "sglang_platform.components.model_cache"),
+    **dict.fromkeys(("ServingBenchmark", "ServingBenchmarkArgs"), "sglang_platform.components.benchmark"),
+    **dict.fromkeys(
+        ("MonitoringStack", "MonitoringStackArgs", "ScrapeTarget"), "sglang_platform.components.monitoring"
+    ),
+    **dict.fromkeys(("Backend", "OpenWebUI", "OpenWebUIArgs"), "sglang_platform.components.open_webui"),
+    **dict.fromkeys(("SglangInferenceGroup", "SglangInferenceGroupArgs"), "sglang_platform.components.sglang_group"),
+    "API_CLIENT_LABEL": "sglang_platform.render.sglang_pods",
 }
 __all__ = [
     "API_CLIENT_LABEL",
@@ -66,4 +72,4 @@ __all__ = [
 ]
 
 
-__getattr__ = lazy_getattr("components", _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

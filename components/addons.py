@@ -10,18 +10,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import (
-    PART_OF,
-    away_from_gpu_nodes,
-    chart_values,
-    child_opts,
-    helm_release,
-    namespace,
-    release_outputs,
-    with_defaults,
-)
-from config import bom
-from config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
+from ..config.addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
+from ..facts import bom
+from ..render.k8s import PART_OF, away_from_gpu_nodes, with_defaults
+from .k8s import chart_values, child_opts, helm_release, namespace, release_outputs
 
 # The lws CRD's conversion webhook names Service lws-webhook-service in lws-system, hard-coded upstream.
 LWS_NAMESPACE = "lws-system"
@@ -33,7 +25,7 @@ class GpuOperatorArgs:
     config: GpuOperatorConfig
     chart_version: str
     repository: str = bom.GPU_OPERATOR_REPO
-    # A chart mirror (config/charts.py) replacing the repository: https://, oci:// or a chart directory.
+    # A chart mirror (render/charts.py) replacing the repository: https://, oci:// or a chart directory.
     chart_mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 

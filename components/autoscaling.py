@@ -9,19 +9,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import (
-    away_from_gpu_nodes,
-    chart_values,
-    child_opts,
-    helm_release,
-    labels,
-    meta,
-    namespace,
-    release_outputs,
-    with_defaults,
-)
-from components.sglang_metrics import SglangMetrics
-from config.autoscaling import GroupAutoscaling
+from ..config.autoscaling import GroupAutoscaling
+from ..facts.metrics import SglangMetrics
+from ..render.k8s import away_from_gpu_nodes, labels, with_defaults
+from .k8s import chart_values, child_opts, helm_release, meta, namespace, release_outputs
 
 KEDA_REPOSITORY = "https://kedacore.github.io/charts"
 
@@ -159,7 +150,7 @@ def _number(value: float) -> str:
 class KedaArgs:
     namespace: str
     chart_version: str
-    # A chart mirror (config/charts.py) replacing the repository, and raw chart values under the typed ones.
+    # A chart mirror (render/charts.py) replacing the repository, and raw chart values under the typed ones.
     chart_mirror: str | None = None
     values: Mapping[str, Any] = field(default_factory=dict)
     depends_on: Sequence[pulumi.Resource] = ()

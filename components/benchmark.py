@@ -16,20 +16,21 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import Spec, child_opts, image_skips, labels, meta, skip_annotations, skip_await, workload_rbac
-from components.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY, model_volume
-from config.benchmark import BENCH_RESOURCES, Benchmark
-from config.models import MODEL_VOLUME, InferenceGroup
-from config.monitoring import Slo
-from config.rules.benchmark import check_group_benchmark
+from .. import pod_scripts
+from ..config.benchmark import BENCH_RESOURCES, Benchmark
+from ..config.monitoring import Slo
+from ..config.stack import MODEL_VOLUME, InferenceGroup
+from ..render.k8s import Spec, image_skips, labels, skip_annotations, skip_await
+from ..render.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY, model_volume
+from ..rules.benchmark import check_group_benchmark
+from .k8s import child_opts, meta, workload_rbac
 
-SCRIPT = Path(__file__).resolve().parent / "scripts" / "serving_benchmark.py"
+SCRIPT = pod_scripts.DIRECTORY / "serving_benchmark.py"
 SCRIPT_DIR = "/opt/sglang-platform-benchmark"
 SCRIPT_VOLUME = "benchmark-script"
 WORK_VOLUME = "benchmark-work"

@@ -15,17 +15,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import child_opts, meta
-from components.sglang_group import SglangInferenceGroup, SglangInferenceGroupArgs, release_of
-from components.sglang_pods import (
-    API_KEY_SECRET_KEY,
-    PD_REVISION_LABEL,
-    PodExtras,
-    group_labels,
-    lws_spec,
-    pd_revision,
-)
-from config.models import InferenceGroup
+from ..config.stack import InferenceGroup
+from ..render.sglang_pods import API_KEY_SECRET_KEY, PD_REVISION_LABEL, PodExtras, group_labels, lws_spec, pd_revision
+from .k8s import child_opts, meta
+from .sglang_group import SglangInferenceGroup, SglangInferenceGroupArgs, release_of
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """SglangGateway: SGLang's model gateway in front of every group that serves one model.
 
 The gateway (PyPI ``sglang-router``, image ``lmsysorg/sgl-model-gateway``; or its successor smg, image
-``lightseekorg/smg``: ``product``, config/gateways) watches the pods of its namespace
+``lightseekorg/smg``: ``product``, facts/gateways) watches the pods of its namespace
 through the Kubernetes API and registers each ready leader whose labels match its selector: every group
 serving the model, and every replica the autoscaler adds, without a ``pulumi up``. Requests are routed
 cache-aware (the group most likely to hold the prompt's prefix), retried on another group, kept away from
@@ -19,18 +19,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import (
-    Spec,
-    away_from_gpu_nodes,
-    child_opts,
-    image_skips,
-    labels,
-    meta,
-    skip_annotations,
-    skip_await,
-    workload_rbac,
-)
-from components.sglang_pods import (
+from ..config.gateway import GatewayConfig
+from ..facts.gateways import PACKAGES, PRODUCTS
+from ..render.gateway_args import API_KEY_ENV, NAMESPACE_ENV, PdSelectors, gateway_args
+from ..render.k8s import Spec, away_from_gpu_nodes, image_skips, labels, skip_annotations, skip_await
+from ..render.sglang_pods import (
     API_CLIENT_LABEL,
     API_KEY_SECRET_KEY,
     GATEWAY_APP,
@@ -41,9 +34,7 @@ from components.sglang_pods import (
     PD_SERVICE_LABEL,
     model_label_value,
 )
-from config.gateway import GatewayConfig
-from config.gateway_args import API_KEY_ENV, NAMESPACE_ENV, PdSelectors, gateway_args
-from config.gateways import PACKAGES, PRODUCTS
+from .k8s import child_opts, meta, workload_rbac
 
 # The exact served model name, on the gateway's pods: Prometheus copies it into the model_name label of
 # every gateway series (the dashboard's model filter), as SGLang's own series carry it.
@@ -110,7 +101,7 @@ class SglangGatewayArgs:
     # The SGLang release the groups run: which endpoint the gateway's health checks probe (/ready where the
     # release has it). None: /health.
     sglang_release: str | None = None
-    # Which gateway the image runs (config.gateways.PRODUCTS): the Python package whose launch_router it starts.
+    # Which gateway the image runs (facts.gateways.PRODUCTS): the Python package whose launch_router it starts.
     product: str = "sglang-router"
 
 

@@ -14,18 +14,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import Spec, child_opts, image_skips, meta, skip_annotations, skip_await
-from components.sglang_pods import WEIGHTS_GATE, group_labels
-from config.model_cache import HUBS, STAGER_REQUESTS, ModelDownload, Pvc, Staging
-from config.models import MODEL_VOLUME, InferenceGroup
+from .. import pod_scripts
+from ..config.model_cache import HUBS, STAGER_REQUESTS, ModelDownload, Pvc, Staging
+from ..config.stack import MODEL_VOLUME, InferenceGroup
+from ..render.k8s import Spec, image_skips, skip_annotations, skip_await
+from ..render.sglang_pods import WEIGHTS_GATE, group_labels
+from .k8s import child_opts, meta
 
-SCRIPT = Path(__file__).resolve().parent / "scripts" / "download_model.py"
+SCRIPT = pod_scripts.DIRECTORY / "download_model.py"
 SCRIPT_DIR = "/opt/sglang-platform"
 SCRIPT_VOLUME = "model-download-script"
 TMP_VOLUME = "model-download-tmp"

@@ -19,15 +19,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import alerts, dashboard
-from components import k8s as k8s_values
-from components.gateway import SERVED_MODEL_ANNOTATION
-from components.k8s import PART_OF, away_from_gpu_nodes, child_opts, helm_release, namespace, with_defaults
-from components.model_cache import STAGER_COMPONENT, STAGER_PORT_NAME
-from components.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
-from config import bom
-from config.monitoring import MonitoringConfig
-from config.sglang.releases import ReleaseFacts, facts
+from ..config.monitoring import MonitoringConfig
+from ..facts import bom
+from ..facts.sglang.releases import ReleaseFacts, facts
+from ..render import alerts, dashboard
+from ..render.k8s import PART_OF, away_from_gpu_nodes, with_defaults
+from ..render.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
+from . import k8s as k8s_values
+from .gateway import SERVED_MODEL_ANNOTATION
+from .k8s import child_opts, helm_release, namespace
+from .model_cache import STAGER_COMPONENT, STAGER_PORT_NAME
 
 RELEASE = "kube-prometheus-stack"
 CHART = "kube-prometheus-stack"
@@ -74,7 +75,7 @@ class MonitoringStackArgs:
     # Names of the gateways (SglangGateway) in the serving namespace: their metrics, panels and alerts.
     gateways: Sequence[str] = ()
     chart_version: str = bom.KUBE_PROMETHEUS_STACK_CHART
-    # A chart mirror (config/charts.py) replacing the chart's repository: https://, oci:// or a chart directory.
+    # A chart mirror (render/charts.py) replacing the chart's repository: https://, oci:// or a chart directory.
     chart_mirror: str | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -233,7 +234,7 @@ class MonitoringStack(pulumi.ComponentResource):
 
 
 def _bom_release() -> str:
-    from config.models import release_of_tag
+    from ..config.stack import release_of_tag
 
     return str(release_of_tag(bom.SGLANG_IMAGE))
 

@@ -17,18 +17,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.k8s import (
-    Spec,
-    away_from_gpu_nodes,
-    child_opts,
-    image_skips,
-    labels,
-    meta,
-    skip_annotations,
-    skip_await,
-)
-from components.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY
-from config.webui import OpenWebUIConfig
+from ..config.webui import OpenWebUIConfig
+from ..render.k8s import Spec, away_from_gpu_nodes, image_skips, labels, skip_annotations, skip_await
+from ..render.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY
+from .k8s import child_opts, meta
 
 NAME = "open-webui"
 HTTP_PORT = 8080  # the image's start.sh default

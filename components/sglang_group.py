@@ -12,8 +12,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 from packaging.version import InvalidVersion, Version
 
-from components.k8s import child_opts, meta, skip_await, workload_rbac
-from components.sglang_pods import (
+from ..config.stack import InferenceGroup, pinned_release, release_contradiction, release_of_tag
+from ..facts.sglang import load_table, missing_table_message, shipped_releases
+from ..render.k8s import skip_await
+from ..render.server_args import typed_args
+from ..render.sglang_pods import (
     API_KEY_SECRET_KEY,
     DEEP_GEMM_SCRIPT,
     GROUP_GATE_SCRIPT,
@@ -31,10 +34,8 @@ from components.sglang_pods import (
     pd_labels,
     pdb_spec,
 )
-from config.models import InferenceGroup, pinned_release, release_contradiction, release_of_tag
-from config.rules.groups import check_group
-from config.server_args import typed_args
-from config.sglang import load_table, missing_table_message, shipped_releases
+from ..rules.groups import check_group
+from .k8s import child_opts, meta, workload_rbac
 
 
 @dataclass
@@ -108,7 +109,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
 
         lws_deps: list[pulumi.Resource] = []
         if g.deep_gemm is not None and g.deep_gemm.precompile:
-            # The script of the pods' compile-deep-gemm init container (components/scripts).
+            # The script of the pods' compile-deep-gemm init container (pod_scripts).
             lws_deps.append(
                 k8s.core.v1.ConfigMap(
                     f"{name}-deep-gemm",

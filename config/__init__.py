@@ -1,18 +1,17 @@
-"""Typed, validated stack configuration for sglang-platform. Importing it has no side effects and loads
-only what is used: ``from config.models import InferenceGroup`` does not pull in the rules, the loader or
-the S3 preflight."""
+"""The stack's configuration: its typed schema (``stack`` and the modules of each part) and its loading
+(``loader``). Importing it has no side effects and loads only what is used: ``from sglang_platform.config import
+InferenceGroup`` does not pull in the rules, the loader or the S3 preflight."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from config.lazy import lazy_getattr
+from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from config import bom
-    from config.errors import PROJECT, ConfigError, Problem
-    from config.loader import LoadedConfig, load, validate
-    from config.models import (
+    from .errors import PROJECT, ConfigError, Problem
+    from .loader import LoadedConfig, load, validate
+    from .stack import (
         SECRET_KEYS,
         ApiAccess,
         InferenceGroup,
@@ -27,13 +26,12 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "bom": "config.bom",
-    "PROJECT": "config.errors",
-    "ConfigError": "config.errors",
-    "Problem": "config.errors",
-    "LoadedConfig": "config.loader",
-    "load": "config.loader",
-    "validate": "config.loader",
+    "PROJECT": "sglang_platform.config.errors",
+    "ConfigError": "sglang_platform.config.errors",
+    "Problem": "sglang_platform.config.errors",
+    "LoadedConfig": "sglang_platform.config.loader",
+    "load": "sglang_platform.config.loader",
+    "validate": "sglang_platform.config.loader",
     **dict.fromkeys(
         (
             "SECRET_KEYS",
@@ -48,7 +46,7 @@ _EXPORTS = {
             "Resources",
             "Versions",
         ),
-        "config.models",
+        "sglang_platform.config.stack",
     ),
 }
 __all__ = [
@@ -67,10 +65,9 @@ __all__ = [
     "Problem",
     "Resources",
     "Versions",
-    "bom",
     "load",
     "validate",
 ]
 
 
-__getattr__ = lazy_getattr("config", _EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

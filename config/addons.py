@@ -13,15 +13,15 @@ from typing import Any, Literal
 from packaging.version import Version
 from pydantic import Field
 
-from config.base import DNS_LABEL, Base, ChartMirror, DnsLabel, Quantity, mirror_field, values_field
-from config.compat import FEATURES
+from ..facts.compat import FEATURES
+from .base import DNS_LABEL, Base, ChartMirror, DnsLabel, Quantity, mirror_field, values_field
 
 Mode = Literal["install", "present", "absent"]
 MODE_HELP = "install: this stack installs it; present: the cluster already runs it; absent: not available."
 
 # gangSchedulingManagement (the volcano PodGroup provider), and the chart keeping its CRDs in crds/ (which Helm
 # installs once and never deletes; before, an upgrade or uninstall deleted them): the releases and evidence are
-# in config/compat.py's feature table.
+# in facts/compat.py's feature table.
 LWS_GANG_SINCE = FEATURES["gangScheduling"].version
 LWS_CRDS_KEPT_SINCE = FEATURES["crdsKeptOnUpgrade"].version
 # Volcano creates this queue itself; a stack-managed queue of that name would fight the controller.

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from config.base import Base, ChartMirror, mirror_field, values_field
+from .base import Base, ChartMirror, mirror_field, values_field
 
 
 class GroupAutoscaling(Base):
@@ -49,7 +49,7 @@ class GroupAutoscaling(Base):
 
 
 # The load signals a group can scale on (each a KEDA trigger); which a group uses depends on its role
-# (config/rules/autoscaling.py ROLE_SIGNALS).
+# (rules/autoscaling.py ROLE_SIGNALS).
 SIGNALS = ("queue_depth_per_group", "kv_cache_usage", "ttft_seconds", "inter_token_latency_seconds")
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from config.quantity import parse_quantity
+from ..facts.quantity import parse_quantity
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -69,7 +69,7 @@ def _relative_path(value: str) -> str:
 
 
 # A chart mirror: a Helm repository, an OCI registry path, or a local directory of unpacked charts
-# (config/charts.py resolves it).
+# (render/charts.py resolves it).
 REMOTE_SCHEMES = ("https://", "oci://")
 
 

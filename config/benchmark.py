@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from config.base import Base, RelativePath
+from .base import Base, RelativePath
 
 # What the benchmark Job requests (and limits): bench_serving is one Python process (asyncio); two cores keep
 # it from becoming the bottleneck it measures. Here, not in the component, because on a hostPath volume the
-# Job runs on one of the group's GPU nodes, and the node-fit rules (config.rules.nodes) and the live checks count
+# Job runs on one of the group's GPU nodes, and the node-fit rules (rules.nodes) and the live checks count
 # it there.
 BENCH_RESOURCES = {"cpu": "2", "memory": "4Gi"}
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from config.base import Base, DnsLabel, Port, Quantity
+from .base import Base, DnsLabel, Port, Quantity
 
 
 class CacheAware(Base):
@@ -59,7 +59,7 @@ class GatewayCircuitBreaker(Base):
 
 class GatewayHealthCheck(Base):
     """The gateway's own probes of each group's leader (/ready where the release has it, else /health:
-    config.gateway_args.health_endpoint), on top of the pod readiness it discovers."""
+    render.gateway_args.health_endpoint), on top of the pod readiness it discovers."""
 
     enabled: bool = Field(True, description="Probe the leaders; an unhealthy one gets no requests.")
     # 0.3.2 probes every 60 s: a leader that died would keep getting requests for up to 3 minutes.

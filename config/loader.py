@@ -14,15 +14,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from config.config_json import ModelConfigs
-from config.errors import PROJECT, ConfigError, Problem, problems_from_validation
-from config.live import ClusterAccess, live_problems
-from config.models import SECRET_KEYS, PlatformConfig
-from config.preflight import OFFLINE_ENV, S3Credentials, S3Preflight
-from config.rules import check_platform
-from config.rules.model_cache import check_model_cache, startup_budget_minutes, weights_gib
-from config.rules.quantization import check_weights, resolve
-from config.rules.stack_keys import check_namespaces
+from ..live.cluster import ClusterAccess, live_problems
+from ..live.config_json import ModelConfigs
+from ..live.s3 import OFFLINE_ENV, S3Credentials, S3Preflight
+from ..rules.model_cache import check_model_cache, startup_budget_minutes, weights_gib
+from ..rules.quantization import check_weights, resolve
+from ..rules.stack import check_platform
+from ..rules.stack_keys import check_namespaces
+from .errors import PROJECT, ConfigError, Problem, problems_from_validation
+from .stack import SECRET_KEYS, PlatformConfig
 
 
 @dataclass(frozen=True)

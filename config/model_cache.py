@@ -1,7 +1,7 @@
 """Stack keys of model weights: where a group's weights come from (``inferenceGroups[].model.download``), the
 model hubs every group downloads from unless it says otherwise (``modelHubs``), the claim that caches them
 (``inferenceGroups[].modelVolume.pvc``) and the top-level ``preflight`` switches. The rules across them live in
-``config.rules.model_cache``."""
+``rules.model_cache``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from config.base import Base, DnsSubdomain, Quantity
+from .base import Base, DnsSubdomain, Quantity
 
 # A Hugging Face branch (main) moves; only a commit id names fixed weights. The same holds on ModelScope (a
 # git host too): branches move, and a tag can be deleted and pushed again, so only a commit is judged fixed.
@@ -20,7 +20,7 @@ REPO_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$"
 # S3 bucket naming rules (also what S3-compatible stores accept).
 BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 # What the staging DaemonSet's pod requests on every node it stages (a hostPath volume's). Here, not in the
-# component, because the node-fit rules count it beside the group's pod (config.rules.nodes).
+# component, because the node-fit rules count it beside the group's pod (rules.nodes).
 STAGER_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
 
 

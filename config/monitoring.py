@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from config.base import Base, ChartMirror, DnsLabel, Quantity, mirror_field, values_field
+from .base import Base, ChartMirror, DnsLabel, Quantity, mirror_field, values_field
 
 # Prometheus duration (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#duration).
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]

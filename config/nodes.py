@@ -1,5 +1,5 @@
 """The GPU node a group's pods land on (stack keys ``sglang-platform:gpuNodes`` and, per group,
-``inferenceGroups[].nodeShape``). The rules over it live in ``config.rules.nodes``.
+``inferenceGroups[].nodeShape``). The rules over it live in ``rules.nodes``.
 
 A node's *allocatable* CPU and memory (what ``kubectl get node -o jsonpath='{.status.allocatable}'`` shows:
 capacity minus kube-reserved, system-reserved and the eviction threshold) is not all a pod may request: the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from config.base import Base, Quantity
+from .base import Base, Quantity
 
 # What the shape must say for the pod-fit rules to run; a shape that names none of them is not declared.
 SHAPE_KEYS = ("cpu", "memory", "gpus")
@@ -45,7 +45,7 @@ class NodeShape(Base):
         pattern=r"^\d+\.\d+(\.\d+)?$",
         description="NVIDIA driver the GPU nodes run when it is installed on the hosts (nvidia-smi's Driver Version, "
         "or the node label nvidia.com/cuda.driver-version.full), e.g. 550.127.05: the SGLang image's CUDA build must "
-        "not need a newer one (config/cuda.py). Unset: not checked offline.",
+        "not need a newer one (facts/cuda.py). Unset: not checked offline.",
     )
 
     @property

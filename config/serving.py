@@ -1,6 +1,6 @@
 """The DeepSeek serving levers of a group that take more than one value: expert parallelism, speculative
-decoding and the DeepGEMM kernel cache. Each becomes the flags of the pinned release (``config/server_args.py``,
-spelled from the flag tables), and ``config/rules/levers.py`` holds the rules that tie them to each other and
+decoding and the DeepGEMM kernel cache. Each becomes the flags of the pinned release (``render/server_args.py``,
+spelled from the flag tables), and ``rules/levers.py`` holds the rules that tie them to each other and
 to the release."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from config.base import AbsolutePath, Base, DnsLabel, RelativePath
+from .base import AbsolutePath, Base, DnsLabel, RelativePath
 
 # Parser, backend and quantization names: the pinned release's table says which it accepts.
 Choice = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]

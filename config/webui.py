@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from config.base import Base, DnsLabel, Quantity
+from .base import Base, DnsLabel, Quantity
 
 # RFC 1123 host name, optionally a single leading wildcard label (what an Ingress rule accepts).
 HOST_NAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

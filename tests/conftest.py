@@ -47,7 +47,7 @@ FRONT_END_SECRETS = {"webuiSecretKey": WEBUI_SECRET_KEY, "grafanaAdminPassword":
 ALL_SECRETS_FOR_PRESETS = frozenset({"apiKey", "grafanaAdminPassword"})
 
 
-# A stack made here, not read from a file: one group per preset (config/presets.py), so every preset's render
+# A stack made here, not read from a file: one group per preset (facts/presets.py), so every preset's render
 # goes through the schema, flag and checkov checks like the shipped stacks.
 PRESET_GALLERY = "presets"
 
@@ -61,7 +61,7 @@ def stack_values(name: str) -> dict:
 
 
 def preset_gallery(release_image: str = "lmsysorg/sglang:v0.5.23-cu130") -> dict:
-    from config.presets import PRESETS
+    from sglang_platform.facts.presets import PRESETS
 
     groups = []
     for name, preset in PRESETS.items():
@@ -177,7 +177,7 @@ STACKS = ("dev", "prod", "deepseek-h200", "pd-h200", PRESET_GALLERY)
 @pytest.fixture(scope="session", params=STACKS)
 def stack(request) -> tuple[str, harness.RunResult, object]:
     """Each shipped stack: (name, its mock run, its validated PlatformConfig)."""
-    from config import validate
+    from sglang_platform.config import validate
 
     name = request.param
     result = _cached_run(name, name != "dev")

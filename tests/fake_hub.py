@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from config.config_json import Endpoints
+from sglang_platform.live.config_json import Endpoints
 
 R1_CONFIG = {
     "architectures": ["DeepseekV3ForCausalLM"],

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from conftest import Capability, unavailable
 
-METRICS_DIR = Path(__file__).resolve().parent.parent / "components" / "metrics"
+METRICS_DIR = Path(__file__).resolve().parent.parent / "facts" / "metrics"
 KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
 # Grafana fills these in before the query reaches Prometheus.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
@@ -19,11 +19,11 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$model": ".*"}
 
 def known_metrics(sglang_release: str | None = None, gateway: str = "sgl-model-gateway.txt") -> set[str]:
     """Every series name the exporters expose (histograms as _bucket/_sum/_count, summaries as the quantiles
-    plus _sum/_count), plus `up`: SGLang's of ``sglang_release`` (components/metrics/sglang-<release>.txt), or
+    plus _sum/_count), plus `up`: SGLang's of ``sglang_release`` (facts/metrics/sglang-<release>.txt), or
     of every shipped release when None; of the gateways, only ``gateway``'s list (the default gateway's,
     sglang-router 0.3.2's), so a name only another gateway exports is not taken for known."""
-    from components.sglang_metrics import SglangMetrics, releases
-    from config.gateways import RELEASES
+    from sglang_platform.facts.gateways import RELEASES
+    from sglang_platform.facts.metrics import SglangMetrics, releases
 
     names = {"up"}  # written by Prometheus for every target
     for release in [sglang_release] if sglang_release else releases():

@@ -10,8 +10,8 @@ from collections.abc import Set as AbstractSet
 import pytest
 from conftest import API_KEY, REQUIRED_SECRETS, lws, run_with, stack_values
 
-from components.k8s import merge_values
-from config import ConfigError, validate
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.render.k8s import merge_values
 from tools import crds, harness
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -118,7 +118,7 @@ def test_dev_switches_off_gpu_operator_and_volcano(dev):
 
 def test_typed_gpu_operator_keys(prod):
     def tuned(values):
-        # The operator's driver replaces the hosts' one prod declares (config.rules.drivers refuses both).
+        # The operator's driver replaces the hosts' one prod declares (rules.drivers refuses both).
         del values["gpuNodes"]["driverVersion"]
         values["gpuOperator"] = {
             "mode": "install",
@@ -477,7 +477,7 @@ def test_gpu_operator_driver_rules():
     ]
     raw["gpuOperator"]["driver"] = {"managed": True, "useHostMofed": True}
     assert problems(raw) == [
-        # prod declares the hosts' own driver, which a managed one replaces (config.rules.drivers).
+        # prod declares the hosts' own driver, which a managed one replaces (rules.drivers).
         "  - sglang-platform:gpuNodes.driverVersion: is 550.127.05, a driver installed on the hosts, but this "
         "stack's GPU Operator installs its own (550.127.08, the default driver of the GPU Operator v24.9.1 chart; "
         "gpuOperator.driver.managed is true): remove it, or set gpuOperator.driver.managed false when the hosts "

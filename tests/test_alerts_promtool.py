@@ -14,11 +14,11 @@ import copy
 import pytest
 from promql import grafana_to_promql, known_metrics, metric_names, run_promtool, write_yaml
 
-from components import alerts, dashboard
-from components.sglang_metrics import SglangMetrics
-from config.monitoring import Slo
-from config.sglang import shipped_releases
-from config.sglang.releases import facts
+from sglang_platform.config.monitoring import Slo
+from sglang_platform.facts.metrics import SglangMetrics
+from sglang_platform.facts.sglang import shipped_releases
+from sglang_platform.facts.sglang.releases import facts
+from sglang_platform.render import alerts, dashboard
 
 RELEASES = shipped_releases()
 

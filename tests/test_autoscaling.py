@@ -8,10 +8,10 @@ import pytest
 from conftest import REQUIRED_SECRETS, lws, run_with, stack_values
 from promql import known_metrics, metric_names, run_promtool, write_yaml
 
-from components.autoscaling import kv_cache_query, queue_query
-from components.k8s import away_from_gpu_nodes
-from config import ConfigError, validate
-from config.sglang import shipped_releases
+from sglang_platform.components.autoscaling import kv_cache_query, queue_query
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.facts.sglang import shipped_releases
+from sglang_platform.render.k8s import away_from_gpu_nodes
 from tools import harness
 
 SCALED_OBJECT = "keda.sh/v1alpha1"

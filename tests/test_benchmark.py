@@ -25,14 +25,14 @@ from fake_kube import serve as serve_kube
 from fake_openai import FakeOpenAI
 from fake_openai import serve as serve_openai
 
-from components import benchmark
-from components.sglang_group import template_revision
-from config import ConfigError, validate
-from config.benchmark import Benchmark
-from config.models import InferenceGroup
-from config.monitoring import Slo
+from sglang_platform.components import benchmark
+from sglang_platform.components.sglang_group import template_revision
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.config.benchmark import Benchmark
+from sglang_platform.config.monitoring import Slo
+from sglang_platform.config.stack import InferenceGroup
 
-SCRIPT = ROOT / "components" / "scripts" / "serving_benchmark.py"
+SCRIPT = ROOT / "pod_scripts" / "serving_benchmark.py"
 spec = importlib.util.spec_from_file_location("serving_benchmark", SCRIPT)
 assert spec is not None and spec.loader is not None
 sb = importlib.util.module_from_spec(spec)
@@ -521,7 +521,7 @@ def test_every_flag_is_an_option_of_each_cached_release():
 
 
 def _stack_release(stack: str) -> str:
-    from config import Versions
+    from sglang_platform.config import Versions
 
     return str(Versions.model_validate(stack_values(stack).get("versions", {})).sglang_release)
 
@@ -823,7 +823,7 @@ with open(args[args.index("--output-file") + 1], "a") as f:
 
 
 def test_the_script_knows_the_gates_marker():
-    download = ROOT / "components" / "scripts" / "download_model.py"
+    download = ROOT / "pod_scripts" / "download_model.py"
     assert f'MARKER = "{sb.WEIGHTS_MARKER}"' in download.read_text()
 
 
@@ -1305,7 +1305,7 @@ def test_the_scripts_parse_as_the_images_python():
     # The SGLang 0.4.3.post2 image runs Python 3.10: the scripts it runs (the benchmark, the gate) parse there.
     import ast
 
-    for script in (SCRIPT, ROOT / "components" / "scripts" / "download_model.py"):
+    for script in (SCRIPT, ROOT / "pod_scripts" / "download_model.py"):
         tree = ast.parse(script.read_text(), feature_version=(3, 10))
         # datetime.UTC is 3.11 too, and the parser does not know.
         assert not [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "UTC"], script.name

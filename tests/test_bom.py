@@ -1,4 +1,4 @@
-"""The bill of materials (config/bom.py): its two named version sets, how a stack selects one and overrides a
+"""The bill of materials (facts/bom.py): its two named version sets, how a stack selects one and overrides a
 pin, the Renovate comment on every pin and the regex of renovate.json that reads them, and that every pin of
 both sets is one the rest of the program knows (compatibility window, flag table, CUDA build, vendored chart)."""
 
@@ -13,13 +13,14 @@ import pytest
 import yaml
 from conftest import FRONT_END_SECRETS, ROOT, chart, stack_values
 
-from config import ConfigError, Versions, bom, validate
-from config.compat import ADDON_KEYS, window_of
-from config.cuda import MIN_DRIVER, image_cuda
-from config.gateways import gateway_of, load_gateway_table
-from config.sglang import load_table
+from sglang_platform.config import ConfigError, Versions, validate
+from sglang_platform.facts import bom
+from sglang_platform.facts.compat import ADDON_KEYS, window_of
+from sglang_platform.facts.cuda import MIN_DRIVER, image_cuda
+from sglang_platform.facts.gateways import gateway_of, load_gateway_table
+from sglang_platform.facts.sglang import load_table
 
-BOM = ROOT / "config" / "bom.py"
+BOM = ROOT / "facts" / "bom.py"
 RENOVATE = json.loads((ROOT / "renovate.json").read_text())
 (MANAGER,) = RENOVATE["customManagers"]
 # Renovate's regexes are RE2/ECMAScript: named groups are (?<name>...), Python's (?P<name>...).
@@ -27,7 +28,7 @@ RENOVATE = json.loads((ROOT / "renovate.json").read_text())
 
 
 def pin_constants() -> dict[str, str]:
-    """Every constant of config/bom.py a version set names, and SMG_IMAGE: the pins, by constant name."""
+    """Every constant of facts/bom.py a version set names, and SMG_IMAGE: the pins, by constant name."""
     tree = ast.parse(BOM.read_text())
     values: dict[str, str] = {}
     named: set[str] = set()
@@ -95,7 +96,7 @@ def test_each_comment_names_what_the_pin_is():
 def test_renovate_reads_only_the_bom_and_never_bumps_the_reference_set():
     (files,) = MANAGER["managerFilePatterns"]
     assert files.startswith("/") and files.endswith("/")
-    assert re.search(files[1:-1], "config/bom.py") and not re.search(files[1:-1], "config/bom.py.orig")
+    assert re.search(files[1:-1], "facts/bom.py") and not re.search(files[1:-1], "facts/bom.py.orig")
     assert RENOVATE["enabledManagers"] == ["custom.regex"]
     assert {"matchDepTypes": ["reference"], "enabled": False}.items() <= RENOVATE["packageRules"][0].items()
 
@@ -155,7 +156,7 @@ def test_an_unknown_set_is_refused_naming_the_key_and_the_allowed_names():
         validate(raw, set(FRONT_END_SECRETS))
     assert [f"{p.key}: {p.message}" for p in info.value.problems] == [
         "sglang-platform:versions.set: 'latest' is not a version set: use current (the newest releases that work "
-        "together, the default) or reference (the reference deployment's versions), as config/bom.py defines them"
+        "together, the default) or reference (the reference deployment's versions), as facts/bom.py defines them"
     ]
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, REQUIRED_SECRETS, Capability, run_with, stack_values, unavailable
 
-from components.k8s import away_from_gpu_nodes
-from config import ConfigError, validate
-from config.charts import ChartSource, chart_source
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.render.charts import ChartSource, chart_source
+from sglang_platform.render.k8s import away_from_gpu_nodes
 from tools import chart_source as test_charts
 from tools import harness, sim_stacks
 
@@ -103,7 +103,7 @@ def test_the_chart_source_serves_both_stacks_as_the_simulation_runs_them():
     the project's cache) holds every chart both stacks install with the simulation's overrides (prod pins KEDA
     2.17.2 and Volcano 1.10.2 for Kubernetes 1.30; the simulation runs 2.20.2 and 1.9.0), as preview checks a
     directory mirror."""
-    from config.charts import installed_charts
+    from sglang_platform.render.charts import installed_charts
 
     source, _ = test_charts.source_dir()
     for name in ("dev", "prod"):

@@ -9,9 +9,9 @@ import json
 from conftest import run_with
 from promql import grafana_to_promql, run_promtool, write_yaml
 
-from components import alerts, dashboard
-from components.sglang_metrics import SglangMetrics
-from config.monitoring import Slo
+from sglang_platform.config.monitoring import Slo
+from sglang_platform.facts.metrics import SglangMetrics
+from sglang_platform.render import alerts, dashboard
 from tools import harness
 
 # The dev stack's release: it exports no weight-load time.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import stack_values
 
-from config import bom
-from config.compat import WINDOWS, addon_supports, missing_features, newest_supporting, window_of
-from config.rules.compat import check_addon_kubernetes, check_features
+from sglang_platform.facts import bom
+from sglang_platform.facts.compat import WINDOWS, addon_supports, missing_features, newest_supporting, window_of
+from sglang_platform.rules.compat import check_addon_kubernetes, check_features
 
 PROD_KUBE = stack_values("prod")["versions"]["kubernetes"]  # 1.30.6, the reference cluster
 SIM_KUBE = "1.36.3"  # the e2e engine's kube-apiserver

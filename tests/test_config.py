@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT, stack_values
 
-from config import ConfigError, InferenceGroup, PlatformConfig, Versions, validate
+from sglang_platform.config import ConfigError, InferenceGroup, PlatformConfig, Versions, validate
 
 # Open WebUI and monitoring are on in both shipped stacks; their secrets are set unless a test says otherwise.
 FRONT_END = frozenset({"webuiSecretKey", "grafanaAdminPassword"})

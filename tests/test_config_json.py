@@ -13,10 +13,10 @@ import pytest
 from fake_hub import COMMIT, R1_CONFIG, TOKEN, FakeHub, serve
 from moto import mock_aws
 
-from config import quantization
-from config.config_json import Endpoints, fetch_config_json, hf_url, modelscope_url
-from config.model_cache import ModelDownload
-from config.preflight import S3Credentials
+from sglang_platform.config.model_cache import ModelDownload
+from sglang_platform.facts import quantization
+from sglang_platform.live.config_json import Endpoints, fetch_config_json, hf_url, modelscope_url
+from sglang_platform.live.s3 import S3Credentials
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +155,8 @@ def test_reads_s3(aws_env):
 def test_every_group_is_read_once_per_repository(hub):
     from conftest import REQUIRED_SECRETS, stack_values
 
-    from config import validate
-    from config.config_json import ModelConfigs
+    from sglang_platform.config import validate
+    from sglang_platform.live.config_json import ModelConfigs
 
     raw = stack_values("prod")
     second = copy.deepcopy(raw["inferenceGroups"][0]) | {"name": "deepseek-r1-b"}
@@ -194,7 +194,7 @@ def test_every_group_is_read_once_per_repository(hub):
 def prod_with(hubs: dict | None = None, endpoint: str | None = None, **preflight):
     from conftest import REQUIRED_SECRETS, on_modelscope, stack_values
 
-    from config import validate
+    from sglang_platform.config import validate
 
     raw = on_modelscope(copy.deepcopy(stack_values("prod")))
     raw["modelHubs"] = hubs or {}
@@ -205,7 +205,7 @@ def prod_with(hubs: dict | None = None, endpoint: str | None = None, **preflight
 
 
 def test_the_preview_reads_config_json_from_the_configured_endpoint(hub):
-    from config.config_json import ModelConfigs
+    from sglang_platform.live.config_json import ModelConfigs
 
     # What this machine's environment says (HF_ENDPOINT, MODELSCOPE_ENDPOINT) is not where the pods download
     # from: the stack's endpoint is, so the preview reads there.
@@ -223,7 +223,7 @@ def test_the_preview_reads_config_json_from_the_configured_endpoint(hub):
 
 
 def test_an_unreachable_configured_endpoint_is_refused_at_its_key():
-    from config.config_json import ModelConfigs
+    from sglang_platform.live.config_json import ModelConfigs
 
     port = closed_port()
     url = f"http://127.0.0.1:{port}/api/v1/models/meituan/DeepSeek-R1-Block-INT8/repo?Revision=master&FilePath=config.json"
@@ -261,7 +261,7 @@ def test_a_missing_repository_on_a_mirror_names_the_mirror(hub):
 
 
 def test_a_token_sent_over_plain_http_is_noted(hub):
-    from config.config_json import ModelConfigs
+    from sglang_platform.live.config_json import ModelConfigs
 
     configs = ModelConfigs(modelscope_token="ms-token", offline=True)
     assert configs.run(prod_with({"modelscope": hub.modelscope})) == []

@@ -12,7 +12,7 @@ import yaml
 from conftest import ROOT, chart, stack_values
 from fake_upstream import FakeUpstream
 
-from config import bom
+from sglang_platform.facts import bom
 from tools import crds, harness, sim_stacks
 from tools.k8s_schemas import validate_builtin
 
@@ -57,7 +57,7 @@ def project_pins() -> dict[str, dict[str, str]]:
         for project, version in crds.pinned(versions).items():
             out.setdefault(project, {}).setdefault(version, where)
 
-    note({}, "config/bom.py")
+    note({}, "facts/bom.py")
     for path in sorted([*ROOT.glob("Pulumi.*.yaml"), *harness.EXAMPLE_STACKS.glob("Pulumi.*.yaml")]):
         stack = path.name.split(".")[1]
         note(stack_values(stack).get("versions") or {}, str(path.relative_to(ROOT)))

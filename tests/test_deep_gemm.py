@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, container, env_map, lws, run_with
 
-from components.scripts import deep_gemm_precompile as script
-from components.sglang_pods import deep_gemm_key
-from config import InferenceGroup
-from config.sglang import load_table
+from sglang_platform.config import InferenceGroup
+from sglang_platform.facts.sglang import load_table
+from sglang_platform.pod_scripts import deep_gemm_precompile as script
+from sglang_platform.render.sglang_pods import deep_gemm_key
 
 GROUP = "sglang-platform:inferenceGroups[0]"
 CACHE = {"type": "pvc", "claimName": "deep-gemm"}

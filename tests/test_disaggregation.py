@@ -21,15 +21,15 @@ from conftest import (
 from promql import grafana_to_promql, known_metrics, metric_names, run_promtool, write_yaml
 from test_gateway import lws_pods
 
-from components import alerts, dashboard
-from components import gateway as gw
-from components.autoscaling import scaled_object_spec
-from components.sglang_pods import PD_REVISION_LABEL, pd_revision
-from config import ConfigError, validate
-from config.autoscaling import GroupAutoscaling
-from config.models import InferenceGroup
-from config.monitoring import Slo
-from config.sglang import shipped_releases
+from sglang_platform.components import gateway as gw
+from sglang_platform.components.autoscaling import scaled_object_spec
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.config.autoscaling import GroupAutoscaling
+from sglang_platform.config.monitoring import Slo
+from sglang_platform.config.stack import InferenceGroup
+from sglang_platform.facts.sglang import shipped_releases
+from sglang_platform.render import alerts, dashboard
+from sglang_platform.render.sglang_pods import PD_REVISION_LABEL, pd_revision
 from tools import gateway_flags, harness
 
 STACK = "pd-h200"
@@ -647,9 +647,9 @@ def test_a_role_may_take_another_preset_and_keeps_the_services_keys():
 
 
 def test_library_components_refuse_the_wrong_config():
-    from components.disaggregated import _refuse_invalid as refuse_service
-    from components.sglang_group import SglangInferenceGroupArgs
-    from components.sglang_group import _refuse_invalid as refuse_group
+    from sglang_platform.components.disaggregated import _refuse_invalid as refuse_service
+    from sglang_platform.components.sglang_group import SglangInferenceGroupArgs
+    from sglang_platform.components.sglang_group import _refuse_invalid as refuse_group
 
     g = InferenceGroup.model_validate(stack_values(STACK)["inferenceGroups"][0])
     with pytest.raises(ValueError) as info:
@@ -851,7 +851,7 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict:
 
 
 def _pd_series(release: str) -> list[dict]:
-    from components.sglang_metrics import SglangMetrics
+    from sglang_platform.facts.metrics import SglangMetrics
 
     metrics = SglangMetrics.of(release)
     itl = metrics.inter_token_latency
@@ -911,7 +911,7 @@ def _pd_series(release: str) -> list[dict]:
 
 @pytest.mark.parametrize("release", shipped_releases())
 def test_pd_alerts_fire_on_the_role_they_watch_and_only_then(tmp_path, release):
-    from components.sglang_metrics import SglangMetrics
+    from sglang_platform.facts.metrics import SglangMetrics
 
     # Without an ITL target there is no decode pace alert (the key is the benchmark's too, unset by default).
     assert "SGLangDecodeInterTokenLatencyHigh" not in {r["alert"] for r in alerts.disaggregation_rules(NS, Slo())}
@@ -994,7 +994,7 @@ def test_readme_points_at_the_disaggregation_page():
 
 
 def test_docs_explain_every_pd_panel_and_alert():
-    from components.sglang_metrics import SglangMetrics
+    from sglang_platform.facts.metrics import SglangMetrics
 
     doc = (harness.ROOT / "docs" / "disaggregation.md").read_text()
     rows = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| ")}
@@ -1095,7 +1095,7 @@ def test_one_daemon_set_stages_the_weights_for_both_roles_and_both_wait_for_it(p
 
 
 def test_roles_on_different_nodes_get_the_weights_on_either():
-    from components.model_cache import stager_spec
+    from sglang_platform.components.model_cache import stager_spec
 
     def apart(values):
         service(values)["tolerations"] = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]

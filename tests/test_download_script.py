@@ -1,4 +1,4 @@
-"""components/scripts/download_model.py, the script the download Job, the stagers and the gates run, against a
+"""pod_scripts/download_model.py, the script the download Job, the stagers and the gates run, against a
 local directory: fake Hugging Face / ModelScope clients, S3 through moto, and the script run as a process
 against a local moto server (a custom endpoint). No network."""
 
@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 from moto import mock_aws
 
-SCRIPT = ROOT / "components" / "scripts" / "download_model.py"
+SCRIPT = ROOT / "pod_scripts" / "download_model.py"
 spec = importlib.util.spec_from_file_location("download_model", SCRIPT)
 assert spec is not None and spec.loader is not None
 dm = importlib.util.module_from_spec(spec)
@@ -687,7 +687,7 @@ def test_the_metric_list_is_what_the_stager_serves(tmp_path):
     progress.finish({"files": 1, "bytes": 1}, 12.5)
     listed = {
         line.split()[0]: line.split()[1]
-        for line in (ROOT / "components" / "metrics" / "weights-stager.txt").read_text().splitlines()
+        for line in (ROOT / "facts" / "metrics" / "weights-stager.txt").read_text().splitlines()
         if line and not line.startswith("#")
     }
     assert _served_metric_names(progress) == listed

@@ -1,5 +1,5 @@
-"""The SGLang image's CUDA build against the GPU nodes' NVIDIA driver, offline (config/cuda.py,
-config/rules/drivers.py): prod declares the reference hosts' 550 driver, and an image that needs a newer one is
+"""The SGLang image's CUDA build against the GPU nodes' NVIDIA driver, offline (facts/cuda.py,
+rules/drivers.py): prod declares the reference hosts' 550 driver, and an image that needs a newer one is
 refused through a whole program run, naming the newest build the driver runs. The live check of the nodes' labels is
 in test_live.py."""
 
@@ -10,8 +10,8 @@ import yaml
 from conftest import API_KEY, chart, run_with, stack_values
 from packaging.version import Version
 
-from config import bom
-from config.cuda import (
+from sglang_platform.facts import bom
+from sglang_platform.facts.cuda import (
     MIN_DRIVER,
     NEWEST_BUILDS,
     OPERATOR_DRIVER,
@@ -186,7 +186,7 @@ def test_the_newest_build_a_driver_runs():
     assert newest_build(Version("580.65.06")).tag == "v0.5.23-cu130"  # type: ignore[union-attr]
     assert newest_build(Version("535.216.01")) is None
     assert advice(Version("535.216.01")) == (
-        "driver 535 is older than every SGLang build in config/cuda.py: upgrade the driver"
+        "driver 535 is older than every SGLang build in facts/cuda.py: upgrade the driver"
     )
 
 

@@ -1,4 +1,4 @@
-"""Every flag a group gets, checked at preview against the pinned release's table (config/rules/flags.py).
+"""Every flag a group gets, checked at preview against the pinned release's table (rules/flags.py).
 
 The issue's mistakes go through a whole program run (what `pulumi preview` and tools/render.py run): each is
 refused with exactly one line naming the key and the fix, and nothing is registered.
@@ -15,12 +15,12 @@ from conftest import ROOT, run_with, stack_values
 from packaging.version import Version
 from test_render import render
 
-from components.sglang_group import SglangInferenceGroupArgs, _refuse_invalid
-from config import InferenceGroup
-from config.rules.flags import check_group_flags
-from config.sglang import Table, load_table, shipped_releases
+from sglang_platform.components.sglang_group import SglangInferenceGroupArgs, _refuse_invalid
+from sglang_platform.config import InferenceGroup
+from sglang_platform.facts.sglang import Table, load_table, shipped_releases
+from sglang_platform.rules.flags import check_group_flags
 
-# The first release with --dist-timeout (config/sglang/0.4.3.post3.json).
+# The first release with --dist-timeout (facts/sglang/0.4.3.post3.json).
 DIST_TIMEOUT = Version("0.4.3.post3")
 
 PIN = "(sglang-platform:versions.sglangImage)"
@@ -142,7 +142,7 @@ def test_a_release_without_a_table_is_refused_with_the_command_that_generates_it
 
     message = (
         "no flag table for SGLang 0.4.9 is shipped: run `python tools/sglang_flags.py generate 0.4.9` and commit "
-        "config/sglang/0.4.9.json"
+        "facts/sglang/0.4.9.json"
     )
     assert refusal(pin({"sglangImage": "lmsysorg/sglang:v0.4.9-cu124"})) == [
         f"  - sglang-platform:versions.sglangImage: {message}"
@@ -221,7 +221,7 @@ def test_the_typed_settings_of_the_shipped_stacks_parse_under_every_shipped_rele
 
 
 def test_a_typed_value_the_release_refuses_is_reported_on_its_key():
-    data = json.loads((ROOT / "config" / "sglang" / "0.4.3.post2.json").read_text())
+    data = json.loads((ROOT / "facts" / "sglang" / "0.4.3.post2.json").read_text())
     for option in data["options"]:
         if option["name"] == "--kv-cache-dtype":
             option["choices"] = ["auto"]
@@ -272,7 +272,7 @@ def test_the_component_refuses_a_release_without_a_table_like_a_stack():
     assert component_refusal("lmsysorg/sglang:v0.4.9-cu124") == (
         "SglangInferenceGroup 'team-r1': invalid config (1 problem):\n"
         "  - image: no flag table for SGLang 0.4.9 is shipped: run `python tools/sglang_flags.py generate 0.4.9` "
-        "and commit config/sglang/0.4.9.json"
+        "and commit facts/sglang/0.4.9.json"
     )
     digest = "lmsysorg/sglang@sha256:" + "d" * 64
     assert component_refusal(digest, "0.4.3.post2", extraArgs=["--tp", "1"]) == (

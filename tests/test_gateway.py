@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 from conftest import API_KEY, SMALL_GROUP, Capability, container, env_map, run_with, stack_values, unavailable
 
-from components import gateway as gw
-from components.sglang_pods import model_label_value
-from config import ConfigError, validate
-from config.gateway import GatewayConfig
-from config.gateway_args import DECIDED, gateway_args, health_endpoint, managed_flags
-from config.sglang import shipped_releases
+from sglang_platform.components import gateway as gw
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.config.gateway import GatewayConfig
+from sglang_platform.facts.sglang import shipped_releases
+from sglang_platform.render.gateway_args import DECIDED, gateway_args, health_endpoint, managed_flags
+from sglang_platform.render.sglang_pods import model_label_value
 from tools import gateway_flags, harness
 
 GATEWAY_SKIPS = {"CKV_K8S_15", "CKV_K8S_43", "CKV_K8S_38", "CKV_K8S_35"}
@@ -552,7 +552,7 @@ def test_metric_list_matches_the_pinned_wheel():
         unavailable(Capability.GATEWAY_WHEEL, "no sglang-router 0.3.2 wheel")
     listed = {
         line.split()[0]: line.split()[1]
-        for line in (harness.ROOT / "components" / "metrics" / "sgl-model-gateway.txt").read_text().splitlines()
+        for line in (harness.ROOT / "facts" / "metrics" / "sgl-model-gateway.txt").read_text().splitlines()
         if line and not line.startswith("#")
     }
     # the list written as the Rust source declares it, then confirmed by the tool against the binary
@@ -704,8 +704,8 @@ def test_library_use_refuses_a_bad_name_before_any_child():
 
 
 def test_docs_explain_every_gateway_panel_and_alert():
-    from components import alerts, dashboard
-    from config.monitoring import Slo
+    from sglang_platform.config.monitoring import Slo
+    from sglang_platform.render import alerts, dashboard
 
     doc = (harness.ROOT / "docs" / "gateway.md").read_text()
     rows = {line.split("|")[1].strip() for line in doc.splitlines() if line.startswith("| ")}
@@ -746,7 +746,7 @@ def test_a_stack_on_0_5_23_probes_ready(prod):
         return args[args.index("--health-check-endpoint") + 1]
 
     assert endpoint(gateway_container(prod)["args"]) == "/health"  # prod runs 0.4.4
-    # dev runs the current set's 0.5.23 (prod's declared 550 driver cannot: config/cuda.py).
+    # dev runs the current set's 0.5.23 (prod's declared 550 driver cannot: facts/cuda.py).
     result = run_with("dev", lambda v: None)
     assert result.error is None, result.error
     assert endpoint(gateway_container(result, "qwen-small-gateway")["args"]) == "/ready"

@@ -1,7 +1,7 @@
 """The Shepherd Model Gateway (smg, sglang-router's successor) as a stack's gateway: the flag tables are the wheels'
 own parsers, the platform's command runs smg's launcher with the same flags and smg reads them as meant, its
 launcher's switch to IGW mode with discovery (and what that costs a PD gateway), PD mode, metric names, the rules
-that keep what smg would ignore out of extraArgs, and which gateway an image runs (config/gateways)."""
+that keep what smg would ignore out of extraArgs, and which gateway an image runs (facts/gateways)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,12 @@ import pytest
 from conftest import API_KEY, ROOT, container, run_with, unavailable
 from promql import grafana_to_promql, known_metrics, metric_names
 
-from config import ConfigError, validate
-from config.gateways import (
-    RELEASES,
-    facts,
-    load_gateway_table,
-    product_of_image,
-    shipped_gateway_tables,
-)
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.facts.gateways import RELEASES, facts, load_gateway_table, product_of_image, shipped_gateway_tables
 from tools import gateway_flags, harness
 
 SMG = "lightseekorg/smg:1.13.0"
-METRICS = ROOT / "components" / "metrics"
+METRICS = ROOT / "facts" / "metrics"
 
 
 def on_smg(values: dict) -> None:
@@ -55,15 +49,15 @@ def wheel_file(product: str, version: str, name: str) -> str:
 
 @pytest.mark.parametrize(("product", "version"), shipped_gateway_tables())
 def test_each_shipped_table_is_its_wheels_parser(product, version):
-    """config/gateways/<product>-<version>.json is exactly what tools/gateway_flags.py generates from the wheel."""
+    """facts/gateways/<product>-<version>.json is exactly what tools/gateway_flags.py generates from the wheel."""
     if gateway_flags.wheel_for(version, product=product) is None:
         unavailable(f"no {product} {version} wheel: python tools/gateway_flags.py fetch")
-    shipped = json.loads((ROOT / "config" / "gateways" / f"{product}-{version}.json").read_text())
+    shipped = json.loads((ROOT / "facts" / "gateways" / f"{product}-{version}.json").read_text())
     assert shipped == gateway_flags.build_table(product, version)
 
 
 def test_both_tables_have_every_flag_the_platform_writes():
-    from config.gateway_args import DECIDED, FLAG_KEYS
+    from sglang_platform.render.gateway_args import DECIDED, FLAG_KEYS
 
     for product, version in shipped_gateway_tables():
         table = load_gateway_table(product, version)
@@ -289,5 +283,5 @@ def test_a_gateway_release_without_a_table_is_refused_with_the_command_that_make
 
     assert problems(older) == [
         "sglang-platform:versions.gatewayImage: no flag table for smg 1.12.0 is shipped: run `python "
-        "tools/gateway_flags.py generate smg 1.12.0` and commit config/gateways/smg-1.12.0.json"
+        "tools/gateway_flags.py generate smg 1.12.0` and commit facts/gateways/smg-1.12.0.json"
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conftest import container, lws, run_with
 
-from components.sglang_pods import GROUP_GATE_SCRIPT
+from sglang_platform.render.sglang_pods import GROUP_GATE_SCRIPT
 
 GATE_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 

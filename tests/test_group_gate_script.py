@@ -1,4 +1,4 @@
-"""components/scripts/wait_for_group.py, the wait-for-group init container, run against a fake Kubernetes API on
+"""pod_scripts/wait_for_group.py, the wait-for-group init container, run against a fake Kubernetes API on
 127.0.0.1 (tests/fake_kube.py): it waits while a peer's wait-for-weights runs or a peer pod is missing, returns
 once every pod of its group passed its local gate, and reads only its own group's pods."""
 
@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 from fake_kube import FakeKube, serve
 
-SCRIPT = ROOT / "components" / "scripts" / "wait_for_group.py"
+SCRIPT = ROOT / "pod_scripts" / "wait_for_group.py"
 spec = importlib.util.spec_from_file_location("wait_for_group", SCRIPT)
 assert spec is not None and spec.loader is not None
 wfg = importlib.util.module_from_spec(spec)

@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, stack_values, unavailable
 
-from config import quantization
-from config.config_json import Endpoints, fetch_config_json
-from config.model_cache import ModelDownload
+from sglang_platform.config.model_cache import ModelDownload
+from sglang_platform.facts import model_catalogue, quantization
+from sglang_platform.live.config_json import Endpoints, fetch_config_json
 from tools.simulation.standins.hub import EPOCH, Hub, HubServer, build, parse_spec, specs_for_stack
 
-SCRIPT = ROOT / "components" / "scripts" / "download_model.py"
+SCRIPT = ROOT / "pod_scripts" / "download_model.py"
 QWEN = "Qwen/Qwen2.5-1.5B-Instruct"
 QWEN_COMMIT = "989aa7980e4cf806f80c7fef2b1adb7bc71aa306"  # what Pulumi.dev.yaml pins
 INT8 = "meituan/DeepSeek-R1-Block-INT8"
@@ -351,11 +351,11 @@ def test_the_modelscope_file_list_names_each_files_commit(served):
 
 
 def test_the_preview_reads_config_json_from_the_standin(served):
-    """config/config_json.py at `pulumi preview`, with the stand-in as the stack's hub endpoint."""
+    """live/config_json.py at `pulumi preview`, with the stand-in as the stack's hub endpoint."""
     hubs = Endpoints(served.url, served.url)
     int8 = fetch_config_json("modelscope", ModelDownload(repo=INT8, revision="master"), endpoints=hubs, offline=False)
     assert quantization.detect(int8.config or {}).scheme == "int8-block"
-    model = quantization.model_from_config(INT8, int8.config or {})
+    model = model_catalogue.model_from_config(INT8, int8.config or {})
     assert model is not None and (model.num_attention_heads, model.mla_kv_width, model.moe) == (128, 576, True)
     qwen = fetch_config_json(
         "huggingface", ModelDownload(repo=QWEN, revision=QWEN_COMMIT), endpoints=hubs, offline=False
@@ -624,7 +624,7 @@ def test_the_command_line_serves_a_stacks_models(tmp_path):
 @pytest.mark.parametrize("quant", ["none", "fp8-block", "int8-block", "w8a8-int8"])
 @pytest.mark.parametrize("arch", ["qwen2", "deepseek-v3"])
 def test_each_quantization_reads_back_as_itself(arch, quant):
-    """The preview's reader (config.quantization.detect) finds in the generated config.json what the spec asked."""
+    """The preview's reader (facts.quantization.detect) finds in the generated config.json what the spec asked."""
     from tools.simulation.standins.hub import model_config
 
     config = model_config(parse_spec(f"team/model,arch={arch},quant={quant}"))

@@ -10,10 +10,10 @@ import pulumi
 import pytest
 from conftest import API_KEY, container, env_map, lws, run_with
 
-from components.sglang_group import SglangInferenceGroupArgs, _refuse_invalid
-from config import InferenceGroup
-from config.server_args import typed_args
-from config.sglang import load_table
+from sglang_platform.components.sglang_group import SglangInferenceGroupArgs, _refuse_invalid
+from sglang_platform.config import InferenceGroup
+from sglang_platform.facts.sglang import load_table
+from sglang_platform.render.server_args import typed_args
 
 IMAGES = {
     "0.4.3.post2": "lmsysorg/sglang:v0.4.3.post2-cu124",
@@ -179,7 +179,7 @@ def test_each_release_gets_its_own_spelling_of_every_lever(release, levers):
 
 def test_each_rendered_command_passes_its_releases_flag_check():
     # The same argparse reading the flag rules use, on what the pods really get (leader and worker).
-    from config.sglang import check_args
+    from sglang_platform.facts.sglang import check_args
 
     for release in ("0.4.10", "0.5.1", "0.5.23"):
         tpl = lws(prod(release, **LEVERS), "deepseek-r1")["spec"]["leaderWorkerTemplate"]

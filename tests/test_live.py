@@ -1,4 +1,4 @@
-"""Live cluster checks (config/live.py) against a fake cluster: missing StorageClasses, claims that exist with
+"""Live cluster checks (live/cluster.py) against a fake cluster: missing StorageClasses, claims that exist with
 another size or class, and an unreachable cluster. tests/e2e/test_live_cluster.py runs the same checks
 against a real API server."""
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from conftest import REQUIRED_SECRETS, stack_values
 
-from config import validate
-from config.live import (
+from sglang_platform.config import validate
+from sglang_platform.live.cluster import (
     WEBUI_CLAIM,
     ClaimInfo,
     ClusterAccess,
@@ -268,7 +268,7 @@ def test_the_ui_claim_name_is_the_one_the_component_creates(dev):
     assert dev.k8s_object("PersistentVolumeClaim", WEBUI_CLAIM)["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
-# --- the rules of config/rules/live.py, wired: what each stack gets from a cluster ---------------------------
+# --- the rules of rules/cluster.py, wired: what each stack gets from a cluster ---------------------------
 
 H200_LABELS = {
     "nvidia.com/gpu.present": "true",
@@ -458,7 +458,7 @@ def test_a_read_the_credentials_may_not_make_skips_that_check_only():
 
 
 def test_the_client_is_loaded_without_its_api_and_model_classes(tmp_path):
-    """config.live reads through the client's kubeconfig loader and REST client only: the generated API and
+    """live.cluster reads through the client's kubeconfig loader and REST client only: the generated API and
     model classes (0.3 s to import) stay unloaded, in the program's process."""
     import subprocess
     import sys
@@ -471,7 +471,7 @@ def test_the_client_is_loaded_without_its_api_and_model_classes(tmp_path):
     )
     code = (
         "import sys\n"
-        "from config.live import ClusterAccess, connect\n"
+        "from sglang_platform.live.cluster import ClusterAccess, connect\n"
         f"cluster = connect(ClusterAccess(kubeconfig={str(kubeconfig)!r}))\n"
         "conf = cluster._configuration\n"
         "assert conf.host == 'https://127.0.0.1:1', conf.host\n"
@@ -495,7 +495,7 @@ def test_without_the_kubernetes_client_the_checks_are_a_note():
         "import importlib.util, sys\n"
         "real = importlib.util.find_spec\n"
         "importlib.util.find_spec = lambda name, *a: None if name == 'kubernetes' else real(name, *a)\n"
-        "from config.live import live_problems\n"
+        "from sglang_platform.live.cluster import live_problems\n"
         "from tests.test_live import cfg\n"
         "print(live_problems(cfg('dev'))[1])\n"
     )
@@ -562,7 +562,7 @@ def test_an_old_driver_is_a_warning_when_compatibility_refusals_are_off():
 
 def test_a_driver_the_stack_installs_is_not_the_nodes_to_check():
     """With the GPU Operator managing the driver, the nodes' current labels say nothing of the driver it installs
-    (config.rules.drivers checks that one offline)."""
+    (rules.drivers checks that one offline)."""
 
     def managed(values):
         values["gpuOperator"] = {"mode": "install"}

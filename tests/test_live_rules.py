@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config.gpus import GPUS
-from config.rules.live import (
+from sglang_platform.facts.gpus import GPUS
+from sglang_platform.rules.cluster import (
     KEDA_CRD,
     LWS_CRD,
     GroupDemand,
@@ -152,7 +152,7 @@ def test_the_product_label_against_the_configured_gpu():
     )
     unknown = [node("t", product="Tesla-T4")]
     (problem,) = check_gpu_nodes([r1()], unknown).problems
-    assert "add Tesla-T4 to config/gpus.py (known: A100-40GB," in problem.message
+    assert "add Tesla-T4 to facts/gpus.py (known: A100-40GB," in problem.message
 
 
 def test_mixed_gpus_warn_and_count_only_the_right_ones():

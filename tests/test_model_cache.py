@@ -120,7 +120,7 @@ def test_nothing_may_connect_to_the_download_job(dev):
 
 
 def test_the_job_ships_the_repository_script(dev):
-    from components.model_cache import SCRIPT
+    from sglang_platform.components.model_cache import SCRIPT
 
     cm = dev.k8s_object("ConfigMap", "qwen-small-model-download")
     assert cm["data"] == {"download_model.py": SCRIPT.read_text()}

@@ -8,8 +8,8 @@ from collections.abc import Set as AbstractSet
 import pytest
 from conftest import REQUIRED_SECRETS, stack_values
 
-from config import ConfigError, validate
-from config.rules.model_cache import startup_budget_minutes
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.rules.model_cache import startup_budget_minutes
 
 
 def problems(raw: dict, secrets: AbstractSet[str] = REQUIRED_SECRETS) -> list[str]:

@@ -8,10 +8,10 @@ import pytest
 from conftest import API_KEY, GRAFANA_PASSWORD, Capability, run_with, stack_values, unavailable
 from promql import known_metrics, metric_names
 
-from components import alerts, dashboard
-from components.sglang_metrics import SglangMetrics
-from config.monitoring import Slo
-from config.sglang import shipped_releases
+from sglang_platform.config.monitoring import Slo
+from sglang_platform.facts.metrics import SglangMetrics
+from sglang_platform.facts.sglang import shipped_releases
+from sglang_platform.render import alerts, dashboard
 from tools import crds, harness
 
 
@@ -399,12 +399,12 @@ def test_metric_list_matches_each_releases_wheel(release):
     wheel = sglang_flags.wheel_for(release)
     if wheel is None:
         unavailable(Capability.SGLANG_WHEELS, f"no sglang {release} wheel in {sglang_flags.CACHE}")
-    listed = (harness.ROOT / "components" / "metrics" / f"sglang-{release}.txt").read_text()
+    listed = (harness.ROOT / "facts" / "metrics" / f"sglang-{release}.txt").read_text()
     assert listed == sglang_list(release, str(wheel))
 
 
 def test_every_shipped_release_has_a_metric_list():
-    from components.sglang_metrics import releases
+    from sglang_platform.facts.metrics import releases
 
     assert releases() == shipped_releases()
 

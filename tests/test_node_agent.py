@@ -595,7 +595,7 @@ def test_the_table_is_reviewable() -> None:
     table = agent_images.load_table()
     for entry in table:
         assert entry.checked and entry.placement and entry.why.strip(), entry.repository
-    bom = (ROOT / "config" / "bom.py").read_text()
+    bom = (ROOT / "facts" / "bom.py").read_text()
     for image in re.findall(r'_IMAGE: Final = "([^"]+)"', bom):
         assert agent_images.lookup(table, image) is not None, image
     runs = {e.repository: e.run for e in table}

@@ -9,12 +9,13 @@ import pytest
 from conftest import stack_values
 from pydantic import ValidationError
 
-from config import quantization as q
-from config.benchmark import BENCH_RESOURCES
-from config.model_cache import STAGER_REQUESTS
-from config.models import PlatformConfig
-from config.nodes import NodeShape
-from config.rules.nodes import capacity_advice, check_pod_fits, cpu_text, memory_text, platform_pods, plural
+from sglang_platform.config.benchmark import BENCH_RESOURCES
+from sglang_platform.config.model_cache import STAGER_REQUESTS
+from sglang_platform.config.nodes import NodeShape
+from sglang_platform.config.stack import PlatformConfig
+from sglang_platform.facts import model_catalogue as catalogue
+from sglang_platform.facts import quantization as q
+from sglang_platform.rules.nodes import capacity_advice, check_pod_fits, cpu_text, memory_text, platform_pods, plural
 
 # The reference hosts: 2 x (8 A800, 128 cores, 2 TB, 4 InfiniBand HCAs as rdma/ib).
 REFERENCE = NodeShape.model_validate(
@@ -26,8 +27,8 @@ LOCS = {
     "nvidia.com/gpu": ("gpusPerNode",),
     "rdma/ib": ("network", "rdmaDevicesPerNode"),
 }
-R1 = q.KNOWN_MODELS["deepseek-r1"]
-QWEN = q.KNOWN_MODELS["qwen2.5-1.5b-instruct"]
+R1 = catalogue.KNOWN_MODELS["deepseek-r1"]
+QWEN = catalogue.KNOWN_MODELS["qwen2.5-1.5b-instruct"]
 
 
 def requests(cpu="120", memory="1Ti", gpus=8, rdma=4) -> dict[str, str]:

@@ -1,5 +1,7 @@
-"""The components as a package another team installs: what the wheel holds, that the example project runs
-from the installed package alone, and that importing one component loads only what it needs."""
+"""The library as a package another team installs: the wheel holds one import name, ``sglang_platform``, with
+every module and data file of its rooms; a team project with its own ``config.py`` and ``components/`` runs
+its program from the installed wheel and keeps its own modules; importing one component loads only what it
+needs."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from test_layout import MAY_IMPORT
 
 EXAMPLE = ROOT / "examples" / "team_program"
 
@@ -46,20 +49,42 @@ MOCK_RUN = textwrap.dedent(
     _sync_await(run_pulumi_func(lambda: runpy.run_path("__main__.py", run_name="__main__")))
     outputs = {k: _sync_await(pulumi.Output.from_input(v).future())
                for k, v in settings.get_root_resource().outputs.items()}
-    ours = ("components", "config", "grafana_foundation_sdk", "boto3")
+    ours = ("sglang_platform", "grafana_foundation_sdk", "boto3")
     loaded = sorted(n for n in sys.modules if n.split(".")[0] in ours)
-    print(json.dumps({"registered": registered, "outputs": outputs, "modules": loaded,
-                      "components_from": sys.modules["components"].__file__}))
+    files = {n: sys.modules[n].__file__ for n in ("config", "components", "sglang_platform.config",
+                                                   "sglang_platform.components")}
+    print(json.dumps({"registered": registered, "outputs": outputs, "modules": loaded, "files": files}))
     """
 )
+
+# The team's own modules, named as Pulumi projects often name theirs.
+TEAM_CONFIG = '''"""The team's own settings."""
+OWNER = "team-a"
+'''
+TEAM_COMPONENTS = '''"""The team's own components package."""
+def describe() -> str:
+    return "team-a's components"
+'''
+TEAM_USES = """
+import config
+import components
+
+pulumi.export("team", {"config": config.OWNER, "components": components.describe()})
+"""
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     build = tmp_path_factory.mktemp("build")
-    # A copy, so the build's scratch directories never land in the checkout.
-    shutil.copytree(ROOT, build / "src", ignore=shutil.ignore_patterns(".*", "venv", "out", "build", "*.egg-info"))
+    # A copy, so the build's scratch directories never land in the checkout; its symlinks stay symlinks, as in
+    # a clone (sglang_platform/<room> -> ../<room>).
+    shutil.copytree(
+        ROOT,
+        build / "src",
+        symlinks=True,
+        ignore=shutil.ignore_patterns(".*", "venv", "out", "build", "*.egg-info", "__pycache__"),
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), "."],
         cwd=build / "src",
@@ -70,37 +95,49 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def test_the_wheel_holds_both_packages_and_their_data(wheel):
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in (
-        "components/sglang_group.py",
-        "components/k8s.py",
-        "components/scripts/download_model.py",
-        "components/metrics/sglang-0.4.3.post2.txt",
-        "components/metrics/sglang-0.5.23.txt",
-        "config/models.py",
-        "config/rules/groups.py",
-        "config/rules/flags.py",
-        "config/server_args.py",
-        "config/sglang/0.4.3.post2.json",
-        "config/gateways/sglang-router-0.3.2.json",
-        "config/gateways/smg-1.13.0.json",
-        "components/metrics/smg-1.13.0.txt",
+def _room_files() -> set[str]:
+    """Every file of every room, as the wheel names it."""
+    return {
+        f"sglang_platform/{path.relative_to(ROOT)}"
+        for room in MAY_IMPORT
+        for path in (ROOT / room).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
+def test_the_wheel_holds_one_import_name_with_every_room_and_its_data(wheel):
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    (info,) = {n.split("/")[0] for n in names if n.endswith(".dist-info/RECORD")}
+    assert {n.split("/")[0] for n in names} == {"sglang_platform", info}
+    assert archive.read(f"{info}/top_level.txt").decode().split() == ["sglang_platform"]
+    expected = _room_files() | {"sglang_platform/__init__.py", "sglang_platform/_lazy.py"}
+    assert {n for n in names if not n.startswith(info)} == expected
+    # The data each room reads with importlib.resources or by path: flag tables, metric lists, pod scripts.
+    for data in (
+        "sglang_platform/facts/sglang/0.4.3.post2.json",
+        "sglang_platform/facts/gateways/smg-1.13.0.json",
+        "sglang_platform/facts/metrics/sglang-0.5.23.txt",
+        "sglang_platform/pod_scripts/download_model.py",
     ):
-        assert expected in names, expected
-    assert not [n for n in names if n.startswith(("tests/", "tools/", "__main__"))]
+        assert data in names, data
 
 
-def test_the_example_project_runs_from_the_installed_package(wheel, tmp_path):
+def test_a_team_project_with_its_own_config_and_components_runs_from_the_wheel(wheel, tmp_path):
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(wheel)],
         check=True,
         capture_output=True,
     )
+    assert sorted(p.name for p in site.iterdir() if not p.name.endswith(".dist-info")) == ["sglang_platform"]
     project = tmp_path / "team_program"
     shutil.copytree(EXAMPLE, project)
     assert (project / "Pulumi.yaml").is_file() and (project / "README.md").is_file()
+    (project / "config.py").write_text(TEAM_CONFIG)
+    (project / "components").mkdir()
+    (project / "components" / "__init__.py").write_text(TEAM_COMPONENTS)
+    (project / "__main__.py").write_text((EXAMPLE / "__main__.py").read_text() + TEAM_USES)
     (project / "mock_run.py").write_text(MOCK_RUN)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(site)}
     proc = subprocess.run(
@@ -108,10 +145,17 @@ def test_the_example_project_runs_from_the_installed_package(wheel, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     run = json.loads(proc.stdout.splitlines()[-1])
-    assert run["components_from"].startswith(str(site))
+    # The team's modules are the team's, the library's the wheel's.
+    assert run["files"] == {
+        "config": str(project / "config.py"),
+        "components": str(project / "components" / "__init__.py"),
+        "sglang_platform.config": str(site / "sglang_platform" / "config" / "__init__.py"),
+        "sglang_platform.components": str(site / "sglang_platform" / "components" / "__init__.py"),
+    }
     assert run["outputs"] == {
         "baseUrl": "http://r1-distill-api.team-a.svc.cluster.local:8000/v1",
         "service": "r1-distill-api",
+        "team": {"config": "team-a", "components": "team-a's components"},
     }
     by_name = {r["name"]: r for r in run["registered"]}
     namespace_urn = by_name["team-namespace"]["urn"]
@@ -119,16 +163,20 @@ def test_the_example_project_runs_from_the_installed_package(wheel, tmp_path):
     children = [r for r in run["registered"] if r["parent"] == by_name["team-r1"]["urn"]]
     assert sorted(r["name"] for r in children) == ["team-r1-api", "team-r1-lws", "team-r1-netpol", "team-r1-pdb"]
     assert all(namespace_urn in r["dependencies"] for r in children)
-    # Only the inference group's modules: no monitoring stack, Grafana SDK, loader or S3 client.
+    # Only the inference group's modules: no monitoring stack, Grafana SDK, loader, live checks or S3 client.
     assert not [m for m in run["modules"] if m.startswith(("grafana_foundation_sdk", "boto3"))]
-    assert not {"components.monitoring", "components.dashboard", "config.loader", "config.preflight"} & set(
-        run["modules"]
-    )
+    assert not {
+        "sglang_platform.components.monitoring",
+        "sglang_platform.render.dashboard",
+        "sglang_platform.config.loader",
+        "sglang_platform.live.s3",
+        "sglang_platform.live.cluster",
+    } & set(run["modules"])
+    assert "sglang_platform.components.sglang_group" in run["modules"]
 
 
 def test_lazy_exports_are_complete():
-    import components
-    import config
+    from sglang_platform import components, config
 
     for package in (components, config):
         assert sorted(package.__all__) == sorted(package._EXPORTS)

@@ -10,7 +10,7 @@ import yaml
 from conftest import API_KEY, run_with
 from conftest import chart as pinned_chart
 
-from components.k8s import away_from_gpu_nodes, with_defaults
+from sglang_platform.render.k8s import away_from_gpu_nodes, with_defaults
 from tools import chart_source, harness
 
 AWAY = {

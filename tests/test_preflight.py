@@ -13,9 +13,9 @@ from conftest import REQUIRED_SECRETS, run_with, stack_values
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 
-from config import ConfigError, validate
-from config.preflight import S3CheckError, S3Credentials, S3Preflight, inspect_s3, s3_client
-from config.quantity import GIB
+from sglang_platform.config import ConfigError, validate
+from sglang_platform.facts.quantity import GIB
+from sglang_platform.live.s3 import S3CheckError, S3Credentials, S3Preflight, inspect_s3, s3_client
 
 BUCKET = "team-weights"
 INDEX = {
@@ -333,7 +333,7 @@ def test_the_program_sizes_the_startup_probe_from_the_measured_weights(monkeypat
     client = new_bucket()
     put_model(client, sharded=False)
     # 300 GiB declared by the listing: moto stores the bytes, so a big object is stood in for by its size.
-    monkeypatch.setattr("config.preflight.S3Listing.total_bytes", property(lambda self: 300 * GIB), raising=True)
+    monkeypatch.setattr("sglang_platform.live.s3.S3Listing.total_bytes", property(lambda self: 300 * GIB), raising=True)
 
     def mutate(values):
         values.update(s3_dev())

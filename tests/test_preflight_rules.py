@@ -101,12 +101,12 @@ def test_fp8_weights_run_on_a_gpu_with_fp8():
 
 def test_gpu_and_gpu_memory_are_one_or_the_other():
     assert refused("prod", lambda v: group(v).update(gpuMemoryGiB=80)) == [
-        f"{G}.gpuMemoryGiB: set gpu or gpuMemoryGiB, not both: gpu A800-80GB has 80 GiB (config/gpus.py); remove "
+        f"{G}.gpuMemoryGiB: set gpu or gpuMemoryGiB, not both: gpu A800-80GB has 80 GiB (facts/gpus.py); remove "
         "gpuMemoryGiB, or remove gpu for a GPU the table does not list"
     ]
     assert refused("prod", lambda v: group(v).update(gpu="A900")) == [
         f"{G}.gpu: 'A900' is not a GPU the platform knows: use one of A100-40GB, A100-80GB, A800-80GB, L40S, L20, "
-        "H100-80GB, H800-80GB, H20-96GB, H200-141GB, B200 (config/gpus.py)"
+        "H100-80GB, H800-80GB, H20-96GB, H200-141GB, B200 (facts/gpus.py)"
     ]
 
 

@@ -1,4 +1,4 @@
-"""Presets (config/presets.py): what each renders on every shipped SGLang release, where each stops, how a
+"""Presets (facts/presets.py): what each renders on every shipped SGLang release, where each stops, how a
 group's own keys win, and that docs/deepseek.md shows each with its sources and rendered command."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from conftest import ALL_SECRETS_FOR_PRESETS, preset_gallery, run_with
 
-from config import ConfigError, InferenceGroup, validate
-from config.gpus import GPUS
-from config.presets import PRESETS, merge
-from config.server_args import typed_args
-from config.sglang import load_table, shipped_releases
+from sglang_platform.config import ConfigError, InferenceGroup, validate
+from sglang_platform.facts.gpus import GPUS
+from sglang_platform.facts.presets import PRESETS, merge
+from sglang_platform.facts.sglang import load_table, shipped_releases
+from sglang_platform.render.server_args import typed_args
 from tools import harness
 
 # The oldest shipped release each preset runs on, and why the one before refuses it.
 OLDEST = {
-    "deepseek-r1-a800": "0.4.3.post3",  # blockwise_int8 (config/quantization.py) and --reasoning-parser
+    "deepseek-r1-a800": "0.4.3.post3",  # blockwise_int8 (facts/quantization.py) and --reasoning-parser
     "deepseek-r1-h100": "0.4.5",  # 2 DP-attention groups: up to 0.4.4 DP attention means dp = tp
     "deepseek-r1-h200": "0.4.6",  # the DeepGEMM cache (SGL_DG_CACHE_DIR, compile_deep_gemm)
     "deepseek-v3-h200-mtp": "0.4.7",  # DeepSeek MTP reads its draft layer from the model

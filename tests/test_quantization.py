@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from config import quantization as q
-from config.gpus import GPUS, gpu_by_product, parse_product
-from config.rules import quantization as r
+from sglang_platform.facts import model_catalogue as catalogue
+from sglang_platform.facts import quantization as q
+from sglang_platform.facts.gpus import GPUS, gpu_by_product, parse_product
+from sglang_platform.rules import quantization as r
 
 A800, H100, L40S = GPUS["A800-80GB"], GPUS["H100-80GB"], GPUS["L40S"]
-R1 = q.KNOWN_MODELS["deepseek-r1"]
-QWEN = q.KNOWN_MODELS["qwen2.5-1.5b-instruct"]
+R1 = catalogue.KNOWN_MODELS["deepseek-r1"]
+QWEN = catalogue.KNOWN_MODELS["qwen2.5-1.5b-instruct"]
 
 # config.json of deepseek-ai/DeepSeek-R1, the fields that matter here.
 DEEPSEEK_CONFIG = {
@@ -116,7 +117,7 @@ def test_compressed_tensors_fp8_and_old_compression_config():
 
 
 def test_architecture_from_config_json():
-    model = q.model_from_config("DeepSeek-R1", DEEPSEEK_CONFIG)
+    model = catalogue.model_from_config("DeepSeek-R1", DEEPSEEK_CONFIG)
     assert model is not None
     assert (model.moe, model.kv_heads_shard, model.sharded_widths, model.quantization) == (
         True,
@@ -124,7 +125,7 @@ def test_architecture_from_config_json():
         (18432, 2048),
         "fp8-block",
     )
-    assert q.model_from_config("x", {"hidden_size": 1}) is None
+    assert catalogue.model_from_config("x", {"hidden_size": 1}) is None
 
 
 # --- architecture against weights -------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def test_fp8_runs_on_gpus_with_fp8():
 
 
 def test_block_int8_needs_0_4_3_post3():
-    model = q.known_model("meituan/DeepSeek-R1-Block-INT8")
+    model = catalogue.known_model("meituan/DeepSeek-R1-Block-INT8")
     old = r.check_quantization(q.SCHEMES["int8-block"], A800, release("0.4.3.post2"), model=model)
     assert [p.loc for p in old] == [("versions", "sglangImage")]
     assert "blockwise_int8, which SGLang 0.4.3.post2 does not have (first in 0.4.3.post3)" in old[0].message
@@ -155,7 +156,7 @@ def test_block_int8_needs_0_4_3_post3():
 
 
 def test_channel_int8_moe_needs_0_4_4():
-    model = q.known_model("DeepSeek-R1-Channel-INT8")
+    model = catalogue.known_model("DeepSeek-R1-Channel-INT8")
     old = r.check_quantization(q.SCHEMES["w8a8-int8"], A800, release("0.4.3.post4"), model=model)
     assert [p.loc for p in old] == [("versions", "sglangImage")]
     assert "only to dense layers" in old[0].message and "0.4.4 or later" in old[0].message
@@ -242,17 +243,3 @@ def test_model_quantization_accepts_exactly_the_schemes():
     from typing import get_args
 
     assert list(get_args(q.Scheme)) == list(q.SCHEMES)
-
-
-def test_the_fact_modules_are_leaves():
-    """config/gpus.py, quantization.py, compat.py and nodes.py hold data the models and rules build on: they import
-    no rule, loader or network module (a circle back from config.models would break the package's lazy import)."""
-    import ast
-
-    from conftest import ROOT
-
-    for name in ("gpus", "quantization", "compat", "nodes"):
-        tree = ast.parse((ROOT / "config" / f"{name}.py").read_text())
-        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-        ours = {m for m in imported if m.startswith("config")}
-        assert ours <= {"config.base", "config.errors", "config.gpus", "config.quantity"}, (name, ours)

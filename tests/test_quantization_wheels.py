@@ -1,4 +1,4 @@
-"""The facts in config/quantization.py, re-read from SGLang's own wheels.
+"""The facts in facts/quantization.py, re-read from SGLang's own wheels.
 
 For every release in RELEASES_READ that has a shipped flag table (``tools/sglang_flags.py fetch`` caches
 those wheels in ``.cache/sglang-wheels/``, as CI does), and every other release read whose wheel is cached
@@ -16,7 +16,7 @@ import zipfile
 import pytest
 from conftest import Capability, unavailable
 
-from config import quantization as q
+from sglang_platform.facts import quantization as q
 from tools import sglang_flags
 
 QUANT_DIR = "sglang/srt/layers/quantization/"

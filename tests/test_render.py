@@ -9,7 +9,7 @@ import sys
 import yaml
 from conftest import ROOT, stack_values
 
-from config import bom
+from sglang_platform.facts import bom
 from tools import harness
 
 RENDER = [sys.executable, str(ROOT / "tools" / "render.py")]

@@ -8,7 +8,8 @@ import re
 import pytest
 from conftest import API_KEY, REQUIRED_SECRETS, run_with, stack_values
 
-from config import PlatformConfig, bom, validate
+from sglang_platform.config import PlatformConfig, validate
+from sglang_platform.facts import bom
 from tools import crds, harness, k8s_schemas, security_scan
 
 

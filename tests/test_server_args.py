@@ -1,14 +1,14 @@
-"""config/server_args.py: the flags the platform sets, each with the key that sets it, derived from the one
+"""render/server_args.py: the flags the platform sets, each with the key that sets it, derived from the one
 builder the pods use, so extraArgs and the flag rules can never disagree with the command that runs."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
-from config.errors import _unwrap
-from config.models import InferenceGroup
-from config.server_args import API_KEY, EVERY_TYPED_SETTING, managed_flags, typed_args, typed_flags
-from config.sglang import load_table
+from sglang_platform.config.errors import _unwrap
+from sglang_platform.config.stack import InferenceGroup
+from sglang_platform.facts.sglang import load_table
+from sglang_platform.render.server_args import API_KEY, EVERY_TYPED_SETTING, managed_flags, typed_args, typed_flags
 
 # InferenceGroup settings that shape objects and pods, never a launch_server flag.
 NOT_FLAGS = (
@@ -63,7 +63,7 @@ def test_every_setting_that_can_turn_a_flag_on_is_set_when_deriving_the_managed_
         for key in _unset_by_default(InferenceGroup)
         if not key.startswith(NOT_FLAGS) and _value(EVERY_TYPED_SETTING, key) in (None, False)
     ]
-    assert forgotten == [], f"set these in config/server_args.py EVERY_TYPED_SETTING: {forgotten}"
+    assert forgotten == [], f"set these in render/server_args.py EVERY_TYPED_SETTING: {forgotten}"
 
 
 def test_every_flag_names_a_real_key():

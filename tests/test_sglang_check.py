@@ -1,4 +1,4 @@
-"""argparse's verdict on a launch_server command line, from the shipped flag tables (config.sglang).
+"""argparse's verdict on a launch_server command line, from the shipped flag tables (facts.sglang).
 
 Each rule with its exact message; a property test that the verdict is the one Python's own argparse gives
 for a parser built from the same table.
@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from config.sglang import FlagProblem, Table, check_args, load_table
+from sglang_platform.facts.sglang import FlagProblem, Table, check_args, load_table
 
 PIN_KEY = "sglang-platform:versions.sglangImage"
-# A few of the flags the platform sets (config.server_args.managed_flags, used for real in test_flag_rules.py):
+# A few of the flags the platform sets (render.server_args.managed_flags, used for real in test_flag_rules.py):
 # the flag as the platform writes it -> the key that sets it. The value rules below use other managed flags.
 MANAGED: dict[str, str | None] = {
     "--model-path": "model.path",

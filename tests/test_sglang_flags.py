@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from config.sglang import check_args, load_table
+from sglang_platform.facts.sglang import check_args, load_table
 from tools import harness, sglang_flags, sglang_table
 
 

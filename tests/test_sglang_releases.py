@@ -1,4 +1,4 @@
-"""config/sglang/releases.py: every fact of every shipped release, read again from that release's wheel.
+"""facts/sglang/releases.py: every fact of every shipped release, read again from that release's wheel.
 
 The wheels are the ones the flag tables record (``python tools/sglang_flags.py fetch``); without them the
 check skips (and fails under CI=true). Each fact is derived from the source the way a reviewer would find
@@ -16,8 +16,8 @@ from typing import Literal
 import pytest
 from conftest import Capability, unavailable
 
-from config.sglang import shipped_releases
-from config.sglang.releases import FACTS, ReleaseFacts, facts
+from sglang_platform.facts.sglang import shipped_releases
+from sglang_platform.facts.sglang.releases import FACTS, ReleaseFacts, facts
 from tools import sglang_flags
 
 

@@ -1,4 +1,4 @@
-"""The shipped flag tables (config/sglang/*.json) and the generator that writes them from a release's wheel.
+"""The shipped flag tables (facts/sglang/*.json) and the generator that writes them from a release's wheel.
 
 Each shipped table must be exactly what ``python tools/sglang_flags.py generate`` writes from the wheel it
 names (that test needs the wheels: ``python tools/sglang_flags.py fetch``; it skips without them and fails
@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT, Capability, unavailable
 from packaging.version import Version
 
-from config.sglang import (
+from sglang_platform.facts.sglang import (
     first_release_with,
     load_table,
     missing_table_message,
@@ -30,7 +30,7 @@ from config.sglang import (
 )
 from tools import sglang_flags, sglang_table
 
-TABLES = ROOT / "config" / "sglang"
+TABLES = ROOT / "facts" / "sglang"
 SHIPPED = sorted(p.stem for p in TABLES.glob("*.json"))
 
 
@@ -51,13 +51,13 @@ def test_each_shipped_table_is_what_generate_writes_from_its_wheel(release):
     if generated != shipped:
         diff = "\n".join(difflib.unified_diff(shipped.splitlines(), generated.splitlines(), "shipped", "wheel", n=0))
         pytest.fail(
-            f"config/sglang/{release}.json is not what its wheel gives; run "
+            f"facts/sglang/{release}.json is not what its wheel gives; run "
             f"`python tools/sglang_flags.py generate {release}`:\n{diff[:4000]}"
         )
 
 
 def test_the_program_ships_the_reference_the_newest_and_every_pinned_release():
-    from config import Versions
+    from sglang_platform.config import Versions
 
     pinned = {str(r) for r in [Versions().sglang_release] if r is not None}
     assert {"0.4.3.post2", "0.5.23"} | pinned <= set(shipped_releases())
@@ -74,7 +74,7 @@ def test_tables_are_read_by_release_in_any_spelling():
     assert load_table("not-a-version") is None
     assert missing_table_message("0.4.9") == (
         "no flag table for SGLang 0.4.9 is shipped: run `python tools/sglang_flags.py generate 0.4.9` "
-        "and commit config/sglang/0.4.9.json"
+        "and commit facts/sglang/0.4.9.json"
     )
 
 

@@ -8,7 +8,7 @@ import json
 from conftest import _cached_run
 from fake_openai import FakeOpenAI, serve
 
-from components.sglang_pods import PD_ROLE_LABEL, PD_SERVICE_LABEL
+from sglang_platform.render.sglang_pods import PD_ROLE_LABEL, PD_SERVICE_LABEL
 from tools import smoke_test
 
 

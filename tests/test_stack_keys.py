@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.rules.stack_keys import check_namespaces, looks_like
+from sglang_platform.rules.stack_keys import check_namespaces, looks_like
 
 
 @pytest.mark.parametrize(

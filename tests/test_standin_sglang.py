@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, _cached_run, unavailable
 
-from components.sglang_metrics import SglangMetrics
-from config.sglang import check_args, load_table
+from sglang_platform.facts.metrics import SglangMetrics
+from sglang_platform.facts.sglang import check_args, load_table
 from tools import harness
 from tools.simulation.standins import cli
 from tools.simulation.standins.engine import chat_prompt, encode, prefix_digest
@@ -248,7 +248,7 @@ def test_every_rendered_command_line_is_read_as_its_release_reads_it(capsys):
 
 
 # Command lines the stand-in must refuse or accept exactly as argparse of the release does; the platform's own
-# checker (config.sglang.check_args, written separately from the same tables) must agree on each.
+# checker (facts.sglang.check_args, written separately from the same tables) must agree on each.
 VERDICTS = [
     ("0.4.3.post2", ["--dist-timeout", "60"], "unrecognized arguments: --dist-timeout 60"),
     ("0.4.4", ["--dist-timeout", "60"], None),
@@ -721,7 +721,7 @@ def test_the_overlay_runs_the_stand_in_of_its_release(launch, tmp_path):
 
 
 def test_deep_gemm_precompile_fills_the_cache_the_server_then_uses(launch, tmp_path):
-    """The platform's DeepGEMM step (components/scripts/deep_gemm_precompile.py) with pd-h200's exact compile
+    """The platform's DeepGEMM step (pod_scripts/deep_gemm_precompile.py) with pd-h200's exact compile
     command: the stand-in compiles into the release's cache variable, exits 0, the step writes its marker; the
     server then starts without the JIT time a missing cache costs."""
     result = _cached_run("pd-h200", True)
@@ -733,7 +733,7 @@ def test_deep_gemm_precompile_fills_the_cache_the_server_then_uses(launch, tmp_p
     overlay = build_overlay("0.5.23", tmp_path / "overlay")
     cache = tmp_path / "deep-gemm"
     env = {"PYTHONPATH": f"{overlay}{os.pathsep}{ROOT}", "SGLANG_DG_CACHE_DIR": str(cache)}
-    script = ROOT / "components" / "scripts" / "deep_gemm_precompile.py"
+    script = ROOT / "pod_scripts" / "deep_gemm_precompile.py"
     step = launch(
         "",
         command=[sys.executable, str(script), "--cache", str(cache), "--key", "k1", "--", *command],
@@ -777,7 +777,7 @@ def test_the_releases_own_bench_serving_runs_against_the_stand_in(launch, tmp_pa
     python = bench / "bin" / "python"
     if not python.exists() or not (wheel_dir / "sglang" / "bench_serving.py").exists():
         unavailable(f"bench_serving of sglang {release} is not installed (bash .ci/run installs it into {bench})")
-    spec = importlib.util.spec_from_file_location("sb", ROOT / "components" / "scripts" / "serving_benchmark.py")
+    spec = importlib.util.spec_from_file_location("sb", ROOT / "pod_scripts" / "serving_benchmark.py")
     assert spec is not None and spec.loader is not None
     sb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sb)

@@ -83,7 +83,8 @@ def test_no_component_reads_pulumi_config():
 
 def test_importing_the_packages_has_no_side_effects():
     code = (
-        "import components, config, pulumi.runtime.settings as s;"
+        "import pulumi.runtime.settings as s;"
+        "from sglang_platform import components, config, facts, live, pod_scripts, render, rules;"
         "assert s.get_monitor() is None and s.get_root_resource() is None;"
         "print('clean')"
     )
@@ -109,7 +110,7 @@ def test_configuration_reference_is_current():
 
 
 def test_compatibility_table_is_current():
-    """The add-on compatibility table of docs/configuration.md is config/compat.py's, with its sources."""
+    """The add-on compatibility table of docs/configuration.md is facts/compat.py's, with its sources."""
     from tools.config_reference import COMPAT_BEGIN, COMPAT_END, DOC, compatibility
 
     doc = DOC.read_text()
@@ -126,8 +127,8 @@ def test_compatibility_table_is_current():
     ],
 )
 def test_version_set_and_driver_tables_are_current(begin, end, block):
-    """docs/configuration.md's tables of the version sets (config/bom.py) and of the driver each CUDA build needs
-    (config/cuda.py)."""
+    """docs/configuration.md's tables of the version sets (facts/bom.py) and of the driver each CUDA build needs
+    (facts/cuda.py)."""
     from tools import config_reference
 
     doc = config_reference.DOC.read_text()
@@ -183,7 +184,7 @@ def test_the_sglang_prefix_marks_exactly_the_serving_components():
 def test_the_program_builds_components_and_their_arguments_by_keyword():
     """`Component(name, args)` positionally, as Pulumi's convention; every args class and value object of
     the package by keyword only, so two fields of one type cannot be swapped unnoticed."""
-    import components
+    from sglang_platform import components
 
     exported = set(components.__all__)
     tree = ast.parse((ROOT / "__main__.py").read_text())
@@ -201,7 +202,7 @@ def test_the_program_builds_components_and_their_arguments_by_keyword():
 
 
 def test_value_objects_refuse_positional_construction():
-    from components import Backend, ScrapeTarget
+    from sglang_platform.components import Backend, ScrapeTarget
 
     value_objects: list[tuple[Any, tuple]] = [(ScrapeTarget, ("g", True)), (Backend, ("g", "http://g/v1"))]
     for cls, args in value_objects:

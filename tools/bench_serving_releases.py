@@ -31,7 +31,7 @@ def stack_releases() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
     import yaml
 
-    from config import Versions
+    from sglang_platform.config import Versions
 
     releases = {}
     for stack_file in sorted(ROOT.glob("Pulumi.*.yaml")):
@@ -45,9 +45,10 @@ def stack_releases() -> dict[str, str]:
 
 
 def set_releases() -> dict[str, str]:
-    """Each version set of config/bom.py and the SGLang release it pins."""
+    """Each version set of facts/bom.py and the SGLang release it pins."""
     sys.path.insert(0, str(ROOT))
-    from config import Versions, bom
+    from sglang_platform.config import Versions
+    from sglang_platform.facts import bom
 
     out = {}
     for name in bom.SETS:

@@ -7,8 +7,8 @@ pinned chart, ``<chart>-<version>/`` as ``helm pull --untar`` leaves it, subchar
     python tools/chart_source.py list                    # where each pinned chart comes from here
 
 Where the tests find them: ``SGLANG_PLATFORM_CHART_MIRROR=DIR`` (a directory of unpacked charts, the layout the
-program's ``chartMirror`` takes, config/charts.py) when set, and then only there; else ``.cache/charts/``, which
-``pull`` fills from each chart's own repository (config/bom.py): a Helm repository's ``index.yaml`` and the
+program's ``chartMirror`` takes, render/charts.py) when set, and then only there; else ``.cache/charts/``, which
+``pull`` fills from each chart's own repository (facts/bom.py): a Helm repository's ``index.yaml`` and the
 archive it lists (its digest checked), or an OCI registry through the registry API (manifest, then the chart
 layer, its digest checked; anonymous bearer tokens as registry.k8s.io hands them out). Nothing fetches at test
 time.
@@ -39,7 +39,7 @@ from packaging.version import Version
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config import bom
+from sglang_platform.facts import bom
 from tools.harness import ROOT
 from tools.setup_tests import NEEDS, Capability
 
@@ -51,7 +51,7 @@ TIMEOUT_SECONDS = 120
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 MANIFEST_TYPES = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
-# versions.* key -> (chart, its repository): the program's own resolution (config/charts.py installed_charts).
+# versions.* key -> (chart, its repository): the program's own resolution (render/charts.py installed_charts).
 CHARTS: Mapping[str, tuple[str, str]] = {
     "gpuOperatorChart": ("gpu-operator", bom.GPU_OPERATOR_REPO),
     "volcanoChart": ("volcano", bom.VOLCANO_REPO),

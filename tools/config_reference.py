@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Print the configuration reference (markdown) from the pydantic models, the SGLang release each typed
-setting's flag needs from the shipped flag tables, the add-on compatibility table from config/compat.py, the
-version sets of config/bom.py and the CUDA driver table of config/cuda.py; docs/configuration.md embeds them
+setting's flag needs from the shipped flag tables, the add-on compatibility table from facts/compat.py, the
+version sets of facts/bom.py and the CUDA driver table of facts/cuda.py; docs/configuration.md embeds them
 all and a test keeps them equal.
 Usage: python tools/config_reference.py [--write [FILE]]"""
 
@@ -18,12 +18,18 @@ from pydantic_core import PydanticUndefined
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config import bom, cuda
-from config.errors import _unwrap
-from config.models import SECRET_KEYS, InferenceGroup, PdRole, PlatformConfig
-from config.rules.compat import compatibility_table
-from config.server_args import EVERY_TYPED_SETTING, FLAG_VALUES, every_managed_flag, every_typed_group, typed_flags
-from config.sglang import load_table, releases_with, shipped_releases
+from sglang_platform.config.errors import _unwrap
+from sglang_platform.config.stack import SECRET_KEYS, InferenceGroup, PdRole, PlatformConfig
+from sglang_platform.facts import bom, cuda
+from sglang_platform.facts.sglang import load_table, releases_with, shipped_releases
+from sglang_platform.render.server_args import (
+    EVERY_TYPED_SETTING,
+    FLAG_VALUES,
+    every_managed_flag,
+    every_typed_group,
+    typed_flags,
+)
+from sglang_platform.rules.compat import compatibility_table
 
 BEGIN, END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 FLAGS_BEGIN, FLAGS_END = "<!-- flag-releases:begin -->", "<!-- flag-releases:end -->"
@@ -183,7 +189,7 @@ def _choices(key: str | None) -> tuple[str, ...]:
 
 
 def version_sets() -> str:
-    """config/bom.py's named sets, pin by pin (each set's purpose in the header)."""
+    """facts/bom.py's named sets, pin by pin (each set's purpose in the header)."""
     names = list(bom.SETS)
     lines = [SETS_BEGIN, "| `versions.` key | " + " | ".join(f"`{n}`" for n in names) + " |"]
     lines.append("|---|" + "---|" * len(names))
@@ -194,7 +200,7 @@ def version_sets() -> str:
 
 
 def cuda_drivers() -> str:
-    """config/cuda.py's CUDA lines with the driver each needs, and the newest SGLang build of each line."""
+    """facts/cuda.py's CUDA lines with the driver each needs, and the newest SGLang build of each line."""
     newest = {b.cuda: b for b in cuda.NEWEST_BUILDS}
     lines = [CUDA_BEGIN, "| CUDA (image tag) | needs NVIDIA driver | newest SGLang build known |", "|---|---|---|"]
     for line, driver in cuda.MIN_DRIVER.items():
@@ -206,7 +212,7 @@ def cuda_drivers() -> str:
 
 
 def compatibility() -> str:
-    """config/compat.py's add-on windows and features by release, each with its source."""
+    """facts/compat.py's add-on windows and features by release, each with its source."""
     return "\n".join([COMPAT_BEGIN, compatibility_table(), COMPAT_END])
 
 

@@ -155,7 +155,7 @@ KUBE_PROMETHEUS_STACK_OPERATOR: Mapping[str, str] = {"88.3.0": "0.93.0", "88.5.3
 SUPPORTED: Mapping[str, Mapping[str, str]] = {
     "lws": {
         "0.5.1": "the reference deployment's release",
-        "0.7.0": "the first with gang scheduling (config.compat FEATURES)",
+        "0.7.0": "the first with gang scheduling (facts.compat FEATURES)",
         "0.10.0": "the BOM's",
     },
     "volcano": {
@@ -201,7 +201,7 @@ def files_for(project: str, version: str, crd_dir: Path = CRDS) -> list[Path]:
 def pinned(versions: Any) -> dict[str, str]:
     """Project -> release a stack's ``versions`` (the Versions model, or a mapping of its stack keys) pins;
     kube-prometheus-stack's chart maps to its operator (KeyError for a chart not in the table)."""
-    from config import bom
+    from sglang_platform.facts import bom
 
     if versions is None:
         raw: dict[str, Any] = dict(bom.DEFAULTS)

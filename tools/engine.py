@@ -408,7 +408,7 @@ def mismatches(want: Any, have: Any, path: str = "") -> list[str]:
 def _same_quantity(a: Any, b: Any) -> bool:
     if not (isinstance(a, str) and isinstance(b, str)):
         return False
-    from config.quantity import parse_quantity
+    from sglang_platform.facts.quantity import parse_quantity
 
     try:
         return parse_quantity(a) == parse_quantity(b)
@@ -431,6 +431,6 @@ def live_objects(cluster: Cluster, objects: list[dict]) -> list[dict]:
 
 
 def decimal(text: str) -> Decimal:
-    from config.quantity import parse_quantity
+    from sglang_platform.facts.quantity import parse_quantity
 
     return parse_quantity(text)

@@ -3,7 +3,7 @@
 its successor, the Shepherd Model Gateway (``smg``).
 
     python tools/gateway_flags.py fetch                          # pip download the wheels (stacks, sets, tables)
-    python tools/gateway_flags.py generate smg 1.13.0             # write config/gateways/smg-1.13.0.json
+    python tools/gateway_flags.py generate smg 1.13.0             # write facts/gateways/smg-1.13.0.json
     python tools/gateway_flags.py check 0.3.2 ARGS                # parse ARGS as sglang-router's launch_router would
     python tools/gateway_flags.py check --product smg 1.13.0 ARGS
 
@@ -13,7 +13,7 @@ entrypoint) runs exactly those two. Its only import beyond the standard library 
 lists of tool-call and reasoning parsers), so the module is loaded from the wheel with stand-ins for those
 functions: every flag, type, choice and nargs is the release's own (only the parser options then accept any
 value, and the table says so). ``generate`` writes that parser as a flag table in the format of SGLang's
-(config/sglang/table.py), which config/gateways reads at preview to check the gateway's flags. Tests read wheels
+(facts/sglang/table.py), which facts/gateways reads at preview to check the gateway's flags. Tests read wheels
 from ``.cache/gateway-wheels/`` and never touch the network; ``fetch`` fills that cache (``.ci/run`` calls it).
 """
 
@@ -36,8 +36,8 @@ from packaging.utils import canonicalize_name, canonicalize_version
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "gateway-wheels"
-TABLES = ROOT / "config" / "gateways"
-# The table format config/sglang/table.py reads.
+TABLES = ROOT / "facts" / "gateways"
+# The table format facts/sglang/table.py reads.
 FORMAT = 1
 
 
@@ -188,7 +188,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def option_entry(action: argparse.Action, product: str) -> dict[str, Any]:
-    """One ``add_argument`` as config/sglang/table.py's Option reads it."""
+    """One ``add_argument`` as facts/sglang/table.py's Option reads it."""
     strings = list(action.option_strings)
     name = next((s for s in strings if s.startswith("--")), strings[0])
     kind = _ACTIONS.get(type(action).__name__, "custom")
@@ -245,7 +245,7 @@ def build_table(product: str, version: str, cache: Path = CACHE) -> dict[str, An
 
 def write_table(table: dict[str, Any], out: Path = TABLES) -> Path:
     target = out / f"{table['product']}-{table['release']}.json"
-    # One option per line, as config/sglang's tables: a regenerated table diffs option by option.
+    # One option per line, as facts/sglang's tables: a regenerated table diffs option by option.
     head = {k: v for k, v in table.items() if k != "options"}
     text = json.dumps(head, indent=1, sort_keys=True)[:-2]
     lines = [json.dumps(o, sort_keys=True) for o in table["options"]]
@@ -261,8 +261,9 @@ def _wanted() -> list[tuple[str, str]]:
     sys.path.insert(0, str(ROOT))
     import yaml
 
-    from config import Versions, bom
-    from config.gateways import gateway_of, shipped_gateway_tables
+    from sglang_platform.config import Versions
+    from sglang_platform.facts import bom
+    from sglang_platform.facts.gateways import gateway_of, shipped_gateway_tables
 
     wanted = set(shipped_gateway_tables())
     candidates = [Versions.model_validate({"set": name}) for name in bom.SETS]

@@ -128,7 +128,7 @@ def stack_config(
 
     Encrypted values (``secure:``) and the secrets the stack requires but the file lacks become
     placeholders, so the render needs no passphrase; the caller is told which."""
-    from config import PROJECT
+    from sglang_platform.config import PROJECT
 
     project = yaml.safe_load(project_file.read_text()) or {}
     values: dict[str, str] = {}
@@ -157,13 +157,13 @@ def stack_config(
 
 
 def _required_missing_secrets(values: dict[str, str], secret_keys: list[str]) -> list[str]:
-    """The secrets `pulumi up` would refuse to run without (config.rules.secrets decides): only those get
+    """The secrets `pulumi up` would refuse to run without (rules.secrets decides): only those get
     placeholders, so the render shows no object that an optional, unset secret would not create."""
     from pydantic import ValidationError
 
-    from config import PROJECT, SECRET_KEYS, PlatformConfig
-    from config.loader import decode_value
-    from config.rules.secrets import required_secrets
+    from sglang_platform.config import PROJECT, SECRET_KEYS, PlatformConfig
+    from sglang_platform.config.loader import decode_value
+    from sglang_platform.rules.secrets import required_secrets
 
     prefix = f"{PROJECT}:"
     present = {k.removeprefix(prefix) for k in secret_keys}
@@ -247,7 +247,7 @@ def run(
     mocks = Mocks()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from config import PROJECT
+    from sglang_platform.config import PROJECT
 
     # A fresh root stack for every run (the SDK types the argument as a Resource but accepts None).
     psettings.set_root_resource(None)  # type: ignore[arg-type]
@@ -298,7 +298,7 @@ def run_stack(
     secrets: dict[str, str] | None = None,
 ) -> tuple[RunResult, StackConfig]:
     """Run a named stack (``Pulumi.<name>.yaml``) or any stack file, with optional key overrides."""
-    from config import PROJECT
+    from sglang_platform.config import PROJECT
 
     path = stack_file or stack_path(str(name))
     cfg = stack_config(path, fill_missing_secrets=secrets is None)

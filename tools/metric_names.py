@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
 """Regenerate the checked-in lists of metric names the dashboard and alerts may use.
 
-    python tools/metric_names.py sglang --all     # components/metrics/sglang-<release>.txt, every release
+    python tools/metric_names.py sglang --all     # facts/metrics/sglang-<release>.txt, every release
     python tools/metric_names.py sglang <wheel>   # one wheel's names, to stdout
-    python tools/metric_names.py dcgm default-counters.csv > components/metrics/dcgm-exporter.txt
+    python tools/metric_names.py dcgm default-counters.csv > facts/metrics/dcgm-exporter.txt
     python tools/metric_names.py gateway sgl-model-gateway/src/observability/metrics.rs \
         sglang_router-0.3.2-cp38-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl \
-        > components/metrics/sgl-model-gateway.txt
+        > facts/metrics/sgl-model-gateway.txt
 
 Each SGLang release the program ships a flag table for has its own list, from its wheel (the one
 ``python tools/sglang_flags.py fetch`` caches): every prometheus_client Gauge/Counter/Histogram in
 ``sglang/srt/metrics/*.py`` (0.4.x, 0.5.1) and ``sglang/srt/observability/*.py`` (where 0.5.x moved them), read
 with ``ast`` because the modules cannot be imported without torch. The dashboard, alerts and autoscaler take
-their names from the pinned release's list (``components/sglang_metrics.py``). The DCGM list comes from
+their names from the pinned release's list (``facts/metrics/__init__.py``). The DCGM list comes from
 dcgm-exporter's ``etc/default-counters.csv`` at the exporter tag the GPU Operator deploys. The gateway's list
 comes from its Rust source (the ``describe_*!``, ``counter!``, ``gauge!`` and ``histogram!`` calls of
 ``observability/metrics.rs``), kept only where the name is in the Rust extension of the pinned sglang-router
@@ -80,14 +80,14 @@ def sglang_list(release: str, wheel: str) -> str:
 
 
 def write_all_sglang() -> int:
-    """components/metrics/sglang-<release>.txt for every shipped flag table, from the cached wheels."""
+    """facts/metrics/sglang-<release>.txt for every shipped flag table, from the cached wheels."""
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from config.sglang import shipped_releases
+    from sglang_platform.facts.sglang import shipped_releases
     from tools import sglang_flags
 
-    out = Path(__file__).resolve().parent.parent / "components" / "metrics"
+    out = Path(__file__).resolve().parent.parent / "facts" / "metrics"
     missing = []
     for release in shipped_releases():
         wheel = sglang_flags.wheel_for(release)

@@ -18,13 +18,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # (no config.json or S3 listing at "preview").
 os.environ["SGLANG_PLATFORM_OFFLINE"] = "1"
 
-from components.sglang_pods import DEEP_GEMM_MOUNT, deep_gemm_compile_args
-from config.errors import ConfigError
-from config.loader import validate
-from config.models import InferenceGroup
-from config.presets import PRESETS, Preset
-from config.server_args import typed_args
-from config.sglang import load_table, shipped_releases
+from sglang_platform.config.errors import ConfigError
+from sglang_platform.config.loader import validate
+from sglang_platform.config.stack import InferenceGroup
+from sglang_platform.facts.presets import PRESETS, Preset
+from sglang_platform.facts.sglang import load_table, shipped_releases
+from sglang_platform.render.server_args import typed_args
+from sglang_platform.render.sglang_pods import DEEP_GEMM_MOUNT, deep_gemm_compile_args
 
 BEGIN, END = "<!-- presets:begin -->", "<!-- presets:end -->"
 EXAMPLE_BEGIN, EXAMPLE_END = "<!-- example:begin -->", "<!-- example:end -->"

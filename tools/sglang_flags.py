@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""SGLang flag tables (``config/sglang/<VERSION>.json``) from each release's own wheel.
+"""SGLang flag tables (``facts/sglang/<VERSION>.json``) from each release's own wheel.
 
-    python tools/sglang_flags.py generate 0.4.9 ...  # write config/sglang/0.4.9.json from that release's wheel
+    python tools/sglang_flags.py generate 0.4.9 ...  # write facts/sglang/0.4.9.json from that release's wheel
     python tools/sglang_flags.py fetch               # download the wheel of every shipped table (CI, before
                                                      # the tests that regenerate each table from its wheel),
-                                                     # and of each release config/quantization.py was read from
+                                                     # and of each release facts/quantization.py was read from
     python tools/sglang_flags.py list 0.4.3.post2    # the options of a release, from its table
 
-The program checks every flag against the shipped table of the pinned release (``config.sglang``,
-``config/rules/flags.py``); a table is exactly what ``generate`` writes from the wheel it records (file
+The program checks every flag against the shipped table of the pinned release (``facts.sglang``,
+``rules/flags.py``); a table is exactly what ``generate`` writes from the wheel it records (file
 name and sha256), which ``tests/test_sglang_tables.py`` re-checks from the cached wheels. Wheels live in
 ``.cache/sglang-wheels/``; only ``fetch`` and ``generate`` reach the network, with pip.
 """
@@ -35,7 +35,7 @@ from tools import sglang_table
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "sglang-wheels"
-TABLES = ROOT / "config" / "sglang"
+TABLES = ROOT / "facts" / "sglang"
 LAUNCH_MODULE = "sglang.launch_server"
 # pip download attempts per wheel, and the pause before the next one (PyPI or a proxy hiccups; CI retries).
 ATTEMPTS = 3
@@ -129,9 +129,9 @@ def download(version: str, cache: Path = CACHE, wheel_name: str | None = None, s
 
 
 def read_releases() -> list[str]:
-    """The releases config/quantization.py was read from that ship no flag table: tests/test_quantization_wheels.py
+    """The releases facts/quantization.py was read from that ship no flag table: tests/test_quantization_wheels.py
     re-reads their wheels too."""
-    from config.quantization import RELEASES_READ
+    from sglang_platform.facts.quantization import RELEASES_READ
 
     shipped = {canonicalize_version(v) for v in shipped_wheels()}
     return [str(v) for v in RELEASES_READ if canonicalize_version(str(v)) not in shipped]
@@ -183,7 +183,7 @@ def generate(versions: list[str], cache: Path = CACHE, out: Path | None = None) 
 
 
 def list_options(version: str) -> int:
-    from config.sglang import load_table, missing_table_message
+    from sglang_platform.facts.sglang import load_table, missing_table_message
 
     table = load_table(version)
     if table is None:
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = cli.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch", help="download the wheel of every shipped flag table and of every release read")
-    gen = sub.add_parser("generate", help="write config/sglang/<VERSION>.json from the release's wheel")
+    gen = sub.add_parser("generate", help="write facts/sglang/<VERSION>.json from the release's wheel")
     gen.add_argument("versions", nargs="+", metavar="VERSION")
     listing = sub.add_parser("list", help="print the options of a release, from its table")
     listing.add_argument("version")

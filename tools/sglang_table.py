@@ -1,7 +1,7 @@
 """A release's ``sglang.launch_server`` options, read statically from its wheel, as a flag table.
 
-``python tools/sglang_flags.py generate VERSION`` writes the result to ``config/sglang/<VERSION>.json``; the
-program checks every flag a group gets against the table of the pinned release (``config.sglang``).
+``python tools/sglang_flags.py generate VERSION`` writes the result to ``facts/sglang/<VERSION>.json``; the
+program checks every flag a group gets against the table of the pinned release (``facts.sglang``).
 
 The wheel is never imported: ``sglang/srt/server_args.py`` imports torch (and, from 0.5.2x on, a few
 hundred modules) at module level. Instead this module reads the sources with ``ast`` and evaluates, with a

@@ -105,7 +105,7 @@ def _always(cfg: Any) -> bool:
 
 def _unsupported_here(cfg: Any) -> bool:
     """The compatibility rules would refuse one of the stack's add-on releases on the simulation's Kubernetes."""
-    from config.rules.compat import check_addon_kubernetes, pinned_addons
+    from sglang_platform.rules.compat import check_addon_kubernetes, pinned_addons
 
     return any(check_addon_kubernetes(a, v, SIM_KUBERNETES)[0] for a, v in pinned_addons(cfg))
 
@@ -164,8 +164,8 @@ E2E_STACKS = ("dev", "prod", "pd-h200")
 
 
 def _config(values: dict[str, Any]) -> Any:
-    from config import validate
-    from config.loader import SECRET_KEYS
+    from sglang_platform.config import validate
+    from sglang_platform.config.loader import SECRET_KEYS
 
     return validate(values, frozenset(SECRET_KEYS))
 

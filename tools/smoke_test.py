@@ -63,7 +63,7 @@ def smoke(base_url: str, api_key: str | None, prompt: str, max_tokens: int) -> t
     return models[0], answer
 
 
-# The labels components/sglang_pods.py puts on a disaggregated role's Service (PD_SERVICE_LABEL, PD_ROLE_LABEL);
+# The labels render/sglang_pods.py puts on a disaggregated role's Service (PD_SERVICE_LABEL, PD_ROLE_LABEL);
 # repeated here to keep this script free of the package's dependencies.
 PD_SERVICE_LABEL = "sglang-platform.io/pd-service"
 PD_ROLE_LABEL = "sglang-platform.io/pd-role"

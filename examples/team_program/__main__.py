@@ -3,8 +3,8 @@
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import SglangInferenceGroup, SglangInferenceGroupArgs
-from config.models import InferenceGroup
+from sglang_platform.components import SglangInferenceGroup, SglangInferenceGroupArgs
+from sglang_platform.config import InferenceGroup
 
 settings = pulumi.Config()
 namespace = k8s.core.v1.Namespace("team-namespace", metadata={"name": settings.get("namespace", "team-a")})

@@ -1,4 +1,4 @@
-"""The simulated cluster itself (no way out of its network namespace), config/live.py against its real API
+"""The simulated cluster itself (no way out of its network namespace), live/cluster.py against its real API
 server, and another team's program (examples/team_program) through the engine."""
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ def test_nothing_leaves_the_network_namespace(cluster):
 
 
 # Runs inside the network namespace (the cluster is reachable only there): the stack's values with the case's
-# changes, validated, then config.live against the cluster the kubeconfig names, as `pulumi preview` runs it.
+# changes, validated, then live.cluster against the cluster the kubeconfig names, as `pulumi preview` runs it.
 LIVE_SCRIPT = textwrap.dedent(
     """
     import json, sys
     sys.path.insert(0, sys.argv[1])
-    from config import validate
-    from config.live import ClusterAccess, connect, live_problems
+    from sglang_platform.config import validate
+    from sglang_platform.live.cluster import ClusterAccess, connect, live_problems
     from tools import harness
     from tools.sim_stacks import committed, merged
     import yaml

@@ -1,4 +1,4 @@
-"""The release's own command line: an ``argparse`` parser rebuilt from its flag table (config/sglang/<release>.json).
+"""The release's own command line: an ``argparse`` parser rebuilt from its flag table (facts/sglang/<release>.json).
 
 The wheels cannot be imported here (``server_args.py`` imports torch), so the parser is built from the table
 that ``tools/sglang_table.py`` reads out of each wheel: the same option strings in the same order (so argparse
@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from config.sglang import Option, Table
+from sglang_platform.facts.sglang import Option, Table
 
 _TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "bool": bool, "json": json.loads}
 
@@ -81,7 +81,11 @@ def _defaults(table: Table) -> dict[str, Any]:
     """The defaults the table recorded (the Option dataclass keeps only what argparse needs to read words)."""
     import importlib.resources
 
-    text = importlib.resources.files("config.sglang").joinpath(f"{table.release}.json").read_text(encoding="utf-8")
+    text = (
+        importlib.resources.files("sglang_platform.facts.sglang")
+        .joinpath(f"{table.release}.json")
+        .read_text(encoding="utf-8")
+    )
     return {o["name"]: o["default"] for o in json.loads(text)["options"] if "default" in o}
 
 

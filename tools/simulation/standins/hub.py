@@ -1,8 +1,8 @@
 """A model hub stand-in: Hugging Face's and ModelScope's download API for small synthetic models, on loopback.
 
-The platform's download Job and weights stagers run the real hub clients (``components/scripts/download_model.py``:
+The platform's download Job and weights stagers run the real hub clients (``pod_scripts/download_model.py``:
 huggingface_hub's ``snapshot_download`` and ``HfApi.model_info``, modelscope's ``snapshot_download`` and
-``HubApi``), and ``pulumi preview`` reads each model's ``config.json`` (``config/config_json.py``). Pointed at this
+``HubApi``), and ``pulumi preview`` reads each model's ``config.json`` (``live/config_json.py``). Pointed at this
 server (``HF_ENDPOINT``, ``MODELSCOPE_ENDPOINT``, or the stack's ``modelHubs``), they run unchanged. What is served
 is what those clients call, read from their sources (huggingface_hub 2.4.0, modelscope 1.40.2 with modelscope-hub
 0.5.1) and run against this server by ``tests/test_hub_standin.py``:
@@ -123,9 +123,9 @@ def _default_arch(repo: str) -> str:
 
 
 def _default_quant(repo: str) -> str:
-    """The platform's own table of known models (config/quantization.py), when it is importable."""
+    """The platform's own table of known models (facts/model_catalogue.py), when it is importable."""
     try:
-        from config.quantization import known_model
+        from sglang_platform.facts.model_catalogue import known_model
     except ImportError:
         return "none"
     model = known_model(repo)
@@ -269,7 +269,7 @@ def vocabulary() -> list[str]:
     from tools.simulation.standins.engine import WORDS
 
     words = list(WORDS)
-    script = ROOT / "components" / "scripts" / "serving_benchmark.py"
+    script = ROOT / "pod_scripts" / "serving_benchmark.py"
     spec = importlib.util.spec_from_file_location("_serving_benchmark_words", script)
     if spec is not None and spec.loader is not None:
         module = importlib.util.module_from_spec(spec)

@@ -1,4 +1,4 @@
-"""``/metrics`` of the stand-in: every metric family of the pinned release's list (components/metrics/
+"""``/metrics`` of the stand-in: every metric family of the pinned release's list (facts/metrics/
 sglang-<release>.txt, generated from its wheel), in Prometheus' text format as prometheus_client writes it, with
 the release's labels (``model_name`` always).
 

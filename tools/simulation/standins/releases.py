@@ -1,6 +1,6 @@
 """What one SGLang release does on the surface the stand-in reproduces, read from that release's wheel.
 
-``config.sglang.releases`` already records what the platform relies on (``/ready``, ``/health`` generating,
+``facts.sglang.releases`` already records what the platform relies on (``/ready``, ``/health`` generating,
 whether ``--api-key`` guards ``/metrics``, workers' metrics, DeepGEMM's cache); the rest is here, each with the
 first shipped release that behaves so (every stand-in release has a shipped flag table, so a threshold between
 two shipped releases is exact for all of them). Sources, in each wheel: ``srt/entrypoints/http_server.py``,
@@ -16,9 +16,9 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from components.sglang_metrics import SglangMetrics
-from config.sglang import Table, load_table, normalize, shipped_releases
-from config.sglang.releases import ReleaseFacts, facts
+from sglang_platform.facts.metrics import SglangMetrics
+from sglang_platform.facts.sglang import Table, load_table, normalize, shipped_releases
+from sglang_platform.facts.sglang.releases import ReleaseFacts, facts
 
 # Histogram buckets (seconds) of TTFT, inter-token latency and e2e latency. Up to 0.4.6 they are fixed in
 # metrics/collector.py (0.4.3.post2's lists); from 0.4.7 the defaults below apply unless --bucket-* flags say
@@ -191,10 +191,10 @@ class UnknownReleaseError(ValueError):
 
 @functools.cache
 def behaviour(release: str) -> Behaviour:
-    """The behaviour of a shipped release (one with a flag table in config/sglang)."""
+    """The behaviour of a shipped release (one with a flag table in facts/sglang)."""
     table = load_table(release)
     if table is None:
         shipped = ", ".join(shipped_releases())
-        raise UnknownReleaseError(f"SGLang {release} has no flag table in config/sglang (shipped: {shipped})")
+        raise UnknownReleaseError(f"SGLang {release} has no flag table in facts/sglang (shipped: {shipped})")
     name = normalize(release)
     return Behaviour(name, facts(name), table, SglangMetrics.of(name))
