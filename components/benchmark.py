@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from .. import pod_scripts
 from ..config.benchmark import BENCH_RESOURCES, Benchmark
+from ..config.errors import refusal
 from ..config.monitoring import Slo
 from ..config.stack import MODEL_VOLUME, InferenceGroup
 from ..render.k8s import Spec, image_skips, labels, skip_annotations, skip_await
@@ -172,8 +173,7 @@ def read_results(data: Mapping[str, str] | None) -> tuple[str | None, bool | Non
 def _refuse_invalid(name: str, g: InferenceGroup, config: Benchmark) -> None:
     problems = check_group_benchmark(g.model_copy(update={"benchmark": config}))
     if problems:
-        lines = "".join(f"\n  - {p.key.split(':', 1)[1]}: {p.message}" for p in problems)
-        raise ValueError(f"ServingBenchmark {name!r}: invalid config ({len(problems)} problems):{lines}")
+        raise ValueError(refusal(f"ServingBenchmark {name!r}: invalid config", [p.local for p in problems]))
 
 
 def bench_labels(g: InferenceGroup) -> dict[str, str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..config.errors import refusal
 from ..config.stack import InferenceGroup
 from ..render.sglang_pods import API_KEY_SECRET_KEY, PD_REVISION_LABEL, PodExtras, group_labels, lws_spec, pd_revision
 from .k8s import child_opts, meta
@@ -135,10 +136,8 @@ def _refuse_invalid(name: str, service: InferenceGroup) -> None:
     problems: list[str] = []
     if service.disaggregation is None:
         problems.append("config has no disaggregation: serve it with SglangInferenceGroup")
-    problems += [f"{p.key.split(':', 1)[1]}: {p.message}" for p in service.role_problems]
+    problems += [p.local for p in service.role_problems]
     if service.disaggregation is not None and not problems and len(service.roles) != 2:
         problems.append("disaggregation: the prefill and decode roles could not be derived")
     if problems:
-        lines = "".join(f"\n  - {p}" for p in problems)
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise ValueError(f"SglangDisaggregatedService {name!r}: invalid config ({count}):{lines}")
+        raise ValueError(refusal(f"SglangDisaggregatedService {name!r}: invalid config", problems))

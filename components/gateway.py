@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ..config.errors import refusal
 from ..config.gateway import GatewayConfig
 from ..facts.gateways import PACKAGES, PRODUCTS
 from ..render.gateway_args import API_KEY_ENV, NAMESPACE_ENV, PdSelectors, gateway_args
@@ -198,8 +199,7 @@ def _refuse_invalid(name: str, args: SglangGatewayArgs) -> None:
     if args.config.service_type != "ClusterIP" and not args.client_cidrs:
         problems.append(f"a {args.config.service_type} Service needs client_cidrs (its NetworkPolicy drops the rest)")
     if problems:
-        lines = "".join(f"\n  - {p}" for p in problems)
-        raise ValueError(f"SglangGateway {name!r}: invalid config ({len(problems)} problems):{lines}")
+        raise ValueError(refusal(f"SglangGateway {name!r}: invalid config", problems))
 
 
 def checkov_skips(image: str, product: str = "sglang-router") -> dict[str, str]:

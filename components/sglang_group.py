@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from packaging.version import InvalidVersion, Version
 
+from ..config.errors import refusal
 from ..config.stack import InferenceGroup, pinned_release, release_contradiction, release_of_tag
 from ..facts.sglang import load_table, missing_table_message, shipped_releases
 from ..render.k8s import skip_await
@@ -242,43 +243,33 @@ def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs
     own groups were checked with the whole configuration already): refuse before any child exists. The flags
     are checked as for a stack whenever the release is known; an image given as an Output, without
     ``sglang_version``, leaves them unchecked."""
-    problems: list[tuple[str, str]] = []
+    problems: list[str] = []
     if g.disaggregation is not None:
-        problems.append(
-            ("config", "has disaggregation: serve it with SglangDisaggregatedService, which runs its roles")
-        )
+        problems.append("config: has disaggregation: serve it with SglangDisaggregatedService, which runs its roles")
     # The image's tag names the release when it can; sglang_version is for a digest (or an Output).
     release = release_of_tag(args.image) if isinstance(args.image, str) else None
     release_key = "sglang_version" if args.sglang_version and release is None else "image"
     if release is not None and args.sglang_version:
         if release_contradiction(args.sglang_version, str(args.image)) is not None:
             problems.append(
-                (
-                    "sglang_version",
-                    f"{args.sglang_version} contradicts image {args.image!r}, whose tag names {release}: remove "
-                    "sglang_version (it is only for digests and tags that name no release)",
-                )
+                f"sglang_version: {args.sglang_version} contradicts image {args.image!r}, whose tag names "
+                f"{release}: remove sglang_version (it is only for digests and tags that name no release)"
             )
     elif args.sglang_version:
         try:
             release = Version(args.sglang_version)
         except InvalidVersion:
-            problems.append((release_key, f"{args.sglang_version!r} is not an SGLang release (e.g. 0.4.3.post2)"))
+            problems.append(f"{release_key}: {args.sglang_version!r} is not an SGLang release (e.g. 0.4.3.post2)")
     if release is not None and load_table(release) is None:
-        problems.append((release_key, missing_table_message(release)))
+        problems.append(f"{release_key}: {missing_table_message(release)}")
     found = check_group(g, allowed_cidrs=args.client_cidrs, sglang_release=release, release_key=release_key)
-    problems = [(p.key.split(":", 1)[1], p.message) for p in found] + problems
+    problems = [p.local for p in found] + problems
     spellings = {tuple(typed_args(g, leader=True, api_key=False, table=load_table(r))) for r in shipped_releases()}
     if release is None and not problems and len(spellings) > 1:
         # Flags spelled differently per release, and an image whose release this cannot read (an Output).
         problems.append(
-            (
-                "sglang_version",
-                "this group's flags are spelled differently per SGLang release and the image does not say which "
-                "it runs: set sglang_version",
-            )
+            "sglang_version: this group's flags are spelled differently per SGLang release and the image does not "
+            "say which it runs: set sglang_version"
         )
     if problems:
-        lines = "".join(f"\n  - {key}: {message}" for key, message in problems)
-        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise ValueError(f"SglangInferenceGroup {name!r}: invalid config ({count}):{lines}")
+        raise ValueError(refusal(f"SglangInferenceGroup {name!r}: invalid config", problems))

@@ -6,6 +6,7 @@ import json
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union, get_args, get_origin
 
@@ -23,6 +24,17 @@ class Problem:
     @property
     def key(self) -> str:
         return key_path(self.loc)
+
+    @property
+    def local(self) -> str:
+        """``key: message`` without the project prefix: a problem of a component's own ``config``."""
+        return f"{self.key.split(':', 1)[1]}: {self.message}"
+
+
+def refusal(subject: str, lines: Sequence[str]) -> str:
+    """The one form of every refusal: ``<subject> (N problem[s]):`` and one ``  - <line>`` per problem."""
+    count = len(lines)
+    return "\n".join([f"{subject} ({count} problem{'s' if count != 1 else ''}):", *(f"  - {line}" for line in lines)])
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -48,10 +60,7 @@ class ConfigError(Exception):
 
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(problems, key=lambda p: (_sortable(p.loc), p.message))
-        count = len(self.problems)
-        lines = [f"invalid stack configuration ({count} problem{'s' if count != 1 else ''}):"]
-        lines += [f"  - {p.key}: {p.message}" for p in self.problems]
-        super().__init__("\n".join(lines))
+        super().__init__(refusal("invalid stack configuration", [f"{p.key}: {p.message}" for p in self.problems]))
 
 
 def _sortable(loc: Loc) -> tuple:

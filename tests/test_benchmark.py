@@ -435,7 +435,7 @@ def test_the_component_refuses_an_invalid_config_before_creating_anything():
     with pytest.raises(ValueError) as info:
         benchmark._refuse_invalid("b", g, Benchmark(max_concurrency=None))
     assert str(info.value) == (
-        "ServingBenchmark 'b': invalid config (1 problems):\n  - benchmark: set requestRate or maxConcurrency: with "
+        "ServingBenchmark 'b': invalid config (1 problem):\n  - benchmark: set requestRate or maxConcurrency: with "
         "neither, bench_serving sends all 2000 requests at once"
     )
 

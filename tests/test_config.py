@@ -10,6 +10,7 @@ import yaml
 from conftest import ROOT, stack_values
 
 from sglang_platform.config import ConfigError, InferenceGroup, PlatformConfig, Versions, validate
+from sglang_platform.config.errors import Problem, refusal
 
 # Open WebUI and monitoring are on in both shipped stacks; their secrets are set unless a test says otherwise.
 FRONT_END = frozenset({"webuiSecretKey", "grafanaAdminPassword"})
@@ -302,3 +303,14 @@ def test_an_odd_unknown_key_is_quoted_so_each_problem_stays_on_one_line():
     assert problems(raw) == [
         f'  - sglang-platform:versions["bad\\nkey"]: unknown key (a typo?); allowed here: {", ".join(allowed)}'
     ]
+
+
+def test_every_refusal_counts_its_problems_in_one_form():
+    """The stack's ConfigError and each component's ValueError share it (one problem is "1 problem")."""
+    assert refusal("SglangGateway 'g': invalid config", ["port: taken"]) == (
+        "SglangGateway 'g': invalid config (1 problem):\n  - port: taken"
+    )
+    assert str(ConfigError([Problem(("namespace",), "b"), Problem(("apiKey",), "a")])) == (
+        "invalid stack configuration (2 problems):\n  - sglang-platform:apiKey: a\n  - sglang-platform:namespace: b"
+    )
+    assert Problem(("inferenceGroups", 0, "name"), "taken").local == "inferenceGroups[0].name: taken"
