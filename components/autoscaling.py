@@ -10,12 +10,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..config.autoscaling import GroupAutoscaling
+from ..facts import bom
 from ..facts.metrics import SglangMetrics
 from ..render.k8s import away_from_gpu_nodes, labels, with_defaults
+from ..render.sglang_pods import LWS_API_VERSION
 from .k8s import chart_values, child_opts, helm_release, meta, namespace, release_outputs
-
-KEDA_REPOSITORY = "https://kedacore.github.io/charts"
-
 
 # The label the PodMonitor of a disaggregated service's role puts on its series (components/monitoring.py).
 PD_ROLE = "pd_role"
@@ -67,7 +66,7 @@ def scaled_object_spec(
 
     found = triggers(namespace, served_model_name, scaling, prometheus, role, inter_token_latency)
     spec = {
-        "scaleTargetRef": {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": lws_name},
+        "scaleTargetRef": {"apiVersion": LWS_API_VERSION, "kind": "LeaderWorkerSet", "name": lws_name},
         "minReplicaCount": scaling.min_replicas,
         "maxReplicaCount": scaling.max_replicas,
         "pollingInterval": scaling.polling_interval_seconds,
@@ -173,7 +172,7 @@ class Keda(pulumi.ComponentResource):
             namespace=args.namespace,
             chart="keda",
             version=args.chart_version,
-            repository=KEDA_REPOSITORY,
+            repository=bom.KEDA_REPO,
             mirror=args.chart_mirror,
             # The chart renders its CRDs as templates; uninstalling it must not delete live ScaledObjects.
             values=chart_values(

@@ -23,7 +23,16 @@ from ..config.errors import refusal
 from ..config.gateway import GatewayConfig
 from ..facts.gateways import PACKAGES, PRODUCTS
 from ..render.gateway_args import API_KEY_ENV, NAMESPACE_ENV, PdSelectors, gateway_args
-from ..render.k8s import Spec, away_from_gpu_nodes, image_skips, labels, skip_annotations, skip_await
+from ..render.k8s import (
+    INSTANCE_LABEL,
+    NAME_LABEL,
+    Spec,
+    away_from_gpu_nodes,
+    image_skips,
+    labels,
+    skip_annotations,
+    skip_await,
+)
 from ..render.sglang_pods import (
     API_CLIENT_LABEL,
     API_KEY_SECRET_KEY,
@@ -55,7 +64,7 @@ def gateway_labels(name: str) -> dict[str, str]:
 
 
 def gateway_selector(name: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": GATEWAY_APP, "app.kubernetes.io/instance": name}
+    return {NAME_LABEL: GATEWAY_APP, INSTANCE_LABEL: name}
 
 
 def leader_selector(served_model_name: str) -> dict[str, str]:
@@ -63,7 +72,7 @@ def leader_selector(served_model_name: str) -> dict[str, str]:
     their pods, the groups' app name, and LWS's worker index 0 (workers serve no API and must not be
     registered)."""
     return {
-        "app.kubernetes.io/name": "sglang",
+        NAME_LABEL: "sglang",
         MODEL_LABEL: model_label_value(served_model_name),
         LWS_WORKER_INDEX_LABEL: "0",
     }

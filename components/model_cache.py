@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 from .. import pod_scripts
 from ..config.model_cache import HUBS, STAGER_REQUESTS, ModelDownload, Pvc, Staging
 from ..config.stack import MODEL_VOLUME, InferenceGroup
-from ..render.k8s import Spec, image_skips, skip_annotations, skip_await
+from ..render.k8s import COMPONENT_LABEL, NAME_LABEL, Spec, image_skips, skip_annotations, skip_await
 from ..render.sglang_pods import WEIGHTS_GATE, group_labels
 from .k8s import child_opts, meta
 
@@ -189,7 +189,7 @@ def stager_name(g: InferenceGroup) -> str:
 
 
 def stager_labels(g: InferenceGroup) -> dict[str, str]:
-    return cache_labels(g) | {"app.kubernetes.io/component": STAGER_COMPONENT}
+    return cache_labels(g) | {COMPONENT_LABEL: STAGER_COMPONENT}
 
 
 def stager_network_policy_spec(g: InferenceGroup, metrics_namespaces: Sequence[str]) -> Spec:
@@ -346,8 +346,8 @@ def download_network_policy_spec(g: InferenceGroup) -> Spec:
 
 def cache_labels(g: InferenceGroup) -> dict[str, str]:
     return group_labels(g) | {
-        "app.kubernetes.io/name": "sglang-model-cache",
-        "app.kubernetes.io/component": "model-download",
+        NAME_LABEL: "sglang-model-cache",
+        COMPONENT_LABEL: "model-download",
     }
 
 

@@ -23,7 +23,7 @@ from ..config.monitoring import MonitoringConfig
 from ..facts import bom
 from ..facts.sglang.releases import ReleaseFacts, facts
 from ..render import alerts, dashboard
-from ..render.k8s import PART_OF, away_from_gpu_nodes, with_defaults
+from ..render.k8s import COMPONENT_LABEL, INSTANCE_LABEL, NAME_LABEL, PART_OF, away_from_gpu_nodes, with_defaults
 from ..render.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from . import k8s as k8s_values
 from .gateway import SERVED_MODEL_ANNOTATION
@@ -321,7 +321,7 @@ def weights_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
     """Every weights stager of the serving namespace, each series labelled with the node it stages."""
     return {
         "namespaceSelector": {"matchNames": [namespace]},
-        "selector": {"matchLabels": {"app.kubernetes.io/component": STAGER_COMPONENT, **PART_OF}},
+        "selector": {"matchLabels": {COMPONENT_LABEL: STAGER_COMPONENT, **PART_OF}},
         "podMetricsEndpoints": [
             {
                 "port": STAGER_PORT_NAME,
@@ -340,7 +340,7 @@ def gateway_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
     and the exact served model name (a pod annotation), so the dashboard's model filter covers them too."""
     return {
         "namespaceSelector": {"matchNames": [namespace]},
-        "selector": {"matchLabels": {"app.kubernetes.io/name": GATEWAY_APP}},
+        "selector": {"matchLabels": {NAME_LABEL: GATEWAY_APP}},
         "podMetricsEndpoints": [
             {
                 "port": "metrics",
@@ -349,7 +349,7 @@ def gateway_pod_monitor_spec(namespace: str, s: MonitoringConfig) -> dict:
                 "relabelings": [
                     {
                         "action": "replace",
-                        "sourceLabels": [_pod_meta("label", "app.kubernetes.io/instance")],
+                        "sourceLabels": [_pod_meta("label", INSTANCE_LABEL)],
                         "targetLabel": "gateway",
                     },
                     {

@@ -17,8 +17,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..config.webui import OpenWebUIConfig
-from ..render.k8s import Spec, away_from_gpu_nodes, image_skips, labels, skip_annotations, skip_await
+from ..config.webui import CLAIM_ACCESS_MODES, CLAIM_NAME, OpenWebUIConfig
+from ..render.k8s import NAME_LABEL, Spec, away_from_gpu_nodes, image_skips, labels, skip_annotations, skip_await
 from ..render.sglang_pods import API_CLIENT_LABEL, API_KEY_SECRET_KEY
 from .k8s import child_opts, meta
 
@@ -71,7 +71,7 @@ class OpenWebUI(pulumi.ComponentResource):
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             # Bound only once the UI pod mounts it on WaitForFirstConsumer classes; the pod comes after it.
-            metadata=meta(f"{NAME}-data", ns, ui_labels, skip_await()),
+            metadata=meta(CLAIM_NAME, ns, ui_labels, skip_await()),
             spec=pvc_spec(s),
             # Users, chat history and uploads: they outlive `pulumi destroy` unless the stack opts out.
             opts=pulumi.ResourceOptions.merge(
@@ -90,7 +90,7 @@ class OpenWebUI(pulumi.ComponentResource):
         )
         service_spec: Spec = {
             "type": s.service_type,
-            "selector": {"app.kubernetes.io/name": NAME},
+            "selector": {NAME_LABEL: NAME},
             "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
         }
         # Like the groups' Services: not awaited, since the UI's first start (database migration, embedding model
@@ -149,7 +149,7 @@ def network_policy_spec() -> Spec:
     """Only the UI's HTTP port is reachable (from the Ingress controller, a port-forward or a LoadBalancer);
     the UI itself calls out freely (the groups, its embedding model's hub)."""
     return {
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+        "podSelector": {"matchLabels": {NAME_LABEL: NAME}},
         "policyTypes": ["Ingress"],
         "ingress": [{"ports": [{"port": HTTP_PORT, "protocol": "TCP"}]}],
     }
@@ -193,7 +193,7 @@ def container_env(s: OpenWebUIConfig, backends: list[tuple[str, str, str | None]
 
 def pvc_spec(s: OpenWebUIConfig) -> Spec:
     spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
+        "accessModes": list(CLAIM_ACCESS_MODES),
         "resources": {"requests": {"storage": s.persistence.size}},
     }
     if s.persistence.storage_class:
@@ -210,7 +210,7 @@ def deployment_spec(s: OpenWebUIConfig, image: str, ui_labels: dict[str, str], e
         # One writer: the SQLite database lives on a ReadWriteOnce volume.
         "replicas": 1,
         "strategy": {"type": "Recreate"},
-        "selector": {"matchLabels": {"app.kubernetes.io/name": NAME}},
+        "selector": {"matchLabels": {NAME_LABEL: NAME}},
         "template": {
             "metadata": {"labels": {**ui_labels, API_CLIENT_LABEL: "true"}},
             "spec": {
@@ -249,7 +249,7 @@ def deployment_spec(s: OpenWebUIConfig, image: str, ui_labels: dict[str, str], e
                         },
                     }
                 ],
-                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f"{NAME}-data"}}],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": CLAIM_NAME}}],
             },
         },
     }

@@ -21,6 +21,7 @@ from ..render.sglang_pods import (
     API_KEY_SECRET_KEY,
     DEEP_GEMM_SCRIPT,
     GROUP_GATE_SCRIPT,
+    LWS_API_VERSION,
     LWS_NAME_LABEL,
     LWS_WORKER_INDEX_LABEL,
     PodExtras,
@@ -142,7 +143,7 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         )
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-lws",
-            api_version="leaderworkerset.x-k8s.io/v1",
+            api_version=LWS_API_VERSION,
             kind="LeaderWorkerSet",
             metadata=meta(g.name, ns, group_meta, args.annotations),
             spec=spec,

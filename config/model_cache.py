@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from ..facts.gpus import GPU_NODE_LABEL
 from .base import Base, DnsSubdomain, Quantity
 
 # A Hugging Face branch (main) moves; only a commit id names fixed weights. The same holds on ModelScope (a
@@ -65,9 +66,9 @@ class Staging(Base):
     """The pre-stage DaemonSet of a ``hostPath`` volume: one copy per node, fetched before any group starts."""
 
     node_selector: dict[str, str] = Field(
-        default_factory=lambda: {"nvidia.com/gpu.present": "true"},
+        default_factory=lambda: {GPU_NODE_LABEL: "true"},
         description="Node labels, on top of the group's nodeSelector and tolerations, of the nodes that get a copy: "
-        "the GPU nodes (the GPU Operator labels them nvidia.com/gpu.present=true). {} stages on every node the "
+        f"the GPU nodes (the GPU Operator labels them {GPU_NODE_LABEL}=true). {{}} stages on every node the "
         "group's nodeSelector and tolerations admit.",
     )
     allow_moving_revision: bool = Field(

@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_snake
 
 from ..facts import bom
 from ..facts.gateways import GatewayProduct
-from ..facts.gpus import GPUS, gpu_choices
+from ..facts.gpus import GPU_RESOURCE, GPUS, gpu_choices
 from ..facts.presets import PRESETS, apply_preset, merge, preset_names
 from ..facts.quantization import Scheme
 from .addons import GpuOperatorConfig, LwsConfig, VolcanoConfig
@@ -590,7 +590,7 @@ class InferenceGroup(Base):
         quantities = {
             "cpu": self.resources.cpu,
             "memory": self.resources.memory,
-            "nvidia.com/gpu": str(self.gpus_per_node),
+            GPU_RESOURCE: str(self.gpus_per_node),
         }
         if self.network.fabric == "infiniband":
             quantities[self.network.rdma_resource] = str(self.network.rdma_devices_per_node)

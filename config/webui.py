@@ -8,6 +8,9 @@ from pydantic import Field
 
 from .base import Base, DnsLabel, Quantity
 
+# The claim of the front end's persistence: components.open_webui creates it, live.cluster looks it up.
+CLAIM_NAME = "open-webui-data"
+CLAIM_ACCESS_MODES = ("ReadWriteOnce",)
 # RFC 1123 host name, optionally a single leading wildcard label (what an Ingress rule accepts).
 HOST_NAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 

@@ -34,6 +34,8 @@ GFD_COMPUTE_MAJOR = "nvidia.com/gpu.compute.major"
 GFD_COMPUTE_MINOR = "nvidia.com/gpu.compute.minor"
 GFD_FAMILY = "nvidia.com/gpu.family"
 GPU_RESOURCE = "nvidia.com/gpu"
+# The label the GPU Operator's feature discovery sets to "true" on every node with an NVIDIA GPU.
+GPU_NODE_LABEL = "nvidia.com/gpu.present"
 # Below this, tensor cores have no FP8 and Triton cannot compile kernels over float8_e4m3fn.
 FP8_MIN_CAPABILITY = 89
 

@@ -1,14 +1,11 @@
 """The model catalogue: the models the platform knows (architecture facts from their config.json, weight sizes,
-the other checkpoints of the same model), and the same facts read from a config.json for a model not in it.
-Plain data, like ``facts.quantization`` whose schemes it names."""
+the other checkpoints of the same model). Plain data; the schemes it names are ``facts.quantization``'s, and
+``rules.quantization.model_from_config`` reads the same facts from a config.json for a model not in it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from .quantization import detect
 
 
 @dataclass(frozen=True)
@@ -136,34 +133,3 @@ def known_model(name: str) -> KnownModel | None:
     """By repository name without the owner, case-insensitive (``meituan/DeepSeek-R1-Block-INT8`` and a
     hand-staged ``model.path: DeepSeek-R1-Block-INT8`` both find it)."""
     return KNOWN_MODELS.get(name.rstrip("/").rsplit("/", 1)[-1].lower())
-
-
-def model_from_config(name: str, config: Mapping[str, Any]) -> KnownModel | None:
-    """Architecture facts read from a config.json (for models not in the table)."""
-    try:
-        heads = int(config["num_attention_heads"])
-        widths = tuple(int(config[k]) for k in ("intermediate_size", "moe_intermediate_size") if k in config)
-        kv = int(config.get("num_key_value_heads", heads))
-        layers = int(config.get("num_hidden_layers", 0))
-        hidden = int(config.get("hidden_size", 0))
-    except (KeyError, TypeError, ValueError):
-        return None
-    mla = "kv_lora_rank" in config
-    moe = any(k in config for k in ("n_routed_experts", "num_experts", "num_local_experts"))
-    try:
-        mla_width = int(config["kv_lora_rank"]) + int(config["qk_rope_head_dim"]) if mla else None
-    except (KeyError, TypeError, ValueError):
-        mla_width = None
-    return KnownModel(
-        name,
-        num_attention_heads=heads,
-        num_key_value_heads=kv,
-        num_hidden_layers=layers,
-        hidden_size=hidden,
-        sharded_widths=widths,
-        quantization=detect(config).scheme,
-        size_gib=None,
-        moe=moe,
-        kv_heads_shard=not mla,
-        mla_kv_width=mla_width,
-    )

@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic.alias_generators import to_snake
 
+from .model_catalogue import DEEPSEEK_FP8_GIB
+
 SGLANG_DOCS = "https://github.com/sgl-project/sglang/blob/main/docs/basic_usage/deepseek_v3.md"
 SGLANG_BENCHMARK = "https://github.com/sgl-project/sglang/blob/main/benchmark/deepseek_v3/README.md"
 SGLANG_REASONING = "https://github.com/sgl-project/sglang/blob/main/docs/advanced_features/separate_reasoning.ipynb"
@@ -37,13 +39,11 @@ REVISIONS = {
     "deepseek-ai/DeepSeek-R1": "56d4cbbb4d29f4355bab4b9a39ccb717a14ad5ad",
     "deepseek-ai/DeepSeek-V3-0324": "e9b33add76883f293d6bf61f6bd89b497e80e335",
 }
-# 671B parameters at one byte each, in FP8 (DeepSeek's checkpoints, 642 GiB measured by the reference) and in
-# INT8 alike (block-wise INT8 keeps one scale per 128x128 block: 1/16384 more).
-DEEPSEEK_671B_GIB = 642.0
 
 
-# DeepSeek-V3-0324: FP8 in blocks like R1, and no size the platform knows by its name.
-V3_0324: Mapping[str, Any] = MappingProxyType({"quantization": "fp8-block", "sizeGiB": DEEPSEEK_671B_GIB})
+# DeepSeek-V3-0324: FP8 in blocks like R1, and no size the platform knows by its name: R1's FP8 size (the model
+# catalogue's, the one table of weight sizes).
+V3_0324: Mapping[str, Any] = MappingProxyType({"quantization": "fp8-block", "sizeGiB": DEEPSEEK_FP8_GIB})
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ _PRESETS = (
         deep_gemm=True,
         settings={
             "model": _model(
-                "deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", quantization="fp8-block", sizeGiB=DEEPSEEK_671B_GIB
+                "deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", quantization="fp8-block", sizeGiB=DEEPSEEK_FP8_GIB
             ),
             "nodes": 1,
             "gpusPerNode": 8,
@@ -221,7 +221,7 @@ _PRESETS = (
         deep_gemm=True,
         settings={
             "model": _model(
-                "deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", quantization="fp8-block", sizeGiB=DEEPSEEK_671B_GIB
+                "deepseek-ai/DeepSeek-V3-0324", "deepseek-v3", quantization="fp8-block", sizeGiB=DEEPSEEK_FP8_GIB
             ),
             "nodes": 1,
             "gpusPerNode": 8,

@@ -49,6 +49,7 @@ from packaging.version import Version
 
 from ..config.benchmark import BENCH_RESOURCES
 from ..config.errors import Loc, Problem
+from ..config.webui import CLAIM_ACCESS_MODES, CLAIM_NAME
 from ..facts.cuda import MIN_DRIVER, image_cuda
 from ..facts.gpus import GPUS
 from ..facts.quantity import parse_quantity
@@ -60,9 +61,6 @@ if TYPE_CHECKING:
 
 # Seconds to connect and to read one answer: a preview must not hang on a cluster that is down.
 TIMEOUT = (3.0, 10.0)
-# The claim components/open_webui.py creates (tests/test_live.py keeps the two equal).
-WEBUI_CLAIM = "open-webui-data"
-WEBUI_ACCESS_MODES = ("ReadWriteOnce",)
 # Where the lws chart (release "lws", the namespace its CRD's conversion webhook names) keeps the controller's
 # config; a cluster that runs LWS some other way is told the gang-scheduling check could not run.
 LWS_CONFIG_MAP = ("lws-system", "lws-manager-config")
@@ -339,10 +337,10 @@ def wanted_claims(cfg: PlatformConfig) -> list[WantedClaim]:
                 (*base, "storageClass"),
                 base,
                 cfg.namespace,
-                WEBUI_CLAIM,
+                CLAIM_NAME,
                 p.size,
                 p.storage_class,
-                WEBUI_ACCESS_MODES,
+                CLAIM_ACCESS_MODES,
             )
         )
     for i, g in enumerate(cfg.inference_groups):

@@ -8,15 +8,23 @@ and run promtool per release.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from ..config.monitoring import Slo
 from ..facts.metrics import SglangMetrics
+from .sglang_pods import LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 
-LWS_NAME = "label_leaderworkerset_sigs_k8s_io_name"
-LWS_WORKER_INDEX = "label_leaderworkerset_sigs_k8s_io_worker_index"
+
+def ksm_label(label: str) -> str:
+    """The series label kube-state-metrics gives a pod label (``kube_pod_labels``)."""
+    return "label_" + re.sub(r"[^A-Za-z0-9_]", "_", label)
+
+
+LWS_NAME = ksm_label(LWS_NAME_LABEL)
+LWS_WORKER_INDEX = ksm_label(LWS_WORKER_INDEX_LABEL)
 # kube-state-metrics exports pod labels only when allow-listed; the no-ready-leader rule needs these two.
-KSM_POD_LABELS = "pods=[leaderworkerset.sigs.k8s.io/name,leaderworkerset.sigs.k8s.io/worker-index]"
+KSM_POD_LABELS = f"pods=[{LWS_NAME_LABEL},{LWS_WORKER_INDEX_LABEL}]"
 
 
 # The one PodMonitor of every gateway's metrics port (its series carry gateway= and model_name= labels).

@@ -7,6 +7,8 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..facts.gpus import GPU_NODE_LABEL
+
 # Labels of every object the platform creates.
 PART_OF = {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/managed-by": "pulumi"}
 
@@ -15,22 +17,24 @@ PART_OF = {"app.kubernetes.io/part-of": "sglang-platform", "app.kubernetes.io/ma
 SKIP_AWAIT = "pulumi.com/skipAwait"
 
 
-# The label the GPU Operator's feature discovery sets to "true" on every node with an NVIDIA GPU.
-GPU_NODE_LABEL = "nvidia.com/gpu.present"
-
-
 # Specs are camelCase dicts, as the API server reads them; pulumi-kubernetes' TypedDicts spell the same
 # fields in snake_case, so the type checker sees them as opaque.
 Spec = Any
 
 
+# Kubernetes' recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
 def labels(name: str, instance: str | None = None, component: str | None = None) -> dict[str, str]:
     """The recommended app.kubernetes.io labels plus the platform's own."""
-    out = {"app.kubernetes.io/name": name}
+    out = {NAME_LABEL: name}
     if instance is not None:
-        out["app.kubernetes.io/instance"] = instance
+        out[INSTANCE_LABEL] = instance
     if component is not None:
-        out["app.kubernetes.io/component"] = component
+        out[COMPONENT_LABEL] = component
     return out | PART_OF
 
 

@@ -16,7 +16,7 @@ from .. import pod_scripts
 from ..config.stack import MODEL_VOLUME, InferenceGroup
 from ..facts.sglang import Table, load_table
 from ..facts.sglang.releases import ReleaseFacts, facts
-from .k8s import Spec, image_skips, labels, skip_annotations
+from .k8s import COMPONENT_LABEL, NAME_LABEL, Spec, image_skips, labels, skip_annotations
 from .server_args import API_KEY_ENV, LAUNCH, WORKER_INDEX_ENV, launch_args
 
 # DeepGEMM's kernel cache in the pods, and the script that compiles into it (docs/deepseek.md, "DeepGEMM").
@@ -31,6 +31,7 @@ DEEP_GEMM_CACHE_ENV = "SGL_DG_CACHE_DIR"
 # generates a token: the probe waits for it rather than timing out first.
 GENERATING_HEALTH_TIMEOUT = 25
 
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
 # On every pod of one group (leader and workers), the same for all of them and no other group's.
@@ -175,7 +176,7 @@ def pod_template(
         group_labels(g)
         | {
             "role": role,
-            "app.kubernetes.io/component": role,
+            COMPONENT_LABEL: role,
             MODEL_LABEL: model_label_value(g.model.served_name),
         }
         | pd_labels(g)
@@ -578,7 +579,7 @@ def network_policy_spec(g: InferenceGroup, client_namespaces: Sequence[str], cli
         {
             "podSelector": {
                 "matchLabels": {
-                    "app.kubernetes.io/name": GATEWAY_APP,
+                    NAME_LABEL: GATEWAY_APP,
                     MODEL_LABEL: model_label_value(g.model.served_name),
                 }
             }

@@ -19,7 +19,7 @@ from packaging.version import Version
 from ..config.errors import Loc, Problem
 from ..config.stack import InferenceGroup, PlatformConfig
 from ..facts.gpus import GPUS, Gpu, gpu_named
-from ..facts.model_catalogue import KnownModel, known_model, model_from_config
+from ..facts.model_catalogue import KnownModel, known_model
 from ..facts.quantization import (
     FP8_DENSE_MARLIN,
     KV_FP8_E4M3_MIN_CAPABILITY,
@@ -63,6 +63,37 @@ class Weights:
     where: str
     # config.json as read at preview, when it was.
     config: Mapping[str, object] | None = None
+
+
+def model_from_config(name: str, config: Mapping[str, Any]) -> KnownModel | None:
+    """Architecture facts read from a config.json (for models not in the table)."""
+    try:
+        heads = int(config["num_attention_heads"])
+        widths = tuple(int(config[k]) for k in ("intermediate_size", "moe_intermediate_size") if k in config)
+        kv = int(config.get("num_key_value_heads", heads))
+        layers = int(config.get("num_hidden_layers", 0))
+        hidden = int(config.get("hidden_size", 0))
+    except (KeyError, TypeError, ValueError):
+        return None
+    mla = "kv_lora_rank" in config
+    moe = any(k in config for k in ("n_routed_experts", "num_experts", "num_local_experts"))
+    try:
+        mla_width = int(config["kv_lora_rank"]) + int(config["qk_rope_head_dim"]) if mla else None
+    except (KeyError, TypeError, ValueError):
+        mla_width = None
+    return KnownModel(
+        name,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        num_hidden_layers=layers,
+        hidden_size=hidden,
+        sharded_widths=widths,
+        quantization=detect(config).scheme,
+        size_gib=None,
+        moe=moe,
+        kv_heads_shard=not mla,
+        mla_kv_width=mla_width,
+    )
 
 
 def resolve(g: InferenceGroup, fetched: Fetched | None = None) -> Weights:

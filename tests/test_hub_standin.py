@@ -25,8 +25,9 @@ import pytest
 from conftest import ROOT, stack_values, unavailable
 
 from sglang_platform.config.model_cache import ModelDownload
-from sglang_platform.facts import model_catalogue, quantization
+from sglang_platform.facts import quantization
 from sglang_platform.live.config_json import Endpoints, fetch_config_json
+from sglang_platform.rules import quantization as rules_quantization
 from tools.simulation.standins.hub import EPOCH, Hub, HubServer, build, parse_spec, specs_for_stack
 
 SCRIPT = ROOT / "pod_scripts" / "download_model.py"
@@ -355,7 +356,7 @@ def test_the_preview_reads_config_json_from_the_standin(served):
     hubs = Endpoints(served.url, served.url)
     int8 = fetch_config_json("modelscope", ModelDownload(repo=INT8, revision="master"), endpoints=hubs, offline=False)
     assert quantization.detect(int8.config or {}).scheme == "int8-block"
-    model = model_catalogue.model_from_config(INT8, int8.config or {})
+    model = rules_quantization.model_from_config(INT8, int8.config or {})
     assert model is not None and (model.num_attention_heads, model.mla_kv_width, model.moe) == (128, 576, True)
     qwen = fetch_config_json(
         "huggingface", ModelDownload(repo=QWEN, revision=QWEN_COMMIT), endpoints=hubs, offline=False

@@ -13,8 +13,8 @@ from typing import Any
 from conftest import REQUIRED_SECRETS, stack_values
 
 from sglang_platform.config import validate
+from sglang_platform.config.webui import CLAIM_NAME as WEBUI_CLAIM
 from sglang_platform.live.cluster import (
-    WEBUI_CLAIM,
     ClaimInfo,
     ClusterAccess,
     ClusterUnavailableError,

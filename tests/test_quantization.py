@@ -117,7 +117,7 @@ def test_compressed_tensors_fp8_and_old_compression_config():
 
 
 def test_architecture_from_config_json():
-    model = catalogue.model_from_config("DeepSeek-R1", DEEPSEEK_CONFIG)
+    model = r.model_from_config("DeepSeek-R1", DEEPSEEK_CONFIG)
     assert model is not None
     assert (model.moe, model.kv_heads_shard, model.sharded_widths, model.quantization) == (
         True,
@@ -125,7 +125,7 @@ def test_architecture_from_config_json():
         (18432, 2048),
         "fp8-block",
     )
-    assert catalogue.model_from_config("x", {"hidden_size": 1}) is None
+    assert r.model_from_config("x", {"hidden_size": 1}) is None
 
 
 # --- architecture against weights -------------------------------------------------------------------------------
