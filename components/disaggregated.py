@@ -9,41 +9,26 @@ gateway in PD mode selects on it, so it only ever pairs a prefill and a decode s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from ..config.errors import refusal
 from ..config.stack import InferenceGroup
-from ..render.sglang_pods import API_KEY_SECRET_KEY, PD_REVISION_LABEL, PodExtras, group_labels, lws_spec, pd_revision
-from .k8s import child_opts, meta
-from .sglang_group import SglangInferenceGroup, SglangInferenceGroupArgs, release_of
+from ..render.sglang_pods import PD_REVISION_LABEL, pd_revision
+from .k8s import child_opts
+from .sglang_group import ServingArgs, SglangInferenceGroup, SglangInferenceGroupArgs, api_key_secret, group_spec
 
 
 @dataclass
-class SglangDisaggregatedServiceArgs:
-    # The service: an InferenceGroup with ``disaggregation`` (its roles are derived from it).
-    config: InferenceGroup
-    namespace: pulumi.Input[str]
-    image: pulumi.Input[str]
-    sglang_version: str | None = None
-    api_key: pulumi.Input[str] | None = None
-    client_namespaces: Sequence[str] = ()
-    client_cidrs: Sequence[str] = ()
-    pod_annotations: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    depends_on: Sequence[pulumi.Resource] = ()
-    # ModelCache's gate and volumes, and the node labels of the nodes it stages the weights on: one cache for the
-    # service (both roles serve the same weights), its gate in every pod of either role.
-    init_containers: Sequence[dict] = ()
-    extra_volumes: Sequence[dict] = ()
-    node_selector: Mapping[str, str] = field(default_factory=dict)
+class SglangDisaggregatedServiceArgs(ServingArgs):
+    """``config`` is the service: an InferenceGroup with ``disaggregation`` (its roles are derived from it); the
+    other fields are what each role's group gets (ServingArgs). ModelCache's gate, volumes and node labels are
+    the service's: one cache (both roles serve the same weights), its gate in every pod of either role."""
+
     # Startup probe budget in minutes by role group name (<service>-prefill); missing: the role's own.
     startup_timeout_minutes: Mapping[str, int] = field(default_factory=dict)
-    # Image of the group gate of a multi-node role staged per node (SglangInferenceGroupArgs.group_gate_image).
-    group_gate_image: str | None = None
 
 
 class SglangDisaggregatedService(pulumi.ComponentResource):
@@ -57,65 +42,29 @@ class SglangDisaggregatedService(pulumi.ComponentResource):
         super().__init__("sglang-platform:index:SglangDisaggregatedService", name, None, opts)
         service = args.config
         _refuse_invalid(name, service)
-        roles = service.roles
         child = child_opts(self, opts, *args.depends_on)
-
-        secret_name = None
-        if args.api_key is not None:
-            secret_name = f"{service.name}-api-key"
-            k8s.core.v1.Secret(
-                f"{name}-api-key",
-                metadata=meta(secret_name, args.namespace, group_labels(service)),
-                type="Opaque",
-                string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(args.api_key)},
-                opts=child,
+        # One Secret for both roles, from the service's own name.
+        secret_name = api_key_secret(f"{name}-api-key", args, child)
+        shared = {f.name: getattr(args, f.name) for f in fields(ServingArgs)}
+        roles = {
+            role_name: SglangInferenceGroupArgs(
+                **shared | {"config": role},
+                api_key_secret_name=secret_name,
+                startup_timeout_minutes=args.startup_timeout_minutes.get(role.name),
             )
-
-        def extras(role: InferenceGroup) -> PodExtras:
-            return PodExtras(
-                list(args.init_containers),
-                list(args.extra_volumes),
-                args.startup_timeout_minutes.get(role.name),
-                dict(args.node_selector),
-                group_gate_image=args.group_gate_image,
-            )
+            for role_name, role in service.roles.items()
+        }
 
         def revision(image: str) -> str:
-            release = release_of(args.sglang_version, image)
-            return pd_revision(
-                [
-                    lws_spec(role, image, secret_name, args.pod_annotations, extras(role), release)[
-                        "leaderWorkerTemplate"
-                    ]
-                    for role in roles.values()
-                ]
-            )
+            # The roles' own templates (group_spec, as each role's group builds them), before the label itself.
+            return pd_revision([group_spec(r, image, secret_name, {})["leaderWorkerTemplate"] for r in roles.values()])
 
         self.revision = pulumi.Output.from_input(args.image).apply(revision)
-        made = {}
-        for role_name, role in roles.items():
-            made[role_name] = SglangInferenceGroup(
-                role.name,
-                SglangInferenceGroupArgs(
-                    config=role,
-                    namespace=args.namespace,
-                    image=args.image,
-                    sglang_version=args.sglang_version,
-                    api_key=args.api_key,
-                    api_key_secret_name=secret_name,
-                    client_namespaces=args.client_namespaces,
-                    client_cidrs=args.client_cidrs,
-                    pod_annotations=args.pod_annotations,
-                    annotations=args.annotations,
-                    init_containers=args.init_containers,
-                    extra_volumes=args.extra_volumes,
-                    node_selector=args.node_selector,
-                    startup_timeout_minutes=args.startup_timeout_minutes.get(role.name),
-                    group_gate_image=args.group_gate_image,
-                    pod_labels=self.revision.apply(lambda rev: {PD_REVISION_LABEL: rev}),
-                ),
-                opts=child,
-            )
+        labels = self.revision.apply(lambda rev: {PD_REVISION_LABEL: rev})
+        made = {
+            role_name: SglangInferenceGroup(role.config.name, replace(role, pod_labels=labels), opts=child)
+            for role_name, role in roles.items()
+        }
         self.prefill = made["prefill"]
         self.decode = made["decode"]
         self.served_model_name = pulumi.Output.from_input(service.model.served_name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -41,7 +40,10 @@ from .k8s import child_opts, meta, workload_rbac
 
 
 @dataclass
-class SglangInferenceGroupArgs:
+class ServingArgs:
+    """What an inference group and a disaggregated service are given alike: SglangInferenceGroupArgs and
+    SglangDisaggregatedServiceArgs are these fields and a few of their own."""
+
     config: InferenceGroup
     namespace: pulumi.Input[str]
     image: pulumi.Input[str]
@@ -67,6 +69,14 @@ class SglangInferenceGroupArgs:
     extra_volumes: Sequence[dict] = ()
     # Node labels the pods require on top of config.node_selector (e.g. ModelCache's staged nodes).
     node_selector: Mapping[str, str] = field(default_factory=dict)
+    # Image of the group gate of a multi-node group staged per node (python3, standard library; the stack
+    # passes versions.modelDownloaderImage, which its staging DaemonSet already pulled onto the node); None:
+    # the SGLang image.
+    group_gate_image: str | None = None
+
+
+@dataclass
+class SglangInferenceGroupArgs(ServingArgs):
     # Startup probe budget in minutes; None: the group's probes.startupTimeoutMinutes.
     startup_timeout_minutes: int | None = None
     # An existing Secret (key "api-key") holding the key, instead of one this group creates from api_key: the
@@ -74,10 +84,39 @@ class SglangInferenceGroupArgs:
     api_key_secret_name: str | None = None
     # Labels on every pod besides the group's own (a disaggregated service's revision).
     pod_labels: pulumi.Input[dict[str, str]] | None = None
-    # Image of the group gate of a multi-node group staged per node (python3, standard library; the stack
-    # passes versions.modelDownloaderImage, which its staging DaemonSet already pulled onto the node); None:
-    # the SGLang image.
-    group_gate_image: str | None = None
+
+
+def api_key_secret(resource_name: str, args: ServingArgs, opts: pulumi.ResourceOptions) -> str | None:
+    """The Secret holding ``args.api_key`` for the pods of ``args.config`` (a group, or a disaggregated service
+    whose roles share it), and its name; None without a key."""
+    if args.api_key is None:
+        return None
+    g = args.config
+    name = f"{g.name}-api-key"
+    k8s.core.v1.Secret(
+        resource_name,
+        metadata=meta(name, args.namespace, group_labels(g)),
+        type="Opaque",
+        string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(args.api_key)},
+        opts=opts,
+    )
+    return name
+
+
+def group_spec(
+    args: SglangInferenceGroupArgs, image: str, secret_name: str | None, pod_labels: Mapping[str, str]
+) -> Spec:
+    """The LeaderWorkerSet spec of a group from its args: the one place its pods are assembled (a disaggregated
+    service hashes its roles' templates from here too, so its revision label is the roles' own)."""
+    extras = PodExtras(
+        list(args.init_containers),
+        list(args.extra_volumes),
+        args.startup_timeout_minutes,
+        dict(args.node_selector),
+        group_gate_image=args.group_gate_image,
+        labels=dict(pod_labels),
+    )
+    return lws_spec(args.config, image, secret_name, args.pod_annotations, extras, _release(args, image))
 
 
 class SglangInferenceGroup(pulumi.ComponentResource):
@@ -99,15 +138,8 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         group_meta = group_labels(g)
 
         secret_name = args.api_key_secret_name
-        if args.api_key is not None and secret_name is None:
-            secret_name = f"{g.name}-api-key"
-            k8s.core.v1.Secret(
-                f"{name}-api-key",
-                metadata=meta(secret_name, ns, group_meta),
-                type="Opaque",
-                string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(args.api_key)},
-                opts=child,
-            )
+        if secret_name is None:
+            secret_name = api_key_secret(f"{name}-api-key", args, child)
 
         lws_deps: list[pulumi.Resource] = []
         if g.deep_gemm is not None and g.deep_gemm.precompile:
@@ -124,22 +156,8 @@ class SglangInferenceGroup(pulumi.ComponentResource):
         if group_gate_needed(g):
             lws_deps += group_gate_resources(name, g, ns, child)
 
-        extras = PodExtras(
-            list(args.init_containers),
-            list(args.extra_volumes),
-            args.startup_timeout_minutes,
-            dict(args.node_selector),
-            group_gate_image=args.group_gate_image,
-        )
         spec = pulumi.Output.all(args.image, args.pod_labels or {}).apply(
-            lambda v: lws_spec(
-                g,
-                v[0],
-                secret_name,
-                args.pod_annotations,
-                dataclasses.replace(extras, labels=dict(v[1])),
-                _release(args, v[0]),
-            )
+            lambda v: group_spec(args, v[0], secret_name, v[1])
         )
         self.leader_worker_set = k8s.apiextensions.CustomResource(
             f"{name}-lws",
