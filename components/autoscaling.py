@@ -11,9 +11,9 @@ import pulumi_kubernetes as k8s
 
 from ..config.autoscaling import GroupAutoscaling
 from ..facts import bom
+from ..facts.lws import LWS_API_VERSION
 from ..facts.metrics import SglangMetrics
 from ..render.k8s import away_from_gpu_nodes, labels, with_defaults
-from ..render.sglang_pods import LWS_API_VERSION
 from .k8s import chart_values, child_opts, helm_release, meta, namespace, release_outputs
 
 # The label the PodMonitor of a disaggregated service's role puts on its series (components/monitoring.py).

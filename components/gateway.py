@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from ..config.errors import refusal
 from ..config.gateway import GatewayConfig
 from ..facts.gateways import PACKAGES, PRODUCTS
+from ..facts.lws import LWS_WORKER_INDEX_LABEL
 from ..render.gateway_args import API_KEY_ENV, NAMESPACE_ENV, PdSelectors, gateway_args
 from ..render.k8s import (
     INSTANCE_LABEL,
@@ -37,7 +38,6 @@ from ..render.sglang_pods import (
     API_CLIENT_LABEL,
     API_KEY_SECRET_KEY,
     GATEWAY_APP,
-    LWS_WORKER_INDEX_LABEL,
     MODEL_LABEL,
     PD_REVISION_LABEL,
     PD_ROLE_LABEL,

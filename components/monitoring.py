@@ -21,10 +21,11 @@ import pulumi_kubernetes as k8s
 
 from ..config.monitoring import MonitoringConfig
 from ..facts import bom
+from ..facts.lws import LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from ..facts.sglang.releases import ReleaseFacts, facts
 from ..render import alerts, dashboard
 from ..render.k8s import COMPONENT_LABEL, INSTANCE_LABEL, NAME_LABEL, PART_OF, away_from_gpu_nodes, with_defaults
-from ..render.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
+from ..render.sglang_pods import API_KEY_SECRET_KEY, GATEWAY_APP
 from . import k8s as k8s_values
 from .gateway import SERVED_MODEL_ANNOTATION
 from .k8s import child_opts, helm_release, namespace

@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..config.errors import refusal
 from ..config.stack import InferenceGroup, pinned_release, release_contradiction, release_of_tag
+from ..facts.lws import LWS_API_VERSION, LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from ..facts.sglang import load_table, missing_table_message, shipped_releases
 from ..render.k8s import skip_await
 from ..render.server_args import typed_args
@@ -20,9 +21,6 @@ from ..render.sglang_pods import (
     API_KEY_SECRET_KEY,
     DEEP_GEMM_SCRIPT,
     GROUP_GATE_SCRIPT,
-    LWS_API_VERSION,
-    LWS_NAME_LABEL,
-    LWS_WORKER_INDEX_LABEL,
     PodExtras,
     Spec,
     deep_gemm_config_map_name,

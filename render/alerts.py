@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 
 from ..config.monitoring import Slo
+from ..facts.lws import LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 from ..facts.metrics import SglangMetrics
-from .sglang_pods import LWS_NAME_LABEL, LWS_WORKER_INDEX_LABEL
 
 
 def ksm_label(label: str) -> str:

@@ -14,6 +14,13 @@ from typing import Any
 
 from .. import pod_scripts
 from ..config.stack import MODEL_VOLUME, InferenceGroup
+from ..facts.lws import (
+    LWS_GROUP_INDEX_LABEL,
+    LWS_GROUP_KEY_LABEL,
+    LWS_NAME_LABEL,
+    LWS_REVISION_LABEL,
+    LWS_WORKER_INDEX_LABEL,
+)
 from ..facts.sglang import Table, load_table
 from ..facts.sglang.releases import ReleaseFacts, facts
 from .k8s import COMPONENT_LABEL, NAME_LABEL, Spec, image_skips, labels, skip_annotations
@@ -30,14 +37,6 @@ DEEP_GEMM_CACHE_ENV = "SGL_DG_CACHE_DIR"
 # SGLang's own /health verdict takes up to SGLANG_HEALTH_CHECK_TIMEOUT (20 s, http_server.py) where /health
 # generates a token: the probe waits for it rather than timing out first.
 GENERATING_HEALTH_TIMEOUT = 25
-
-LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
-LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
-LWS_WORKER_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/worker-index"
-# On every pod of one group (leader and workers), the same for all of them and no other group's.
-LWS_GROUP_KEY_LABEL = "leaderworkerset.sigs.k8s.io/group-key"
-LWS_GROUP_INDEX_LABEL = "leaderworkerset.sigs.k8s.io/group-index"
-LWS_REVISION_LABEL = "leaderworkerset.sigs.k8s.io/template-revision-hash"
 
 # The group gate (docs/model-weights.md, "The group gate"): in a multi-node group whose weights are staged per
 # node, each pod waits after its own weights gate (ModelCache's, named WEIGHTS_GATE) until every pod of its
