@@ -8,7 +8,7 @@
                  pod specs, the alerting rules and the dashboard, chart sources. No Pulumi resources.
     rules        the checks of a stack that need nothing but the stack: each returns problems, never raises.
     live         the checks that read something at preview: the cluster, a model hub, S3.
-    components   the ComponentResources, and the Pulumi helpers they share.
+    components   the ComponentResources, the Pulumi helpers they share, and how __main__.py wires them.
     pod_scripts  the programs the pods run, shipped in ConfigMaps (they import nothing of the library).
 
 In a checkout each room is a directory at the repository's root (the project's own shape: Pulumi runs
