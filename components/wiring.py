@@ -147,7 +147,11 @@ def client_namespaces(cfg: PlatformConfig) -> list[str]:
 def hub_requirement(cfg: PlatformConfig, group: InferenceGroup) -> str:
     """The pinned client the download of the group's source installs (none for a local model)."""
     versions = cfg.versions
-    pins = {"huggingface": versions.huggingface_hub, "modelscope": versions.modelscope, "s3": versions.boto3}
+    pins = {
+        "huggingface": versions.huggingface_hub,
+        "modelscope": f"{versions.modelscope} {versions.modelscope_hub}",
+        "s3": versions.boto3,
+    }
     return pins.get(group.model.source, "")
 
 

@@ -162,6 +162,10 @@ class Versions(Base):
     )
     huggingface_hub: PinnedRequirement = Field(bom.HUGGINGFACE_HUB, description="pip requirement for Hugging Face.")
     modelscope: PinnedRequirement = Field(bom.MODELSCOPE, description="pip requirement for ModelScope downloads.")
+    modelscope_hub: PinnedRequirement = Field(
+        bom.MODELSCOPE_HUB,
+        description="pip requirement for modelscope-hub, installed beside modelscope (which requires it unpinned).",
+    )
     boto3: PinnedRequirement = Field(bom.BOTO3, description="pip requirement for S3 downloads.")
     gpu_operator_chart: ChartVersion = Field(bom.GPU_OPERATOR_CHART, description="NVIDIA gpu-operator chart.")
     volcano_chart: ChartVersion = Field(bom.VOLCANO_CHART, description="Volcano chart.")

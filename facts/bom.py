@@ -69,6 +69,10 @@ MODEL_DOWNLOADER_IMAGE: Final = "python:3.12.8-slim-bookworm"
 HUGGINGFACE_HUB: Final = "huggingface_hub==2.4.0"
 # renovate: datasource=pypi depName=modelscope
 MODELSCOPE: Final = "modelscope==1.40.2"
+# modelscope 1.40.2 runs its hub code from modelscope-hub, which its metadata leaves open-ended: pinned beside it, so a
+# pod installs the client the download script was written and tested against (requirements-dev.txt has the same).
+# renovate: datasource=pypi depName=modelscope-hub
+MODELSCOPE_HUB: Final = "modelscope-hub==0.5.1"
 # renovate: datasource=pypi depName=boto3
 BOTO3: Final = "boto3==1.44.8"
 
@@ -118,6 +122,8 @@ REFERENCE_MODEL_DOWNLOADER_IMAGE: Final = "python:3.12.8-slim-bookworm"
 REFERENCE_HUGGINGFACE_HUB: Final = "huggingface_hub==2.4.0"
 # renovate: datasource=pypi depName=modelscope depType=reference
 REFERENCE_MODELSCOPE: Final = "modelscope==1.40.2"
+# renovate: datasource=pypi depName=modelscope-hub depType=reference
+REFERENCE_MODELSCOPE_HUB: Final = "modelscope-hub==0.5.1"
 # renovate: datasource=pypi depName=boto3 depType=reference
 REFERENCE_BOTO3: Final = "boto3==1.44.8"
 # The reference cluster's GPU Operator and Volcano.
@@ -154,6 +160,7 @@ CURRENT: Final[dict[str, str]] = {
     "modelDownloaderImage": MODEL_DOWNLOADER_IMAGE,
     "huggingfaceHub": HUGGINGFACE_HUB,
     "modelscope": MODELSCOPE,
+    "modelscopeHub": MODELSCOPE_HUB,
     "boto3": BOTO3,
     "gpuOperatorChart": GPU_OPERATOR_CHART,
     "volcanoChart": VOLCANO_CHART,
@@ -169,6 +176,7 @@ REFERENCE: Final[dict[str, str]] = {
     "modelDownloaderImage": REFERENCE_MODEL_DOWNLOADER_IMAGE,
     "huggingfaceHub": REFERENCE_HUGGINGFACE_HUB,
     "modelscope": REFERENCE_MODELSCOPE,
+    "modelscopeHub": REFERENCE_MODELSCOPE_HUB,
     "boto3": REFERENCE_BOTO3,
     "gpuOperatorChart": REFERENCE_GPU_OPERATOR_CHART,
     "volcanoChart": REFERENCE_VOLCANO_CHART,

@@ -179,10 +179,8 @@ def require(module: str, env: Mapping[str, str]):
     deps = env.get("DEPS_DIR", "/tmp/sglang-platform-deps")
     log(f"installing {requirement} into {deps}")
     try:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--target", deps, requirement],
-            check=True,
-        )
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--target", deps]
+        subprocess.run([*pip, *requirement.split()], check=True)
     except (subprocess.CalledProcessError, OSError) as error:
         # Without PyPI (an air-gapped cluster, the sandbox) this is where it ends: say what to do about it.
         raise DownloadError(
@@ -198,7 +196,8 @@ def _report_version(module: str, requirement: str | None) -> None:
     if module in _REPORTED:
         return
     _REPORTED.add(module)
-    name, _, pinned = (requirement or module).partition("==")
+    # DOWNLOAD_REQUIREMENT lists the client first, then what it needs pinned beside it (modelscope-hub).
+    name, _, pinned = (requirement or module).split()[0].partition("==")
     try:
         have = importlib.metadata.version(name.strip())
     except importlib.metadata.PackageNotFoundError:

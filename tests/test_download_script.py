@@ -210,6 +210,24 @@ def test_a_client_pip_cannot_install_says_what_to_do(tmp_path, monkeypatch):
     )
 
 
+def test_a_client_pinned_with_what_it_leaves_open_installs_both(tmp_path, monkeypatch):
+    """modelscope requires modelscope-hub unpinned: DOWNLOAD_REQUIREMENT carries both pins, and pip gets each as its
+    own argument (one argument "a==1 b==2" is an invalid requirement)."""
+    calls: list[list[str]] = []
+
+    def run(cmd, check):
+        calls.append(cmd)
+        raise subprocess.CalledProcessError(1, cmd)
+
+    monkeypatch.setattr(dm.subprocess, "run", run)
+    monkeypatch.setitem(sys.modules, "sglang_platform_no_such_client", None)
+    env = {"DOWNLOAD_REQUIREMENT": "sglang-platform-no-such-client==1.0 its-hub==0.5.1", "DEPS_DIR": str(tmp_path)}
+    with pytest.raises(dm.DownloadError) as info:
+        dm.require("sglang_platform_no_such_client", env)
+    assert "`pip install sglang-platform-no-such-client==1.0 its-hub==0.5.1` failed" in str(info.value)
+    assert calls[0][-3:] == [str(tmp_path), "sglang-platform-no-such-client==1.0", "its-hub==0.5.1"]
+
+
 def test_wait_holds_until_the_matching_marker_exists(tmp_path, hub):
     env = hf_env(tmp_path)
     sleeps: list[float] = []

@@ -302,7 +302,7 @@ def test_modelscope_job_on_a_pvc():
     assert (env["MODEL_SOURCE"], env["MODEL_REVISION"], env["DOWNLOAD_REQUIREMENT"]) == (
         "modelscope",
         "v1.0.0",
-        "modelscope==1.40.2",
+        "modelscope==1.40.2 modelscope-hub==0.5.1",
     )
     assert ref_env(c) == {
         "MODELSCOPE_API_TOKEN": {
