@@ -239,6 +239,12 @@ def group_gate_resources(
     return [script, service_account, role, binding]
 
 
+def _spellings(g: InferenceGroup) -> set[tuple[str, ...]]:
+    """The leader's typed flags as each shipped release spells them (reads every shipped flag table: only for a
+    group whose release is not known)."""
+    return {tuple(typed_args(g, leader=True, api_key=False, table=load_table(r))) for r in shipped_releases()}
+
+
 def _release(args: SglangInferenceGroupArgs, image: str) -> str | None:
     return release_of(args.sglang_version, image)
 
@@ -281,8 +287,7 @@ def _refuse_invalid(name: str, g: InferenceGroup, args: SglangInferenceGroupArgs
         problems.append(f"{release_key}: {missing_table_message(release)}")
     found = check_group(g, allowed_cidrs=args.client_cidrs, sglang_release=release, release_key=release_key)
     problems = [p.local for p in found] + problems
-    spellings = {tuple(typed_args(g, leader=True, api_key=False, table=load_table(r))) for r in shipped_releases()}
-    if release is None and not problems and len(spellings) > 1:
+    if release is None and not problems and len(_spellings(g)) > 1:
         # Flags spelled differently per release, and an image whose release this cannot read (an Output).
         problems.append(
             "sglang_version: this group's flags are spelled differently per SGLang release and the image does not "

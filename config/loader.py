@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..live.cluster import ClusterAccess, live_problems
 from ..live.config_json import ModelConfigs
 from ..live.s3 import OFFLINE_ENV, S3Credentials, S3Preflight
 from ..rules.model_cache import check_model_cache, startup_budget_minutes, weights_gib
@@ -136,6 +135,10 @@ def load() -> LoadedConfig:
     notes: list[str] = []
     platform = validate(raw, secret_keys, preflight, model_configs=model_configs, other_keys=other_keys, notes=notes)
     if not offline:
+        # Imported here: an offline render (tools/render.py, the tests) never reads a cluster, and need not load
+        # the checks that do and their rules.
+        from ..live.cluster import ClusterAccess, live_problems
+
         # The cluster the Kubernetes provider deploys to (its stack config, else $KUBECONFIG).
         access = ClusterAccess(
             runtime_config.get_config("kubernetes:kubeconfig"), runtime_config.get_config("kubernetes:context")

@@ -32,6 +32,7 @@ platform can emit the spelling a release needs and refuse a setting the release 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,8 +75,14 @@ FACTS: dict[str, ReleaseFacts] = {f.release: f for f in _FACTS}
 def facts(release: str | Version) -> ReleaseFacts:
     """The facts of a release: its own row, else the row of the newest release below it (a table generated
     for a release without a row here gets the behaviour of its predecessor; add a row with the table)."""
+    return _facts(str(release))
+
+
+# Every group's flags and pods ask for their release's row, several times each.
+@functools.cache
+def _facts(release: str) -> ReleaseFacts:
     try:
-        wanted = Version(str(release))
+        wanted = Version(release)
     except InvalidVersion:
         wanted = Version(_FACTS[-1].release)
     below = [f for f in _FACTS if Version(f.release) <= wanted]
