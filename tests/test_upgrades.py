@@ -1,0 +1,219 @@
+"""The upgrade paths from what the cluster runs (config/rules/upgrades.py, read by config/live.py): the GPU Operator
+one major at a time, no chart older than its running release, no older Open WebUI; through live_problems with a
+fake cluster holding Helm's own release records. tests/e2e/test_upgrade.py runs the same against the real engine."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import gzip
+import json
+
+import pytest
+from conftest import REQUIRED_SECRETS, stack_values
+from test_live import FakeCluster
+
+from config import validate
+from config.live import live_problems
+from config.rules import upgrades
+from tools import harness
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+VERSION_KEYS = {
+    ("versions", "gpuOperatorChart"),
+    ("versions", "volcanoChart"),
+    ("versions", "kedaChart"),
+    ("versions", "kubePrometheusStack"),
+    ("versions", "lwsChart"),
+    ("versions", "openWebuiImage"),
+}
+
+
+def helm_secret(name: str, revision: int, status: str, chart: str, version: str, gzipped: bool = True) -> dict:
+    """One of Helm's release records as the API server returns it: data.release is base64 (the Secret's) of
+    base64 (Helm's) of the gzipped release JSON."""
+    body = json.dumps({"name": name, "version": revision, "chart": {"metadata": {"name": chart, "version": version}}})
+    raw = gzip.compress(body.encode()) if gzipped else body.encode()
+    return {
+        "metadata": {
+            "name": f"sh.helm.release.v1.{name}.v{revision}",
+            "labels": {"owner": "helm", "name": name, "status": status, "version": str(revision)},
+        },
+        "type": "helm.sh/release.v1",
+        "data": {"release": base64.b64encode(base64.b64encode(raw)).decode()},
+    }
+
+
+def prod_current() -> dict:
+    """prod at the defaults (the current set), on hosts with the R580 driver its SGLang image needs."""
+    raw = copy.deepcopy(stack_values("prod"))
+    raw.pop("versions")
+    raw["gpuNodes"]["driverVersion"] = "580.95.05"
+    return raw
+
+
+def prod_reference() -> dict:
+    return copy.deepcopy(stack_values("prod"))
+
+
+def running(*records: tuple[str, str, str, str], statuses: tuple[str, ...] = ()) -> dict:
+    """Helm records by (namespace, release): one deployed revision per (namespace, release, chart, version)."""
+    return {(ns, name): [helm_secret(name, 1, "deployed", chart, version)] for ns, name, chart, version in records}
+
+
+PROD_REFERENCE_RELEASES = running(
+    ("gpu-operator", "gpu-operator", "gpu-operator", "v24.9.1"),
+    ("volcano-system", "volcano", "volcano", "1.10.2"),
+    ("lws-system", "lws", "lws", "0.10.0"),
+    ("keda", "keda", "keda", "2.17.2"),
+    ("monitoring", "kube-prometheus-stack", "kube-prometheus-stack", "88.3.0"),
+)
+PROD_CURRENT_RELEASES = running(
+    ("gpu-operator", "gpu-operator", "gpu-operator", "v26.7.0"),
+    ("volcano-system", "volcano", "volcano", "1.15.1"),
+    ("lws-system", "lws", "lws", "0.10.0"),
+    ("keda", "keda", "keda", "2.20.2"),
+    ("monitoring", "kube-prometheus-stack", "kube-prometheus-stack", "88.5.3"),
+)
+
+
+def webui(image: str) -> dict:
+    return {"spec": {"template": {"spec": {"containers": [{"name": "open-webui", "image": image}]}}}}
+
+
+def upgrade_problems(raw: dict, cluster: FakeCluster) -> tuple[list[str], list[str]]:
+    problems, notes = live_problems(validate(raw, REQUIRED_SECRETS), cluster)
+    return [f"{p.key}: {p.message}" for p in problems if p.loc in VERSION_KEYS], notes
+
+
+def test_the_release_names_are_the_ones_the_components_install():
+    """RELEASE_NAMES and the namespaces releases() reads are where the render puts each chart."""
+    result, _ = harness.run_stack("prod")
+    assert result.error is None, result.error
+    rendered = {(r.spec["namespace"], r.spec["name"]) for r in result.of_type(RELEASE)}
+    wanted = {(r.namespace, r.name) for r in upgrades.releases(validate(prod_reference(), REQUIRED_SECRETS))}
+    assert wanted == rendered
+    assert {r.addon for r in upgrades.releases(validate(prod_reference(), REQUIRED_SECRETS))} == {
+        "gpu-operator",
+        "volcano",
+        "lws",
+        "keda",
+        "kube-prometheus-stack",
+    }
+
+
+def test_a_two_major_gpu_operator_jump_is_refused_with_the_step_between():
+    found, _ = upgrade_problems(prod_current(), FakeCluster(helm_secrets=PROD_REFERENCE_RELEASES))
+    assert found == [
+        "sglang-platform:versions.gpuOperatorChart: v26.7.0 is two majors after v24.9.1, which the cluster runs "
+        "(Helm release gpu-operator/gpu-operator); NVIDIA supports upgrading the GPU Operator one major at a time: "
+        "set v25.10.1 first and `pulumi up`, then v26.7.0 (docs/upgrades.md, GPU Operator)"
+    ]
+
+
+def test_the_step_through_the_middle_major_passes_and_so_does_the_next():
+    middle = prod_current()
+    middle["versions"] = {"gpuOperatorChart": "v25.10.1"}
+    assert upgrade_problems(middle, FakeCluster(helm_secrets=PROD_REFERENCE_RELEASES))[0] == []
+    after_middle = PROD_REFERENCE_RELEASES | running(("gpu-operator", "gpu-operator", "gpu-operator", "v25.10.1"))
+    assert upgrade_problems(prod_current(), FakeCluster(helm_secrets=after_middle))[0] == []
+
+
+def test_every_downgrade_is_refused_at_once():
+    cluster = FakeCluster(
+        helm_secrets=PROD_CURRENT_RELEASES,
+        deployments={("deepseek", "open-webui"): webui("ghcr.io/open-webui/open-webui:v0.12.4")},
+    )
+    found, _ = upgrade_problems(prod_reference(), cluster)
+    refusal = (
+        "is older than {}, which the cluster runs (Helm release {}); a chart downgrade is refused: Helm leaves the "
+        "newer CRDs of a chart's crds/ directory in place and an older chart's templated CRDs would replace the ones "
+        "live objects are stored with. Keep {} or set a newer one (docs/upgrades.md, Downgrades)"
+    )
+    assert found == [
+        "sglang-platform:versions.gpuOperatorChart: v24.9.1 "
+        + refusal.format("v26.7.0", "gpu-operator/gpu-operator", "v26.7.0"),
+        f"sglang-platform:versions.volcanoChart: 1.10.2 {refusal.format('1.15.1', 'volcano-system/volcano', '1.15.1')}",
+        f"sglang-platform:versions.kedaChart: 2.17.2 {refusal.format('2.20.2', 'keda/keda', '2.20.2')}",
+        "sglang-platform:versions.kubePrometheusStack: 88.3.0 "
+        + refusal.format("88.5.3", "monitoring/kube-prometheus-stack", "88.5.3"),
+        "sglang-platform:versions.openWebuiImage: ghcr.io/open-webui/open-webui:v0.5.14 is older than "
+        "ghcr.io/open-webui/open-webui:v0.12.4, which Deployment deepseek/open-webui runs; Open WebUI migrates its "
+        "database forward when it starts and has no way back, so a downgrade is refused: keep "
+        "ghcr.io/open-webui/open-webui:v0.12.4 or a newer one (going back means restoring the data volume saved "
+        "before the upgrade, docs/upgrades.md, Downgrades)",
+    ]
+
+
+def test_the_same_versions_and_a_fresh_cluster_pass():
+    same = FakeCluster(
+        helm_secrets=PROD_REFERENCE_RELEASES,
+        deployments={("deepseek", "open-webui"): webui("ghcr.io/open-webui/open-webui:v0.5.14")},
+    )
+    assert upgrade_problems(prod_reference(), same)[0] == []
+    assert upgrade_problems(prod_current(), FakeCluster())[0] == []
+
+
+def test_an_older_sglang_image_is_no_downgrade_refusal():
+    """The serving images keep no state: going back rolls the pods like any new image."""
+    raw = prod_current()
+    raw["versions"] = {"sglangImage": "lmsysorg/sglang:v0.4.4-cu124"}
+    cluster = FakeCluster(
+        helm_secrets=PROD_CURRENT_RELEASES,
+        deployments={("deepseek", "open-webui"): webui("ghcr.io/open-webui/open-webui:v0.12.4")},
+    )
+    assert upgrade_problems(raw, cluster)[0] == []
+
+
+def test_the_version_is_the_newest_deployed_revision():
+    """A failed upgrade leaves the last deployed revision running: that is the version compared. A pending one (an
+    interrupted `up`) is named in the notes."""
+    secrets = [
+        helm_secret("gpu-operator", 1, "superseded", "gpu-operator", "v24.9.1"),
+        helm_secret("gpu-operator", 2, "deployed", "gpu-operator", "v25.10.1", gzipped=False),
+        helm_secret("gpu-operator", 3, "failed", "gpu-operator", "v26.7.0"),
+    ]
+    assert upgrades.newest_revision(secrets) == upgrades.Deployed(3, "failed", "v25.10.1")
+    secrets[2] = helm_secret("gpu-operator", 3, "pending-upgrade", "gpu-operator", "v26.7.0")
+    cluster = FakeCluster(helm_secrets=PROD_REFERENCE_RELEASES | {("gpu-operator", "gpu-operator"): secrets})
+    found, notes = upgrade_problems(prod_current(), cluster)
+    assert found == []
+    assert (
+        "Helm release gpu-operator/gpu-operator is pending-upgrade at revision 3: a Helm operation on it was "
+        "interrupted, and Helm refuses another until it is rolled back (docs/upgrades.md, Troubleshooting)" in notes
+    )
+
+
+def test_records_that_are_not_helms_are_ignored():
+    assert upgrades.newest_revision([{"metadata": {"labels": {"owner": "someone"}}}]) is None
+    bad = helm_secret("keda", 1, "deployed", "keda", "2.20.2")
+    bad["data"]["release"] = base64.b64encode(b"not helm").decode()
+    assert upgrades.newest_revision([bad]) == upgrades.Deployed(1, "deployed", None)
+
+
+def test_unreadable_release_records_are_a_note():
+    cluster = FakeCluster(
+        helm_secrets=PROD_REFERENCE_RELEASES,
+        forbidden={"list the Secrets of Helm release gpu-operator/gpu-operator"},
+    )
+    found, notes = upgrade_problems(prod_current(), cluster)
+    assert found == []
+    assert (
+        "live check of Helm release gpu-operator/gpu-operator (the chart version it runs) skipped: not allowed to "
+        "list the Secrets of Helm release gpu-operator/gpu-operator (Forbidden)" in notes
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("ghcr.io/open-webui/open-webui:v0.12.4", "0.12.4"),
+        ("registry:5000/open-webui:0.5.14", "0.5.14"),
+        ("ghcr.io/open-webui/open-webui@sha256:" + "a" * 64, None),
+        ("ghcr.io/open-webui/open-webui:main", None),
+        ("registry:5000/open-webui", None),
+    ],
+)
+def test_image_tag_version(image, version):
+    found = upgrades.image_tag_version(image)
+    assert (str(found) if found else None) == version
