@@ -59,6 +59,7 @@ from config.rules.flags import release_loc
 
 if TYPE_CHECKING:
     from config.models import PlatformConfig, ServingUnit
+    from config.rules.upgrades import Release
 
 # Seconds to connect and to read one answer: a preview must not hang on a cluster that is down.
 TIMEOUT = (3.0, 10.0)
@@ -614,10 +615,13 @@ def _upgrades(cfg: PlatformConfig, cluster: Cluster, notes: list[str]) -> list[P
             [],
         )
         deployed = upgrades.newest_revision(secrets)
-        if deployed is not None:
-            found, release_notes = upgrades.check_release(release, deployed)
-            problems += found
-            notes += release_notes
+        if deployed is None:
+            continue
+        found, release_notes = upgrades.check_release(release, deployed)
+        problems += found
+        notes += release_notes
+        if not found and upgrades.upgrading(release, deployed):
+            problems += _new_chart_crds(cfg, cluster, release, notes)
     if cfg.open_webui.enabled:
         running = _read(
             notes,
@@ -628,6 +632,30 @@ def _upgrades(cfg: PlatformConfig, cluster: Cluster, notes: list[str]) -> list[P
         if running is not None:
             problems += upgrades.check_webui(cfg.versions.open_webui_image, running, cfg.namespace)
     return problems
+
+
+def _new_chart_crds(cfg: PlatformConfig, cluster: Cluster, release: Release, notes: list[str]) -> list[Problem]:
+    """Before a chart upgrade: the CRDs of the new chart's crds/ directories against the cluster's (the chart read
+    from a directory mirror; from a repository, a note with the command that applies them)."""
+    from config.charts import chart_source, mirror_directory, mirror_for
+    from config.rules import upgrades
+
+    mirror = mirror_for(cfg, release.key)
+    directory = mirror_directory(mirror) if mirror else None
+    if directory is None:
+        source = chart_source(release.addon, release.pinned, release.repository, mirror)
+        chart = source.chart if source.repository is None else f"{source.chart} --repo {source.repository}"
+        notes.append(upgrades.crds_note(release, f"helm show crds {chart} --version {release.pinned}"))
+        return []
+    chart_dir = directory / f"{release.addon}-{release.pinned}"
+    crds = upgrades.chart_crds(chart_dir)
+    held = {}
+    for crd in crds:
+        have = _read(notes, f"CRD {crd.name}", lambda n=crd.name: cluster.crd(n), False)
+        if have is False:
+            return []
+        held[crd.name] = have
+    return upgrades.check_chart_crds(release, chart_dir, crds, held)
 
 
 def _missing_classes(cfg: PlatformConfig, classes: dict[str, StorageClassInfo]) -> list[Problem]:

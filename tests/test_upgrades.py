@@ -217,3 +217,132 @@ def test_unreadable_release_records_are_a_note():
 def test_image_tag_version(image, version):
     found = upgrades.image_tag_version(image)
     assert (str(found) if found else None) == version
+
+
+# --- the CRDs of a chart's crds/ directories, before its upgrade ----------------------------------------------------
+
+
+def crd(name: str, schema: dict | None = None) -> dict:
+    plural, group = name.split(".", 1)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": group,
+            "scope": "Cluster",
+            "names": {"plural": plural, "kind": plural.title().rstrip("s")},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": schema or {"type": "object"}},
+                }
+            ],
+        },
+    }
+
+
+NEW_SCHEMA = {"type": "object", "properties": {"spec": {"type": "object", "properties": {"hostNetwork": {}}}}}
+
+
+def mirror(tmp_path, charts: dict[str, str]):
+    """A directory mirror with a Chart.yaml per chart-version, and the GPU Operator's CRDs: its own crds/ holds
+    clusterpolicies (a newer schema) and computedomains (new); node-feature-discovery's holds nodefeatures."""
+    import yaml
+
+    for chart, version in charts.items():
+        d = tmp_path / f"{chart}-{version}"
+        d.mkdir(parents=True)
+        (d / "Chart.yaml").write_text(yaml.safe_dump({"name": chart, "version": version}))
+    op = tmp_path / f"gpu-operator-{charts['gpu-operator']}"
+    (op / "crds").mkdir()
+    (op / "crds" / "clusterpolicies.yaml").write_text(yaml.safe_dump(crd("clusterpolicies.nvidia.com", NEW_SCHEMA)))
+    (op / "crds" / "computedomains.yaml").write_text(yaml.safe_dump(crd("computedomains.resource.nvidia.com")))
+    (op / "crds" / "README.md").write_text("not a CRD")
+    nfd = op / "charts" / "node-feature-discovery" / "crds"
+    nfd.mkdir(parents=True)
+    (nfd / "nfd.yaml").write_text(
+        yaml.safe_dump_all([crd("nodefeatures.nfd.k8s-sigs.io"), crd("extra.nfd.k8s-sigs.io")])
+    )
+    return tmp_path
+
+
+CURRENT_CHARTS = {
+    "gpu-operator": "v26.7.0",
+    "volcano": "1.15.1",
+    "lws": "0.10.0",
+    "keda": "2.20.2",
+    "kube-prometheus-stack": "88.5.3",
+}
+
+
+def test_the_new_charts_crds_are_applied_before_its_upgrade(tmp_path):
+    """From v25.10.1 to v26.7.0: clusterpolicies is held with the older schema, computedomains is absent (the
+    chart's own crds/); nodefeatures is as the subchart has it, and its extra CRD (absent) is not asked for."""
+    raw = prod_current()
+    raw["chartMirror"] = str(mirror(tmp_path, CURRENT_CHARTS))
+    held = {
+        "clusterpolicies.nvidia.com": crd("clusterpolicies.nvidia.com"),
+        "nodefeatures.nfd.k8s-sigs.io": crd("nodefeatures.nfd.k8s-sigs.io"),
+    }
+    running = PROD_CURRENT_RELEASES | {
+        ("gpu-operator", "gpu-operator"): [helm_secret("gpu-operator", 1, "deployed", "gpu-operator", "v25.10.1")]
+    }
+    found, _ = upgrade_problems(raw, FakeCluster(helm_secrets=running, crds=held))
+    chart = tmp_path / "gpu-operator-v26.7.0"
+    assert found == [
+        "sglang-platform:versions.gpuOperatorChart: v26.7.0 brings CRDs the cluster does not hold as the chart has "
+        "them (clusterpolicies.nvidia.com, computedomains.resource.nvidia.com); Helm installs a chart's crds/ on the "
+        "first install only and never upgrades them: apply them first, `kubectl apply --server-side "
+        f"--force-conflicts -f {chart}/crds/`, then preview again (docs/upgrades.md, CRDs)"
+    ]
+    held["clusterpolicies.nvidia.com"] = crd("clusterpolicies.nvidia.com", NEW_SCHEMA)
+    held["computedomains.resource.nvidia.com"] = crd("computedomains.resource.nvidia.com")
+    assert upgrade_problems(raw, FakeCluster(helm_secrets=running, crds=held))[0] == []
+    # A subchart's CRD the cluster holds in another form is asked for, with its own directory.
+    held["nodefeatures.nfd.k8s-sigs.io"] = crd("nodefeatures.nfd.k8s-sigs.io", NEW_SCHEMA)
+    (found,) = upgrade_problems(raw, FakeCluster(helm_secrets=running, crds=held))[0]
+    assert "(nodefeatures.nfd.k8s-sigs.io)" in found
+    assert f"-f {chart}/charts/node-feature-discovery/crds/`" in found
+
+
+def test_without_a_directory_mirror_the_notes_give_the_command():
+    running = PROD_CURRENT_RELEASES | {
+        ("gpu-operator", "gpu-operator"): [helm_secret("gpu-operator", 1, "deployed", "gpu-operator", "v25.10.1")]
+    }
+    found, notes = upgrade_problems(prod_current(), FakeCluster(helm_secrets=running))
+    assert found == []
+    assert (
+        "Helm release gpu-operator/gpu-operator goes to gpu-operator v26.7.0: Helm does not upgrade the CRDs of its "
+        "crds/ directories; apply them before `pulumi up`: `helm show crds gpu-operator --repo "
+        "https://helm.ngc.nvidia.com/nvidia --version v26.7.0 | kubectl apply --server-side --force-conflicts -f -` "
+        "(docs/upgrades.md, CRDs)" in notes
+    )
+    # Nothing to upgrade, nothing to apply.
+    assert not [
+        n
+        for n in upgrade_problems(prod_current(), FakeCluster(helm_secrets=PROD_CURRENT_RELEASES))[1]
+        if "goes to" in n
+    ]
+
+
+def test_the_crds_of_a_real_chart():
+    """GPU Operator v26.7.0: five CRDs of its own (the DRA ones new in 26.x, which its own pre-upgrade hook does not
+    apply) and node-feature-discovery's three."""
+    from conftest import chart
+
+    found = upgrades.chart_crds(chart("gpu-operator", "v26.7.0"))
+    assert sorted((c.directory, c.name) for c in found) == [
+        ("charts/node-feature-discovery/crds/", "nodefeaturegroups.nfd.k8s-sigs.io"),
+        ("charts/node-feature-discovery/crds/", "nodefeaturerules.nfd.k8s-sigs.io"),
+        ("charts/node-feature-discovery/crds/", "nodefeatures.nfd.k8s-sigs.io"),
+        ("crds/", "clusterpolicies.nvidia.com"),
+        ("crds/", "computedomaincliques.resource.nvidia.com"),
+        ("crds/", "computedomains.resource.nvidia.com"),
+        ("crds/", "gpuclusters.nvidia.com"),
+        ("crds/", "nvidiadrivers.nvidia.com"),
+    ]
+    hook = (chart("gpu-operator", "v26.7.0") / "templates" / "upgrade_crd.yaml").read_text()
+    assert "computedomains" not in hook and "nvidia.com_clusterpolicies.yaml" in hook

@@ -9,7 +9,11 @@ windows; these are about the path from what runs):
   directory (GPU Operator, node-feature-discovery, kube-prometheus-stack, LWS), and an older chart's templated
   CRDs (KEDA's, Volcano's) would replace the newer ones the live objects are stored with;
 - an Open WebUI image older than the one its Deployment runs: Open WebUI migrates its database forward when it
-  starts and has no migration back.
+  starts and has no migration back;
+- an upgrade whose new chart brings CRDs in its crds/ directories that the cluster holds in an older form (or, for
+  the chart's own crds/, not at all): Helm installs those on the first install only and never upgrades them, so
+  the operator applies them first (the message gives the command; docs/upgrades.md). Checked where the chart is
+  read from a directory mirror; for a chart from a repository the notes give the command instead.
 An SGLang or gateway image older than the running one is not refused: they keep no state, their pods roll as for
 any new image.
 
@@ -25,10 +29,12 @@ import binascii
 import gzip
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from packaging.version import InvalidVersion, Version
 
 from config.charts import installed_charts
@@ -47,9 +53,11 @@ class Release:
     """Where a chart the stack installs lives as a Helm release (the names components/ give it)."""
 
     addon: str  # config.compat's add-on key, also the chart's name
+    key: str  # the add-on's stack key (config.charts.InstalledChart.key)
     namespace: str
     name: str
     pinned: str  # the chart version the stack pins
+    repository: str  # the chart's project repository (config/bom.py)
 
     @property
     def where(self) -> str:
@@ -79,7 +87,10 @@ def releases(cfg: PlatformConfig) -> list[Release]:
         "keda": cfg.keda.namespace,
         "kube-prometheus-stack": cfg.monitoring.namespace,
     }
-    return [Release(c.chart, namespaces[c.chart], RELEASE_NAMES[c.chart], c.version) for c in installed_charts(cfg)]
+    return [
+        Release(c.chart, c.key, namespaces[c.chart], RELEASE_NAMES[c.chart], c.version, c.default_repo)
+        for c in installed_charts(cfg)
+    ]
 
 
 @dataclass(frozen=True)
@@ -176,6 +187,12 @@ def check_release(release: Release, deployed: Deployed) -> tuple[list[Problem], 
     return [], notes
 
 
+def upgrading(release: Release, deployed: Deployed) -> bool:
+    """The stack pins a newer chart than the release the cluster runs."""
+    running, pinned = _version(deployed.chart_version or ""), _version(release.pinned)
+    return running is not None and pinned is not None and pinned > running
+
+
 def image_tag_version(image: str) -> Version | None:
     """The release an image's tag names (``ghcr.io/open-webui/open-webui:v0.12.4`` -> 0.12.4); None for a digest
     or a tag that is no version."""
@@ -205,3 +222,101 @@ def check_webui(pinned: str, deployment: dict[str, Any], namespace: str) -> list
             f"{DOCS}, Downgrades)",
         )
     ]
+
+
+# --- the CRDs a new chart brings in crds/ --------------------------------------------------------------------------
+
+
+class _CrdLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The C loader where PyYAML has it (kube-prometheus-stack's crds/ are 4.4 MB), reading a lone ``=`` as the
+    string Go's YAML makes of it: PyYAML resolves it to the ``value`` tag, which nothing constructs (the
+    prometheus-operator CRDs list ``=`` among their enum values)."""
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
+@dataclass(frozen=True)
+class ChartCrd:
+    directory: str  # relative to the chart: crds/ or charts/<subchart>/crds/
+    own: bool  # in the chart's own crds/ (a subchart's may be turned off by the chart's values)
+    crd: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.crd["metadata"]["name"])
+
+
+def chart_crds(chart_dir: Path) -> list[ChartCrd]:
+    """Each CRD in the crds/ directory of an unpacked chart and of its subcharts (charts/<name>/crds/)."""
+    out: list[ChartCrd] = []
+    dirs = [("crds/", chart_dir / "crds", True)] + [
+        (f"charts/{sub.name}/crds/", sub / "crds", False) for sub in sorted((chart_dir / "charts").glob("*"))
+    ]
+    for where, directory, own in dirs:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            if path.suffix not in (".yaml", ".yml", ".json"):
+                continue
+            for doc in yaml.load_all(path.read_text(), Loader=_CrdLoader):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    out.append(ChartCrd(where, own, doc))
+    return out
+
+
+def crd_differences(want: Mapping[str, Any], have: Mapping[str, Any] | None) -> list[str]:
+    """Where the cluster's CRD is not the chart's: absent, another group or scope, names the chart gives missing
+    (the API server fills in the rest), another set of versions, or a version's served, storage or schema."""
+    if have is None:
+        return ["absent"]
+    spec, held_spec = want.get("spec") or {}, have.get("spec") or {}
+    out = [f"spec.{key}" for key in ("group", "scope") if spec.get(key) != held_spec.get(key)]
+    names = held_spec.get("names") or {}
+    if any(names.get(k) != v for k, v in (spec.get("names") or {}).items()):
+        out.append("spec.names")
+    wanted = {v["name"]: v for v in spec.get("versions") or []}
+    held = {v["name"]: v for v in held_spec.get("versions") or []}
+    if set(wanted) != set(held):
+        out.append(f"versions {sorted(held)} (the chart's: {sorted(wanted)})")
+    for name in sorted(set(wanted) & set(held)):
+        out += [
+            f"{name}.{key}" for key in ("served", "storage", "schema") if wanted[name].get(key) != held[name].get(key)
+        ]
+    return out
+
+
+def check_chart_crds(
+    release: Release, chart_dir: Path, crds: Sequence[ChartCrd], held: Mapping[str, Mapping[str, Any] | None]
+) -> list[Problem]:
+    """The CRDs of the new chart's crds/ directories against the cluster's (``held``: by name, None if absent): one
+    the cluster holds in another form, or one of the chart's own it lacks, must be applied before the upgrade."""
+    stale: dict[str, list[str]] = {}
+    for c in crds:
+        have = held.get(c.name)
+        if have is None and not c.own:
+            continue  # a subchart turned off at install brought none; the chart's values decide, not this check
+        if crd_differences(c.crd, have):
+            stale.setdefault(c.directory, []).append(c.name)
+    if not stale:
+        return []
+    loc, _ = ADDON_KEYS[release.addon]
+    files = " ".join(f"-f {chart_dir}/{d}" for d in stale)
+    names = ", ".join(n for d in stale for n in stale[d])
+    return [
+        Problem(
+            loc,
+            f"{release.pinned} brings CRDs the cluster does not hold as the chart has them ({names}); Helm installs a "
+            f"chart's crds/ on the first install only and never upgrades them: apply them first, `kubectl apply "
+            f"--server-side --force-conflicts {files}`, then preview again ({DOCS}, CRDs)",
+        )
+    ]
+
+
+def crds_note(release: Release, command: str) -> str:
+    """What to do where the new chart cannot be read at preview (a chart repository, not a directory mirror)."""
+    return (
+        f"{release.where} goes to {release.addon} {release.pinned}: Helm does not upgrade the CRDs of its crds/ "
+        f"directories; apply them before `pulumi up`: `{command} | kubectl apply --server-side --force-conflicts "
+        f"-f -` ({DOCS}, CRDs)"
+    )
