@@ -14,7 +14,9 @@ What is read, and which rules judge it:
   ``rules.cluster.check_gpu_nodes``;
 - the CRDs of the add-ons the stack trusts the cluster to run (``mode: present``), with the LWS release they
   imply and the LWS controller's gang-scheduling config (``check_crds``, ``lws_floor``, ``check_lws_gang``);
-- the server's ``/version`` against ``versions.kubernetes`` (``check_server_version``).
+- the server's ``/version`` against ``versions.kubernetes`` (``check_server_version``);
+- the Helm releases of the charts the stack installs and Open WebUI's Deployment, against the pins: the upgrade
+  paths and downgrades ``rules.upgrades`` refuses (``_upgrades``).
 The rules in ``rules.cluster`` are pure (API JSON in, Problems out); this module reads the JSON.
 
 The cluster is the one the Kubernetes provider uses: stack config ``kubernetes:kubeconfig`` (a path or the
@@ -58,6 +60,7 @@ from ..rules.flags import release_loc
 
 if TYPE_CHECKING:
     from ..config.stack import PlatformConfig, ServingUnit
+    from ..rules.upgrades import Release
 
 # Seconds to connect and to read one answer: a preview must not hang on a cluster that is down.
 TIMEOUT = (3.0, 10.0)
@@ -114,6 +117,10 @@ class Cluster(Protocol):
     def config_map(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     def version(self) -> dict[str, Any]: ...
+
+    def helm_release_secrets(self, namespace: str, name: str) -> list[dict[str, Any]]: ...
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
 
 def _client() -> types.SimpleNamespace:
@@ -260,6 +267,20 @@ class KubernetesCluster:
     def version(self) -> dict[str, Any]:
         return self._get("/version", "read the server version") or {}
 
+    def helm_release_secrets(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        return self._list(
+            f"/api/v1/namespaces/{quote(namespace)}/secrets",
+            f"list the Secrets of Helm release {namespace}/{name}",
+            query={"labelSelector": f"owner=helm,name={name}"},
+        )
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(
+            f"/apis/apps/v1/namespaces/{quote(namespace)}/deployments/{quote(name)}",
+            f"read Deployment {namespace}/{name}",
+            missing_ok=True,
+        )
+
 
 @contextmanager
 def _errors(action: str, api_exception: type[Exception], missing_ok: bool = False) -> Iterator[list]:
@@ -394,10 +415,11 @@ def live_problems(
                 problems += _claim_changes(want, have, classes)
         problems += _gpu_nodes(cfg, cluster, notes)
         problems += _add_ons(cfg, cluster, notes)
+        problems += _upgrades(cfg, cluster, notes)
     except ClusterUnavailableError as exc:
         notes.append(
-            f"live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs): "
-            f"{exc}. They run at preview once the Kubernetes provider's cluster is reachable"
+            "live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs, "
+            f"Helm releases): {exc}. They run at preview once the Kubernetes provider's cluster is reachable"
         )
     return problems, notes
 
@@ -575,6 +597,63 @@ def _add_ons(cfg: PlatformConfig, cluster: Cluster, notes: list[str]) -> list[Pr
     gang = rules.check_lws_gang(cfg.lws.gang_scheduling, config_map, f"ConfigMap {namespace}/{name}")
     notes += gang.warnings
     return problems + gang.problems
+
+
+def _upgrades(cfg: PlatformConfig, cluster: Cluster, notes: list[str]) -> list[Problem]:
+    """The path from what the cluster runs to what the stack pins (config.rules.upgrades): each Helm release the
+    stack installs, and Open WebUI's image."""
+    from ..rules import upgrades
+
+    problems: list[Problem] = []
+    for release in upgrades.releases(cfg):
+        secrets = _read(
+            notes,
+            f"{release.where} (the chart version it runs)",
+            lambda r=release: cluster.helm_release_secrets(r.namespace, r.name),
+            [],
+        )
+        deployed = upgrades.newest_revision(secrets)
+        if deployed is None:
+            continue
+        found, release_notes = upgrades.check_release(release, deployed)
+        problems += found
+        notes += release_notes
+        if not found and upgrades.upgrading(release, deployed):
+            problems += _new_chart_crds(cfg, cluster, release, notes)
+    if cfg.open_webui.enabled:
+        running = _read(
+            notes,
+            f"Deployment {cfg.namespace}/{upgrades.WEBUI_DEPLOYMENT} (the Open WebUI image it runs)",
+            lambda: cluster.deployment(cfg.namespace, upgrades.WEBUI_DEPLOYMENT),
+            None,
+        )
+        if running is not None:
+            problems += upgrades.check_webui(cfg.versions.open_webui_image, running, cfg.namespace)
+    return problems
+
+
+def _new_chart_crds(cfg: PlatformConfig, cluster: Cluster, release: Release, notes: list[str]) -> list[Problem]:
+    """Before a chart upgrade: the CRDs of the new chart's crds/ directories against the cluster's (the chart read
+    from a directory mirror; from a repository, a note with the command that applies them)."""
+    from ..render.charts import chart_source, mirror_directory, mirror_for
+    from ..rules import upgrades
+
+    mirror = mirror_for(cfg, release.key)
+    directory = mirror_directory(mirror) if mirror else None
+    if directory is None:
+        source = chart_source(release.addon, release.pinned, release.repository, mirror)
+        chart = source.chart if source.repository is None else f"{source.chart} --repo {source.repository}"
+        notes.append(upgrades.crds_note(release, f"helm show crds {chart} --version {release.pinned}"))
+        return []
+    chart_dir = directory / f"{release.addon}-{release.pinned}"
+    crds = upgrades.chart_crds(chart_dir)
+    held = {}
+    for crd in crds:
+        have = _read(notes, f"CRD {crd.name}", lambda n=crd.name: cluster.crd(n), False)
+        if have is False:
+            return []
+        held[crd.name] = have
+    return upgrades.check_chart_crds(release, chart_dir, crds, held)
 
 
 def _missing_classes(cfg: PlatformConfig, classes: dict[str, StorageClassInfo]) -> list[Problem]:

@@ -87,6 +87,9 @@ class FakeCluster:
     config_maps: dict[tuple[str, str], dict] = field(default_factory=dict)
     server: dict = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)
+    # Helm's release Secrets by (namespace, release name); Deployments by (namespace, name).
+    helm_secrets: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
+    deployments: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def _read(self, what: str):
         if self.fail:
@@ -122,6 +125,14 @@ class FakeCluster:
     def config_map(self, namespace: str, name: str) -> dict | None:
         self._read(f"read ConfigMap {namespace}/{name}")
         return self.config_maps.get((namespace, name))
+
+    def helm_release_secrets(self, namespace: str, name: str) -> list[dict]:
+        self._read(f"list the Secrets of Helm release {namespace}/{name}")
+        return self.helm_secrets.get((namespace, name), [])
+
+    def deployment(self, namespace: str, name: str) -> dict | None:
+        self._read(f"read Deployment {namespace}/{name}")
+        return self.deployments.get((namespace, name))
 
 
 def sc(name: str, expand: bool = False) -> StorageClassInfo:
@@ -228,7 +239,7 @@ def test_an_unreachable_cluster_is_a_note_not_an_error():
     cluster = FakeCluster(fail=ClusterUnavailableError("cannot reach the cluster (refused)"))
     assert messages(live_problems(cfg("prod"), cluster)) == [
         "note: live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on "
-        "CRDs): cannot reach the cluster (refused). "
+        "CRDs, Helm releases): cannot reach the cluster (refused). "
         "They run at preview once the Kubernetes provider's cluster is reachable"
     ]
     forbidden = FakeCluster(forbid_classes=True)
@@ -242,8 +253,8 @@ def test_the_real_client_without_a_kubeconfig_or_a_server(tmp_path, monkeypatch)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
     _, notes = live_problems(cfg("dev"))
     assert len(notes) == 1 and notes[0].startswith(
-        "live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs): "
-        "no usable kubeconfig"
+        "live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs, "
+        "Helm releases): no usable kubeconfig"
     )
     try:
         connect()
@@ -257,10 +268,10 @@ def test_the_real_client_without_a_kubeconfig_or_a_server(tmp_path, monkeypatch)
     )
     _, notes = live_problems(cfg("dev"), access=ClusterAccess(kubeconfig=kubeconfig))
     assert notes == [
-        "live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs): "
-        "cannot reach the cluster to read the server version (NewConnectionError: HTTPSConnection(host='127.0.0.1', "
-        "port=1): Failed to establish a new connection: [Errno 111] Connection refused). They run at preview once "
-        "the Kubernetes provider's cluster is reachable"
+        "live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs, "
+        "Helm releases): cannot reach the cluster to read the server version (NewConnectionError: "
+        "HTTPSConnection(host='127.0.0.1', port=1): Failed to establish a new connection: [Errno 111] Connection "
+        "refused). They run at preview once the Kubernetes provider's cluster is reachable"
     ]
 
 

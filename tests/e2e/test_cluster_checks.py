@@ -150,8 +150,8 @@ def test_live_checks_read_the_real_api_server(cluster, tmp_path):
     ]
     (note,) = live(cluster, tmp_path, stack="dev", set=ON_THE_SIM, context="no-such-context")["notes"]
     assert note.startswith(
-        "live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs): "
-        "no usable kubeconfig"
+        "live cluster checks skipped (server version, StorageClasses, existing claims, GPU nodes, add-on CRDs, "
+        "Helm releases): no usable kubeconfig"
     )
 
 
