@@ -30,7 +30,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, ClassVar
 
 from tools.simulation.standins.httpd import bind_address
 
@@ -96,7 +96,7 @@ def all_models(env: dict[str, str]) -> list[dict]:
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    env: dict[str, str] = {}
+    env: ClassVar[dict[str, str]] = {}
 
     def _json(self, status: int, body: Any) -> None:
         data = json.dumps(body).encode()
@@ -132,9 +132,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main() -> int:
     Handler.env = dict(os.environ)
     port = int(os.environ.get("PORT", "8080"))
-    server = http.server.ThreadingHTTPServer((bind_address(os.environ.get("HOST", "0.0.0.0")), port), Handler)
+    host = bind_address(os.environ.get("HOST", "0.0.0.0"))
+    server = http.server.ThreadingHTTPServer((host, port), Handler)
     urls = [url for url, _ in connections(Handler.env)]
-    log(f"listening on {server.server_address[0]}:{port}; OpenAI connections {urls}")
+    log(f"listening on {host}:{port}; OpenAI connections {urls}")
     server.serve_forever()
     return 0
 
