@@ -619,8 +619,47 @@ def test_table_rejects_unknown_keys(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown keys"):
         agent_images.load_table(bad)
     bad.write_text(yaml.safe_dump({"images": [{"repository": "x", "run": "docker"}]}))
-    with pytest.raises(ValueError, match="one of python, sglang, venv, none"):
+    with pytest.raises(ValueError, match="one of python, sglang, standin, venv, none"):
         agent_images.load_table(bad)
+    bad.write_text(yaml.safe_dump({"images": [{"repository": "x", "run": "sglang", "venv": "bench"}]}))
+    with pytest.raises(ValueError, match="entry x: venv and requirements go together"):
+        agent_images.load_table(bad)
+
+
+def test_prepare_makes_the_benchmarks_venv_and_the_releases_package(tmp_path: Path, monkeypatch) -> None:
+    """For an SGLang image: a venv with bench_serving's dependencies, and the release's package from the cached
+    wheel (no dependencies) where the overlay finds it; nothing for images that run as they are."""
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], check: bool) -> None:
+        calls.append(argv)
+        if argv[1:3] == ["-m", "venv"]:
+            (Path(argv[3]) / "bin").mkdir(parents=True)
+            (Path(argv[3]) / "bin" / "python3").touch()
+
+    monkeypatch.setattr(agent_images.subprocess, "run", run)
+    made = agent_images.prepare(
+        ["lmsysorg/sglang:v0.4.4-cu124", "python:3.12.8-slim-bookworm"], tmp_path, agent_images.load_table(), "py"
+    )
+    assert made == [tmp_path / "sglang-bench-0.4.4"]
+    package, venv, pip = calls
+    from tools.sglang_flags import wheel_for
+
+    source = str(wheel_for("0.4.4") or "sglang==0.4.4")
+    assert package == [
+        "py",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--target",
+        str(tmp_path / "sglang" / "0.4.4"),
+        source,
+    ]
+    assert venv == ["py", "-m", "venv", str(tmp_path / "sglang-bench-0.4.4")]
+    assert pip[:4] == [str(tmp_path / "sglang-bench-0.4.4" / "bin" / "python3"), "-m", "pip", "install"]
+    assert "transformers==4.48.3" in pip and "torch" not in " ".join(pip)
 
 
 def resolver(tmp_path: Path, builds: list) -> agent_images.Resolver:
@@ -656,6 +695,13 @@ def test_images_resolve_to_processes(tmp_path: Path) -> None:
     (wheel / "sglang" / "__init__.py").touch()
     r.resolve("lmsysorg/sglang:v0.5.23-cu130")
     assert builds[-1] == ("0.5.23", wheel)  # the release's real package, when prepared, for bench_serving
+    # A release whose bench_serving venv was prepared runs in it (the stand-in too); others in the project's.
+    bench = tmp_path / "venvs" / "sglang-bench-0.4.4" / "bin"
+    bench.mkdir(parents=True)
+    (bench / "python3").touch()
+    prepared = r.resolve("lmsysorg/sglang:v0.4.4-cu124")
+    assert prepared.env["PATH"].startswith(f"{bench}:") and prepared.binds[0] == str(bench.parent)
+    assert r.resolve("lmsysorg/sglang:v0.5.23-cu130").env["PATH"].startswith("/opt/project-venv/bin:")
     with pytest.raises(agent_images.ImageError, match="needs the SGLang release"):
         r.resolve("lmsysorg/sglang:latest")
     with pytest.raises(agent_images.ImageError, match="agent_images prepare"):

@@ -47,3 +47,37 @@ def test_not_ready_names_each_pod_and_why():
         "ns/crash (Running): c exited 2 (Error)",
         "ns/unplaced (Pending): unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu",
     ]
+
+
+def test_what_serving_changes_and_prepares_per_stack(monkeypatch, tmp_path):
+    """prod benchmarks with 0.4.4, whose bench_serving runs here: its venv is prepared and nothing changes. The PD
+    example benchmarks with 0.5.23, whose bench_serving cannot run here: `up` removes the benchmark and says why.
+    prod's Open WebUI claim asks for nfs-client (stack key openWebui.persistence.storageClass), which the sandbox
+    then provides; dev's claims name no class."""
+    from conftest import ROOT
+
+    prod = deploy.stack_values(ROOT / "Pulumi.prod.yaml")
+    pd = deploy.stack_values(ROOT / "examples" / "stacks" / "Pulumi.pd-h200.yaml")
+    dev = deploy.stack_values(ROOT / "Pulumi.dev.yaml")
+    assert deploy.serve_changes(prod) == ({}, [])
+    changes, lines = deploy.serve_changes(pd)
+    assert "benchmark" not in changes["inferenceGroups"][0]
+    assert changes["inferenceGroups"][0]["disaggregation"] == pd["inferenceGroups"][0]["disaggregation"]
+    assert lines == [
+        "sglang-platform:inferenceGroups[0].benchmark removed (deepseek-r1): its release's bench_serving cannot run "
+        "in the sandbox: sglang.bench_serving is sglang.benchmark.serving, whose module-level imports reach some 350 "
+        "server modules and torch, torchvision, triton and transformers 5.19"
+    ]
+    assert "benchmark" in pd["inferenceGroups"][0]  # the stack's own values are left as they are
+    assert [deploy.needs_nfs_client(v) for v in (prod, pd, dev)] == [True, False, False]
+    prepared: list[list[str]] = []
+    monkeypatch.setattr(
+        "tools.simulation.agent_images.prepare", lambda images, dest, table: prepared.append(list(images))
+    )
+    for values in (prod, pd, dev):
+        deploy.prepare_images(values, tmp_path)
+    assert prepared == [
+        ["lmsysorg/sgl-model-gateway:v0.3.2", "lmsysorg/sglang:v0.4.4-cu124"],
+        ["lmsysorg/sgl-model-gateway:v0.3.2"],
+        ["lmsysorg/sgl-model-gateway:v0.3.2"],
+    ]

@@ -2,7 +2,7 @@
 """The sandbox: a simulated GPU cluster on this Linux machine, no GPU and no network needed, confined to a network
 namespace whose only interface is loopback.
 
-    sudo -E python tools/sandbox.py up --stack-file Pulumi.dev.yaml [--secret KEY=VALUE ...] [--timeout S]
+    sudo -E python tools/sandbox.py up --stack-file Pulumi.dev.yaml [--secret KEY=VALUE ...] [--timeout S] [--refresh]
                                        # start it if needed, deploy the stack with the real engine (the overrides the
                                        # simulation needs printed), wait for every pod Ready, print the outputs (JSON);
                                        # with --serve the GPU nodes' pods really run (the node agent, stand-ins)
@@ -10,6 +10,7 @@ namespace whose only interface is loopback.
                                                                      # kwok GPU nodes, the LWS controller
     sudo -E python tools/sandbox.py exec -- kubectl get nodes        # any command inside the namespace
     sudo -E python tools/sandbox.py status
+    sudo -E python tools/sandbox.py timeline -n NS                   # each serving pod's cold start, phase by phase
     sudo -E python tools/sandbox.py down                             # stop everything it started
     python tools/sandbox.py binaries list|fetch|check [NAME ...]     # the pinned binaries (simulation/binaries.py)
 
@@ -42,6 +43,9 @@ def up(sandbox: Sandbox, argv: list[str]) -> int:
     parser.add_argument("--stack-file", required=True, type=Path)
     parser.add_argument("--secret", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for every pod Ready")
+    parser.add_argument(
+        "--refresh", action="store_true", help="pulumi up --refresh: read back what ran (the benchmarks' results)"
+    )
     args, start_options = parser.parse_known_args(argv)
     from tools import chart_source
 
@@ -52,9 +56,26 @@ def up(sandbox: Sandbox, argv: list[str]) -> int:
             "or set SGLANG_PLATFORM_CHART_MIRROR to a directory of unpacked <chart>-<version>/ charts"
         )
     outputs = deploy.up(
-        args.stack_file, deploy.parse_secrets(args.secret), sandbox, charts, args.timeout, start_options
+        args.stack_file, deploy.parse_secrets(args.secret), sandbox, charts, args.timeout, start_options, args.refresh
     )
     print(json.dumps(outputs, indent=2, sort_keys=True))
+    return 0
+
+
+def timeline(sandbox: Sandbox, argv: list[str]) -> int:
+    import argparse
+
+    from tools.simulation import timeline as tl
+
+    parser = argparse.ArgumentParser(prog="tools/sandbox.py timeline")
+    parser.add_argument("--namespace", "-n", required=True, help="the stack's serving namespace")
+    args = parser.parse_args(argv)
+
+    def kubectl(*words: str) -> str:
+        result = sandbox.kubectl(*words, check=False)
+        return result.stdout if result.returncode == 0 else ""
+
+    print(tl.table(tl.collect(kubectl, args.namespace)))
     return 0
 
 
@@ -90,6 +111,8 @@ def main(argv: list[str]) -> int:
             ok, lines = sandbox.status()
             print("\n".join(lines))
             return 0 if ok else 1
+        if command == "timeline":
+            return timeline(sandbox, rest)
         if command == "exec":
             if rest[:1] == ["--"]:
                 rest = rest[1:]

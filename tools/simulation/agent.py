@@ -597,7 +597,7 @@ class PodWorker(threading.Thread):
             env.setdefault("HOSTNAME", self.hostname)
             if not self.spec.get("hostNetwork"):
                 env = agent_net.pod_env(self.agent.netlib, self.pod_ip, env)
-            if runtime.entry.run == "sglang":  # what the stand-in reads (docs/standin.md)
+            if runtime.entry.run in ("sglang", "standin"):  # what the stand-ins read (docs/standin.md)
                 env.setdefault("SGLANG_STANDIN_POD_IP", self.pod_ip)
                 env.setdefault("SGLANG_STANDIN_POD_LABELS", json.dumps(self.pod["metadata"].get("labels") or {}))
             argv = agent_env.command_line(c.spec, runtime.entrypoint, runtime.cmd, env)
@@ -693,7 +693,7 @@ class PodWorker(threading.Thread):
             threading.Thread(
                 target=self.post_start_hook, args=(c, post_start, c.stopped), daemon=True, name=f"postStart {c.name}"
             ).start()
-        what = "stood in" if runtime.entry.run == "sglang" else "runs"
+        what = "stood in" if runtime.entry.run in ("sglang", "standin") else "runs"
         self.agent.event(
             self,
             "Normal",

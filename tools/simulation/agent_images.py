@@ -26,7 +26,7 @@ import yaml
 
 TABLE = Path(__file__).with_name("images.yaml")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-RUN_KINDS = ("python", "sglang", "venv", "none")
+RUN_KINDS = ("python", "sglang", "standin", "venv", "none")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RELEASE = re.compile(r"^v?(\d+(?:\.\d+)+(?:\.post\d+|rc\d+|a\d+|b\d+)?)")
 
@@ -106,6 +106,8 @@ def load_table(path: Path = TABLE) -> list[Entry]:
         entry.env = {str(k): str(v) for k, v in (entry.env or {}).items()}
         if entry.run == "venv" and not (entry.venv and entry.requirements):
             raise ValueError(f"{path}: entry {entry.repository}: run venv needs venv and requirements")
+        if bool(entry.venv) != bool(entry.requirements):
+            raise ValueError(f"{path}: entry {entry.repository}: venv and requirements go together")
         entries.append(entry)
     return entries
 
@@ -174,8 +176,16 @@ class Resolver:
         release = release_of(ref.tag)
         env = dict(entry.env)
         pythonpath: list[str] = []
-        if entry.run in ("python", "sglang"):
+        if entry.run in ("python", "standin"):
             bin_dir = self.python_prefix / "bin"
+            if entry.run == "standin":  # the stand-in's code is the project's
+                pythonpath.append(str(self.project_root))
+        elif entry.run == "sglang":
+            # The release's bench_serving needs its own dependencies (transformers, numpy...): a venv prepared for
+            # the release has them; without one the project's venv runs the stand-in, which needs none.
+            bin_dir = self.python_prefix / "bin"
+            if entry.venv and release and (self.venv_dir / f"{entry.venv}-{release}" / "bin" / "python3").exists():
+                bin_dir = self.venv_dir / f"{entry.venv}-{release}" / "bin"
         else:  # venv
             if not release:
                 raise ImageError(f"image {image}: no release in its tag; the sandbox prepares venvs per release")
@@ -246,17 +256,22 @@ def container_env(runtime: Runtime, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def prepare(images: list[str], dest: Path, table: list[Entry], python: str = sys.executable) -> list[Path]:
-    """Make the virtualenv of every ``run: venv`` image (pip install of its requirements at the tag's release)."""
+    """Make the virtualenv of every ``run: venv`` image (pip install of its requirements at the tag's release),
+    and for ``run: sglang`` images the release's bench_serving: a virtualenv with its dependencies and the
+    release's own ``sglang`` package beside it (``DIR/sglang/<release>``, no dependencies), which the stand-in's
+    overlay extends (docs/standin.md)."""
     made = []
     for image in images:
         entry = lookup(table, image)
-        if entry is None or entry.run != "venv":
+        if entry is None or entry.run not in ("venv", "sglang") or not entry.venv:
             print(f"{image}: nothing to prepare ({entry.run if entry else 'not in the table'})")
             continue
         release = release_of(parse_image(image).tag)
         if not release:
             raise SystemExit(f"{image}: no release in its tag")
         venv = dest / f"{entry.venv}-{release}"
+        if entry.run == "sglang":
+            _prepare_sglang_package(release, dest / "sglang" / release, python)
         if (venv / "bin" / "python3").exists():
             print(f"{image}: {venv} already prepared")
             made.append(venv)
@@ -267,6 +282,24 @@ def prepare(images: list[str], dest: Path, table: list[Entry], python: str = sys
         print(f"{image}: prepared {venv} ({', '.join(reqs)})")
         made.append(venv)
     return made
+
+
+def _prepare_sglang_package(release: str, target: Path, python: str) -> None:
+    """The release's ``sglang`` package without its dependencies: the wheel tools/sglang_flags.py cached, else
+    the release from PyPI."""
+    if (target / "sglang" / "__init__.py").is_file():
+        return
+    try:
+        from tools.sglang_flags import wheel_for
+
+        wheel = wheel_for(release)
+    except ImportError:
+        wheel = None
+    source = str(wheel) if wheel else f"sglang=={release}"
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), source], check=True
+    )
+    print(f"sglang {release}: its package in {target} (from {source})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ Succeeded) and prints the stack outputs as JSON on stdout. Progress and the over
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -146,8 +147,9 @@ class Deployment:
         for key, value in secrets.items():
             self.pulumi("config", "set", "--secret", f"sglang-platform:{key}", value)
 
-    def up(self) -> None:
-        result = self.pulumi("up", "--yes", "--skip-preview", check=False, capture=False)
+    def up(self, refresh: bool = False) -> None:
+        flags = ["--refresh"] if refresh else []
+        result = self.pulumi("up", "--yes", "--skip-preview", *flags, check=False, capture=False)
         if result.returncode != 0:
             raise SandboxError(f"pulumi up of {self.name} failed (its output is above)")
 
@@ -203,49 +205,104 @@ def start_hub(sandbox: Sandbox, stack_file: Path) -> str:
     return url
 
 
+def bench_not_run(values: dict[str, Any]) -> str | None:
+    """Why the stack's benchmark Jobs cannot run in the sandbox (their release's bench_serving imports what no
+    prepared venv holds: tools/bench_serving_releases.py NOT_RUN), or None."""
+    from tools.bench_serving_releases import NOT_RUN
+    from tools.sim_stacks import _config
+
+    release = _config(values).versions.sglang_release
+    return NOT_RUN.get(str(release)) if release is not None else None
+
+
+def has_benchmark(values: dict[str, Any]) -> bool:
+    return any(g.get("benchmark") is not None for g in values.get("inferenceGroups") or [])
+
+
+def serve_changes(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """What serving for real changes beyond the overrides every simulation needs, and why (printed): a benchmark
+    whose release's bench_serving cannot run here is left out, so that `up` is not waiting for a Job that fails."""
+    why = bench_not_run(values) if has_benchmark(values) else None
+    if why is None:
+        return {}, []
+    groups = copy.deepcopy(values["inferenceGroups"])
+    lines = []
+    for i, group in enumerate(groups):
+        if group.pop("benchmark", None) is not None:
+            lines.append(
+                f"sglang-platform:inferenceGroups[{i}].benchmark removed ({group.get('name')}): its release's "
+                f"bench_serving cannot run in the sandbox: {why}"
+            )
+    return {"inferenceGroups": groups}, lines
+
+
 def prepare_images(values: dict[str, Any], dest: Path) -> None:
-    """The virtualenvs of the stack's venv images (the gateway's release), made before the namespace: there is no
-    PyPI inside it."""
+    """The virtualenvs of the stack's venv images (the gateway's release) and, when the stack benchmarks, the
+    SGLang release's bench_serving; made before the namespace: there is no PyPI inside it."""
     from tools.sim_stacks import _config
     from tools.simulation import agent_images
 
     cfg = _config(values)
+    images = [cfg.versions.gateway_image]
+    if has_benchmark(values) and bench_not_run(values) is None:
+        images.append(cfg.versions.sglang_image)
     dest.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the outputs' JSON
-        agent_images.prepare([cfg.versions.gateway_image], dest, agent_images.load_table())
+        agent_images.prepare(images, dest, agent_images.load_table())
+
+
+def needs_nfs_client(values: dict[str, Any]) -> bool:
+    """A claim of the stack asks for StorageClass nfs-client (prod's Open WebUI): the sandbox provides it, as the
+    e2e suite does (tools/sim_stacks.NFS_CLIENT)."""
+    from sglang_platform.live.cluster import class_uses
+    from tools.sim_stacks import _config
+
+    return any(use.name == "nfs-client" for use in class_uses(_config(values)))
+
+
+def serving(sandbox: Sandbox) -> bool:
+    """The running sandbox serves for real (started with --serve: the node agent runs its GPU nodes)."""
+    return bool(sandbox._state().get("options", {}).get("serve"))
 
 
 def up(
-    stack_file: Path, secrets: dict[str, str], sandbox: Sandbox, charts: Path, timeout: float, extra: list[str]
+    stack_file: Path,
+    secrets: dict[str, str],
+    sandbox: Sandbox,
+    charts: Path,
+    timeout: float,
+    extra: list[str],
+    refresh: bool = False,
 ) -> dict[str, Any]:
     from tools.sim_stacks import NFS_CLIENT, describe_changes, overrides_for
 
     name = stack_name(stack_file)
     values = stack_values(stack_file)
+    # Kept between sandboxes (one venv per image and release), as the node agent's own default.
+    images = Path(os.environ.get("SGLANG_SIM_IMAGES", "") or Path.home() / ".cache" / "sglang-sim" / "images")
     if not sandbox.alive("kube-apiserver"):
-        images = sandbox.run / "images"
         prepare_images(values, images)
         sandbox.start(
             Options.parse(["--sim", "--serve", "--image-dir", str(images), *sim_options(name, values), *extra])
         )
-    if (
-        any(
-            (g.get("modelVolume") or {}).get("storageClassName") == "nfs-client"
-            for g in values.get("inferenceGroups") or []
-        )
-        or (values.get("openWebui") or {}).get("persistence", {}).get("storageClassName") == "nfs-client"
-    ):
+    elif serving(sandbox):
+        prepare_images(values, images)  # this stack's releases may differ from the first one's
+    if needs_nfs_client(values):
         sandbox.apply(NFS_CLIENT)
     changes = overrides_for(values, charts)
     say(f"overrides the simulation needs for {name}:")
     for line in describe_changes(values):
         say(f"  {line}")
-    if "--serve" in extra:
+    if serving(sandbox):
         hub = start_hub(sandbox, stack_file)
         changes["modelHubs"] = {"huggingface": hub, "modelscope": hub}
         say(f"  sglang-platform:modelHubs = {hub} (both hubs): the sandbox's model hub stand-in (docs/hub-standin.md)")
+        more, lines = serve_changes(values)
+        changes |= more
+        for line in lines:
+            say(f"  {line}")
     deployment = Deployment(sandbox, stack_file, charts)
     deployment.prepare(changes, secrets)
-    deployment.up()
+    deployment.up(refresh)
     deployment.wait_ready(timeout)
     return deployment.outputs()
