@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .model_cache import ModelCache, ModelCacheArgs
     from .monitoring import MonitoringStack, MonitoringStackArgs, ScrapeTarget
     from .open_webui import Backend, OpenWebUI, OpenWebUIArgs
+    from .platform import Platform, PlatformArgs
     from .sglang_group import SglangInferenceGroup, SglangInferenceGroupArgs
 
 _EXPORTS = {
@@ -38,6 +39,7 @@ _EXPORTS = {
         ("MonitoringStack", "MonitoringStackArgs", "ScrapeTarget"), "sglang_platform.components.monitoring"
     ),
     **dict.fromkeys(("Backend", "OpenWebUI", "OpenWebUIArgs"), "sglang_platform.components.open_webui"),
+    **dict.fromkeys(("Platform", "PlatformArgs"), "sglang_platform.components.platform"),
     **dict.fromkeys(("SglangInferenceGroup", "SglangInferenceGroupArgs"), "sglang_platform.components.sglang_group"),
     "API_CLIENT_LABEL": "sglang_platform.render.sglang_pods",
 }
@@ -58,6 +60,8 @@ __all__ = [
     "MonitoringStackArgs",
     "OpenWebUI",
     "OpenWebUIArgs",
+    "Platform",
+    "PlatformArgs",
     "ScrapeTarget",
     "ServingBenchmark",
     "ServingBenchmarkArgs",

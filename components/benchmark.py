@@ -90,9 +90,10 @@ class ServingBenchmark(pulumi.ComponentResource):
     result: pulumi.Output[dict | None]
 
     def __init__(self, name: str, args: ServingBenchmarkArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("sglang-platform:index:ServingBenchmark", name, None, opts)
         g = args.group
+        # Before registering: a refused component leaves nothing behind, not even itself.
         _refuse_invalid(name, g, args.config)
+        super().__init__("sglang-platform:index:ServingBenchmark", name, None, opts)
         child = child_opts(self, opts, *args.depends_on)
         ns = args.namespace
         base = bench_labels(g)

@@ -39,9 +39,10 @@ class SglangDisaggregatedService(pulumi.ComponentResource):
     api_key_secret_name: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: SglangDisaggregatedServiceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("sglang-platform:index:SglangDisaggregatedService", name, None, opts)
         service = args.config
+        # Before registering: a refused component leaves nothing behind, not even itself.
         _refuse_invalid(name, service)
+        super().__init__("sglang-platform:index:SglangDisaggregatedService", name, None, opts)
         child = child_opts(self, opts, *args.depends_on)
         # One Secret for both roles, from the service's own name.
         secret_name = api_key_secret(f"{name}-api-key", args, child)

@@ -123,8 +123,9 @@ class SglangGateway(pulumi.ComponentResource):
     api_key_secret_name: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: SglangGatewayArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("sglang-platform:index:SglangGateway", name, None, opts)
+        # Before registering: a refused component leaves nothing behind, not even itself.
         _refuse_invalid(name, args)
+        super().__init__("sglang-platform:index:SglangGateway", name, None, opts)
         s = args.config
         ns = args.namespace
         child = child_opts(self, opts, *args.depends_on)

@@ -128,9 +128,10 @@ class SglangInferenceGroup(pulumi.ComponentResource):
     api_key_secret_name: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: SglangInferenceGroupArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("sglang-platform:index:SglangInferenceGroup", name, None, opts)
         g = args.config
+        # Before registering: a refused component leaves nothing behind, not even itself.
         _refuse_invalid(name, g, args)
+        super().__init__("sglang-platform:index:SglangInferenceGroup", name, None, opts)
         child = child_opts(self, opts, *args.depends_on)
         ns = args.namespace
         group_meta = group_labels(g)

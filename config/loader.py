@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,12 +128,29 @@ def load() -> LoadedConfig:
         # Credentials in plain text, only for the preflight reads here; they reach the cluster as Secrets.
         return runtime_config.get_config(f"{PROJECT}:{key}") if key in secret_keys else None
 
+    config = pulumi.Config(PROJECT)
+    secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
+    return load_values(raw, secrets, plain, other_keys)
+
+
+def load_values(
+    raw: dict[str, Any],
+    secrets: Mapping[str, Any],
+    plain: Callable[[str], str | None] = lambda key: None,
+    other_keys: Iterable[str] = (),
+) -> LoadedConfig:
+    """``load`` of stack values given by the caller (the Platform component of the package gets them as its
+    inputs): ``secrets`` by stack key (Outputs, kept as they are), ``plain`` a secret's text for the preflight
+    reads (None: the reads go without it). The checks are the stack's, the live ones included: the cluster is
+    the one the Kubernetes provider's stack config (else $KUBECONFIG) names."""
+    from pulumi.runtime import config as runtime_config
+
     offline = os.environ.get(OFFLINE_ENV) == "1"
     credentials = S3Credentials(plain("s3AccessKeyId"), plain("s3SecretAccessKey"))
     preflight = S3Preflight(credentials, offline=offline)
     model_configs = ModelConfigs(plain("hfToken"), plain("modelscopeToken"), credentials, offline=offline)
     notes: list[str] = []
-    platform = validate(raw, secret_keys, preflight, model_configs=model_configs, other_keys=other_keys, notes=notes)
+    platform = validate(raw, set(secrets), preflight, model_configs=model_configs, other_keys=other_keys, notes=notes)
     if not offline:
         # Imported here: an offline render (tools/render.py, the tests) never reads a cluster, and need not load
         # the checks that do and their rules.
@@ -147,11 +164,9 @@ def load() -> LoadedConfig:
         notes += live_notes
         if live:
             raise ConfigError(live)
-    config = pulumi.Config(PROJECT)
-    secrets = {key: config.require_secret(key) for key in sorted(secret_keys)}
     # By the name of what runs: each colocated group, each role of a disaggregated service.
     running = [u.group for u in platform.serving_units]
     sizes = {g.name: weights_gib(g, preflight.measured_gib)[0] for g in running}
     budgets = {g.name: startup_budget_minutes(g, sizes[g.name]) for g in running}
     known = {k: v for k, v in sizes.items() if v is not None}
-    return LoadedConfig(platform, secrets, known, budgets, notes + preflight.notes + model_configs.notes)
+    return LoadedConfig(platform, dict(secrets), known, budgets, notes + preflight.notes + model_configs.notes)

@@ -101,7 +101,7 @@ def _room_files() -> set[str]:
         f"sglang_platform/{path.relative_to(ROOT)}"
         for room in MAY_IMPORT
         for path in (ROOT / room).rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
+        if path.is_file() and "__pycache__" not in path.parts and "venv" not in path.relative_to(ROOT).parts
     }
 
 

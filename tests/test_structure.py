@@ -21,6 +21,7 @@ COMPONENTS = {
     "ModelCache",
     "MonitoringStack",
     "OpenWebUI",
+    "Platform",
     "ServingBenchmark",
     "SglangDisaggregatedService",
     "SglangGateway",
@@ -184,11 +185,13 @@ def test_the_sglang_prefix_marks_exactly_the_serving_components():
 def test_the_program_builds_components_and_their_arguments_by_keyword():
     """`Component(name, args)` positionally, as Pulumi's convention; every args class and value object of
     the package by keyword only, so two fields of one type cannot be swapped unnoticed (in the program and in
-    the wiring helpers that build its args)."""
+    the composition and wiring helpers that build its args)."""
     from sglang_platform import components
 
     exported = set(components.__all__)
-    source = (ROOT / "__main__.py").read_text() + "\n" + (ROOT / "components" / "wiring.py").read_text()
+    source = "\n".join(
+        (ROOT / path).read_text() for path in ("__main__.py", "components/platform.py", "components/wiring.py")
+    )
     tree = ast.parse(source)
     positional = {
         ast.unparse(call)[:60]
