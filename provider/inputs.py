@@ -238,6 +238,8 @@ class Versions(TypedDict):
     "pip requirement for Hugging Face."
     modelscope: NotRequired[str]
     "pip requirement for ModelScope downloads."
+    modelscopeHub: NotRequired[str]
+    "pip requirement for modelscope-hub, installed beside modelscope (which requires it unpinned)."
     boto3: NotRequired[str]
     "pip requirement for S3 downloads."
     gpuOperatorChart: NotRequired[str]

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -166,14 +167,14 @@ class Generator:
         leaves those keys out, and a key still missing after the merge is reported by the validation."""
         return field.is_required() and alias not in self.preset_filled.get(model, set())
 
-    def fill(self, model: type[BaseModel], settings: dict[str, Any]) -> None:
+    def fill(self, model: type[BaseModel], settings: Mapping[str, Any]) -> None:
         """Record the keys a preset's settings give each model, nested models included."""
         fields = {f.alias or n: f for n, f in model.model_fields.items()}
         for key, value in settings.items():
             self.preset_filled.setdefault(model, set()).add(key)
             inner = [a for a, _ in self._parts(fields[key].annotation) if isinstance(a, type)]
             nested = [a for a in inner if issubclass(a, BaseModel)]
-            if isinstance(value, dict) and nested:
+            if isinstance(value, Mapping) and nested:
                 self.fill(nested[0], value)
 
     def description(self, model: type[BaseModel], field: FieldInfo) -> str:
