@@ -404,6 +404,68 @@ def test_atomic_writer_layout_and_updates(tmp_path: Path) -> None:
     assert (target / "a").read_bytes() == b"3" and not (target / "dir").exists()
 
 
+def test_nested_mount_points_are_made_in_the_parent_volume() -> None:
+    """NFD's worker mounts a ConfigMap at /etc/kubernetes/node-feature-discovery and a host path beneath it: the
+    kubelet makes source.d in the ConfigMap's volume (the runtime cannot, the parent is mounted read-only)."""
+    spec = {
+        "initContainers": [{"name": "i", "volumeMounts": [{"name": "conf", "mountPath": "/other"}]}],
+        "containers": [
+            {
+                "name": "worker",
+                "volumeMounts": [
+                    {"name": "conf", "mountPath": "/etc/kubernetes/node-feature-discovery/"},
+                    {"name": "source-d", "mountPath": "/etc/kubernetes/node-feature-discovery/source.d"},
+                    {"name": "features-d", "mountPath": "/etc/kubernetes/node-feature-discovery/features.d/x"},
+                    {"name": "escape", "mountPath": "/etc/kubernetes/node-feature-discovery/../x"},
+                    {"name": "sibling", "mountPath": "/etc/kubernetes/node-feature-discovery-2"},
+                ],
+            }
+        ],
+    }
+    assert agent_volumes.nested_mountpoints(spec, "conf") == ["features.d/x", "source.d"]
+    assert agent_volumes.nested_mountpoints(spec, "source-d") == []
+
+
+def test_a_pod_of_placeholders_gets_what_kwok_gives_it(tmp_path: Path) -> None:
+    """KEDA 2.17's metrics server mounts a Secret its (placeholder) operator would make: a pod whose every image is
+    kept off agent nodes reads neither its volumes nor its environment's references; a pod with one image that
+    runs does."""
+    from types import SimpleNamespace
+
+    from tools.simulation.agent import PodWorker
+
+    r = resolver(tmp_path, [])
+    r.placeholders = True
+    agent = SimpleNamespace(run_dir=tmp_path, images=r)
+    node = SimpleNamespace(ip="10.245.0.1", name="gpu-node-0")
+
+    def pod(*images: str) -> dict:
+        containers = [
+            {
+                "name": f"c{i}",
+                "image": image,
+                "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "kedaorg-certs", "key": "k"}}}],
+                "volumeMounts": [{"name": "certs", "mountPath": "/certs"}],
+            }
+            for i, image in enumerate(images)
+        ]
+        return {
+            "metadata": {"name": "p", "namespace": "keda", "uid": "u", "ownerReferences": []},
+            "spec": {
+                "containers": containers,
+                "volumes": [{"name": "certs", "secret": {"secretName": "kedaorg-certs"}}],
+            },
+        }
+
+    keda = PodWorker(agent, pod("ghcr.io/kedacore/keda-metrics-apiserver:2.17.2"), node)  # type: ignore[arg-type]
+    assert keda.placeholder_pod
+    runtime = r.resolve("ghcr.io/kedacore/keda-metrics-apiserver:2.17.2")
+    env, argv, mounts = keda.placeholder_process(keda.containers[0], runtime)
+    assert (argv, mounts, "K" in env) == (["sleep", "infinity"], [], False)
+    mixed = PodWorker(agent, pod("ghcr.io/kedacore/keda:2.17.2", "python:3.12.8-slim-bookworm"), node)  # type: ignore[arg-type]
+    assert not mixed.placeholder_pod
+
+
 # --- probes ----------------------------------------------------------------------------------------------
 
 
@@ -693,8 +755,10 @@ def test_images_resolve_to_processes(tmp_path: Path) -> None:
     wheel = tmp_path / "venvs" / "sglang" / "0.5.23"
     (wheel / "sglang").mkdir(parents=True)
     (wheel / "sglang" / "__init__.py").touch()
-    r.resolve("lmsysorg/sglang:v0.5.23-cu130")
+    real = r.resolve("lmsysorg/sglang:v0.5.23-cu130")
     assert builds[-1] == ("0.5.23", wheel)  # the release's real package, when prepared, for bench_serving
+    # ... and its metadata findable (the overlay's sglang comes first on the path, the project last)
+    assert real.pythonpath == [str(tmp_path / "overlays" / "0.5.23"), str(wheel), str(ROOT)]
     # A release whose bench_serving venv was prepared runs in it (the stand-in too); others in the project's.
     bench = tmp_path / "venvs" / "sglang-bench-0.4.4" / "bin"
     bench.mkdir(parents=True)

@@ -232,6 +232,7 @@ class PodWorker(threading.Thread):
         self.written: dict[str, Any] | None = None
         self.conditions: dict[str, dict[str, Any]] = {}
         self.init_complete = not self.inits
+        self._placeholder_pod: bool | None = None
         self.cleaned = False
         self.winding_down = False  # the pod has completed: nothing (re)starts, sidecars are stopped
         self._restore(pod)
@@ -345,9 +346,26 @@ class PodWorker(threading.Thread):
 
     # --- sync: sandbox, volumes, containers -------------------------------------------------------------------
 
+    @property
+    def placeholder_pod(self) -> bool:
+        """Every container's image is one the table keeps on kwok nodes: the pod gets what kwok gives it, so
+        neither its volumes nor its environment's references are resolved (nothing of the images runs to read
+        them; e.g. a Secret the add-on's own operator would have made)."""
+        if self._placeholder_pod is None:
+            runs = []
+            for c in self.inits + self.containers:
+                try:
+                    runs.append(self.agent.images.resolve(c.rec.image).entry.run)
+                except agent_images.ImageError:
+                    runs.append("")
+            self._placeholder_pod = all(run == "placeholder" for run in runs)
+        return self._placeholder_pod
+
     def sync(self) -> None:
         if not self.view.sandbox_ready:
             self.setup_sandbox()
+        if not self.volumes_ready and self.placeholder_pod:
+            self.volumes_ready = True
         if not self.volumes_ready:
             if time.monotonic() < self.volume_retry:
                 return
@@ -364,7 +382,7 @@ class PodWorker(threading.Thread):
                         c.rec.message = ""
                 return
             self.volumes_ready = True
-        elif time.monotonic() - self.volume_synced > VOLUME_RESYNC:
+        elif time.monotonic() - self.volume_synced > VOLUME_RESYNC and not self.placeholder_pod:
             self.resync_volumes()
         self.reap()
         if not self.init_complete:
@@ -489,6 +507,9 @@ class PodWorker(threading.Thread):
                 vol.path.mkdir(parents=True, exist_ok=True)
             if vol.files is not None:
                 agent_volumes.write_atomic(vol.path, vol.files)
+                for rel in agent_volumes.nested_mountpoints(self.spec, vol.name):
+                    if not (vol.path / rel).exists():
+                        (vol.path / rel).mkdir(parents=True, exist_ok=True)
         self.volumes = planned
         self.volume_synced = time.monotonic()
         self.volume_error = ""
@@ -586,32 +607,64 @@ class PodWorker(threading.Thread):
             self.agent.event(self, "Warning", "Failed", f'Failed to pull image "{rec.image}": {exc}', c)
             return
         try:
-            env = agent_env.container_env(
-                self.pod_for_fields(),
-                c.spec,
-                self.agent.env_sources(),
-                self.agent.service_env(self.pod),
-                self.node.allocatable,
-            )
-            env = agent_images.container_env(runtime, env)
-            env.setdefault("HOSTNAME", self.hostname)
-            if not self.spec.get("hostNetwork"):
-                env = agent_net.pod_env(self.agent.netlib, self.pod_ip, env)
-            if runtime.entry.run in ("sglang", "standin"):  # what the stand-ins read (docs/standin.md)
-                env.setdefault("SGLANG_STANDIN_POD_IP", self.pod_ip)
-                env.setdefault("SGLANG_STANDIN_POD_LABELS", json.dumps(self.pod["metadata"].get("labels") or {}))
-            argv = agent_env.command_line(c.spec, runtime.entrypoint, runtime.cmd, env)
-            c.placeholder = runtime.entry.run == "placeholder"
-            if c.placeholder:
-                # What kwok gives such a pod: a container that runs (an init container or a Job's pod completes).
-                job = any(o.get("kind") == "Job" for o in self.pod["metadata"].get("ownerReferences") or [])
-                argv = ["true"] if (c.rec.init and not c.rec.sidecar) or job else ["sleep", "infinity"]
-            agent_volumes.prepare_subpaths(c.spec, self.volumes, env)
-            mounts = agent_volumes.container_mounts(c.spec, self.volumes, env)
+            if runtime.entry.run == "placeholder" and self.placeholder_pod:
+                env, argv, mounts = self.placeholder_process(c, runtime)
+            else:
+                env, argv, mounts = self.container_process(c, runtime)
         except (agent_env.EnvError, agent_volumes.VolumeError, ValueError) as exc:
             self.waiting(c, "CreateContainerConfigError", str(exc), retry=10)
             self.agent.event(self, "Warning", "Failed", f"Error: {exc}", c)
             return
+        self.start_process(c, runtime, env, argv, mounts, restart)
+
+    def placeholder_process(
+        self, c: Container, runtime: agent_images.Runtime
+    ) -> tuple[dict[str, str], list[str], list[agent_volumes.Mount]]:
+        """What kwok gives a pod of images kept off agent nodes: a container that runs (an init container or a
+        Job's pod completes), without its volumes or environment."""
+        c.placeholder = True
+        job = any(o.get("kind") == "Job" for o in self.pod["metadata"].get("ownerReferences") or [])
+        argv = ["true"] if (c.rec.init and not c.rec.sidecar) or job else ["sleep", "infinity"]
+        return dict(runtime.env), argv, []
+
+    def container_process(
+        self, c: Container, runtime: agent_images.Runtime
+    ) -> tuple[dict[str, str], list[str], list[agent_volumes.Mount]]:
+        """The container's environment, command line and mounts, as a runtime would give them."""
+        env = agent_env.container_env(
+            self.pod_for_fields(),
+            c.spec,
+            self.agent.env_sources(),
+            self.agent.service_env(self.pod),
+            self.node.allocatable,
+        )
+        env = agent_images.container_env(runtime, env)
+        env.setdefault("HOSTNAME", self.hostname)
+        if not self.spec.get("hostNetwork"):
+            env = agent_net.pod_env(self.agent.netlib, self.pod_ip, env)
+        if runtime.entry.run in ("sglang", "standin"):  # what the stand-ins read (docs/standin.md)
+            env.setdefault("SGLANG_STANDIN_POD_IP", self.pod_ip)
+            env.setdefault("SGLANG_STANDIN_POD_LABELS", json.dumps(self.pod["metadata"].get("labels") or {}))
+        argv = agent_env.command_line(c.spec, runtime.entrypoint, runtime.cmd, env)
+        c.placeholder = runtime.entry.run == "placeholder"
+        if c.placeholder:
+            # A placeholder beside containers that run: the pod's volumes are there, its command is not.
+            job = any(o.get("kind") == "Job" for o in self.pod["metadata"].get("ownerReferences") or [])
+            argv = ["true"] if (c.rec.init and not c.rec.sidecar) or job else ["sleep", "infinity"]
+        agent_volumes.prepare_subpaths(c.spec, self.volumes, env)
+        mounts = agent_volumes.container_mounts(c.spec, self.volumes, env)
+        return env, argv, mounts
+
+    def start_process(
+        self,
+        c: Container,
+        runtime: agent_images.Runtime,
+        env: dict[str, str],
+        argv: list[str],
+        mounts: list[agent_volumes.Mount],
+        restart: bool,
+    ) -> None:
+        rec = c.rec
         if restart or rec.state == "terminated" or rec.last_terminated is not None:
             if rec.state == "terminated":
                 rec.last_terminated = rec.terminated()

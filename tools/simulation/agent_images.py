@@ -199,8 +199,12 @@ class Resolver:
         if entry.run == "sglang":
             if not release:
                 raise ImageError(f"image {image}: the stand-in needs the SGLang release in the tag (e.g. v0.4.4-cu124)")
-            # docs/standin.md: the overlay first, the project (the stand-in's code) after it
-            pythonpath += [str(self.overlay(release)), str(self.project_root)]
+            # docs/standin.md: the overlay first, the project (the stand-in's code) after it. The release's own
+            # package, when prepared, comes between them: its `sglang` is shadowed by the overlay's, but its
+            # distribution metadata is found (importlib.metadata.version("sglang"), which the benchmark records).
+            real = self.venv_dir / "sglang" / release
+            prepared = [str(real)] if (real / "sglang" / "__init__.py").is_file() else []
+            pythonpath += [str(self.overlay(release)), *prepared, str(self.project_root)]
         env["PATH"] = f"{bin_dir}:{BASE_PATH}"
         return Runtime(
             image=image,

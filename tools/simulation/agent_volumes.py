@@ -313,6 +313,25 @@ def check_hostpath(vol: Volume) -> None:
         raise VolumeError(f"hostPath type check failed: {p} is not a file")
 
 
+def nested_mountpoints(spec: Mapping[str, Any], volume: str) -> list[str]:
+    """The mount points of other volumes beneath a mount of ``volume`` in the same container, relative to it: the
+    kubelet makes them in ConfigMap, Secret, downwardAPI and projected volumes (MakeNestedMountpoints), since the
+    runtime mounts the volume read-only before it reaches the nested mount."""
+    out: set[str] = set()
+    for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        mounts = c.get("volumeMounts") or []
+        for m in mounts:
+            if m.get("name") != volume:
+                continue
+            base = m["mountPath"].rstrip("/")
+            for other in mounts:
+                path = other["mountPath"].rstrip("/")
+                rel = path[len(base) + 1 :] if path.startswith(base + "/") else ""
+                if rel and ".." not in rel.split("/"):
+                    out.add(rel)
+    return sorted(out)
+
+
 def write_atomic(target: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
     """The kubelet's AtomicWriter: files in a fresh ``..<timestamp>`` dir, ``..data`` swapped to it in one
     rename, a symlink per top-level name into ``..data``; stale names removed. Returns whether anything changed."""
