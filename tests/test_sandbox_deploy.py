@@ -47,3 +47,25 @@ def test_not_ready_names_each_pod_and_why():
         "ns/crash (Running): c exited 2 (Error)",
         "ns/unplaced (Pending): unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu",
     ]
+
+
+def test_served_stacks_run_keda_s_metrics_server_off_the_api_server_s_port():
+    """With --serve KEDA's metrics API server runs (its pods are the pinned build), so its APIService is on, and its
+    port is not the API server's 6443 (every pod shares the namespace where the API server listens on 6443);
+    without --serve it stays off, as kwok runs no container. The printed lines say which."""
+    from tools.sim_stacks import committed, describe_changes, overrides_for
+
+    dev = committed("dev")
+    charts = Path("/charts")
+    assert overrides_for(dev, charts)["keda"]["values"] == {
+        "webhooks": {"enabled": False},
+        "metricsServer": {"enabled": False},
+    }
+    assert overrides_for(dev, charts, serve=True)["keda"]["values"] == {
+        "webhooks": {"enabled": False},
+        "metricsServer": {"enabled": True},
+        "service": {"portHttpsTarget": 6444},
+    }
+    served = [line for line in describe_changes(dev, serve=True) if "keda.values" in line]
+    assert len(served) == 1 and "from 6443 to 6444" in served[0]
+    assert not any("keda.values" in line and "6444" in line for line in describe_changes(dev))

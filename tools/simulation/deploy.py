@@ -236,11 +236,12 @@ def up(
         or (values.get("openWebui") or {}).get("persistence", {}).get("storageClassName") == "nfs-client"
     ):
         sandbox.apply(NFS_CLIENT)
-    changes = overrides_for(values, charts)
+    serve = "--serve" in extra
+    changes = overrides_for(values, charts, serve=serve)
     say(f"overrides the simulation needs for {name}:")
-    for line in describe_changes(values):
+    for line in describe_changes(values, serve):
         say(f"  {line}")
-    if "--serve" in extra:
+    if serve:
         hub = start_hub(sandbox, stack_file)
         changes["modelHubs"] = {"huggingface": hub, "modelscope": hub}
         say(f"  sglang-platform:modelHubs = {hub} (both hubs): the sandbox's model hub stand-in (docs/hub-standin.md)")
