@@ -159,6 +159,14 @@ OVERRIDES: list[tuple[str, Any, Any, str]] = [
         "Volcano's admission webhooks (every pod, every queue) are Service-backed",
     ),
 ]
+
+
+def _bom(name: str) -> str:
+    from config import bom
+
+    return str(getattr(bom, name))
+
+
 # With --serve the add-ons' pods that the sandbox builds really run (tools/simulation/images.yaml): these replace or
 # add to the overrides above, judged the same way, and are printed the same way.
 SERVE_OVERRIDES: list[tuple[str, Any, Any, str]] = [
@@ -174,6 +182,21 @@ SERVE_OVERRIDES: list[tuple[str, Any, Any, str]] = [
         "kube-controller-manager's HPA reads); its port moves from 6443 to 6444, since every pod shares the "
         "sandbox's namespace, where the API server listens on 6443 of every address; the admission webhook stays "
         "off (not built)",
+    ),
+    (
+        "versions.kubePrometheusStack",
+        _bom("KUBE_PROMETHEUS_STACK_CHART"),
+        lambda cfg: (
+            cfg.monitoring.enabled and cfg.versions.kube_prometheus_stack != _bom("KUBE_PROMETHEUS_STACK_CHART")
+        ),
+        "the sandbox builds one monitoring stack, the releases of the BOM's chart (prometheus-operator v0.93.1, "
+        "Prometheus v3.14.0); the stack's own chart is what preview checks",
+    ),
+    (
+        "versions.kedaChart",
+        _bom("KEDA_CHART"),
+        lambda cfg: cfg.keda.mode == "install" and cfg.versions.keda_chart != _bom("KEDA_CHART"),
+        "the sandbox builds one KEDA, the BOM's (DESIGN.md); the stack's own chart is what preview checks",
     ),
 ]
 # The stacks the e2e suite deploys (docs/real-engine.md lists which override each gets).
@@ -258,8 +281,10 @@ def describe(stack: str) -> list[str]:
 
 
 def describe_changes(values: dict[str, Any], serve: bool = False) -> list[str]:
+    served = {path for path, *_ in SERVE_OVERRIDES} if serve else set()
     return [
-        f"sglang-platform:{path} = {value!r} ({'preview, up' if path in PREVIEW_KEYS else 'up'}): {why}"
+        f"sglang-platform:{path} = {value!r} "
+        f"({'preview, up' if path in PREVIEW_KEYS and path not in served else 'up'}): {why}"
         for path, value, why in applicable(values, serve)
     ]
 
