@@ -121,10 +121,12 @@ def _prometheus_release(name: str, version: str, role: str) -> Pin:
     )
 
 
-def _recipe(name: str, version: str, role: str, version_text: str | None) -> Pin:
+def _recipe(
+    name: str, version: str, role: str, version_text: str | None, version_args: tuple[str, ...] = ("--version",)
+) -> Pin:
     """A binary the project builds from its own Go recipe (no release binary upstream, or one that must run as a
     pod: tools/simulation/gobuild.py)."""
-    return Pin(name, version, role, recipe=name, version_text=version_text)
+    return Pin(name, version, role, recipe=name, version_text=version_text, version_args=version_args)
 
 
 # The one pinned list. Versions move together with what the simulation's tests were run against; bump them here
@@ -190,7 +192,7 @@ PINS: tuple[Pin, ...] = (
     _prometheus_release("alertmanager", "v0.34.0", "monitoring"),
     _recipe("prometheus-operator", "v0.93.1", "monitoring", "prometheus-operator, version 0.93.1"),
     _recipe("prometheus-config-reloader", "v0.93.1", "monitoring", "prometheus-config-reloader, version 0.93.1"),
-    _recipe("kube-state-metrics", "v2.20.0", "monitoring", "kube-state-metrics, version v2.20.0"),
+    _recipe("kube-state-metrics", "v2.20.0", "monitoring", "kube-state-metrics, version v2.20.0", ("version",)),
     # KEDA of the BOM (config/bom.py KEDA_CHART 2.20.2): operator and metrics API server, as pods. Neither has a
     # version flag (each logs its version at start).
     _recipe("keda", "v2.20.2", "autoscaling", None),
