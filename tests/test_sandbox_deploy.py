@@ -81,3 +81,43 @@ def test_what_serving_changes_and_prepares_per_stack(monkeypatch, tmp_path):
         ["lmsysorg/sgl-model-gateway:v0.3.2"],
         ["lmsysorg/sgl-model-gateway:v0.3.2"],
     ]
+
+
+def test_served_stacks_run_keda_s_metrics_server_off_the_api_server_s_port():
+    """With --serve KEDA's metrics API server runs (its pods are the pinned build), so its APIService is on, and its
+    port is not the API server's 6443 (every pod shares the namespace where the API server listens on 6443);
+    without --serve it stays off, as kwok runs no container. The printed lines say which."""
+    from tools.sim_stacks import committed, describe_changes, overrides_for
+
+    dev = committed("dev")
+    charts = Path("/charts")
+    assert overrides_for(dev, charts)["keda"]["values"] == {
+        "webhooks": {"enabled": False},
+        "metricsServer": {"enabled": False},
+    }
+    assert overrides_for(dev, charts, serve=True)["keda"]["values"] == {
+        "webhooks": {"enabled": False},
+        "metricsServer": {"enabled": True},
+        "service": {"portHttpsTarget": 6444},
+    }
+    served = [line for line in describe_changes(dev, serve=True) if "keda.values" in line]
+    assert len(served) == 1 and "from 6443 to 6444" in served[0]
+    assert not any("keda.values" in line and "6444" in line for line in describe_changes(dev))
+
+
+def test_served_prod_runs_the_bom_s_monitoring_and_keda_releases_the_sandbox_builds():
+    """prod pins the reference set's kube-prometheus-stack 88.3.0 and KEDA 2.17.2; the sandbox builds one release
+    of each (the BOM's), so a served prod gets those, printed as up-only overrides; dev already pins them."""
+    from sglang_platform.facts import bom
+    from tools.sim_stacks import committed, describe_changes, overrides_for
+
+    prod = overrides_for(committed("prod"), Path("/charts"), serve=True)
+    assert prod["versions"]["kubePrometheusStack"] == bom.KUBE_PROMETHEUS_STACK_CHART == "88.5.3"
+    assert prod["versions"]["kedaChart"] == bom.KEDA_CHART == "2.20.2"
+    assert "kubePrometheusStack" not in overrides_for(committed("prod"), Path("/charts")).get("versions", {})
+    assert "kubePrometheusStack" not in overrides_for(committed("dev"), Path("/charts"), serve=True).get("versions", {})
+    lines = [line for line in describe_changes(committed("prod"), serve=True) if "versions.keda" in line]
+    assert lines == [
+        "sglang-platform:versions.kedaChart = '2.20.2' (up): the sandbox builds one KEDA, the BOM's (DESIGN.md); the "
+        "stack's own chart is what preview checks"
+    ]

@@ -289,11 +289,12 @@ def up(
         prepare_images(values, images)  # this stack's releases may differ from the first one's
     if needs_nfs_client(values):
         sandbox.apply(NFS_CLIENT)
-    changes = overrides_for(values, charts)
+    serve = "--serve" in extra or serving(sandbox)  # asked now, or the running sandbox already serves
+    changes = overrides_for(values, charts, serve=serve)
     say(f"overrides the simulation needs for {name}:")
-    for line in describe_changes(values):
+    for line in describe_changes(values, serve):
         say(f"  {line}")
-    if serving(sandbox):
+    if serve:
         hub = start_hub(sandbox, stack_file)
         changes["modelHubs"] = {"huggingface": hub, "modelscope": hub}
         say(f"  sglang-platform:modelHubs = {hub} (both hubs): the sandbox's model hub stand-in (docs/hub-standin.md)")
