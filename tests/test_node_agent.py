@@ -28,7 +28,7 @@ import yaml
 from conftest import ROOT, unavailable
 
 from tools.setup_tests import Capability
-from tools.simulation import agent_env, agent_images, agent_logs, agent_probes, agent_status, agent_volumes, binaries
+from tools.simulation import agent_env, agent_images, agent_logs, agent_probes, agent_status, agent_volumes
 from tools.simulation.agent_status import ContainerRecord, PodView
 
 # --- environment ------------------------------------------------------------------------------------------
@@ -666,32 +666,13 @@ def test_the_table_is_reviewable() -> None:
     for addon in (
         "nvcr.io/nvidia/k8s-device-plugin:v0.17.0",
         "volcanosh/vc-scheduler:v1.9.0",
-        "ghcr.io/kedacore/keda:2.17.2",
-        "quay.io/prometheus/prometheus:v3.13.2-distroless",
-        "quay.io/prometheus/node-exporter:v1.12.1",
+        "ghcr.io/kedacore/keda:2.20.2",
+        "quay.io/prometheus/prometheus:v3.5.0",
         "registry.k8s.io/lws/lws:v0.10.0",
         "docker.io/grafana/grafana:12.1.0",
     ):
         found = agent_images.lookup(table, addon)
         assert found is not None and found.run == "none", addon
-    # The monitoring stack of the BOM's kube-prometheus-stack and KEDA run their pinned builds, each at the path
-    # its image has it; only the exact releases the sandbox builds.
-    built = {
-        "quay.io/prometheus/prometheus:v3.14.0-distroless": {"/bin/prometheus": "prometheus"},
-        "quay.io/prometheus/alertmanager:v0.34.0": {"/bin/alertmanager": "alertmanager"},
-        "quay.io/prometheus-operator/prometheus-operator:v0.93.1": {"/bin/operator": "prometheus-operator"},
-        "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1": {
-            "/bin/prometheus-config-reloader": "prometheus-config-reloader"
-        },
-        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0": {"/kube-state-metrics": "kube-state-metrics"},
-        "ghcr.io/kedacore/keda:2.20.2": {"/keda": "keda"},
-        "ghcr.io/kedacore/keda-metrics-apiserver:2.20.2": {"/keda-adapter": "keda-adapter"},
-    }
-    for image, paths in built.items():
-        found = agent_images.lookup(table, image)
-        assert found is not None and (found.run, found.binaries) == ("binary", paths), image
-        for name in paths.values():
-            assert binaries.BY_NAME[name].version.lstrip("v") in image, (image, name)
 
 
 def test_table_rejects_unknown_keys(tmp_path: Path) -> None:
@@ -700,13 +681,7 @@ def test_table_rejects_unknown_keys(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown keys"):
         agent_images.load_table(bad)
     bad.write_text(yaml.safe_dump({"images": [{"repository": "x", "run": "docker"}]}))
-    with pytest.raises(ValueError, match="one of python, sglang, standin, venv, binary, none"):
-        agent_images.load_table(bad)
-    bad.write_text(yaml.safe_dump({"images": [{"repository": "x", "run": "binary"}]}))
-    with pytest.raises(ValueError, match="run binary needs binaries"):
-        agent_images.load_table(bad)
-    bad.write_text(yaml.safe_dump({"images": [{"repository": "x", "run": "python", "binaries": {"/x": "etcd"}}]}))
-    with pytest.raises(ValueError, match="binaries belong to run binary entries only"):
+    with pytest.raises(ValueError, match="one of python, sglang, standin, venv, none"):
         agent_images.load_table(bad)
     bad.write_text(yaml.safe_dump({"images": [{"repository": "x", "run": "sglang", "venv": "bench"}]}))
     with pytest.raises(ValueError, match="entry x: venv and requirements go together"):
@@ -808,23 +783,6 @@ def test_images_resolve_to_processes(tmp_path: Path) -> None:
         r.resolve("nginx:1.27")
     with pytest.raises(agent_images.ImageError, match=r"not run on agent nodes \(kwok\).*GPU node"):
         r.resolve("nvcr.io/nvidia/gpu-operator:v24.9.1")
-
-
-def test_binary_images_bind_the_pinned_build_at_the_image_path(tmp_path: Path) -> None:
-    """A run binary image runs the pod's own command: the pinned binary is bound where the image has it."""
-    r = resolver(tmp_path, [])
-    r.bin_dir = tmp_path / "bin"
-    with pytest.raises(agent_images.ImageError, match="pinned binary prometheus-operator, which is not built"):
-        r.resolve("quay.io/prometheus-operator/prometheus-operator:v0.93.1")
-    r.bin_dir.mkdir()
-    built = tmp_path / "cache" / "prometheus-operator"
-    built.parent.mkdir()
-    built.write_text("#!/bin/sh\n")
-    (r.bin_dir / "prometheus-operator").symlink_to(built)
-    op = r.resolve("quay.io/prometheus-operator/prometheus-operator:v0.93.1")
-    assert op.files == [(str(built), "/bin/operator")]  # the link resolved: the host file itself
-    assert (op.entrypoint, op.cmd, op.pythonpath, op.binds) == (["/bin/operator"], [], [], [])
-    assert op.env["PATH"] == agent_images.BASE_PATH
 
 
 def test_placeholders_stand_for_the_images_kept_off_agent_nodes(tmp_path: Path) -> None:
@@ -1293,9 +1251,4 @@ def test_pods_get_their_own_addresses(tmp_path: Path) -> None:
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0].split() == ["127.77.0.2", "127.77.0.2", "127.77.0.2", "127.77.0.2"]
     assert outs[1][0].split() == ["127.77.0.3", "127.77.0.3", "127.77.0.3", "127.77.0.3"]
-    # No library: no LD_PRELOAD, but the addresses still, for the Go binaries built to read them (go/podnet).
-    assert agent_net.pod_env(None, "10.245.0.2", {"A": "1"}) == {
-        "A": "1",
-        "SANDBOX_POD_IP": "10.245.0.2",
-        "SANDBOX_LOOPBACK": "127.245.0.2",
-    }
+    assert agent_net.pod_env(None, "10.245.0.2", {"A": "1"}) == {"A": "1"}  # no library: nothing changes

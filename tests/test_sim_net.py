@@ -9,9 +9,7 @@ host's netfilter rules and sysctls unchanged; it skips unless it runs as root wi
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import json
 import os
 import re
 import shutil
@@ -52,10 +50,10 @@ def _replaces(go_mod: str) -> dict[str, str]:
 def test_each_module_pins_the_release_its_recipe_names(name):
     recipe = gobuild.RECIPES[name]
     go_mod = (recipe.module_dir / "go.mod").read_text()
-    assert _requires(go_mod)[recipe.upstream_module] == recipe.required_version
+    assert _requires(go_mod)[recipe.upstream_module] == recipe.version
     # -mod=readonly builds only with a complete go.sum: the pinned module's own hash must be there.
     go_sum = (recipe.module_dir / "go.sum").read_text()
-    assert f"{recipe.upstream_module} {recipe.required_version} h1:" in go_sum
+    assert f"{recipe.upstream_module} {recipe.version} h1:" in go_sum
     # tools.go is what keeps `go mod tidy` from dropping the binary's packages.
     assert f'"{recipe.package}"' in (recipe.module_dir / "tools.go").read_text()
 
@@ -84,113 +82,6 @@ def test_kube_proxy_reports_the_release_like_the_other_kubernetes_binaries():
     # The engine builds its Kubernetes binaries with -pgo=off: the same flags share its compiled packages.
     assert cmd[:4] == ["go", "build", "-trimpath", "-pgo=off"]
     assert cmd[-3:] == ["-o", "/out/kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"]
-
-
-def _sums(module: str) -> dict[str, set[str]]:
-    """module -> every version go.sum holds a hash of (its zip, not only its go.mod)."""
-    found: dict[str, set[str]] = {}
-    for line in (gobuild.MODULES / module / "go.sum").read_text().splitlines():
-        path, version, _ = line.split()
-        if not version.endswith("/go.mod"):
-            found.setdefault(path, set()).add(version)
-    return found
-
-
-def test_the_monitoring_stack_is_the_releases_kube_prometheus_stack_runs():
-    """kube-prometheus-stack 88.5.3's images (values.yaml) and its kube-state-metrics subchart, one module."""
-    recipes = {r.name: r for r in gobuild.RECIPES.values() if r.role == "monitoring"}
-    assert {n: r.version for n, r in recipes.items()} == {
-        "prometheus": "v3.14.0",
-        "alertmanager": "v0.34.0",
-        "prometheus-operator": "v0.93.1",
-        "prometheus-config-reloader": "v0.93.1",
-        "kube-state-metrics": "v2.20.0",
-    }
-    assert {r.module for r in recipes.values()} == {"monitoring"}
-    assert recipes["prometheus"].required_version == "v0.314.0"  # Prometheus 3.14.0's Go tag
-    # The pinned releases are what is compiled: one version of each, the packages the five share compile once,
-    # and the Kubernetes libraries are the simulation's release (the operator and kube-state-metrics ask for the
-    # same; Prometheus' v0.35.3 is raised to it).
-    sums = _sums("monitoring")
-    _, minor, patch = gobuild.KUBE_VERSION.lstrip("v").split(".")
-    for module in ("k8s.io/client-go", "k8s.io/api", "k8s.io/apimachinery"):
-        assert sums[module] == {f"v0.{minor}.{patch}"}, module
-    for module, version in (
-        ("github.com/prometheus/prometheus", "v0.314.0"),
-        ("github.com/prometheus/alertmanager", "v0.34.0"),
-        ("github.com/prometheus-operator/prometheus-operator", "v0.93.1"),
-        ("github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring", "v0.93.1"),
-        ("k8s.io/kube-state-metrics/v2", "v2.20.0"),
-    ):
-        assert sums[module] == {version}, module
-    # Prometheus' own replace and excludes, which a requiring module must repeat.
-    go_mod = (gobuild.MODULES / "monitoring" / "go.mod").read_text()
-    assert "replace cloud.google.com/go => cloud.google.com/go v0.123.0" in go_mod
-    assert recipes["prometheus"].tags == ("remove_all_sd", "enable_kubernetes_sd")
-    cmd = gobuild.build_command(recipes["prometheus"], Path("/out/prometheus"), Path("/s/overlay.json"))
-    assert cmd[cmd.index("-tags") + 1] == "remove_all_sd,enable_kubernetes_sd"
-    assert "-overlay=/s/overlay.json" in cmd and cmd[-1] == "github.com/prometheus/prometheus/cmd/prometheus"
-    flags = recipes["prometheus"].ldflags
-    assert "-X github.com/prometheus/common/version.Version=3.14.0" in flags
-
-
-def test_keda_builds_with_its_own_build_list():
-    """KEDA pins k8s.io and controller-runtime with replace directives in its go.mod; the recipe repeats each
-    one, so the build is KEDA's own and not a mix with the monitoring stack's newer libraries."""
-    keda = [r for r in gobuild.RECIPES.values() if r.role == "autoscaling"]
-    assert [(r.name, r.version, r.package) for r in keda] == [
-        ("keda", "v2.20.2", "github.com/kedacore/keda/v2/cmd/operator"),
-        ("keda-adapter", "v2.20.2", "github.com/kedacore/keda/v2/cmd/adapter"),
-    ]
-    replaces = _replaces((gobuild.MODULES / "keda" / "go.mod").read_text())
-    assert replaces["k8s.io/client-go"] == replaces["k8s.io/apiserver"] == "v0.35.5"
-    assert replaces["sigs.k8s.io/controller-runtime"] == "v0.23.3"
-    assert replaces["github.com/prometheus/prometheus"] == "v0.304.2"
-    assert _sums("keda")["k8s.io/client-go"] == {"v0.35.5"}
-
-
-def test_alertmanager_gets_its_ui_assets_stand_in_only_in_the_scratch_copy():
-    (overlay,) = gobuild.OVERLAYS["monitoring"]
-    assert (overlay.module, overlay.version) == ("github.com/prometheus/alertmanager", gobuild.ALERTMANAGER_VERSION)
-    assert [f for f, _ in overlay.files] == ["ui/app/dist/index.html"]
-    assert "replace github.com/prometheus/alertmanager" not in (gobuild.MODULES / "monitoring" / "go.mod").read_text()
-
-
-def test_binaries_that_run_as_pods_get_the_pod_network():
-    """Every Go binary the node agent runs as a pod is built with the sandbox's addressing in Go's net package;
-    the cluster's daemons (kube-proxy, CoreDNS) are not."""
-    pods = {r.name for r in gobuild.RECIPES.values() if r.pod_network}
-    assert pods == {r.name for r in gobuild.RECIPES.values() if r.role in ("monitoring", "autoscaling")}
-    assert not gobuild.RECIPES["kube-proxy"].pod_network and not gobuild.RECIPES["coredns"].pod_network
-    assert "func sandboxAddrs(laddr, raddr sockaddr) (sockaddr, sockaddr)" in gobuild.POD_NETWORK.read_text()
-
-
-def test_the_pod_network_overlay_patches_the_installed_gos_socket(tmp_path):
-    if not shutil.which("go"):
-        unavailable(Capability.SANDBOX, "Go (it builds the sandbox's binaries) is not installed")
-    overlay = gobuild.pod_network_overlay(tmp_path)
-    replace = json.loads(overlay.read_text())["Replace"]
-    (sock,) = [k for k in replace if k.endswith("/src/net/sock_posix.go")]
-    patched = Path(replace[sock]).read_text()
-    original = Path(sock).read_text()
-    assert patched.replace(gobuild.SOCKET_CALL, "", 1) == original
-    assert patched.index(gobuild.SOCKET_CALL) == patched.index(gobuild.SOCKET_ANCHOR) + len(gobuild.SOCKET_ANCHOR)
-
-
-def test_each_binary_has_its_own_stamp():
-    """A cache key per binary: a change of one recipe's entry leaves the others' stamps alone."""
-    stamps = {n: gobuild.stamp(r) for n, r in gobuild.RECIPES.items()}
-    assert len(set(stamps.values())) == len(stamps)
-    bumped = dataclasses.replace(gobuild.RECIPES["keda"], ldflags="-s -w")
-    assert gobuild.stamp(bumped) != stamps["keda"]
-    assert gobuild.expand(["monitoring"]) == [
-        "prometheus",
-        "alertmanager",
-        "prometheus-operator",
-        "prometheus-config-reloader",
-        "kube-state-metrics",
-    ]
-    assert gobuild.expand(["keda-adapter", "autoscaling"]) == ["keda-adapter", "keda"]
 
 
 def test_builds_use_the_installed_go_and_the_committed_go_sum():

@@ -159,46 +159,6 @@ OVERRIDES: list[tuple[str, Any, Any, str]] = [
         "Volcano's admission webhooks (every pod, every queue) are Service-backed",
     ),
 ]
-
-
-def _bom(name: str) -> str:
-    from sglang_platform.facts import bom
-
-    return str(getattr(bom, name))
-
-
-# With --serve the add-ons' pods that the sandbox builds really run (tools/simulation/images.yaml): these replace or
-# add to the overrides above, judged the same way, and are printed the same way.
-SERVE_OVERRIDES: list[tuple[str, Any, Any, str]] = [
-    (
-        "keda.values",
-        {
-            "webhooks": {"enabled": False},
-            "metricsServer": {"enabled": True},
-            "service": {"portHttpsTarget": 6444},
-        },
-        lambda cfg: cfg.keda.mode == "install",
-        "KEDA's metrics API server runs (its APIService through the API server's aggregation layer, which "
-        "kube-controller-manager's HPA reads); its port moves from 6443 to 6444, since every pod shares the "
-        "sandbox's namespace, where the API server listens on 6443 of every address; the admission webhook stays "
-        "off (not built)",
-    ),
-    (
-        "versions.kubePrometheusStack",
-        _bom("KUBE_PROMETHEUS_STACK_CHART"),
-        lambda cfg: (
-            cfg.monitoring.enabled and cfg.versions.kube_prometheus_stack != _bom("KUBE_PROMETHEUS_STACK_CHART")
-        ),
-        "the sandbox builds one monitoring stack, the releases of the BOM's chart (prometheus-operator v0.93.1, "
-        "Prometheus v3.14.0); the stack's own chart is what preview checks",
-    ),
-    (
-        "versions.kedaChart",
-        _bom("KEDA_CHART"),
-        lambda cfg: cfg.keda.mode == "install" and cfg.versions.keda_chart != _bom("KEDA_CHART"),
-        "the sandbox builds one KEDA, the BOM's (DESIGN.md); the stack's own chart is what preview checks",
-    ),
-]
 # The stacks the e2e suite deploys (docs/real-engine.md lists which override each gets).
 E2E_STACKS = ("dev", "prod", "pd-h200")
 
@@ -235,22 +195,16 @@ def overrides(stack: str, charts: Path, preview_only: bool = False) -> dict[str,
     return overrides_for(committed(stack), charts, preview_only)
 
 
-def applicable(values: dict[str, Any], serve: bool = False) -> list[tuple[str, Any, str]]:
-    """(path, value, why) of each override this stack's configuration needs; with ``serve``, a SERVE_OVERRIDES
-    entry takes the place of the override of the same path."""
+def applicable(values: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(path, value, why) of each override this stack's configuration needs."""
     cfg = _config(values)
-    served = [(path, value, why) for path, value, applies, why in SERVE_OVERRIDES if serve and applies(cfg)]
-    replaced = {path for path, _, _ in served}
-    plain = [(path, value, why) for path, value, applies, why in OVERRIDES if applies(cfg) and path not in replaced]
-    return plain + served
+    return [(path, value, why) for path, value, applies, why in OVERRIDES if applies(cfg)]
 
 
-def overrides_for(
-    values: dict[str, Any], charts: Path, preview_only: bool = False, serve: bool = False
-) -> dict[str, Any]:
+def overrides_for(values: dict[str, Any], charts: Path, preview_only: bool = False) -> dict[str, Any]:
     """The overrides any stack's values need on the simulation, as nested stack keys."""
     out: dict[str, Any] = {}
-    for path, value, _ in applicable(values, serve):
+    for path, value, _ in applicable(values):
         if preview_only and path not in PREVIEW_KEYS:
             continue
         value = str(charts) if value == "<chart mirror>" else copy.deepcopy(value)
@@ -280,12 +234,10 @@ def describe(stack: str) -> list[str]:
     return describe_changes(committed(stack))
 
 
-def describe_changes(values: dict[str, Any], serve: bool = False) -> list[str]:
-    served = {path for path, *_ in SERVE_OVERRIDES} if serve else set()
+def describe_changes(values: dict[str, Any]) -> list[str]:
     return [
-        f"sglang-platform:{path} = {value!r} "
-        f"({'preview, up' if path in PREVIEW_KEYS and path not in served else 'up'}): {why}"
-        for path, value, why in applicable(values, serve)
+        f"sglang-platform:{path} = {value!r} ({'preview, up' if path in PREVIEW_KEYS else 'up'}): {why}"
+        for path, value, why in applicable(values)
     ]
 
 

@@ -693,8 +693,7 @@ class PodWorker(threading.Thread):
                 {"source": str(self.dir / "etc" / "hosts"), "target": "/etc/hosts"},
                 {"source": str(self.dir / "etc" / "hostname"), "target": "/etc/hostname"},
                 {"source": str(self.dir / "etc" / "resolv.conf"), "target": "/etc/resolv.conf"},
-            ]
-            + [{"source": source, "target": target, "readonly": True} for source, target in runtime.files],
+            ],
             "mounts": [{"source": m.source, "target": m.target, "readonly": m.readonly} for m in mounts]
             + [{"source": p, "target": p, "readonly": True} for p in runtime.binds]
             + ([{"source": str(netlib), "target": str(netlib), "readonly": True}] if netlib else []),
@@ -1012,7 +1011,6 @@ class Agent:
             venv_dir=args.image_dir.resolve(),
             overlay_dir=self.run_dir / "images" / "sglang",
             placeholders=args.placeholders,
-            bin_dir=args.bin_dir.resolve() if args.bin_dir else None,
         )
         self.netlib = agent_net.build(self.run_dir / "lib")
         self.nodes: dict[str, Node] = {}
@@ -1547,13 +1545,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--placeholders",
         action="store_true",
         help="run a placeholder for images the table keeps on kwok nodes (they get Running/Ready as on kwok)",
-    )
-    p.add_argument(
-        "--bin-dir",
-        type=Path,
-        default=None,
-        help="where images of the table's run binary entries find their pinned binaries (default: ENGINE_BIN, then "
-        "the sandbox's cache: tools/simulation/binaries.py)",
     )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)

@@ -26,7 +26,7 @@ import yaml
 
 TABLE = Path(__file__).with_name("images.yaml")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-RUN_KINDS = ("python", "sglang", "standin", "venv", "binary", "none")
+RUN_KINDS = ("python", "sglang", "standin", "venv", "none")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RELEASE = re.compile(r"^v?(\d+(?:\.\d+)+(?:\.post\d+|rc\d+|a\d+|b\d+)?)")
 
@@ -88,9 +88,6 @@ class Entry:
     env: dict[str, str] = field(default_factory=dict)
     venv: str = ""
     requirements: list[str] = field(default_factory=list)
-    # run binary: the image's executables by their path in the image, each a pinned binary of the sandbox
-    # (tools/simulation/binaries.py), bound read-only at that path in the container's root.
-    binaries: dict[str, str] = field(default_factory=dict)
 
     def matches(self, ref: ImageRef) -> bool:
         return fnmatch.fnmatchcase(ref.repository, self.repository) and fnmatch.fnmatchcase(ref.tag or "", self.tag)
@@ -111,11 +108,6 @@ def load_table(path: Path = TABLE) -> list[Entry]:
             raise ValueError(f"{path}: entry {entry.repository}: run venv needs venv and requirements")
         if bool(entry.venv) != bool(entry.requirements):
             raise ValueError(f"{path}: entry {entry.repository}: venv and requirements go together")
-        entry.binaries = {str(k): str(v) for k, v in (entry.binaries or {}).items()}
-        if entry.run == "binary" and not entry.binaries:
-            raise ValueError(f"{path}: entry {entry.repository}: run binary needs binaries (image path: pinned name)")
-        if (entry.run == "binary") != bool(entry.binaries):
-            raise ValueError(f"{path}: entry {entry.repository}: binaries belong to run binary entries only")
         entries.append(entry)
     return entries
 
@@ -140,8 +132,6 @@ class Runtime:
     # Host directories the runtime lives in (the interpreter's environment, the stand-in overlay): bound read-only
     # at the same path in the container, last, so that no volume (an emptyDir on /tmp, say) hides them.
     binds: list[str] = field(default_factory=list)
-    # (host file, path in the container): the image's executables of a run binary entry, bound read-only.
-    files: list[tuple[str, str]] = field(default_factory=list)
 
 
 OverlayBuilder = Any  # (release: str, dest: Path) -> Path
@@ -162,9 +152,6 @@ class Resolver:
     # gets what kwok would give it (Running and Ready, a Job's pod Succeeded) without its program. The sandbox
     # turns this on, since the scheduler cannot know which pods are the add-ons' own.
     placeholders: bool = False
-    # Where run binary entries find their pinned binaries (the sandbox's bin dir of links); else
-    # tools/simulation/binaries.py's own lookup (ENGINE_BIN, then the project's cache).
-    bin_dir: Path | None = None
     _overlays: dict[str, Path] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -189,10 +176,6 @@ class Resolver:
         release = release_of(ref.tag)
         env = dict(entry.env)
         pythonpath: list[str] = []
-        if entry.run == "binary":
-            env.setdefault("PATH", BASE_PATH)
-            files = [(str(self.binary(image, name)), target) for target, name in entry.binaries.items()]
-            return self._runtime(image, entry, release, env, files=files)
         if entry.run in ("python", "standin"):
             bin_dir = self.python_prefix / "bin"
             if entry.run == "standin":  # the stand-in's code is the project's
@@ -223,13 +206,6 @@ class Resolver:
             prepared = [str(real)] if (real / "sglang" / "__init__.py").is_file() else []
             pythonpath += [str(self.overlay(release)), *prepared, str(self.project_root)]
         env["PATH"] = f"{bin_dir}:{BASE_PATH}"
-        return self._runtime(
-            image, entry, release, env, pythonpath=pythonpath, binds=[str(bin_dir.parent), *pythonpath]
-        )
-
-    @staticmethod
-    def _runtime(image: str, entry: Entry, release: str | None, env: dict[str, str], **more: Any) -> Runtime:
-        """The image's ENTRYPOINT, CMD and WORKDIR as the table records them, with what the run kind adds."""
         return Runtime(
             image=image,
             entry=entry,
@@ -238,23 +214,9 @@ class Resolver:
             cmd=list(entry.cmd),
             workdir=entry.workdir,
             env=env,
-            **more,
+            pythonpath=pythonpath,
+            binds=[str(bin_dir.parent), *pythonpath],
         )
-
-    def binary(self, image: str, name: str) -> Path:
-        """The host path of a pinned binary (links resolved: the container sees the host's root underneath)."""
-        found = self.bin_dir / name if self.bin_dir and (self.bin_dir / name).exists() else None
-        if found is None:
-            from tools.simulation import binaries
-
-            found = binaries.locate(name) if name in binaries.BY_NAME else None
-        if found is None:
-            raise ImageError(
-                f"image {image} runs the pinned binary {name}, which is not built: "
-                f"python -m tools.simulation.gobuild DIR {name} (and DIR on ENGINE_BIN), or "
-                f"python tools/sandbox.py binaries fetch {name}"
-            )
-        return found.resolve()
 
     def overlay(self, release: str) -> Path:
         """The stand-in overlay of a release, built once per agent (tools.simulation.standins.overlay)."""

@@ -12,10 +12,8 @@ extensions, the gateway's Rust extension, curl, sh):
   on P, else the pod IP when something listens there on P (what bound ``0.0.0.0`` in the pod), else unchanged (e.g.
   the API server on 127.0.0.1:6443). Listeners are read from /proc/net/tcp{,6}, the namespace's.
 
-Statically linked programs (Go binaries) never call libc: the ones the sandbox runs as pods (the monitoring stack,
-KEDA) are built with the same rewriting inside Go's net package (tools/simulation/go/podnet, gobuild.py), reading the
-same two variables. The agent builds the library with the machine's C compiler at its start (no network needed);
-without a compiler it warns, and pods binding the same port clash.
+Statically linked programs (Go binaries) are not covered. The agent builds the library with the machine's C
+compiler at its start (no network needed); without a compiler it warns, and pods binding the same port clash.
 """
 
 from __future__ import annotations
@@ -165,12 +163,11 @@ def build(dest_dir: Path) -> Path | None:
 
 
 def pod_env(lib: Path | None, pod_ip: str, env: dict[str, str]) -> dict[str, str]:
-    """The variables that put a container on its pod's addresses: SANDBOX_POD_IP and SANDBOX_LOOPBACK, which the
-    library reads and so do the Go binaries the sandbox builds to run as pods (tools/simulation/go/podnet), and
-    LD_PRELOAD after any the pod sets, when the library was built."""
+    """The variables that put a container on its pod's addresses (LD_PRELOAD after any the pod sets)."""
+    if lib is None:
+        return env
     out = dict(env)
     out["SANDBOX_POD_IP"] = pod_ip
     out["SANDBOX_LOOPBACK"] = loopback_for(pod_ip)
-    if lib is not None:
-        out["LD_PRELOAD"] = ":".join(p for p in (str(lib), env.get("LD_PRELOAD", "")) if p)
+    out["LD_PRELOAD"] = ":".join(p for p in (str(lib), env.get("LD_PRELOAD", "")) if p)
     return out

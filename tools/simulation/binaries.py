@@ -9,9 +9,7 @@ that already holds binaries of these versions, e.g. an offline build), then from
 ``fetch`` fills. ``fetch`` downloads the official release where upstream publishes one and checks it against a
 sha256: the one pinned here, or the one upstream publishes beside the download (its checksum file). A download
 whose digest differs is refused and nothing is cached. Where upstream publishes only source (LeaderWorkerSet,
-Volcano), ``fetch`` builds the pinned Go module with ``go build`` (the Go checksum database verifies it); where the
-binary runs as a pod or its module cannot be built alone (the Prometheus Operator, kube-state-metrics, KEDA), it
-builds the project's own recipe (tools/simulation/gobuild.py, tools/simulation/go/<module>).
+Volcano), ``fetch`` builds the pinned Go module with ``go build`` (the Go checksum database verifies it).
 
 ``SGLANG_SANDBOX_DOWNLOAD_MIRROR=URL`` replaces the scheme and host of every download (an internal mirror of the
 release sites, or a test's local server).
@@ -63,8 +61,6 @@ class Pin:
     go_module: str | None = None
     go_package: str | None = None
     go_ldflags: str = "-s -w"
-    # Built by the project's recipe of this name (tools/simulation/gobuild.py), the same build the offline CI makes.
-    recipe: str | None = None
     # How to ask the binary its version, and the text its answer must contain.
     version_args: tuple[str, ...] = ("--version",)
     version_text: str | None = None
@@ -75,8 +71,6 @@ class Pin:
             digest = f"sha256 {self.sha256}" if self.sha256 else f"sha256 from {self.sha256_url}"
             where = f"{self.url}" + (f" ({self.member})" if self.member else "")
             return f"{where}, {digest}"
-        if self.recipe:
-            return f"go build of the project's recipe tools/simulation/gobuild.py {self.recipe}"
         return f"go build {self.go_module}@{self.version} {self.go_package}"
 
 
@@ -103,30 +97,6 @@ def _pulumi(name: str, role: str, version_args: tuple[str, ...] = (), text: str 
         version_args=version_args,
         version_text=text,
     )
-
-
-def _prometheus_release(name: str, version: str, role: str) -> Pin:
-    """A Prometheus project release (prometheus/prometheus, prometheus/alertmanager): a tarball per platform and a
-    sha256sums.txt beside it."""
-    base = f"https://github.com/prometheus/{name}/releases/download/{version}"
-    plain = version.lstrip("v")
-    return Pin(
-        name,
-        version,
-        role,
-        url=f"{base}/{name}-{plain}.linux-amd64.tar.gz",
-        member=f"{name}-{plain}.linux-amd64/{name}",
-        sha256_url=f"{base}/sha256sums.txt",
-        version_text=f"{name}, version {plain}",
-    )
-
-
-def _recipe(
-    name: str, version: str, role: str, version_text: str | None, version_args: tuple[str, ...] = ("--version",)
-) -> Pin:
-    """A binary the project builds from its own Go recipe (no release binary upstream, or one that must run as a
-    pod: tools/simulation/gobuild.py)."""
-    return Pin(name, version, role, recipe=name, version_text=version_text, version_args=version_args)
 
 
 # The one pinned list. Versions move together with what the simulation's tests were run against; bump them here
@@ -185,18 +155,6 @@ PINS: tuple[Pin, ...] = (
         go_package="./cmd/scheduler",
         go_ldflags="-s -w -X volcano.sh/volcano/pkg/version.Version=v1.10.0",
     ),
-    # The monitoring stack of kube-prometheus-stack 88.5.3 (config/bom.py KUBE_PROMETHEUS_STACK_CHART), run by the
-    # node agent as the chart's and the operator's pods (tools/simulation/images.yaml). Prometheus and Alertmanager
-    # publish release binaries; the operator, its config reloader and kube-state-metrics only images.
-    _prometheus_release("prometheus", "v3.14.0", "monitoring"),
-    _prometheus_release("alertmanager", "v0.34.0", "monitoring"),
-    _recipe("prometheus-operator", "v0.93.1", "monitoring", "prometheus-operator, version 0.93.1"),
-    _recipe("prometheus-config-reloader", "v0.93.1", "monitoring", "prometheus-config-reloader, version 0.93.1"),
-    _recipe("kube-state-metrics", "v2.20.0", "monitoring", "kube-state-metrics, version v2.20.0", ("version",)),
-    # KEDA of the BOM (config/bom.py KEDA_CHART 2.20.2): operator and metrics API server, as pods. Neither has a
-    # version flag (each logs its version at start).
-    _recipe("keda", "v2.20.2", "autoscaling", None),
-    _recipe("keda-adapter", "v2.20.2", "autoscaling", None),
     _pulumi("pulumi", "engine", ("version",), PULUMI),
     _pulumi("pulumi-language-python", "engine"),
     _pulumi("pulumi-language-python-exec", "engine"),
@@ -219,9 +177,6 @@ CLUSTER = tuple(p.name for p in PINS if p.role == "cluster")
 # What `start --serve` adds: Services and cluster DNS for the pods that really run.
 NETWORK = tuple(p.name for p in PINS if p.role == "network")
 ENGINE = tuple(p.name for p in PINS if p.role == "engine")
-# What the monitoring stack's and KEDA's pods run on the node agent's nodes (tools/simulation/images.yaml).
-MONITORING = tuple(p.name for p in PINS if p.role == "monitoring")
-AUTOSCALING = tuple(p.name for p in PINS if p.role == "autoscaling")
 
 
 class FetchError(Exception):
@@ -234,11 +189,7 @@ def cache_root() -> Path:
 
 
 def pin_dir(pin: Pin, root: Path | None = None) -> Path:
-    """Where ``fetch`` keeps one pinned binary: a directory per name and version, so a bump fetches anew; the
-    recipes' builds one directory per role (``gobuild-monitoring``), each binary with its recipe stamp beside it,
-    which CI caches on the role's stamp (.github/workflows/tests.yml)."""
-    if pin.recipe:
-        return (root or cache_root()) / f"gobuild-{pin.role}"
+    """Where ``fetch`` keeps one pinned binary: a directory per name and version, so a bump fetches anew."""
     return (root or cache_root()) / f"{pin.name}-{pin.version}"
 
 
@@ -340,9 +291,7 @@ def fetch(pin: Pin, root: Path | None = None) -> Path:
     """Obtain one pinned binary into the cache (a no-op when it is there) and return its path."""
     dest_dir = pin_dir(pin, root)
     dest = dest_dir / pin.name
-    # A recipe's build is checked against its stamp (a no-op when it is current), not only for presence: a cache
-    # restored from an older recipe must not be used as this one's.
-    if dest.is_file() and not pin.recipe:
+    if dest.is_file():
         return dest
     if pin.url:
         data = _download(pin.url)
@@ -355,16 +304,6 @@ def fetch(pin: Pin, root: Path | None = None) -> Path:
             )
         content = _extract(data, pin.member) if pin.member else data
         _install(content, dest_dir, pin.name)
-    elif pin.recipe:
-        from tools.simulation import gobuild
-
-        recipe = gobuild.RECIPES[pin.recipe]
-        if recipe.version != pin.version:
-            raise FetchError(f"{pin.name}: pinned {pin.version}, but its recipe builds {recipe.version}")
-        try:
-            gobuild.build_all(dest_dir, [pin.recipe], log=lambda line: print(line, file=sys.stderr))
-        except (SystemExit, subprocess.CalledProcessError) as exc:
-            raise FetchError(f"{pin.name} {pin.version}: the recipe's build failed: {exc}") from None
     else:
         _go_build(pin, dest_dir)
     return dest
@@ -492,11 +431,6 @@ def table() -> str:
         if pin.url:
             check = "sha256 pinned here" if pin.sha256 else f"sha256 from [upstream's checksums]({pin.sha256_url})"
             how = f"[release download]({pin.url})" + (f", `{pin.member}`" if pin.member else "") + f"; {check}"
-        elif pin.recipe:
-            how = (
-                f"`go build` of the project's recipe (`python -m tools.simulation.gobuild DIR {pin.recipe}`), modules "
-                "checked by the Go checksum db"
-            )
         else:
             how = f"`go build` of `{pin.go_module}@{pin.version}` (`{pin.go_package}`), checked by the Go checksum db"
         rows.append(f"| `{pin.name}` | {pin.version} | {pin.role} | {how} |")

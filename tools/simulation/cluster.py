@@ -353,10 +353,7 @@ class Sandbox:
             needed += ["kube-scheduler", "kwok", "lws-controller"]
         if opts.serve:
             needed += list(binaries.NETWORK)
-        # The engine and the binaries the pods of the monitoring stack and KEDA run, where built (a pod whose binary
-        # is missing waits with ImageNotInSandbox, naming how to build it).
-        optional = binaries.ENGINE + (binaries.MONITORING + binaries.AUTOSCALING if opts.serve else ())
-        self._bin = binaries.bin_dir(needed + [n for n in optional if binaries.locate(n)])
+        self._bin = binaries.bin_dir(needed + [n for n in binaries.ENGINE if binaries.locate(n)])
         if opts.fresh and self.run.exists():
             running = [c for c in COMPONENTS if self.alive(c)]
             if running:
@@ -414,12 +411,10 @@ class Sandbox:
         tokens = run / "tokens.csv"
         if not tokens.exists():
             tokens.write_text(f"{ADMIN_TOKEN},admin,admin,system:masters\n")
-        aggregation = front_proxy_args(front_proxy_certs(run / "front-proxy")) if opts.serve else []
         self.start_daemon(
             "kube-apiserver",
             self.bin / "kube-apiserver",
             [
-                *aggregation,
                 f"--etcd-servers=http://127.0.0.1:{ETCD_PORT}",
                 # Inside the namespace 0.0.0.0 is lo's addresses only.
                 f"--bind-address={'0.0.0.0' if opts.serve else '127.0.0.1'}",
@@ -546,7 +541,7 @@ class Sandbox:
         nodes = [n["metadata"]["name"] for n in gpu_nodes(opts)]
         args = ["-m", "tools.simulation.agent", f"--kubeconfig={self.kubeconfig}", f"--run-dir={self.run / 'agent'}"]
         args += [f"--node={n}" for n in nodes]
-        args += [f"--pod-cidr={POD_CIDR}", "--placeholders", "--cluster-dns=10.0.0.10", f"--bin-dir={self.bin}"]
+        args += [f"--pod-cidr={POD_CIDR}", "--placeholders", "--cluster-dns=10.0.0.10"]
         if opts.image_dir:
             args.append(f"--image-dir={opts.image_dir}")
         (self.run / "agent").mkdir(exist_ok=True)
@@ -678,53 +673,6 @@ def netns_problems(links: list[dict], routes: list[dict]) -> list[str]:
         elif dev is None and route.get("type") not in ("unreachable", "prohibit", "blackhole", "throw"):
             problems.append(f"route {route.get('dst', '?')} names no device ({json.dumps(route, sort_keys=True)})")
     return problems
-
-
-def front_proxy_certs(where: Path) -> dict[str, Path]:
-    """The aggregation layer's certificates (what kubeadm makes as front-proxy-ca and front-proxy-client): the API
-    server proxies APIService requests to extension API servers (KEDA's metrics server) with the client
-    certificate, and publishes the CA in kube-system/extension-apiserver-authentication, where they read it."""
-    files = {n: where / n for n in ("ca.key", "ca.crt", "client.key", "client.crt")}
-    if all(f.exists() for f in files.values()):
-        return files
-    where.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        [
-            *("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=front-proxy-ca"),
-            *("-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"),
-            *("-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"])),
-        ]
-    )
-    csr = where / "client.csr"
-    _openssl(
-        [
-            *("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=front-proxy-client"),
-            *("-keyout", str(files["client.key"]), "-out", str(csr)),
-        ]
-    )
-    ext = where / "client.ext"
-    ext.write_text("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n")
-    _openssl(
-        [
-            *("x509", "-req", "-in", str(csr), "-CA", str(files["ca.crt"]), "-CAkey", str(files["ca.key"])),
-            *("-CAcreateserial", "-days", "30", "-extfile", str(ext), "-out", str(files["client.crt"])),
-        ]
-    )
-    return files
-
-
-def front_proxy_args(files: dict[str, Path]) -> list[str]:
-    """kube-apiserver's aggregation-layer flags (kubeadm's values): who may assert users through request headers,
-    and the client certificate the API server presents to extension API servers."""
-    return [
-        f"--requestheader-client-ca-file={files['ca.crt']}",
-        "--requestheader-allowed-names=front-proxy-client",
-        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-        "--requestheader-group-headers=X-Remote-Group",
-        "--requestheader-username-headers=X-Remote-User",
-        f"--proxy-client-cert-file={files['client.crt']}",
-        f"--proxy-client-key-file={files['client.key']}",
-    ]
 
 
 def kubeconfig() -> dict[str, Any]:

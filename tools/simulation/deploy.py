@@ -289,12 +289,11 @@ def up(
         prepare_images(values, images)  # this stack's releases may differ from the first one's
     if needs_nfs_client(values):
         sandbox.apply(NFS_CLIENT)
-    serve = "--serve" in extra or serving(sandbox)  # asked now, or the running sandbox already serves
-    changes = overrides_for(values, charts, serve=serve)
+    changes = overrides_for(values, charts)
     say(f"overrides the simulation needs for {name}:")
-    for line in describe_changes(values, serve):
+    for line in describe_changes(values):
         say(f"  {line}")
-    if serve:
+    if serving(sandbox):
         hub = start_hub(sandbox, stack_file)
         changes["modelHubs"] = {"huggingface": hub, "modelscope": hub}
         say(f"  sglang-platform:modelHubs = {hub} (both hubs): the sandbox's model hub stand-in (docs/hub-standin.md)")
