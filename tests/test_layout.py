@@ -24,7 +24,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "config": {"facts"},
     "render": {"facts", "config", "pod_scripts"},
     "rules": {"facts", "config", "render"},
-    "live": {"facts", "config", "rules"},
+    # The upgrade checks compare the cluster's CRDs with the pinned charts' (render.charts finds their source).
+    "live": {"facts", "config", "render", "rules"},
     "components": {"facts", "config", "render", "rules", "pod_scripts"},
     # The component package: the components as other Pulumi languages see them, built through the stack's
     # loading (config.loader) for its Platform.
