@@ -250,6 +250,13 @@ class Sandbox:
             return False
         return _runs(pid, self._exe(name)) and self.netns_exists() and _netns_of(pid) == self._netns_inode()
 
+    def send_signal(self, name: str, sig: int) -> None:
+        """Send ``sig`` to a running component (a test's fault: SIGSTOP freezes CoreDNS, SIGCONT thaws it), after
+        checking the recorded PID is still that binary inside the namespace."""
+        if not self.alive(name):
+            raise SandboxError(f"{name} is not running in {self.run}")
+        os.kill(int(self._pid_file(name).read_text()), sig)
+
     def _owned(self, pid: int) -> bool:
         for f in (self.run / "pids").glob("*") if (self.run / "pids").is_dir() else ():
             if f.read_text().strip() == str(pid) and self.alive(f.name):
