@@ -61,10 +61,6 @@ def uids(served: Served) -> set[str]:
     return {p["metadata"]["uid"] for p in served.pods(NS, SELECTOR)}
 
 
-def container(pod: dict, name: str) -> dict:
-    return next(s for s in pod["status"].get("containerStatuses") or [] if s["name"] == name)
-
-
 def serving_again(served: Served, old: set[str], timeout: float = 600) -> tuple[dict, dict]:
     """A new group (no pod of ``old``) with both pods Ready, answering through the gateway."""
 
@@ -169,7 +165,7 @@ def test_a_worker_that_never_comes_fails_the_leader_at_dist_timeout(served, step
                     or pod["metadata"]["labels"].get("leaderworkerset.sigs.k8s.io/worker-index") != "0"
                 ):
                     continue
-                status = next(
+                status: dict = next(
                     (s for s in pod["status"].get("containerStatuses") or [] if s["name"] == "sglang-leader"), {}
                 )
                 terminated = (status.get("lastState") or {}).get("terminated") or (status.get("state") or {}).get(
