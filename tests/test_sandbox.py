@@ -191,6 +191,24 @@ def test_any_other_interface_or_route_is_refused():
     ]
 
 
+def test_a_serving_start_names_a_missing_host_program_before_it_starts_anything(tmp_path):
+    """kube-proxy runs nft from this machine: without it `start --serve` stopped 12 s in, the cause at the end of
+    kube-proxy's log. It is refused first, saying what to install; a start without --serve does not need it."""
+    serve = cluster.Options.parse(["--sim", "--serve"])
+    assert cluster.missing_host_tools(serve, which=lambda tool: None) == [
+        "nft is not installed (apt-get install nftables): kube-proxy's nftables mode, which routes the Services "
+        "(sandbox-network.md)"
+    ]
+    assert cluster.missing_host_tools(serve, which=lambda tool: f"/usr/sbin/{tool}") == []
+    assert cluster.missing_host_tools(cluster.Options.parse(["--sim"]), which=lambda tool: None) == []
+    sandbox = cluster.Sandbox(tmp_path / "run", "sbx-unit-never-made")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cluster.shutil, "which", lambda tool: None)
+        with pytest.raises(cluster.SandboxError, match=r"^nft is not installed \(apt-get install nftables\)"):
+            sandbox.start(serve)
+    assert not (tmp_path / "run").exists()
+
+
 def test_start_options_are_the_ones_the_e2e_tables_use():
     opts = cluster.Options.parse(
         [

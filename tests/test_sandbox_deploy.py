@@ -20,17 +20,22 @@ def test_stack_name_and_secrets():
         deploy.parse_secrets(["sglang-platform:apiKey=x"])
 
 
-def pod(name: str, phase: str, ready: bool, statuses: list[dict], conditions: list[dict] | None = None) -> dict:
+def pod(
+    name: str, phase: str, ready: bool, statuses: list[dict], conditions: list[dict] | None = None, job: bool = False
+) -> dict:
     conds = [{"type": "Ready", "status": "True" if ready else "False"}, *(conditions or [])]
+    owners = [{"kind": "Job", "name": name.rsplit("-", 1)[0]}] if job else []
     return {
-        "metadata": {"name": name, "namespace": "ns"},
+        "metadata": {"name": name, "namespace": "ns", "ownerReferences": owners},
         "status": {"phase": phase, "conditions": conds, "containerStatuses": statuses},
     }
 
 
 def test_not_ready_names_each_pod_and_why():
     pods = [
-        pod("job-x", "Succeeded", False, []),
+        pod("job-x", "Succeeded", False, [], job=True),
+        # Running and Ready (no readiness probe), but the Job's work is not done: prod's benchmark measuring.
+        pod("bench-abc", "Running", True, [{"name": "c", "ready": True, "state": {"running": {}}}], job=True),
         pod("ok", "Running", True, [{"name": "c", "ready": True, "state": {"running": {}}}]),
         pod("pull", "Pending", False, [{"name": "c", "state": {"waiting": {"reason": "ImageNotInSandbox"}}}]),
         pod("crash", "Running", False, [{"name": "c", "state": {"terminated": {"exitCode": 2, "reason": "Error"}}}]),
@@ -43,6 +48,7 @@ def test_not_ready_names_each_pod_and_why():
         ),
     ]
     assert deploy.not_ready(pods) == [
+        "ns/bench-abc (Running): its Job has not completed",
         "ns/pull (Pending): c waiting: ImageNotInSandbox",
         "ns/crash (Running): c exited 2 (Error)",
         "ns/unplaced (Pending): unschedulable: 0/3 nodes: Insufficient nvidia.com/gpu",

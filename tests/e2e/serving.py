@@ -90,7 +90,9 @@ class Served:
     @classmethod
     @contextlib.contextmanager
     def of(cls, engine: Engine, base: Path, stack_file: Path, secrets: dict[str, str], name: str) -> Iterator[Served]:
-        served = cls(engine, base / "run", f"sbx-{name}-{uuid.uuid4().hex[:6]}", stack_file, secrets)
+        # Named after SGLANG_SIM_NETNS when set, as every sandbox is: sessions sharing a machine keep theirs apart.
+        prefix = os.environ.get("SGLANG_SIM_NETNS") or "sbx"
+        served = cls(engine, base / "run", f"{prefix}-{name}-{uuid.uuid4().hex[:6]}", stack_file, secrets)
         try:
             yield served
         finally:

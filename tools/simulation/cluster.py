@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,6 +353,8 @@ class Sandbox:
     # --- start ----------------------------------------------------------------------------------------------
 
     def start(self, opts: Options) -> None:
+        if missing := missing_host_tools(opts):
+            raise SandboxError("; ".join(missing))
         needed = ["etcd", "kube-apiserver", "kubectl"]
         if opts.controllers:
             needed.append("kube-controller-manager")
@@ -665,6 +667,22 @@ class Sandbox:
 
 
 # --- pure parts (tested without root) ----------------------------------------------------------------------
+
+
+# Programs of this machine (not pinned binaries) that a serving sandbox's daemons run: (program, Debian package,
+# who needs it). Checked before anything starts: kube-proxy without nft fails only once the control plane is up,
+# with the cause deep in its log.
+SERVE_HOST_TOOLS = (("nft", "nftables", "kube-proxy's nftables mode, which routes the Services (sandbox-network.md)"),)
+
+
+def missing_host_tools(opts: Options, which: Callable[[str], str | None] | None = None) -> list[str]:
+    if not opts.serve:
+        return []
+    return [
+        f"{tool} is not installed (apt-get install {package}): {why}"
+        for tool, package, why in SERVE_HOST_TOOLS
+        if not (which or shutil.which)(tool)
+    ]
 
 
 def netns_problems(links: list[dict], routes: list[dict]) -> list[str]:

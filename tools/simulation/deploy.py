@@ -71,7 +71,10 @@ def not_ready(pods: list[dict]) -> list[str]:
         if phase == "Succeeded":
             continue
         conditions = {c["type"]: c for c in status.get("conditions") or []}
-        if conditions.get("Ready", {}).get("status") == "True":
+        # A Job's pod is Ready while it runs (no readiness probe): only its end says the Job did its work (the
+        # benchmark's result, the downloaded weights).
+        job = any(o.get("kind") == "Job" for o in meta.get("ownerReferences") or [])
+        if conditions.get("Ready", {}).get("status") == "True" and not job:
             continue
         why = []
         for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
@@ -84,6 +87,8 @@ def not_ready(pods: list[dict]) -> list[str]:
                 why.append(f"{c['name']} exited {t.get('exitCode')} ({t.get('reason', '')})")
             elif not c.get("ready"):
                 why.append(f"{c['name']} not ready")
+        if job and not why:
+            why.append("its Job has not completed")
         scheduled = conditions.get("PodScheduled", {})
         if scheduled.get("status") == "False":
             why.append(f"unschedulable: {scheduled.get('message', '')}")
