@@ -29,7 +29,7 @@ from packaging.version import Version
 
 from ..config.stack import InferenceGroup
 from ..facts.quantization import SCHEMES
-from ..facts.sglang import Table, load_table, releases_with, shipped_releases
+from ..facts.sglang import Table, load_table, shipped_releases
 from ..facts.sglang.releases import facts
 
 API_KEY_ENV = "SGLANG_API_KEY"
@@ -187,13 +187,18 @@ def spelled(table: Table | None, *spellings: tuple[str, ...]) -> tuple[str, ...]
     for words in spellings:
         if table.option(words[0]) is not None:
             return words
+    # Newer releases oldest first, each table loaded only when reached: a render of a release that lacks every
+    # spelling (0.4.4 and DeepEP, in managed_flags' every-lever group) loaded all nine tables to date them.
     pin = Version(table.release)
-    dated = []
-    for order, words in enumerate(spellings):
-        later = [Version(r) for r in releases_with(words[0]) if Version(r) > pin]
-        if later:
-            dated.append((min(later), order, words))
-    return min(dated)[2] if dated else spellings[0]
+    for release in shipped_releases():
+        later = load_table(release) if Version(release) > pin else None
+        if later is None:
+            continue
+        for words in spellings:
+            word = later.parse_word(words[0])
+            if word.kind == "option" and word.option is not None:
+                return words
+    return spellings[0]
 
 
 def _emitted(settings: list[Setting]) -> list[TypedFlag]:

@@ -3,12 +3,20 @@ builder the pods use, so extraArgs and the flag rules can never disagree with th
 
 from __future__ import annotations
 
+from packaging.version import Version
 from pydantic import BaseModel
 
 from sglang_platform.config.errors import _unwrap
 from sglang_platform.config.stack import InferenceGroup
-from sglang_platform.facts.sglang import load_table
-from sglang_platform.render.server_args import API_KEY, EVERY_TYPED_SETTING, managed_flags, typed_args, typed_flags
+from sglang_platform.facts.sglang import load_table, releases_with
+from sglang_platform.render.server_args import (
+    API_KEY,
+    EVERY_TYPED_SETTING,
+    managed_flags,
+    spelled,
+    typed_args,
+    typed_flags,
+)
 
 # InferenceGroup settings that shape objects and pods, never a launch_server flag.
 NOT_FLAGS = (
@@ -182,3 +190,15 @@ def test_values_become_words():
     assert items["--context-length"] == ("1",)
     words = typed_args(group, leader=True, api_key=False)
     assert words == [w for item in typed_flags(group, leader=True, api_key=False) for w in (item.flag, *item.values)]
+
+
+def test_a_lever_the_release_cannot_spell_takes_the_nearest_newer_releases_spelling():
+    """0.4.4 has neither DeepEP spelling: the one of the oldest newer release that reads one (so the check names
+    the release to pin), as every shipped table dates them."""
+    spellings = (("--moe-a2a-backend", "deepep"), ("--enable-deepep-moe",))
+    dated = [
+        (min(Version(r) for r in releases_with(words[0]) if Version(r) > Version("0.4.4")), order, words)
+        for order, words in enumerate(spellings)
+    ]
+    assert spelled(load_table("0.4.4"), *spellings) == min(dated)[2] == ("--enable-deepep-moe",)
+    assert spelled(load_table("0.5.23"), *spellings) == ("--moe-a2a-backend", "deepep")
