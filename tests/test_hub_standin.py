@@ -541,6 +541,13 @@ def test_the_committed_stacks_models_are_served_at_the_revisions_they_pin():
     declared = json.loads(json.dumps(stack_values("prod")))
     declared["inferenceGroups"][0]["model"]["quantization"] = "w8a8-int8"
     assert [s.quant for s in specs_for_stack(declared)] == ["w8a8-int8"]
+    # The PD example names only its preset: the preset's model, at the commit the preset pins.
+    (pd,) = specs_for_stack(stack_values("pd-h200"))
+    assert (pd.repo, pd.commit, pd.quant) == (
+        "deepseek-ai/DeepSeek-R1",
+        "56d4cbbb4d29f4355bab4b9a39ccb717a14ad5ad",
+        "fp8-block",
+    )
 
 
 def test_the_tokenizer_loads_with_transformers(served):

@@ -168,8 +168,12 @@ def parse_spec(text: str) -> ModelSpec:
 def specs_for_stack(values: Mapping[str, Any]) -> list[ModelSpec]:
     """The models a stack's groups download from a hub (its ``sglang-platform:*`` values without the prefix), each
     at the revision the stack names: a commit is the commit id, anything else a branch pointing at it."""
+    from sglang_platform.facts.presets import apply_preset
+
     out: dict[str, ModelSpec] = {}
-    for group in values.get("inferenceGroups") or []:
+    for raw in values.get("inferenceGroups") or []:
+        # A preset's model and source (the PD example names only its preset) are the group's, as the stack's own.
+        group = apply_preset(raw)
         model = group.get("model") or {}
         download = model.get("download") or {}
         repo, revision = download.get("repo"), str(download.get("revision") or "main")
