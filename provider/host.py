@@ -44,8 +44,13 @@ class PlatformProvider(ComponentProvider):
             # does not know, where the stack's validation names it as a typo.
             instance = BUILDERS[component](name, checked_inputs(component, name, inputs, definition), options)
         except InvalidInputsError as error:
-            # The engine prints the message as it is: the same text a Python program's refusal has.
-            raise InputPropertiesError(str(error)) from None
+            # The engine prints the message as it is: the same text a Python program's refusal has. The SDK's
+            # server sends an InputPropertiesError as an INVALID_ARGUMENT status, but only with a list of
+            # property errors (without one its status lacks trailing metadata and gRPC sends "Unexpected
+            # AttributeError" instead); the list stays empty because the engine would print each entry again
+            # after the message, which already names every key path. Any other exception comes with the
+            # provider's traceback appended.
+            raise InputPropertiesError(str(error), []) from None
         return ConstructResult(instance.urn, self.get_state(instance, definition))
 
 
