@@ -27,7 +27,7 @@ class PlatformProvider(ComponentProvider):
 
     def __init__(self, version: str) -> None:
         super().__init__(COMPONENTS, PROJECT, None, version)
-        self.schema = json.dumps(mark_secrets(json.loads(self.schema or "{}")))
+        self.schema = json.dumps(go_input_types(mark_secrets(json.loads(self.schema or "{}"))))
 
     def construct(
         self,
@@ -73,6 +73,15 @@ def mark_secrets(schema: dict[str, Any]) -> dict[str, Any]:
         for key, prop in resource.get("inputProperties", {}).items():
             if key in SECRET_INPUTS:
                 prop["secret"] = True
+    return schema
+
+
+def go_input_types(schema: dict[str, Any]) -> dict[str, Any]:
+    """The Go SDK with an Args type for every object type. Without it Pulumi's Go generator (v3.276) leaves out
+    BackendArgs, which OpenWebUIArgs.Backends names, and the SDK does not compile: it marks an object type of a
+    plain list as an input only when a plain object property sorts before the list in its resource
+    (MonitoringStack's config precedes targets; OpenWebUI's backends comes first)."""
+    schema.setdefault("language", {}).setdefault("go", {})["generateExtraInputTypes"] = True
     return schema
 
 
