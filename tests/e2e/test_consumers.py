@@ -47,8 +47,7 @@ BAD = {"tensorParallel": 2, "ports": {"http": 20000}}
 
 @pytest.fixture(scope="module")
 def repo(cluster: Cluster, workdir: Path) -> Path:
-    """A copy of the repository: what `pulumi package add <path>` reads, the provider runs from (its virtualenv
-    is the one running these tests, as for the stacks' programs)."""
+    """A copy of the repository: what `pulumi package add <path>` reads and the provider runs from."""
     missing = binaries.missing(binaries.LANGS)
     if missing:
         unavailable(f"consumers in other languages: {', '.join(missing)} (python tools/sandbox.py binaries fetch)")
@@ -121,22 +120,16 @@ def _host(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: flo
     return done.stdout
 
 
-def _added(project: Project, repo: Path) -> None:
-    """`pulumi package add` of the repository's package, then the stack and its secret."""
-    project.pulumi("package", "add", str(repo / "provider"))
-    project.pulumi("stack", "init", "ci")
-    project.pulumi("config", "set", "--secret", "apiKey", API_KEY)
-
-
 def _ready(project: Project, language: str, repo: Path) -> Project:
+    """`pulumi package add` of the repository's package (the Python twin imports the library), then the stack
+    and its secret."""
     if language == "typescript":
         # The program's own dependencies (and what the generated SDK needs, the same three) into npm's cache.
         _host("npm", "install", cwd=project.dir, env={"npm_config_fund": "false", "npm_config_audit": "false"})
-    if language == "python":
-        project.pulumi("stack", "init", "ci")
-        project.pulumi("config", "set", "--secret", "apiKey", API_KEY)
-    else:
-        _added(project, repo)
+    if language != "python":
+        project.pulumi("package", "add", str(repo / "provider"))
+    project.pulumi("stack", "init", "ci")
+    project.pulumi("config", "set", "--secret", "apiKey", API_KEY)
     return project
 
 
