@@ -860,8 +860,10 @@ class MonitoringEndpoints(TypedDict):
 class AddonStatus(TypedDict):
     """An add-on's mode and, when the stack installs it, its Helm release."""
 
-    mode: AddonMode
-    "install, present or absent."
+    # A string, not AddonMode: the SDK's provider maps an enum nested in an output object as an object, and the
+    # program received {} (tests/test_provider.py); inputs are read by the builders, where AddonMode works.
+    mode: str
+    "install, present or absent (the add-on's mode)."
     release: NotRequired[str]
     "The Helm release's name."
     namespace: NotRequired[str]

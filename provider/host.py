@@ -27,7 +27,7 @@ class PlatformProvider(ComponentProvider):
 
     def __init__(self, version: str) -> None:
         super().__init__(COMPONENTS, PROJECT, None, version)
-        self.schema = json.dumps(mark_secrets(json.loads(self.schema or "{}")))
+        self.schema = json.dumps(go_input_types(mark_secrets(json.loads(self.schema or "{}"))))
 
     def construct(
         self,
@@ -44,8 +44,13 @@ class PlatformProvider(ComponentProvider):
             # does not know, where the stack's validation names it as a typo.
             instance = BUILDERS[component](name, checked_inputs(component, name, inputs, definition), options)
         except InvalidInputsError as error:
-            # The engine prints the message as it is: the same text a Python program's refusal has.
-            raise InputPropertiesError(str(error)) from None
+            # The engine prints the message as it is: the same text a Python program's refusal has. The SDK's
+            # server sends an InputPropertiesError as an INVALID_ARGUMENT status, but only with a list of
+            # property errors (without one its status lacks trailing metadata and gRPC sends "Unexpected
+            # AttributeError" instead); the list stays empty because the engine would print each entry again
+            # after the message, which already names every key path. Any other exception comes with the
+            # provider's traceback appended.
+            raise InputPropertiesError(str(error), []) from None
         return ConstructResult(instance.urn, self.get_state(instance, definition))
 
 
@@ -68,6 +73,15 @@ def mark_secrets(schema: dict[str, Any]) -> dict[str, Any]:
         for key, prop in resource.get("inputProperties", {}).items():
             if key in SECRET_INPUTS:
                 prop["secret"] = True
+    return schema
+
+
+def go_input_types(schema: dict[str, Any]) -> dict[str, Any]:
+    """The Go SDK with an Args type for every object type. Without it Pulumi's Go generator (v3.276) leaves out
+    BackendArgs, which OpenWebUIArgs.Backends names, and the SDK does not compile: it marks an object type of a
+    plain list as an input only when a plain object property sorts before the list in its resource
+    (MonitoringStack's config precedes targets; OpenWebUI's backends comes first)."""
+    schema.setdefault("language", {}).setdefault("go", {})["generateExtraInputTypes"] = True
     return schema
 
 

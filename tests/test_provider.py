@@ -277,14 +277,74 @@ def test_a_group_and_its_gateway_register_what_a_python_program_does(tmp_path):
     }
 
 
-def _refusal(tmp_path: Path, component: str, inputs: dict[str, Any]) -> tuple[str, harness.RunResult | None]:
+def _refused_with(tmp_path: Path, component: str, inputs: dict[str, Any]) -> Exception:
+    """What construct raised for the inputs (it must raise)."""
     from pulumi.errors import InputPropertiesError
 
     try:
         result = _run(tmp_path, f"construct({component!r}, 'r1', {json.dumps(json.dumps(_wire(inputs)))})")
     except InputPropertiesError as error:
-        return error.message, None
+        return error
     raise AssertionError(f"not refused: {result.error or 'registered ' + str(len(result.resources))}")
+
+
+def _refusal(tmp_path: Path, component: str, inputs: dict[str, Any]) -> tuple[str, harness.RunResult | None]:
+    return str(_refused_with(tmp_path, component, inputs)), None
+
+
+class _GrpcContext:
+    """The part of grpc.aio's ServicerContext the SDK's server calls on a failed construct: abort_with_status
+    reads the status' code, details and trailing metadata (an attribute missing there is an AttributeError,
+    which gRPC sends as "Unexpected <class 'AttributeError'>" instead of the status)."""
+
+    def __init__(self) -> None:
+        self.aborted: tuple[Any, str, Any] | None = None
+
+    async def abort_with_status(self, status: Any) -> None:
+        self.aborted = (status.code, status.details, status.trailing_metadata)
+        raise RuntimeError("aborted")  # grpc raises to end the call
+
+
+def test_a_refusal_reaches_the_engine_as_one_invalid_argument_with_the_refusal_text(tmp_path):
+    """The refusal goes through the SDK's provider server as the engine receives it: one INVALID_ARGUMENT
+    status whose message is the refusal text, and no per-property entries (the engine would print each after
+    the message, repeating its lines)."""
+    import asyncio
+
+    from pulumi.provider.server import ProviderServicer
+    from pulumi.runtime.proto import errors_pb2, status_pb2
+
+    bad = GROUP | {"gpusPerNode": 0, "replicaz": 2}
+    error = _refused_with(tmp_path, "SglangInferenceGroup", {"config": bad, "namespace": "ns"})
+
+    async def construct(request: Any, context: Any) -> Any:
+        raise error
+
+    servicer = ProviderServicer(None, [], "127.0.0.1:0")  # type: ignore[arg-type]
+    servicer._construct = construct  # type: ignore[method-assign]
+    context = _GrpcContext()
+    loop = asyncio.new_event_loop()  # not asyncio.run: it would unset the loop the other tests' mocks use
+    try:
+        with pytest.raises(RuntimeError, match="aborted"):
+            loop.run_until_complete(servicer.Construct(None, context))  # type: ignore[arg-type]
+    finally:
+        loop.close()
+    assert context.aborted is not None
+    code, details, metadata = context.aborted
+    assert code.name == "INVALID_ARGUMENT"
+    assert details == str(error)
+    assert [line.split(":", 1)[0] for line in details.splitlines()] == [
+        "SglangInferenceGroup 'r1'",
+        "  - gpusPerNode",
+        "  - replicaz",
+    ]
+    [(key, blob)] = metadata
+    assert key == "grpc-status-details-bin"
+    status = status_pb2.Status.FromString(blob)
+    assert (status.code, status.message) == (code.value[0], details)
+    [packed] = status.details
+    properties = errors_pb2.InputPropertiesError()
+    assert packed.Unpack(properties) and list(properties.errors) == []
 
 
 def test_a_refused_group_gets_a_python_programs_message_and_registers_nothing(tmp_path):
@@ -329,6 +389,31 @@ def test_a_platform_is_the_stack_and_its_children_are_parented_to_it(tmp_path):
     at_root = stack.named("serving-namespace").parent
     assert {r.name for r in platform.resources if r.parent == root.urn} == {
         r.name for r in stack.resources if r.parent == at_root
+    }
+
+
+def test_a_platforms_outputs_reach_the_program_as_the_stack_exports_them(tmp_path):
+    """What construct hands back (the SDK maps each output by its schema type): the add-ons' modes as the
+    strings a stack exports. An enum-typed mode inside an object came back as {} (the SDK maps a nested enum
+    as an object), so the schema types it as a string."""
+    inputs = stack_values("dev") | {"apiKey": API_KEY} | FRONT_END_SECRETS
+    platform = _run(
+        tmp_path,
+        f"""
+        state = construct('Platform', 'dev', {json.dumps(json.dumps(_wire(inputs)))}).state
+        pulumi.export("addons", state["addons"])
+        """,
+    )
+    stack, _ = harness.run_stack("dev", secrets={"apiKey": API_KEY, **FRONT_END_SECRETS})
+    assert platform.error is None
+    # The SDK leaves out what is unset (a release's status under mocks), as the schema's optional keys allow.
+    exported = {name: {k: v for k, v in a.items() if v is not None} for name, a in stack.outputs["addons"].items()}
+    assert platform.outputs["addons"] == exported
+    assert {name: addon["mode"] for name, addon in platform.outputs["addons"].items()} == {
+        "gpuOperator": "present",
+        "volcano": "absent",
+        "lws": "install",
+        "keda": "install",
     }
 
 

@@ -89,6 +89,33 @@ def test_a_good_download_is_verified_against_upstreams_checksum_file_and_cached(
     assert binaries.fetch(pin) == path
 
 
+def test_the_yaml_language_host_comes_from_pulumi_yamls_release_checked_by_its_checksum_file(release_site: Path):
+    """pulumi-yaml names its archive by tag and its checksum file by version (its .goreleaser.yml)."""
+    pin = binaries.BY_NAME["pulumi-language-yaml"]
+    host = b"#!/bin/sh\nexit 0\n"
+    archive = _tarball("pulumi-language-yaml", host)
+    _publish(release_site, pin.url or "", archive)
+    sums = f"{hashlib.sha256(archive).hexdigest()}  pulumi-language-yaml-v1.38.1-linux-amd64.tar.gz\n"
+    _publish(
+        release_site,
+        "https://github.com/pulumi/pulumi-yaml/releases/download/v1.38.1/pulumi-yaml-1.38.1-checksums.txt",
+        sums.encode(),
+    )
+
+    assert binaries.fetch(pin).read_bytes() == host
+    assert binaries.LANGS == ("pulumi-language-nodejs", "pulumi-language-go", "pulumi-language-yaml")
+
+
+@pytest.mark.parametrize(("answer", "problems"), [("v3.260.0", 0), ("v3.276.0", 1)])
+def test_a_language_host_of_another_release_is_a_problem(tmp_path: Path, monkeypatch, answer: str, problems: int):
+    """The Node.js host answers -version; the pin is the release the consumers' tests ran with."""
+    host = tmp_path / "pulumi-language-nodejs"
+    host.write_text(f'#!/bin/sh\n[ "$1" = -version ] && echo {answer}\n')
+    host.chmod(0o755)
+    monkeypatch.setenv("ENGINE_BIN", str(tmp_path))
+    assert len(binaries.check(["pulumi-language-nodejs"])) == problems
+
+
 def test_a_wrong_checksum_is_refused_and_nothing_is_cached(release_site: Path):
     pin = binaries.BY_NAME["kube-apiserver"]
     _publish(release_site, pin.url or "", b"not the real kube-apiserver")

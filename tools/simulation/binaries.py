@@ -36,6 +36,8 @@ from pathlib import Path
 KUBERNETES = "v1.36.3"
 PULUMI = "v3.276.0"
 ETCD = "v3.6.8"
+PULUMI_HOSTS = "v3.260.0"
+PULUMI_YAML = "v1.38.1"
 
 MIRROR_ENV = "SGLANG_SANDBOX_DOWNLOAD_MIRROR"
 # Download size cap: the largest binary here is ~200 MB unpacked; nothing legitimate needs more.
@@ -85,15 +87,17 @@ def _k8s(name: str, role: str) -> Pin:
     )
 
 
-def _pulumi(name: str, role: str, version_args: tuple[str, ...] = (), text: str | None = None) -> Pin:
-    archive = f"pulumi-{PULUMI}-linux-x64.tar.gz"
+def _pulumi(
+    name: str, role: str, version_args: tuple[str, ...] = (), text: str | None = None, release: str = PULUMI
+) -> Pin:
+    archive = f"pulumi-{release}-linux-x64.tar.gz"
     return Pin(
         name,
-        PULUMI,
+        release,
         role,
         url=f"https://get.pulumi.com/releases/sdk/{archive}",
         member=f"pulumi/{name}",
-        sha256_url=f"https://get.pulumi.com/releases/sdk/pulumi-{PULUMI.lstrip('v')}-checksums.txt",
+        sha256_url=f"https://get.pulumi.com/releases/sdk/pulumi-{release.lstrip('v')}-checksums.txt",
         version_args=version_args,
         version_text=text,
     )
@@ -170,6 +174,26 @@ PINS: tuple[Pin, ...] = (
         # A provider plugin has no version flag: the engine asks it over gRPC.
         version_text=None,
     ),
+    # The language hosts of programs in TypeScript, Go and YAML that use the component package (provider/,
+    # tests/e2e/test_consumers.py); the official CLI release ships them. The Node.js and Go hosts are those of
+    # v3.260.0, the release the offline build's sources are (Pulumi's Go proxy refuses both host modules at every
+    # version, v3.276.0 included); the engine of v3.276.0 runs them. The YAML host is pulumi-yaml's own release
+    # (a CLI release bundles one): v1.38.1 is the one run here; v1.25.0, the newest that proxy lists, lacks what
+    # `pulumi package add` asks of it.
+    _pulumi("pulumi-language-nodejs", "langs", ("-version",), PULUMI_HOSTS.lstrip("v"), PULUMI_HOSTS),
+    _pulumi("pulumi-language-go", "langs", ("-version",), PULUMI_HOSTS.lstrip("v"), PULUMI_HOSTS),
+    Pin(
+        "pulumi-language-yaml",
+        PULUMI_YAML,
+        "langs",
+        url=f"https://github.com/pulumi/pulumi-yaml/releases/download/{PULUMI_YAML}/"
+        f"pulumi-language-yaml-{PULUMI_YAML}-linux-amd64.tar.gz",
+        member="pulumi-language-yaml",
+        sha256_url=f"https://github.com/pulumi/pulumi-yaml/releases/download/{PULUMI_YAML}/"
+        f"pulumi-yaml-{PULUMI_YAML.lstrip('v')}-checksums.txt",
+        # It has no version flag (it answers the engine over gRPC).
+        version_text=None,
+    ),
 )
 BY_NAME = {p.name: p for p in PINS}
 # What `tools/sandbox.py start` and the end-to-end suite need.
@@ -177,6 +201,8 @@ CLUSTER = tuple(p.name for p in PINS if p.role == "cluster")
 # What `start --serve` adds: Services and cluster DNS for the pods that really run.
 NETWORK = tuple(p.name for p in PINS if p.role == "network")
 ENGINE = tuple(p.name for p in PINS if p.role == "engine")
+# What programs in other languages add (the component package's consumers).
+LANGS = tuple(p.name for p in PINS if p.role == "langs")
 
 
 class FetchError(Exception):

@@ -362,7 +362,8 @@ class Sandbox:
             needed += ["kube-scheduler", "kwok", "lws-controller"]
         if opts.serve:
             needed += list(binaries.NETWORK)
-        self._bin = binaries.bin_dir(needed + [n for n in binaries.ENGINE if binaries.locate(n)])
+        # The engine, and the language hosts of programs in other languages when present (tests/e2e/test_consumers.py).
+        self._bin = binaries.bin_dir(needed + [n for n in binaries.ENGINE + binaries.LANGS if binaries.locate(n)])
         if opts.fresh and self.run.exists():
             running = [c for c in COMPONENTS if self.alive(c)]
             if running:
