@@ -482,3 +482,34 @@ def crd_gaps(chart_dir: Path, live: dict[str, dict]) -> list[str]:
         if differences:
             out.append(f"{crd.name} ({chart_dir.name}/{crd.directory}): {', '.join(differences)}")
     return out
+
+
+def gang_lws_controller(cluster: Cluster) -> None:
+    """The sandbox's LWS controller restarted with its Volcano provider (gangSchedulingManagement), as the lws
+    chart configures it under lws.gangScheduling: it gives each group a PodGroup. Its config is published where
+    the chart keeps it (lws-system/lws-manager-config), which the live check at preview reads."""
+    run = cluster.run_dir
+    lws = yaml.safe_load((run / "lws-config.yaml").read_text())
+    lws["gangSchedulingManagement"] = {"schedulerProvider": "volcano"}
+    (run / "lws-config-gang.yaml").write_text(yaml.safe_dump(lws))
+    cluster.stop_component("lws-controller")
+    cluster.spawn(
+        "lws-controller",
+        "lws-controller",
+        "--config",
+        str(run / "lws-config-gang.yaml"),
+        "--kubeconfig",
+        str(run / "kubeconfig"),
+        "--zap-log-level=info",
+    )
+    cluster.wait_for(
+        "gang-scheduling LWS controller ready",
+        lambda: cluster.exec("curl", "-sf", "http://127.0.0.1:18081/readyz", check=False).returncode == 0,
+    )
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "lws-manager-config", "namespace": "lws-system"},
+        "data": {"controller_manager_config.yaml": (run / "lws-config-gang.yaml").read_text()},
+    }
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lws-system"}}, config_map])

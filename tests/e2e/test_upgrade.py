@@ -47,6 +47,7 @@ from .scenario import (
     Snapshot,
     crd_gaps,
     deployment_ready,
+    gang_lws_controller,
     lost_or_replaced,
     manifest_crds,
     not_a_server_error,
@@ -96,6 +97,8 @@ class Case:
     reference_charts: dict[str, str]
     legs: tuple[Leg, ...]
     downgrade: tuple[str, ...]  # the refusals of the way back, in the preview's order (by stack key)
+    # The kinds the stack has objects of once up (a kept kind without objects would be checked for nothing).
+    kinds: frozenset[str] = frozenset(KEPT_KINDS)
 
     @property
     def webui(self) -> str:
@@ -140,6 +143,8 @@ CASES = {
             _downgrade("kubePrometheusStack", "88.3.0", "88.5.3", "monitoring/kube-prometheus-stack"),
             WEBUI_DOWNGRADE.format(ns="sglang-dev"),
         ),
+        # dev installs no Volcano: no Queue, no PodGroup.
+        kinds=frozenset(KEPT_KINDS) - {"PodGroup", "Queue"},
     ),
     "prod": Case(
         stack="prod",
@@ -207,6 +212,10 @@ def cluster(case: Case, engine: Engine, tmp_path_factory) -> Iterator[Cluster]:
     sim = Cluster(engine, tmp_path_factory.mktemp(f"upgrade-{case.stack}") / "run")
     sim.start(*SIM[case.stack])
     try:
+        if "PodGroup" in case.kinds:
+            # prod's lws.gangScheduling: the LWS controller gives each group a PodGroup (kube-scheduler's volcano
+            # profile still binds the pods: the chart's Volcano scheduler is one of kwok's pods).
+            gang_lws_controller(sim)
         yield sim
     finally:
         sim.stop()
@@ -340,6 +349,7 @@ def test_up_at_the_reference_set(case, project, cluster, engine, steps, record):
     cluster.wait_for("Open WebUI ready", lambda: deployment_ready(cluster, case.namespace, "open-webui"))
     settle(cluster)
     record["snapshot"] = Snapshot.take(cluster)
+    assert {kind for kind, objects in record["snapshot"].uids.items() if objects} == case.kinds
     record["charts"] = planned
     steps.done.add("reference")
 
@@ -382,7 +392,17 @@ def test_each_upgrade_previews_its_changes_and_keeps_what_runs(case, project, cl
         record["events"][leg.name] = upgrade_events(cluster, before, after)
 
         # The same objects of every kept kind; what is new is printed.
-        assert lost_or_replaced(before.uids, after.uids) == []
+        lost = lost_or_replaced(before.uids, after.uids)
+        if leg.group_rolls:
+            # But the PodGroups of a group that rolls: LWS gives each group revision its own, named by it
+            # (<lws>-<group index>-<revision hash>), and the old one goes with the old revision's pods. One per
+            # group again, of the new revision; where the group does not roll, the same PodGroup (the next leg).
+            assert sorted(line for line in lost if line.startswith("PodGroup ")) == sorted(
+                f"PodGroup {key}: deleted" for key in before.uids["PodGroup"]
+            )
+            assert len(after.uids["PodGroup"]) == len(before.uids["PodGroup"])
+            lost = [line for line in lost if not line.startswith("PodGroup ")]
+        assert lost == []
         for kind in KEPT_KINDS:
             new = sorted(set(after.uids[kind]) - set(before.uids[kind]))
             if new:
