@@ -13,9 +13,11 @@ What it shows (docs/upgrades.md quotes the measured order and times, printed her
 - the downgrade is refused at preview with each component's message, and nothing in the cluster changed.
 
 kwok mode (as test_prod.py): the pods are kwok's, Ready once bound. The sandbox's other mode runs every pod for
-real (`sandbox up --serve`): prod's add-ons (GPU Operator, Volcano, kube-prometheus-stack) on the node agent are
-more than this 2-core machine holds beside the engine; kwok mode runs the same API server, Helm releases, LWS
-controller and Volcano scheduler, which is where an upgrade replaces or deletes objects.
+real (`sandbox up --serve`); it was not used here: prod's add-ons as real processes beside the engine on a 2-core
+machine were not tried, and what an upgrade can break (an object deleted or replaced, a CRD missing, a plan that
+does not settle) happens in the API server, Helm releases and LWS controller, which kwok mode runs for real
+(pods are bound by kube-scheduler, Volcano's pods included: its profile `volcano` stands for Volcano's
+scheduler). docs/upgrades.md also reports dev's upgrade served for real once, by hand.
 
 prod "at the defaults" is the committed stack without its `versions` mapping (the `set` and the single pins that
 hold the reference's lines: SGLang 0.4.4-cu124, KEDA 2.17.2, Volcano 1.10.2, Kubernetes 1.30.6), with the nodes'
