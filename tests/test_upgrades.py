@@ -8,6 +8,8 @@ import base64
 import copy
 import gzip
 import json
+import re
+from pathlib import Path
 
 import pytest
 from conftest import REQUIRED_SECRETS, stack_values
@@ -346,3 +348,16 @@ def test_the_crds_of_a_real_chart():
     ]
     hook = (chart("gpu-operator", "v26.7.0") / "templates" / "upgrade_crd.yaml").read_text()
     assert "computedomains" not in hook and "nvidia.com_clusterpolicies.yaml" in hook
+
+
+def test_every_section_a_message_names_is_in_the_operators_guide():
+    """Each refusal and note ends with (docs/upgrades.md, <section>): that section exists there."""
+    source = Path(upgrades.__file__).read_text()
+    named = set(re.findall(r"\(\{DOCS\}, ([A-Z][A-Za-z ]+)\)", source))
+    assert named == {"GPU Operator", "Downgrades", "Troubleshooting", "CRDs"}
+    headings = {
+        line.removeprefix("## ").strip()
+        for line in (harness.ROOT / upgrades.DOCS).read_text().splitlines()
+        if line.startswith("## ")
+    }
+    assert named <= headings, named - headings

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tools import harness
 from tools.engine import Cluster, Project, as_stored, live_objects, mismatches, rendered_objects
@@ -236,3 +240,276 @@ def daemon_set_on_gpu_nodes(cluster: Cluster, namespace: str, name: str) -> list
     assert {p["status"]["phase"] for p in pods} == {"Running"}
     assert nodes_of(pods) == gpu_nodes
     return gpu_nodes
+
+
+# --- in-place upgrades (tests/e2e/test_upgrade.py) ------------------------------------------------------------------
+
+# The kinds an in-place upgrade must keep: the same objects (UIDs) before and after. Their loss is what lws#880 did
+# (a chart upgrade deleted the LWS CRD and with it every LeaderWorkerSet); a claim or Secret lost is data lost.
+KEPT_KINDS = {
+    "LeaderWorkerSet": LWS,
+    "PodGroup": "podgroups.scheduling.volcano.sh",
+    "Queue": "queues.scheduling.volcano.sh",
+    "ScaledObject": "scaledobjects.keda.sh",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Secret": "secrets",
+    "CustomResourceDefinition": "customresourcedefinitions.apiextensions.k8s.io",
+}
+# The workloads whose pods roll when their template changes. LWS runs each group as StatefulSets (the leaders',
+# and one per group for its workers), so the group pods are among these too.
+WORKLOAD_KINDS = {"Deployment": "deployments", "DaemonSet": "daemonsets", "StatefulSet": "statefulsets"}
+
+
+def listed(cluster: Cluster, resource: str) -> list[dict]:
+    """Every object of a resource in every namespace; none where the cluster has no such type (Volcano's kinds in a
+    stack without Volcano)."""
+    # With managedFields (kubectl hides them): their times say when each writer last changed the object.
+    result = cluster.kubectl("get", resource, "-A", "-o", "json", "--show-managed-fields", check=False)
+    if result.returncode != 0:
+        assert "doesn't have a resource type" in result.stderr, result.output
+        return []
+    return result.json()["items"]
+
+
+def object_key(obj: dict) -> str:
+    meta = obj["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+
+def kept_uids(cluster: Cluster) -> dict[str, dict[str, str]]:
+    """The UID of every object of the kept kinds, by kind and namespace/name."""
+    return {
+        kind: {object_key(o): o["metadata"]["uid"] for o in listed(cluster, resource)}
+        for kind, resource in KEPT_KINDS.items()
+    }
+
+
+def lost_or_replaced(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> list[str]:
+    """Objects of ``before`` that are gone or another object (a new UID) in ``after``."""
+    out = []
+    for kind, objects in before.items():
+        for key, uid in objects.items():
+            now = after[kind].get(key)
+            if now != uid:
+                out.append(f"{kind} {key}: {'deleted' if now is None else 'replaced'}")
+    return out
+
+
+@dataclass
+class Workload:
+    uid: str
+    template: Any
+    pods: dict[str, str] = field(default_factory=dict)  # pod name -> UID
+
+
+def workloads(cluster: Cluster) -> dict[str, Workload]:
+    """Every Deployment, DaemonSet and StatefulSet with its pod template and the pods it runs (a Deployment's
+    through its ReplicaSets)."""
+    out: dict[str, Workload] = {}
+    owner: dict[str, str] = {}
+    for kind, resource in WORKLOAD_KINDS.items():
+        for obj in listed(cluster, resource):
+            key = f"{kind} {object_key(obj)}"
+            out[key] = Workload(obj["metadata"]["uid"], obj["spec"]["template"])
+            owner[obj["metadata"]["uid"]] = key
+    for rs in listed(cluster, "replicasets"):
+        for ref in rs["metadata"].get("ownerReferences") or []:
+            if ref["uid"] in owner:
+                owner[rs["metadata"]["uid"]] = owner[ref["uid"]]
+    for pod in listed(cluster, "pods"):
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref["uid"] in owner:
+                out[owner[ref["uid"]]].pods[pod["metadata"]["name"]] = pod["metadata"]["uid"]
+    return out
+
+
+def unsettled(cluster: Cluster) -> list[str]:
+    """Workloads whose rollout is not finished (not every replica updated and ready) and pods still terminating."""
+    out = []
+    for obj in listed(cluster, "deployments") + listed(cluster, "statefulsets"):
+        spec, status = obj["spec"], obj.get("status") or {}
+        want = spec.get("replicas", 1)
+        done = status.get("observedGeneration") == obj["metadata"]["generation"] and want == status.get(
+            "updatedReplicas", 0
+        ) == status.get("readyReplicas", 0)
+        if obj["kind"] == "StatefulSet":
+            done = done and status.get("currentRevision") == status.get("updateRevision")
+        if not done:
+            out.append(f"{obj['kind']} {object_key(obj)}")
+    for obj in listed(cluster, "daemonsets"):
+        status = obj.get("status") or {}
+        want = status.get("desiredNumberScheduled", 0)
+        if not (
+            status.get("observedGeneration") == obj["metadata"]["generation"]
+            and want == status.get("updatedNumberScheduled", 0) == status.get("numberReady", 0)
+        ):
+            out.append(f"DaemonSet {object_key(obj)}")
+    pods = listed(cluster, "pods")
+    out += [f"pod {object_key(p)} terminating" for p in pods if p["metadata"].get("deletionTimestamp")]
+    return out
+
+
+def settle(cluster: Cluster) -> None:
+    """Wait until every rollout is finished (kwok's pods are Ready as soon as they are bound)."""
+    cluster.wait_for("every rollout finished", lambda: not unsettled(cluster) or None, timeout=300, interval=2)
+
+
+@dataclass(frozen=True)
+class HelmRevision:
+    release: str  # namespace/name
+    revision: int
+    status: str
+    chart: str  # name-version
+    written: str  # when Helm wrote the record (the operation's start)
+    updated: str  # its last change (marked deployed, superseded, failed)
+    manifest: str
+
+
+def helm_revisions(cluster: Cluster) -> dict[str, list[HelmRevision]]:
+    """Every Helm release's revisions, oldest first, from the Secrets its storage driver writes."""
+    from sglang_platform.rules.upgrades import decode_release
+
+    out: dict[str, list[HelmRevision]] = {}
+    for secret in listed(cluster, "secrets"):
+        labels = secret["metadata"].get("labels") or {}
+        if labels.get("owner") != "helm":
+            continue
+        release = decode_release(secret) or {}
+        meta = (release.get("chart") or {}).get("metadata") or {}
+        name = f"{secret['metadata']['namespace']}/{labels['name']}"
+        times = [f["time"] for f in secret["metadata"].get("managedFields") or [] if f.get("time")]
+        out.setdefault(name, []).append(
+            HelmRevision(
+                name,
+                int(labels["version"]),
+                labels.get("status", ""),
+                f"{meta.get('name')}-{meta.get('version')}",
+                secret["metadata"]["creationTimestamp"],
+                max(times, default=secret["metadata"]["creationTimestamp"]),
+                release.get("manifest") or "",
+            )
+        )
+    return {k: sorted(v, key=lambda r: r.revision) for k, v in out.items()}
+
+
+def manifest_crds(manifest: str) -> list[str]:
+    """The CRDs a Helm release's rendered templates hold (KEDA's and Volcano's are templates, not crds/)."""
+    return sorted(
+        d["metadata"]["name"]
+        for d in yaml.safe_load_all(manifest)
+        if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"
+    )
+
+
+@dataclass
+class Snapshot:
+    """What the upgrade checks compare: the kept objects, the workloads and their pods, the Helm releases, the
+    CRDs as stored (generation and last write)."""
+
+    uids: dict[str, dict[str, str]]
+    workloads: dict[str, Workload]
+    helm: dict[str, list[HelmRevision]]
+    crds: dict[str, dict]
+    groups: dict[str, dict]  # the LeaderWorkerSets
+
+    @classmethod
+    def take(cls, cluster: Cluster) -> Snapshot:
+        crds = {o["metadata"]["name"]: o for o in listed(cluster, KEPT_KINDS["CustomResourceDefinition"])}
+        groups = {object_key(o): o for o in listed(cluster, LWS)}
+        return cls(kept_uids(cluster), workloads(cluster), helm_revisions(cluster), crds, groups)
+
+    def releases(self) -> dict[str, tuple[int, str]]:
+        """Each release's newest revision and the chart it runs."""
+        return {name: (revs[-1].revision, revs[-1].chart) for name, revs in self.helm.items()}
+
+
+def last_write(obj: dict) -> str:
+    """When the object itself (not its status, which its controller keeps writing) was last changed."""
+    fields = obj["metadata"].get("managedFields") or []
+    return max((f["time"] for f in fields if f.get("time") and not f.get("subresource")), default="")
+
+
+def upgrade_events(cluster: Cluster, before: Snapshot, after: Snapshot) -> list[tuple[str, str]]:
+    """What changed between two snapshots, each with the API server's time (RFC 3339, seconds): each Helm
+    release's new revisions (written, then marked deployed), each CRD written anew, each workload whose template
+    changed (its first new pod created, its last new pod Ready). Sorted by time."""
+    events: list[tuple[str, str]] = []
+    seen = {(r.release, r.revision) for revs in before.helm.values() for r in revs}
+    for revs in after.helm.values():
+        for r in revs:
+            if (r.release, r.revision) not in seen:
+                events.append((r.written, f"Helm release {r.release} revision {r.revision} ({r.chart}) started"))
+                events.append((r.updated, f"Helm release {r.release} revision {r.revision} {r.status}"))
+    for name, crd in after.crds.items():
+        old = before.crds.get(name)
+        if old is None or old["metadata"]["generation"] != crd["metadata"]["generation"]:
+            events.append((last_write(crd), f"CRD {name} {'created' if old is None else 'updated'}"))
+    for key, lws in after.groups.items():
+        old = before.groups.get(key)
+        if old is None or old["metadata"]["generation"] != lws["metadata"]["generation"]:
+            events.append((last_write(lws), f"LeaderWorkerSet {key} {'created' if old is None else 'updated'}"))
+    pods = {p["metadata"]["uid"]: p for p in listed(cluster, "pods")}
+    for key, work in after.workloads.items():
+        old_work = before.workloads.get(key)
+        if old_work is not None and old_work.template == work.template:
+            continue
+        new = [pods[uid] for uid in work.pods.values() if uid in pods]
+        if not new:
+            events.append(("", f"{key} template changed, no pods"))
+            continue
+        created = min(p["metadata"]["creationTimestamp"] for p in new)
+        ready = [
+            c["lastTransitionTime"]
+            for p in new
+            for c in (p.get("status") or {}).get("conditions") or []
+            if c["type"] == "Ready" and c["status"] == "True"
+        ]
+        what = "created" if old_work is None else "rolled"
+        events.append((created, f"{key}: first new pod ({what})"))
+        if len(ready) == len(new):
+            events.append((max(ready), f"{key}: all {len(new)} pods Ready"))
+    return sorted(events)
+
+
+def crd_gaps(chart_dir: Path, live: dict[str, dict]) -> list[str]:
+    """The CRDs of a chart's crds/ directories (its own and its subcharts') that the cluster lacks or holds in
+    another form than the chart's."""
+    from sglang_platform.rules.upgrades import chart_crds, crd_differences
+
+    out = []
+    for crd in chart_crds(chart_dir):
+        differences = crd_differences(crd.crd, live.get(crd.name))
+        if differences:
+            out.append(f"{crd.name} ({chart_dir.name}/{crd.directory}): {', '.join(differences)}")
+    return out
+
+
+def gang_lws_controller(cluster: Cluster) -> None:
+    """The sandbox's LWS controller restarted with its Volcano provider (gangSchedulingManagement), as the lws
+    chart configures it under lws.gangScheduling: it gives each group a PodGroup. Its config is published where
+    the chart keeps it (lws-system/lws-manager-config), which the live check at preview reads."""
+    run = cluster.run_dir
+    lws = yaml.safe_load((run / "lws-config.yaml").read_text())
+    lws["gangSchedulingManagement"] = {"schedulerProvider": "volcano"}
+    (run / "lws-config-gang.yaml").write_text(yaml.safe_dump(lws))
+    cluster.stop_component("lws-controller")
+    cluster.spawn(
+        "lws-controller",
+        "lws-controller",
+        "--config",
+        str(run / "lws-config-gang.yaml"),
+        "--kubeconfig",
+        str(run / "kubeconfig"),
+        "--zap-log-level=info",
+    )
+    cluster.wait_for(
+        "gang-scheduling LWS controller ready",
+        lambda: cluster.exec("curl", "-sf", "http://127.0.0.1:18081/readyz", check=False).returncode == 0,
+    )
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "lws-manager-config", "namespace": "lws-system"},
+        "data": {"controller_manager_config.yaml": (run / "lws-config-gang.yaml").read_text()},
+    }
+    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lws-system"}}, config_map])

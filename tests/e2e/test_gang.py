@@ -18,7 +18,7 @@ from tools.engine import Cluster, Project
 from tools.sim_stacks import NFS_CLIENT, SECRETS, SIM, committed, merged, overrides
 from tools.simulation import binaries
 
-from .scenario import group_pods, running_on_distinct_nodes
+from .scenario import gang_lws_controller, group_pods, running_on_distinct_nodes
 
 SIM_OPTIONS = SIM["prod"]
 # Volcano 1.9.0's CRDs as its chart ships them (the scheduler also watches Numatopologies and Commands).
@@ -80,37 +80,12 @@ def volcano(cluster: Cluster, vc_scheduler: str) -> Cluster:
         "127.0.0.1:18091",
         "--enable-healthz",
     )
-    lws = yaml.safe_load((run / "lws-config.yaml").read_text())
-    lws["gangSchedulingManagement"] = {"schedulerProvider": "volcano"}
-    (run / "lws-config-gang.yaml").write_text(yaml.safe_dump(lws))
-    cluster.stop_component("lws-controller")
-    cluster.spawn(
-        "lws-controller",
-        "lws-controller",
-        "--config",
-        str(run / "lws-config-gang.yaml"),
-        "--kubeconfig",
-        str(run / "kubeconfig"),
-        "--zap-log-level=info",
-    )
-    cluster.wait_for(
-        "gang-scheduling LWS controller ready",
-        lambda: cluster.exec("curl", "-sf", "http://127.0.0.1:18081/readyz", check=False).returncode == 0,
-    )
+    gang_lws_controller(cluster)
     cluster.wait_for(
         "Volcano scheduler healthy",
         lambda: cluster.exec("curl", "-sf", "http://127.0.0.1:18091/healthz", check=False).returncode == 0,
     )
     cluster.apply(NFS_CLIENT)
-    # Where the lws chart keeps the controller's config (lws-system/lws-manager-config): the live check at preview
-    # reads it to verify what lws.gangScheduling declares of a controller the stack does not install.
-    config_map = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "lws-manager-config", "namespace": "lws-system"},
-        "data": {"controller_manager_config.yaml": (run / "lws-config-gang.yaml").read_text()},
-    }
-    cluster.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lws-system"}}, config_map])
     return cluster
 
 
