@@ -166,6 +166,13 @@ class Served:
         body, _, code = out.stdout.rpartition("\n")
         return int(code or 0), body
 
+    def chat(self, base: str, model: str, key: str | None = None, content: str = "Hello") -> tuple[int, str]:
+        """A chat completion through ``base`` (an OpenAI base URL ending in /v1), with ``key`` as the bearer token
+        when given: (HTTP status, body)."""
+        request = json.dumps({"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 8})
+        auth = ["-H", f"Authorization: Bearer {key}"] if key is not None else []
+        return self.curl(*auth, "-H", "Content-Type: application/json", "-d", request, f"{base}/chat/completions")
+
     def pods(self, namespace: str, selector: str | None = None) -> list[dict]:
         args = ["pods", "-n", namespace] + (["-l", selector] if selector else [])
         return self.cluster.get(*args)["items"]

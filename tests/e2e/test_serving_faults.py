@@ -90,13 +90,6 @@ def test_the_leader_is_ready_only_after_its_worker_joined(served, steps):
     steps.done.add("up")
 
 
-def chat(served: Served, *headers: str) -> tuple[int, str]:
-    request = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8})
-    return served.curl(
-        "-X", "POST", "-H", "Content-Type: application/json", *headers, "-d", request, f"{GATEWAY}/v1/chat/completions"
-    )
-
-
 def test_a_request_without_the_key_is_refused(served, steps):
     """The group checks --api-key on every API path; through the gateway (sglang-router 0.3.2) a chat without the
     key, or with another, is refused too, while `GET /v1/models` is answered by the router itself, keyless
@@ -107,9 +100,9 @@ def test_a_request_without_the_key_is_refused(served, steps):
     assert served.curl(direct)[0] == 401
     code, body = served.curl("-H", f"Authorization: Bearer {KEY}", direct)
     assert code == 200 and MODEL in body, body
-    assert chat(served)[0] == 401
-    assert chat(served, "-H", "Authorization: Bearer not-the-key")[0] == 401
-    code, body = chat(served, "-H", f"Authorization: Bearer {KEY}")
+    assert served.chat(f"{GATEWAY}/v1", MODEL)[0] == 401
+    assert served.chat(f"{GATEWAY}/v1", MODEL, "not-the-key")[0] == 401
+    code, body = served.chat(f"{GATEWAY}/v1", MODEL, KEY)
     assert code == 200 and json.loads(body)["choices"], body
     code, body = served.curl(f"{GATEWAY}/v1/models")
     assert code == 200 and MODEL in body, (code, body)
@@ -242,7 +235,7 @@ def test_smg_refuses_a_request_without_the_key(served, steps, tmp_path):
         return (code, body) if code == 200 and MODEL in body else None
 
     served.cluster.wait_for("smg serving the model", smg_answers, 300, 3)
-    assert chat(served)[0] == 401
-    assert chat(served, "-H", "Authorization: Bearer not-the-key")[0] == 401
-    code, body = chat(served, "-H", f"Authorization: Bearer {KEY}")
+    assert served.chat(f"{GATEWAY}/v1", MODEL)[0] == 401
+    assert served.chat(f"{GATEWAY}/v1", MODEL, "not-the-key")[0] == 401
+    code, body = served.chat(f"{GATEWAY}/v1", MODEL, KEY)
     assert code == 200 and json.loads(body)["choices"], body

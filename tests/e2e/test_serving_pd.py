@@ -49,28 +49,13 @@ def leaders(served: Served, revision: str | None = None) -> dict[str, dict]:
     return found
 
 
-def chat(served: Served) -> tuple[int, str]:
-    request = json.dumps({"model": SERVICE, "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8})
-    return served.curl(
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "-H",
-        f"Authorization: Bearer {KEY}",
-        "-d",
-        request,
-        f"{GATEWAY}/v1/chat/completions",
-    )
-
-
 def test_a_chat_is_served_by_a_prefill_and_a_decode_of_one_revision(served, steps):
     served.up()
     pair = leaders(served)
     assert set(pair) == {"prefill", "decode"}, sorted(pair)
     revisions = {role: pod["metadata"]["labels"][REVISION] for role, pod in pair.items()}
     assert revisions["prefill"] == revisions["decode"], revisions
-    code, body = chat(served)
+    code, body = served.chat(f"{GATEWAY}/v1", SERVICE, KEY)
     assert code == 200 and json.loads(body)["choices"], body
     prefill, decode = pair["prefill"], pair["decode"]
     rev = revisions["prefill"]
@@ -100,7 +85,7 @@ def test_a_rollout_of_one_role_never_pairs_two_revisions(served, steps, tmp_path
     while time.monotonic() < deadline:
         for pod in role_pods(served):
             seen[pod["metadata"]["uid"]] = pod
-        codes[chat(served)[0]] += 1
+        codes[served.chat(f"{GATEWAY}/v1", SERVICE, KEY)[0]] += 1
         revisions = {p["metadata"]["labels"][REVISION] for p in role_pods(served)}
         new = leaders(served, next(iter(revisions - old), None)) if revisions - old else {}
         if served.up_proc is not None and served.up_proc.poll() is not None and set(new) == {"prefill", "decode"}:
@@ -117,7 +102,7 @@ def test_a_rollout_of_one_role_never_pairs_two_revisions(served, steps, tmp_path
         assert "[stand-in] refused a pair" not in log, (pod["metadata"]["name"], log[-2000:])
     # The new pair serves, each with the other only, and of its own revision.
     assert {p["metadata"]["labels"][REVISION] for p in new.values()}.isdisjoint(old)
-    code, body = chat(served)
+    code, body = served.chat(f"{GATEWAY}/v1", SERVICE, KEY)
     assert code == 200, body
     rev = new["prefill"]["metadata"]["labels"][REVISION]
     for role, other in (("prefill", "decode"), ("decode", "prefill")):
